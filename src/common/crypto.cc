@@ -1,0 +1,106 @@
+#include "common/crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace firebreak {
+
+std::optional<HmacAlgorithm> ParseHmacAlgorithm(std::string_view name) {
+  if (name == "sha1") return HmacAlgorithm::kSha1;
+  if (name == "sha256") return HmacAlgorithm::kSha256;
+  if (name == "sha512") return HmacAlgorithm::kSha512;
+  return std::nullopt;
+}
+
+std::string HexEncode(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(bytes.size() * 2, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    auto b = static_cast<unsigned char>(bytes[i]);
+    out[2 * i] = kHex[b >> 4];
+    out[2 * i + 1] = kHex[b & 0xf];
+  }
+  return out;
+}
+
+std::string HmacHex(HmacAlgorithm algorithm, std::string_view key, std::string_view data) {
+  const EVP_MD* md = algorithm == HmacAlgorithm::kSha1     ? EVP_sha1()
+                     : algorithm == HmacAlgorithm::kSha512 ? EVP_sha512()
+                                                           : EVP_sha256();
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(md, key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &length);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), length));
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), length));
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+void RandomBytes(void* out, size_t size) {
+  if (RAND_bytes(static_cast<unsigned char*>(out), static_cast<int>(size)) != 1) std::abort();
+}
+
+std::string NewJobId(int64_t now_ms) {
+  static constexpr char kCrockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  unsigned char bytes[16];
+  auto ts = static_cast<uint64_t>(now_ms);
+  for (int i = 5; i >= 0; --i) {
+    bytes[i] = static_cast<unsigned char>(ts & 0xff);
+    ts >>= 8;
+  }
+  RandomBytes(bytes + 6, 10);
+  // 128 bits → 26 base32 digits, most significant first (the first digit holds 3 bits).
+  std::string out(26, '0');
+  unsigned __int128 value = 0;
+  for (unsigned char b : bytes) value = (value << 8) | b;
+  for (int i = 25; i >= 0; --i) {
+    out[static_cast<size_t>(i)] = kCrockford[static_cast<unsigned>(value & 31)];
+    value >>= 5;
+  }
+  return out;
+}
+
+std::string NewTraceId() {
+  unsigned char bytes[16];
+  RandomBytes(bytes, sizeof bytes);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+}
+
+std::string NewSpanId() {
+  unsigned char bytes[8];
+  RandomBytes(bytes, sizeof bytes);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+}
+
+std::string NewTraceparent() { return "00-" + NewTraceId() + "-" + NewSpanId() + "-01"; }
+
+bool IsValidTraceparent(std::string_view v) {
+  // 00-<32 hex>-<16 hex>-<2 hex>, trace and span not all zeros.
+  if (v.size() != 55 || v.substr(0, 3) != "00-" || v[35] != '-' || v[52] != '-') return false;
+  auto all_hex = [](std::string_view s) {
+    for (char c : s) {
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    }
+    return true;
+  };
+  auto trace = v.substr(3, 32), span = v.substr(36, 16), flags = v.substr(53, 2);
+  if (!all_hex(trace) || !all_hex(span) || !all_hex(flags)) return false;
+  return trace != std::string(32, '0') && span != std::string(16, '0');
+}
+
+}  // namespace firebreak

@@ -1,0 +1,43 @@
+// Thin wrappers over OpenSSL for the request path: HMAC, digests, constant-time
+// comparison and random ids.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace firebreak {
+
+enum class HmacAlgorithm { kSha1, kSha256, kSha512 };
+
+std::optional<HmacAlgorithm> ParseHmacAlgorithm(std::string_view name);
+
+// Lower-case hex HMAC of `data` under `key`.
+std::string HmacHex(HmacAlgorithm algorithm, std::string_view key, std::string_view data);
+
+// Lower-case hex SHA-256 of `data`.
+std::string Sha256Hex(std::string_view data);
+
+// Compares in time independent of where the inputs differ (lengths may leak).
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+// Cryptographically random bytes (RAND_bytes); aborts if the RNG fails, which
+// only happens when the OS has no entropy source at all.
+void RandomBytes(void* out, size_t size);
+
+std::string HexEncode(std::string_view bytes);
+
+// Job ids: ULIDs (48-bit ms timestamp + 80 random bits, Crockford base32, 26
+// chars), so they sort by creation time.
+std::string NewJobId(int64_t now_ms);
+
+// W3C trace-context ids.
+std::string NewTraceId();  // 32 hex
+std::string NewSpanId();   // 16 hex
+// A fresh "00-<trace>-<span>-01".
+std::string NewTraceparent();
+// True if `value` is a well-formed version-00 traceparent.
+bool IsValidTraceparent(std::string_view value);
+
+}  // namespace firebreak

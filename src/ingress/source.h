@@ -1,0 +1,78 @@
+// A webhook source: verifies one platform's requests and turns each into a job
+// (or an immediate answer such as Slack's url_verification). One file per platform.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "config/config.h"
+
+namespace firebreak {
+
+// Read-only view of an incoming request. Header lookup is case-insensitive;
+// a missing header reads as "".
+class IngressRequest {
+ public:
+  virtual ~IngressRequest() = default;
+  virtual std::string_view Method() const = 0;  // "POST", "GET"
+  virtual std::string_view Target() const = 0;  // path and query, e.g. "/hooks/slack?x=1"
+  virtual std::string_view Header(std::string_view name) const = 0;
+  virtual std::string_view Body() const = 0;
+};
+
+// What the source decided. For kEnqueue the server stores the job (dedupe keys
+// and all) and then answers `status`/`body`; for kRespond it answers at once
+// and stores nothing.
+struct SourceDecision {
+  enum class Kind { kEnqueue, kRespond };
+  Kind kind = Kind::kRespond;
+  int status = 200;
+  std::string content_type = "application/json";
+  // kRespond: the whole answer body. kEnqueue: the answer body after a successful
+  // store; "" means the server's default {"ok":true,"job":"<id>"}.
+  std::string body;
+  // For 4xx answers: the short reason, also logged (never a secret or signature).
+  std::string error;
+  // kEnqueue only.
+  std::vector<std::string> dedupe_keys;  // already prefixed with "<source name>:"
+  std::string payload_json;              // valid JSON value
+  std::string headers_json;              // JSON object, lower-case names
+  bool empty_body_on_success = false;    // e.g. Slack slash commands: 200 with no body
+
+  static SourceDecision Reject(int status, std::string error);
+};
+
+// Thread-safe: Handle is called concurrently from every ingress thread and must not
+// block. It never throws on any input.
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual SourceDecision Handle(const IngressRequest& request) const = 0;
+  const SourceConfig& config() const { return config_; }
+
+ protected:
+  explicit Source(const SourceConfig& config) : config_(config) {}
+
+ private:
+  SourceConfig config_;
+};
+
+// Builds the source for config.kind. The config's secrets must be resolved.
+// kInvalidArgument for kinds this build does not support yet.
+Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, const Clock& clock);
+
+// Signs `body` exactly as the platform would, for `firebreak send` and tests.
+// Returns the headers to add (name, value) — e.g. X-Slack-Signature and
+// X-Slack-Request-Timestamp — and the content type to send.
+struct SignedRequest {
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string content_type;
+};
+Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view body,
+                                  int64_t now_seconds);
+
+}  // namespace firebreak

@@ -1,0 +1,131 @@
+// The durable job queue. Backends: sqlite/ (embedded default) and, later, redis/.
+//
+// Semantics (DESIGN §4): at-least-once delivery; ingress stores a job and its dedupe
+// keys atomically; a claimed job holds a lease and is delivered again when the lease
+// expires; retries are scheduled by the caller (the worker owns the backoff policy);
+// dead jobs keep every attempt's record; replay resets the attempt count.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "queue/job.h"
+
+namespace firebreak {
+
+struct QueueConfig;
+
+enum class EnqueueOutcome {
+  kAccepted,   // stored durably (per queue.durability)
+  kDuplicate,  // a dedupe key was seen within dedupe_ttl; nothing stored
+  kOverloaded, // ready+delayed depth is at max_depth; nothing stored
+};
+
+struct EnqueueResult {
+  Status status;  // not ok: nothing stored (e.g. store unreachable, disk full)
+  EnqueueOutcome outcome = EnqueueOutcome::kAccepted;
+  std::string job_id;  // the new job's id, or for a duplicate the id of the job that holds the key
+};
+
+// How many jobs of one type the caller can take now, and the lease each one gets.
+struct ClaimSlots {
+  std::string type;
+  int limit = 0;
+  int64_t lease_ms = 0;
+};
+
+enum class Disposition {
+  kSucceeded,  // done: the job leaves the queue
+  kRetry,      // back to ready, runnable at run_at_ms
+  kDead,       // to the dead-letter queue
+};
+
+// A worker's verdict on one claimed attempt.
+struct JobFinish {
+  std::string job_id;
+  int attempt = 0;  // the claimed attempt; a finish for an attempt the job no longer holds is stale
+  Disposition disposition = Disposition::kSucceeded;
+  int64_t run_at_ms = 0;  // kRetry only
+  AttemptRecord record;   // ignored for kSucceeded
+};
+
+struct TypeDepth {
+  std::string type;
+  int64_t ready = 0;    // runnable now
+  int64_t delayed = 0;  // waiting for run_at
+  int64_t in_flight = 0;
+  int64_t dead = 0;
+};
+
+struct DeadListPage {
+  std::vector<Job> items;  // with attempts
+  std::string next_cursor;  // "" when there is no further page
+};
+
+using EnqueueCallback = std::function<void(EnqueueResult)>;
+using ClaimCallback = std::function<void(Result<std::vector<Job>>)>;
+using StatusCallback = std::function<void(Status)>;
+
+// Thread-safe: every method may be called from any thread.
+//
+// The asynchronous methods (Enqueue, Claim, Finish) never block the caller; their
+// callback runs exactly once, on a thread owned by the queue, after the change is
+// committed (durably, per queue.durability) or has failed. Callbacks must be quick
+// and must not call back into the queue synchronously: post to your own executor.
+//
+// The synchronous methods are for tools and the admin side; they may block on I/O.
+class Queue {
+ public:
+  virtual ~Queue() = default;
+
+  // Stores `job` unless one of its dedupe keys is live or the queue is full.
+  virtual void Enqueue(NewJob job, EnqueueCallback done) = 0;
+
+  // Claims up to slots[i].limit runnable jobs of each type, oldest run_at first,
+  // moving them in flight with attempt+1 and a lease of slots[i].lease_ms.
+  virtual void Claim(std::vector<ClaimSlots> slots, ClaimCallback done) = 0;
+
+  // Records the outcome of a claimed attempt. If the job no longer holds that attempt
+  // (its lease expired and it was reclaimed), nothing changes and the status is
+  // kFailedPrecondition.
+  virtual void Finish(JobFinish finish, StatusCallback done) = 0;
+
+  // Called (on a queue thread) after a commit made jobs runnable, so an in-process
+  // worker can claim without waiting for its poll. Set once, before traffic.
+  virtual void SetWakeup(std::function<void()> wakeup) = 0;
+
+  // Depth per job type and state, for every type that has jobs.
+  virtual Result<std::vector<TypeDepth>> Stats() = 0;
+  // Cheap reachability check for /readyz.
+  virtual Status Ping() = 0;
+
+  virtual Result<Job> GetJob(const std::string& id) = 0;
+  // Dead jobs, newest first; `type` "" means all types; `cursor` from a previous page.
+  virtual Result<DeadListPage> ListDead(const std::string& type, int limit,
+                                        const std::string& cursor) = 0;
+  // Moves a dead job back to ready with attempt 0 (its next run is attempt 1);
+  // its attempt history is kept. kNotFound if it is not dead.
+  virtual Status Replay(const std::string& id) = 0;
+  // Replays every dead job of `type` ("" = all); `progress(done_so_far)` is called
+  // after each batch. Returns how many were replayed.
+  virtual Result<int64_t> ReplayAll(const std::string& type,
+                                    const std::function<void(int64_t)>& progress) = 0;
+  // Deletes a dead job for good. kNotFound if it is not dead.
+  virtual Status Purge(const std::string& id) = 0;
+  virtual Result<int64_t> PurgeAll(const std::string& type) = 0;
+
+  // Stops background threads after committing what was already submitted; callbacks
+  // of submitted operations still run. Idempotent; the destructor calls it.
+  virtual void Close() = 0;
+};
+
+// Opens the backend named by config.backend. Errors: kInvalidArgument for an unknown
+// backend, kUnavailable when the store cannot be opened.
+Result<std::unique_ptr<Queue>> OpenQueue(const QueueConfig& config, Clock& clock);
+
+}  // namespace firebreak

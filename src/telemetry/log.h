@@ -1,0 +1,45 @@
+// Structured logs: one JSON object per line on stdout (DESIGN §6), or a readable
+// text line with log_format = "text". Lines are handed to a background thread
+// (spdlog's async logger), so a slow stdout never blocks the request path.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace firebreak::log {
+
+enum class Level { kTrace, kDebug, kInfo, kWarn, kError };
+
+struct Field {
+  Field(std::string_view k, std::string_view v) : key(k), value(v) {}
+  Field(std::string_view k, const std::string& v) : key(k), value(std::string_view(v)) {}
+  Field(std::string_view k, const char* v) : key(k), value(std::string_view(v)) {}
+  Field(std::string_view k, int v) : key(k), value(static_cast<int64_t>(v)) {}
+  Field(std::string_view k, int64_t v) : key(k), value(v) {}
+  Field(std::string_view k, double v) : key(k), value(v) {}
+  Field(std::string_view k, bool v) : key(k), value(v) {}
+  std::string_view key;
+  std::variant<std::string_view, int64_t, double, bool> value;
+};
+using Fields = std::initializer_list<Field>;
+
+// Configures the process-wide logger. Safe to call again (tests); before the first
+// call, lines go synchronously to stdout at info level in JSON.
+void Init(std::string_view format, std::string_view level);
+// Flushes queued lines (call before exit).
+void Flush();
+bool Enabled(Level level);
+
+void Write(Level level, std::string_view msg, Fields fields = {});
+inline void Debug(std::string_view msg, Fields f = {}) { Write(Level::kDebug, msg, f); }
+inline void Info(std::string_view msg, Fields f = {}) { Write(Level::kInfo, msg, f); }
+inline void Warn(std::string_view msg, Fields f = {}) { Write(Level::kWarn, msg, f); }
+inline void Error(std::string_view msg, Fields f = {}) { Write(Level::kError, msg, f); }
+
+// Appends `s` to `out` as a JSON string literal (with quotes).
+void AppendJsonString(std::string& out, std::string_view s);
+
+}  // namespace firebreak::log
