@@ -64,13 +64,18 @@ std::string NewJobId(int64_t now_ms) {
     ts >>= 8;
   }
   RandomBytes(bytes + 6, 10);
-  // 128 bits → 26 base32 digits, most significant first (the first digit holds 3 bits).
+  // 128 bits → 26 base32 digits, most significant first; the first digit holds the
+  // top 3 bits (130 bits of digits, two leading zero bits).
   std::string out(26, '0');
-  unsigned __int128 value = 0;
-  for (unsigned char b : bytes) value = (value << 8) | b;
-  for (int i = 25; i >= 0; --i) {
-    out[static_cast<size_t>(i)] = kCrockford[static_cast<unsigned>(value & 31)];
-    value >>= 5;
+  for (int digit = 0; digit < 26; ++digit) {
+    unsigned value = 0;
+    for (int bit = 0; bit < 5; ++bit) {
+      int pos = digit * 5 + bit - 2;  // bit index into the 128-bit big-endian number
+      unsigned b = 0;
+      if (pos >= 0) b = (bytes[pos / 8] >> (7 - pos % 8)) & 1u;
+      value = (value << 1) | b;
+    }
+    out[static_cast<size_t>(digit)] = kCrockford[value];
   }
   return out;
 }

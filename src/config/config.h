@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -99,6 +101,50 @@ struct JobConfig {
   std::string where;
 };
 
+// How firebreak authenticates to an integration; handlers never see the credential.
+struct IntegrationAuth {
+  enum class Kind {
+    kBearer,  // auth = { bearer = <secret> } → "Authorization: Bearer <value>"
+    kHeader,  // auth = { header = { name = "X-Api-Key", value = <secret> } }
+  };
+  Kind kind = Kind::kBearer;
+  std::string header_name;  // kHeader only
+  Secret secret;
+};
+
+struct IntegrationRetryConfig {
+  int attempts = 3;  // tries in total, the first included; 1 = never retry
+  // Retry n (1-based) waits backoff[min(n, size) - 1]; never empty after parsing.
+  std::vector<milliseconds> backoff{milliseconds(250), milliseconds(1'000), milliseconds(4'000)};
+  bool jitter = true;  // randomize each wait so clients don't retry in lockstep
+};
+
+struct CircuitBreakerConfig {
+  double failure_rate = 0.5;  // open when failures/calls in `window` reach this (0, 1]
+  int min_calls = 20;         // ...and at least this many calls were made in it
+  milliseconds window{30'000};
+  milliseconds open_for{30'000};  // then half-open: probe before closing again
+};
+
+struct RateLimitConfig {
+  std::string rate;       // as written, e.g. "50/s" (units s, m, h)
+  double per_second = 0;  // the same rate per second
+  int burst = 1;          // token bucket size; default ceil(per_second), at least 1
+};
+
+// An outbound API called through the worker's sidecar (DESIGN §2, §5).
+struct IntegrationConfig {
+  std::string name;                     // [A-Za-z0-9_.-], unique; "/v1/integrations/<name>/"
+  std::string base_url;                 // http(s)://host[:port][/prefix], no trailing '/'
+  std::optional<IntegrationAuth> auth;  // none → requests go out without credentials
+  milliseconds timeout{5'000};          // per attempt
+  int max_concurrency = 40;             // calls in flight to this integration
+  IntegrationRetryConfig retry;
+  CircuitBreakerConfig breaker;
+  std::optional<RateLimitConfig> rate_limit;  // none → unlimited
+  std::string where;                          // "file:line:col" of the [[integrations]] table
+};
+
 struct TelemetryConfig {
   std::string log_format = "json";  // "json" | "text"
   std::string log_level = "info";   // trace|debug|info|warn|error
@@ -114,22 +160,38 @@ struct Config {
   StoreConfig store;
   std::vector<SourceConfig> sources;
   std::vector<JobConfig> jobs;
+  std::vector<IntegrationConfig> integrations;
   TelemetryConfig telemetry;
 
+  // nullptr when there is no such entry. Pointers stay valid while the vectors are unchanged.
   const JobConfig* FindJob(const std::string& type) const;
   const SourceConfig* FindSource(const std::string& name) const;
+  const IntegrationConfig* FindIntegration(const std::string& name) const;
 };
 
 // Parses and validates `path`. On error the status message reads
-// "<file>:<line>:<col>: <key>: <what is wrong>" (kInvalidArgument), or names the
-// file when it cannot be read. Secrets are not resolved here.
+// "<file>:<line>:<col>: <key>: <what is wrong>" (kInvalidArgument) for the earliest
+// problem in the file, or "<file>: cannot read: <reason>". Secrets are not resolved here.
 Result<Config> LoadConfig(const std::string& path);
 
 // Same, from text already in memory; `path` is used in messages.
 Result<Config> ParseConfig(std::string_view text, const std::string& path);
 
-// Reads every secret's value from its env var or file (trailing newline trimmed).
-// Errors name the secret's location and reference, never a value.
+// Reads every secret's value from its env var or file (trailing whitespace trimmed;
+// relative file paths are relative to the working directory). An unset or empty
+// variable, an unreadable or empty file, and any vault reference (not supported by
+// this build yet) are errors (kInvalidArgument) that name the secret's location, key
+// and reference, never a value. Stops at the first error; secrets before it stay filled.
 Status ResolveSecrets(Config& config);
+
+// A readable multi-line summary for `firebreak check`: listen address, queue, stores,
+// every source (kind, path, job, secret reference), job (handler, concurrency, timeout,
+// attempts, backoff) and integration. Shows secret references only, never values, and
+// hides passwords inside URLs.
+std::string Summarize(const Config& config);
+
+// Splits "host:port" or "[v6-address]:port" (port 1..65535) into host (without the
+// brackets) and port. Errors (kInvalidArgument) explain what is wrong with the text.
+Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view address);
 
 }  // namespace firebreak

@@ -99,7 +99,7 @@ void Init(std::string_view format, std::string_view level) {
     st.logger->set_pattern("%v");
     st.logger->set_level(spdlog::level::trace);
     st.logger->flush_on(spdlog::level::warn);
-    spdlog::flush_every(std::chrono::milliseconds(200));
+    spdlog::flush_every(std::chrono::seconds(1));
   }
 }
 

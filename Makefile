@@ -1,0 +1,38 @@
+# The README's two commands are `make run` and `make test`; `make bench` measures.
+# Each installs the Debian packages it needs first (scripts/install-deps.sh).
+JOBS ?= $(shell nproc)
+CTEST_ARGS ?=
+
+.PHONY: all deps build run test test-unit test-asan bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+build: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS)
+
+run: build
+	@scripts/run-example.sh
+
+# Release build: unit + integration suites; then the unit suite again under ASan/UBSan.
+test:
+	@scripts/install-deps.sh test
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS)
+	@ctest --test-dir build/release --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	@$(MAKE) --no-print-directory test-asan
+
+test-asan:
+	@cmake --preset asan >/dev/null
+	@cmake --build --preset asan -j $(JOBS) --target unit_tests
+	@ctest --test-dir build/asan -L unit --output-on-failure -j $(JOBS)
+
+bench: build
+	@scripts/install-deps.sh bench
+	@bench/ingest_bench.sh
+
+clean:
+	rm -rf build

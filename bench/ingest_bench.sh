@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Whole-system ingest benchmark (acceptance 7 of issue 2). Measures, in one run on
+# this machine: a bare nginx "200 OK" (one worker) as the baseline, then durable
+# signed-Slack ingest into `firebreak run` with wrk (64 connections), then how fast
+# a no-op handler drains what was accepted. Prints ratios against the baseline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+WRK_THREADS=${WRK_THREADS:-2}
+EVENTS=${EVENTS:-600000}
+BIN=${BIN:-build/release/firebreak}
+DURABILITY=${DURABILITY:-fsync}
+
+work=$(mktemp -d /tmp/firebreak-bench-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+# Prints "rps p50 p99" from wrk --latency output (latencies in ms).
+parse_wrk() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(v):
+    n, u = float(re.match(r"([\d.]+)", v).group(1)), re.search(r"[a-z]+", v).group(0)
+    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p50 = ms(re.search(r"50%\s+(\S+)", text).group(1))
+p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
+print(f"{rps:.0f} {p50:.3f} {p99:.3f}")
+PY
+}
+
+echo "== baseline: nginx, 1 worker, return 200"
+nginx_port=$(free_port)
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / { return 200 "OK"; }
+  }
+}
+NGINX
+/usr/sbin/nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & pids+=($!)
+wait_http "http://127.0.0.1:$nginx_port/"
+python3 bench/gen_requests.py bench-secret "$EVENTS" "$work/requests.txt"
+# nginx answers POSTs with 200 too; it gets the same requests, bodies and all.
+wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/signed.lua \
+  "http://127.0.0.1:$nginx_port" -- "$work/requests.txt" "$WRK_THREADS" > "$work/nginx.txt"
+read -r nginx_rps nginx_p50 nginx_p99 < <(parse_wrk "$work/nginx.txt")
+echo "nginx: $nginx_rps req/s, p50 ${nginx_p50} ms, p99 ${nginx_p99} ms"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+
+echo "== firebreak run: durable ingest (durability=$DURABILITY), no-op handler"
+fb_port=$(free_port)
+printf 'bench-secret' > "$work/secret"
+cat > "$work/noop.py" <<'PY'
+import sys
+w = sys.stdout.write
+for line in sys.stdin:
+    i = line.index('"id":"') + 6
+    w('{"id":"%s","ok":true}\n' % line[i:line.index('"', i)])
+    sys.stdout.flush()
+PY
+cat > "$work/firebreak.toml" <<TOML
+[server]
+listen = "127.0.0.1:$fb_port"
+[queue]
+path = "$work/queue.db"
+durability = "$DURABILITY"
+max_depth = 10000000
+[telemetry]
+log_level = "warn"
+[[sources]]
+name = "slack"
+kind = "slack"
+path = "/hooks/slack"
+secret = { file = "$work/secret" }
+job = "slack.event"
+[[jobs]]
+type = "slack.event"
+handler = { command = ["python3", "$work/noop.py"] }
+concurrency = 4
+timeout = "30s"
+TOML
+"$BIN" run -c "$work/firebreak.toml" > "$work/firebreak.log" 2>&1 & fb_pid=$!; pids+=($fb_pid)
+wait_http "http://127.0.0.1:$fb_port/healthz"
+start_ns=$(date +%s%N)
+wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/signed.lua \
+  "http://127.0.0.1:$fb_port" -- "$work/requests.txt" "$WRK_THREADS" > "$work/fb.txt"
+read -r fb_rps fb_p50 fb_p99 < <(parse_wrk "$work/fb.txt")
+echo "firebreak: $fb_rps req/s, p50 ${fb_p50} ms, p99 ${fb_p99} ms"
+grep -E "Non-2xx|Socket errors" "$work/fb.txt" || true
+
+metric() {
+  curl -fs "http://127.0.0.1:$fb_port/metrics" | awk -v name="$1" -v lbl="$2" \
+    'index($0, name) == 1 && index($0, lbl) > 0 { s += $NF } END { printf "%d", s }'
+}
+accepted=$(metric firebreak_ingress_requests_total 'outcome="accepted"')
+# Drain: wait until the no-op handler has finished every accepted job.
+for _ in $(seq 1 600); do
+  done_jobs=$(metric firebreak_jobs_total 'outcome="succeeded"')
+  [ "$done_jobs" -ge "$accepted" ] && break
+  sleep 0.5
+done
+end_ns=$(date +%s%N)
+elapsed=$(python3 -c "print(($end_ns - $start_ns) / 1e9)")
+jobs_per_s=$(python3 -c "print(round($done_jobs / $elapsed))")
+echo "drain: $done_jobs of $accepted accepted jobs handled in ${elapsed}s → $jobs_per_s jobs/s (no-op command handler, concurrency 4)"
+
+python3 - "$nginx_rps" "$fb_rps" "$fb_p99" <<'PY'
+import sys
+nginx, fb, p99 = map(float, sys.argv[1:])
+print(f"== result: firebreak durable ingest = {fb/nginx:.2f}x bare nginx (target >= 0.5x), "
+      f"p99 {p99:.2f} ms (target <= 2 ms)")
+PY

@@ -1,0 +1,39 @@
+-- wrk script: replays pre-signed Slack events (bench/gen_requests.py), each thread
+-- taking every n-th line so no two connections send the same event.
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local path, nthreads = args[1], tonumber(args[2])
+  reqs = {}
+  local i = 0
+  for line in io.lines(path) do
+    if i % nthreads == id then
+      local ts, sig, body = line:match("^([^\t]+)\t([^\t]+)\t(.*)$")
+      reqs[#reqs + 1] = wrk.format("POST", "/hooks/slack", {
+        ["Content-Type"] = "application/json",
+        ["X-Slack-Request-Timestamp"] = ts,
+        ["X-Slack-Signature"] = sig,
+      }, body)
+    end
+    i = i + 1
+  end
+  pos = 0
+  non200 = 0
+end
+
+function request()
+  pos = pos + 1
+  if pos > #reqs then pos = 1 end
+  return reqs[pos]
+end
+
+function response(status, headers, body)
+  if status ~= 200 then non200 = non200 + 1 end
+end

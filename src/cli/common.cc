@@ -1,0 +1,23 @@
+#include "cli/common.h"
+
+#include <iostream>
+
+namespace firebreak::cli {
+
+std::optional<Config> LoadForCli(const std::string& path, bool resolve_secrets) {
+  auto config = LoadConfig(path);
+  if (!config.ok()) {
+    std::cerr << "config error: " << config.status().message() << "\n";
+    return std::nullopt;
+  }
+  if (resolve_secrets) {
+    Status st = ResolveSecrets(*config);
+    if (!st.ok()) {
+      std::cerr << "config error: " << st.message() << "\n";
+      return std::nullopt;
+    }
+  }
+  return std::move(config).value();
+}
+
+}  // namespace firebreak::cli

@@ -1,0 +1,172 @@
+// `firebreak queue stats` and `firebreak dlq ...`: operate on the configured store
+// directly, so they work whether or not a server is running.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cli/cli.h"
+#include "cli/common.h"
+#include "common/units.h"
+#include "queue/queue.h"
+
+namespace firebreak::cli {
+namespace {
+
+std::unique_ptr<Queue> OpenForTools(const Config& config) {
+  auto queue = OpenQueue(config.queue, SystemClock::Instance());
+  if (!queue.ok()) {
+    std::cerr << "cannot open the queue: " << queue.status().message() << "\n";
+    return nullptr;
+  }
+  return std::move(queue).value();
+}
+
+nlohmann::json JobJson(const Job& job) {
+  nlohmann::json out = {
+      {"id", job.id},
+      {"type", job.type},
+      {"source", job.source},
+      {"dedupe_key", job.dedupe_key},
+      {"state", JobStateName(job.state)},
+      {"attempt", job.attempt},
+      {"max_attempts", job.max_attempts},
+      {"enqueued_at", FormatTimestampMs(job.enqueued_at_ms)},
+      {"traceparent", job.traceparent},
+  };
+  out["headers"] = nlohmann::json::parse(job.headers_json.empty() ? "{}" : job.headers_json,
+                                         nullptr, false);
+  out["payload"] = nlohmann::json::parse(job.payload_json.empty() ? "null" : job.payload_json,
+                                         nullptr, false);
+  nlohmann::json attempts = nlohmann::json::array();
+  for (const AttemptRecord& a : job.attempts) {
+    attempts.push_back({{"attempt", a.attempt},
+                        {"started_at", FormatTimestampMs(a.started_at_ms)},
+                        {"duration_ms", a.duration_ms},
+                        {"outcome", a.outcome},
+                        {"error", a.error}});
+  }
+  out["attempts"] = attempts;
+  return out;
+}
+
+}  // namespace
+
+int QueueStats(const std::string& config_path, bool json) {
+  auto config = LoadForCli(config_path, /*resolve_secrets=*/false);
+  if (!config) return kExitUsage;
+  auto queue = OpenForTools(*config);
+  if (!queue) return kExitFailure;
+  auto stats = queue->Stats();
+  if (!stats.ok()) {
+    std::cerr << "queue stats: " << stats.status().message() << "\n";
+    return kExitFailure;
+  }
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const TypeDepth& d : *stats) {
+      out.push_back({{"job_type", d.type}, {"ready", d.ready}, {"delayed", d.delayed},
+                     {"in_flight", d.in_flight}, {"dead", d.dead}});
+    }
+    std::cout << out.dump() << "\n";
+    return kExitOk;
+  }
+  std::printf("%-32s %10s %10s %10s %10s\n", "JOB TYPE", "READY", "DELAYED", "IN_FLIGHT", "DEAD");
+  for (const TypeDepth& d : *stats) {
+    std::printf("%-32s %10lld %10lld %10lld %10lld\n", d.type.c_str(),
+                static_cast<long long>(d.ready), static_cast<long long>(d.delayed),
+                static_cast<long long>(d.in_flight), static_cast<long long>(d.dead));
+  }
+  return kExitOk;
+}
+
+int DlqList(const std::string& config_path, const std::string& type, int limit,
+            const std::string& cursor) {
+  auto config = LoadForCli(config_path, false);
+  if (!config) return kExitUsage;
+  auto queue = OpenForTools(*config);
+  if (!queue) return kExitFailure;
+  auto page = queue->ListDead(type, limit, cursor);
+  if (!page.ok()) {
+    std::cerr << "dlq list: " << page.status().message() << "\n";
+    return kExitFailure;
+  }
+  std::printf("%-26s %-24s %-12s %8s  %s\n", "ID", "JOB TYPE", "SOURCE", "ATTEMPTS", "LAST ERROR");
+  for (const Job& job : page->items) {
+    std::string last_error = job.attempts.empty() ? "" : job.attempts.back().error;
+    if (last_error.size() > 80) last_error = last_error.substr(0, 77) + "...";
+    std::printf("%-26s %-24s %-12s %8d  %s\n", job.id.c_str(), job.type.c_str(),
+                job.source.c_str(), job.attempt, last_error.c_str());
+  }
+  if (!page->next_cursor.empty()) {
+    std::printf("more: --cursor %s\n", page->next_cursor.c_str());
+  }
+  return kExitOk;
+}
+
+int DlqShow(const std::string& config_path, const std::string& id) {
+  auto config = LoadForCli(config_path, false);
+  if (!config) return kExitUsage;
+  auto queue = OpenForTools(*config);
+  if (!queue) return kExitFailure;
+  auto job = queue->GetJob(id);
+  if (!job.ok()) {
+    std::cerr << "dlq show " << id << ": " << job.status().message() << "\n";
+    return kExitFailure;
+  }
+  std::cout << JobJson(*job).dump(2) << "\n";
+  return kExitOk;
+}
+
+int DlqReplay(const std::string& config_path, const std::string& id, bool all,
+              const std::string& type) {
+  auto config = LoadForCli(config_path, false);
+  if (!config) return kExitUsage;
+  auto queue = OpenForTools(*config);
+  if (!queue) return kExitFailure;
+  if (!all) {
+    Status st = queue->Replay(id);
+    if (!st.ok()) {
+      std::cerr << "dlq replay " << id << ": " << st.message() << "\n";
+      return kExitFailure;
+    }
+    std::cout << "replayed " << id << "\n";
+    return kExitOk;
+  }
+  auto count = queue->ReplayAll(type, [](int64_t done) {
+    std::cerr << "\rreplayed " << done << std::flush;
+  });
+  std::cerr << "\n";
+  if (!count.ok()) {
+    std::cerr << "dlq replay --all: " << count.status().message() << "\n";
+    return kExitFailure;
+  }
+  std::cout << "replayed " << *count << " job(s)\n";
+  return kExitOk;
+}
+
+int DlqPurge(const std::string& config_path, const std::string& id, bool all,
+             const std::string& type) {
+  auto config = LoadForCli(config_path, false);
+  if (!config) return kExitUsage;
+  auto queue = OpenForTools(*config);
+  if (!queue) return kExitFailure;
+  if (!all) {
+    Status st = queue->Purge(id);
+    if (!st.ok()) {
+      std::cerr << "dlq purge " << id << ": " << st.message() << "\n";
+      return kExitFailure;
+    }
+    std::cout << "purged " << id << "\n";
+    return kExitOk;
+  }
+  auto count = queue->PurgeAll(type);
+  if (!count.ok()) {
+    std::cerr << "dlq purge --all: " << count.status().message() << "\n";
+    return kExitFailure;
+  }
+  std::cout << "purged " << *count << " job(s)\n";
+  return kExitOk;
+}
+
+}  // namespace firebreak::cli

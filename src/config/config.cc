@@ -1,0 +1,1205 @@
+// Parsing and strict validation of the TOML config (DESIGN §2).
+//
+// Every problem found is recorded with its position; the earliest one in the file is
+// reported, so the user fixes the config top to bottom. A table only accepts keys the
+// parser asked it for: each lookup registers the key as known, and whatever is left
+// over at the end is an unknown key (with a "did you mean" from the known ones).
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "common/units.h"
+
+namespace firebreak {
+namespace {
+
+constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+// A config file is a few KiB; anything far larger is a wrong path, not a config.
+constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
+
+constexpr std::string_view kSecretShape =
+    "secret must be { env = \"...\" }, { file = \"...\" } or { vault = \"PATH#FIELD\" }";
+
+// ----------------------------------------------------------------------------------
+// Small text helpers
+
+// Quotes a value for a message, escaping what would garble a terminal.
+std::string Quote(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// Optimal string alignment distance: an edit, insertion, deletion or swap of two
+// neighbours costs 1, so "lisen"→"listen" and "listne"→"listen" are both close.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The closest candidate when it is close enough to be a plausible typo, else "".
+std::string ClosestMatch(std::string_view word, const std::vector<std::string>& candidates) {
+  std::string lowered(word);
+  for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t limit = word.size() >= 6 ? 2 : 1;
+  size_t best = limit + 1;
+  std::string best_candidate;
+  for (const std::string& candidate : candidates) {
+    size_t distance = EditDistance(lowered, candidate);
+    if (distance < best) {
+      best = distance;
+      best_candidate = candidate;
+    }
+  }
+  return best <= limit ? best_candidate : "";
+}
+
+std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates) {
+  std::string match = ClosestMatch(word, candidates);
+  return match.empty() ? "" : " (did you mean " + Quote(match) + "?)";
+}
+
+// "a, b or c"
+std::string ListChoices(const std::vector<std::string>& choices) {
+  std::string out;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (i > 0) out += i + 1 == choices.size() ? " or " : ", ";
+    out += choices[i];
+  }
+  return out;
+}
+
+const char* TypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+bool IsNameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+}
+
+// Empty when `name` is fine as a source/integration name, else what is wrong.
+std::string CheckName(std::string_view name, bool allow_colon) {
+  if (name.empty()) return "must not be empty";
+  for (char c : name) {
+    if (!IsNameChar(c) && !(allow_colon && c == ':')) {
+      return std::string("bad name ") + Quote(name) + " (use letters, digits, '_', '.', '-'" +
+             (allow_colon ? ", ':'" : "") + ")";
+    }
+  }
+  return "";
+}
+
+// RFC 6901: "" (the whole document) or "/a/b", where '~' only appears as ~0 or ~1.
+std::string CheckJsonPointer(std::string_view pointer) {
+  if (pointer.empty()) return "";
+  std::string bad = "bad JSON pointer " + Quote(pointer);
+  if (pointer[0] != '/') return bad + " (must be \"\" or start with '/', e.g. \"/event/id\")";
+  for (size_t i = 0; i < pointer.size(); ++i) {
+    if (pointer[i] == '~' &&
+        (i + 1 >= pointer.size() || (pointer[i + 1] != '0' && pointer[i + 1] != '1'))) {
+      return bad + " ('~' must be written ~0, '/' inside a key ~1)";
+    }
+  }
+  return "";
+}
+
+bool HasScheme(std::string_view url, std::initializer_list<std::string_view> schemes) {
+  for (std::string_view scheme : schemes) {
+    if (url.size() > scheme.size() && url.substr(0, scheme.size()) == scheme) return true;
+  }
+  return false;
+}
+
+// RFC 9110 token characters, which is what a header name may contain.
+bool IsHeaderName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c))) continue;
+    if (std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+bool IsHex(std::string_view text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  return host == "localhost" || host == "::1" || host.substr(0, 4) == "127.";
+}
+
+// ----------------------------------------------------------------------------------
+// Problem collection
+
+class Problems {
+ public:
+  explicit Problems(std::string file) : file_(std::move(file)) {}
+
+  std::string Where(const toml::source_region& at) const {
+    return file_ + ":" + std::to_string(at.begin.line) + ":" + std::to_string(at.begin.column);
+  }
+
+  void Add(const toml::source_region& at, std::string_view key_path, std::string_view what) {
+    problems_.push_back(
+        Problem{at.begin.line, at.begin.column, problems_.size(),
+                Where(at) + ": " + std::string(key_path) + ": " + std::string(what)});
+  }
+
+  bool empty() const { return problems_.empty(); }
+
+  // The problem earliest in the file; among equals, the one found first.
+  Status Earliest() const {
+    auto earliest = std::min_element(
+        problems_.begin(), problems_.end(), [](const Problem& a, const Problem& b) {
+          return std::tie(a.line, a.column, a.order) < std::tie(b.line, b.column, b.order);
+        });
+    return InvalidArgument(earliest->message);
+  }
+
+ private:
+  struct Problem {
+    toml::source_index line;
+    toml::source_index column;
+    size_t order;
+    std::string message;
+  };
+  std::string file_;
+  std::vector<Problem> problems_;
+};
+
+// ----------------------------------------------------------------------------------
+// Typed access to one table
+
+enum class Need { kOptional, kRequired };
+
+// A view of one TOML table at `path` (e.g. "jobs[1].backoff"). Readers leave the output
+// unchanged and record a problem when a value is present but wrong; they return true
+// when the output was assigned.
+class Section {
+ public:
+  Section(Problems& problems, const toml::table& table, std::string path)
+      : problems_(&problems), table_(&table), path_(std::move(path)) {}
+
+  const std::string& path() const { return path_; }
+  const toml::source_region& source() const { return table_->source(); }
+  Problems& problems() { return *problems_; }
+
+  std::string KeyPath(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  // Looks `key` up and remembers it as a key this table may have.
+  const toml::node* Find(std::string_view key) {
+    if (std::find(known_.begin(), known_.end(), key) == known_.end()) known_.emplace_back(key);
+    auto it = table_->find(key);
+    return it == table_->end() ? nullptr : &it->second;
+  }
+  bool Has(std::string_view key) { return Find(key) != nullptr; }
+
+  // Where the key itself is written (the table's header when the key is absent).
+  const toml::source_region& KeySource(std::string_view key) const {
+    auto it = table_->find(key);
+    return it == table_->end() ? table_->source() : it->first.source();
+  }
+
+  void Fail(std::string_view key, std::string_view what) {
+    problems_->Add(KeySource(key), KeyPath(key), what);
+  }
+  void FailMissing(std::string_view key, std::string_view why = "") {
+    problems_->Add(table_->source(), KeyPath(key),
+                   std::string("required key is missing") + std::string(why));
+  }
+  void FailType(std::string_view key, std::string_view expected, const toml::node& node) {
+    Fail(key, "expected " + std::string(expected) + ", not " + TypeName(node));
+  }
+
+  bool String(std::string_view key, std::string& out, Need need = Need::kOptional) {
+    const toml::node* node = Present(key, need);
+    if (node == nullptr) return false;
+    const auto* value = node->as_string();
+    if (value == nullptr) {
+      FailType(key, "a string", *node);
+      return false;
+    }
+    out = value->get();
+    return true;
+  }
+
+  bool Integer(std::string_view key, int64_t& out, int64_t min, int64_t max,
+               Need need = Need::kOptional) {
+    const toml::node* node = Present(key, need);
+    if (node == nullptr) return false;
+    const auto* value = node->as_integer();
+    if (value == nullptr) {
+      FailType(key, "an integer", *node);
+      return false;
+    }
+    int64_t number = value->get();
+    if (number < min || number > max) {
+      Fail(key, RangeMessage(std::to_string(number), static_cast<double>(min),
+                             static_cast<double>(max), max == kIntMax || max == kInt64Max));
+      return false;
+    }
+    out = number;
+    return true;
+  }
+
+  bool Int(std::string_view key, int& out, int64_t min, int64_t max = kIntMax) {
+    int64_t number = 0;
+    if (!Integer(key, number, min, std::min(max, kIntMax))) return false;
+    out = static_cast<int>(number);
+    return true;
+  }
+
+  // Accepts an integer or a float; `min_exclusive` makes the lower bound strict.
+  bool Number(std::string_view key, double& out, double min, double max,
+              bool min_exclusive = false) {
+    const toml::node* node = Present(key, Need::kOptional);
+    if (node == nullptr) return false;
+    double number = 0;
+    if (const auto* as_int = node->as_integer()) {
+      number = static_cast<double>(as_int->get());
+    } else if (const auto* as_float = node->as_floating_point()) {
+      number = as_float->get();
+    } else {
+      FailType(key, "a number", *node);
+      return false;
+    }
+    bool too_low = min_exclusive ? !(number > min) : !(number >= min);
+    if (too_low || !(number <= max)) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%g", number);
+      Fail(key, min_exclusive ? "must be above " + Format(min) + " and at most " + Format(max) +
+                                    ", got " + text
+                              : RangeMessage(text, min, max, std::isinf(max)));
+      return false;
+    }
+    out = number;
+    return true;
+  }
+
+  bool Bool(std::string_view key, bool& out) {
+    const toml::node* node = Present(key, Need::kOptional);
+    if (node == nullptr) return false;
+    const auto* value = node->as_boolean();
+    if (value == nullptr) {
+      FailType(key, "a boolean (true or false)", *node);
+      return false;
+    }
+    out = value->get();
+    return true;
+  }
+
+  // A duration string; `allow_zero` false requires it to be above zero.
+  bool Duration(std::string_view key, milliseconds& out, bool allow_zero = false) {
+    const toml::node* node = Present(key, Need::kOptional);
+    if (node == nullptr) return false;
+    const auto* value = node->as_string();
+    if (value == nullptr) {
+      FailType(key, "a string (a duration such as \"30s\")", *node);
+      return false;
+    }
+    std::optional<milliseconds> duration = ParseDuration(value->get());
+    if (!duration) {
+      Fail(key, "bad duration " + Quote(value->get()) +
+                    " (use e.g. \"250ms\", \"5s\", \"2m\", \"24h\")");
+      return false;
+    }
+    if (!allow_zero && duration->count() <= 0) {
+      Fail(key, "must be above zero");
+      return false;
+    }
+    out = *duration;
+    return true;
+  }
+
+  bool Size(std::string_view key, uint64_t& out) {
+    const toml::node* node = Present(key, Need::kOptional);
+    if (node == nullptr) return false;
+    const auto* value = node->as_string();
+    if (value == nullptr) {
+      FailType(key, "a string (a size such as \"1MiB\")", *node);
+      return false;
+    }
+    std::optional<uint64_t> size = ParseSize(value->get());
+    if (!size) {
+      Fail(key, "bad size " + Quote(value->get()) +
+                    " (use e.g. \"512KiB\", \"1MiB\", \"10MB\" or a number of bytes)");
+      return false;
+    }
+    if (*size == 0) {
+      Fail(key, "must be above zero");
+      return false;
+    }
+    out = *size;
+    return true;
+  }
+
+  // A string that must be one of `choices`; `noun` names it in the message.
+  bool Choice(std::string_view key, std::string& out, const std::vector<std::string>& choices,
+              std::string_view noun, Need need = Need::kOptional) {
+    std::string text;
+    if (!String(key, text, need)) return false;
+    if (std::find(choices.begin(), choices.end(), text) == choices.end()) {
+      std::string match = ClosestMatch(text, choices);
+      Fail(key, "unknown " + std::string(noun) + " " + Quote(text) + " (expected " +
+                    ListChoices(choices) +
+                    (match.empty() ? "" : "; did you mean " + Quote(match) + "?") + ")");
+      return false;
+    }
+    out = text;
+    return true;
+  }
+
+  // A sub-table (inline or not).
+  std::optional<Section> Table(std::string_view key, Need need = Need::kOptional) {
+    const toml::node* node = Present(key, need);
+    if (node == nullptr) return std::nullopt;
+    const toml::table* table = node->as_table();
+    if (table == nullptr) {
+      FailType(key, "a table", *node);
+      return std::nullopt;
+    }
+    return Section(*problems_, *table, KeyPath(key));
+  }
+
+  // [[key]]: an array whose elements are all tables.
+  std::vector<Section> TableArray(std::string_view key) {
+    std::vector<Section> out;
+    const toml::node* node = Present(key, Need::kOptional);
+    if (node == nullptr) return out;
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      Fail(key, std::string("expected an array of tables ([[") + std::string(key) + "]]), not " +
+                    TypeName(*node));
+      return out;
+    }
+    for (size_t i = 0; i < array->size(); ++i) {
+      const toml::node& element = *array->get(i);
+      std::string element_path = KeyPath(key) + "[" + std::to_string(i) + "]";
+      if (const toml::table* table = element.as_table()) {
+        out.emplace_back(*problems_, *table, element_path);
+      } else {
+        problems_->Add(element.source(), element_path,
+                       std::string("expected a table, not ") + TypeName(element));
+      }
+    }
+    return out;
+  }
+
+  // { env = "..." } | { file = "..." } | { vault = "PATH#FIELD" }.
+  std::optional<Secret> SecretRef(std::string_view key, Need need = Need::kOptional) {
+    const toml::node* node = Present(key, need);
+    if (node == nullptr) return std::nullopt;
+    if (node->is_string()) {
+      Fail(key, std::string(kSecretShape) + ", not a literal");
+      return std::nullopt;
+    }
+    const toml::table* table = node->as_table();
+    if (table == nullptr) {
+      Fail(key, std::string(kSecretShape) + ", not " + TypeName(*node));
+      return std::nullopt;
+    }
+    Section reference(*problems_, *table, KeyPath(key));
+    return reference.ReadSecret();
+  }
+
+  // Reads this table as a secret reference.
+  std::optional<Secret> ReadSecret() {
+    static const std::vector<std::pair<std::string, Secret::Kind>> kKinds = {
+        {"env", Secret::Kind::kEnv},
+        {"file", Secret::Kind::kFile},
+        {"vault", Secret::Kind::kVault}};
+    std::vector<std::string> given;
+    Secret secret;
+    bool valid = true;
+    for (const auto& [name, kind] : kKinds) {
+      if (!Has(name)) continue;
+      given.push_back(name);
+      std::string ref;
+      if (!String(name, ref)) {
+        valid = false;
+        continue;
+      }
+      secret.kind = kind;
+      secret.ref = ref;
+      if (std::string problem = CheckSecretRef(kind, ref); !problem.empty()) {
+        Fail(name, problem);
+        valid = false;
+      }
+    }
+    // { evn = "X" } is best reported as the typo it is, not as a missing env.
+    bool had_unknown_keys = RejectUnknownKeys();
+    if (given.empty() && had_unknown_keys) return std::nullopt;
+    if (given.size() != 1) {
+      problems_->Add(source(), path_,
+                     given.empty() ? std::string(kSecretShape)
+                                   : "secret must have exactly one of env, file or vault, not " +
+                                         ListChoices(given));
+      return std::nullopt;
+    }
+    if (!valid) return std::nullopt;
+    secret.where = problems_->Where(source());
+    return secret;
+  }
+
+  // Every key of the table that no reader asked for is a typo or a misplaced key.
+  // Returns whether there was one.
+  bool RejectUnknownKeys() {
+    bool found = false;
+    for (auto&& [key, node] : *table_) {
+      if (std::find(known_.begin(), known_.end(), key.str()) != known_.end()) continue;
+      problems_->Add(key.source(), KeyPath(key.str()),
+                     "unknown key" + DidYouMean(key.str(), known_));
+      found = true;
+    }
+    return found;
+  }
+
+ private:
+  const toml::node* Present(std::string_view key, Need need) {
+    const toml::node* node = Find(key);
+    if (node == nullptr && need == Need::kRequired) FailMissing(key);
+    return node;
+  }
+
+  static std::string Format(double number) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%g", number);
+    return text;
+  }
+
+  static std::string RangeMessage(const std::string& got, double min, double max,
+                                  bool unbounded_above) {
+    if (unbounded_above) return "must be at least " + Format(min) + ", got " + got;
+    return "must be between " + Format(min) + " and " + Format(max) + ", got " + got;
+  }
+
+  static std::string CheckSecretRef(Secret::Kind kind, std::string_view ref) {
+    if (ref.empty()) return "must not be empty";
+    switch (kind) {
+      case Secret::Kind::kEnv: {
+        bool valid = !std::isdigit(static_cast<unsigned char>(ref[0])) &&
+                     std::all_of(ref.begin(), ref.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                     });
+        // Not echoed: a value pasted here by mistake may be the secret itself.
+        if (!valid) {
+          return "bad environment variable name (use letters, digits and '_', not starting "
+                 "with a digit)";
+        }
+        return "";
+      }
+      case Secret::Kind::kFile:
+        return "";
+      case Secret::Kind::kVault: {
+        size_t hash = ref.find('#');
+        if (hash == std::string_view::npos || hash == 0 || hash + 1 == ref.size()) {
+          return "vault reference must be \"PATH#FIELD\", e.g. \"secret/data/bot#token\"";
+        }
+        return "";
+      }
+    }
+    return "";
+  }
+
+  Problems* problems_;
+  const toml::table* table_;
+  std::string path_;
+  std::vector<std::string> known_;
+};
+
+// ----------------------------------------------------------------------------------
+// The sections of the file
+
+// A reference checked once every section is read (forward references are fine).
+struct JobReference {
+  toml::source_region at;
+  std::string key_path;
+  std::string job_type;
+};
+
+class ConfigParser {
+ public:
+  ConfigParser(const toml::table& root, const std::string& file)
+      : problems_(file), root_(problems_, root, "") {
+    config_.file = file;
+  }
+
+  Result<Config> Run() {
+    if (auto server = root_.Table("server")) ParseServer(*server);
+    if (auto queue = root_.Table("queue")) ParseQueue(*queue);
+    if (auto worker = root_.Table("worker")) ParseWorker(*worker);
+    if (auto store = root_.Table("store")) ParseStore(*store);
+    for (Section& source : root_.TableArray("sources")) ParseSource(source);
+    for (Section& job : root_.TableArray("jobs")) ParseJob(job);
+    for (Section& integration : root_.TableArray("integrations")) ParseIntegration(integration);
+    if (auto telemetry = root_.Table("telemetry")) ParseTelemetry(*telemetry);
+    root_.RejectUnknownKeys();
+    // A broken [[jobs]] entry would make every source pointing at it look undefined too;
+    // report the root cause alone.
+    if (problems_.empty()) CheckJobReferences();
+    if (!problems_.empty()) return problems_.Earliest();
+    return std::move(config_);
+  }
+
+ private:
+  void CheckAddress(Section& section, std::string_view key, const std::string& address) {
+    Result<std::pair<std::string, uint16_t>> parsed = ParseListenAddress(address);
+    if (!parsed.ok()) section.Fail(key, parsed.status().message());
+  }
+
+  void ParseServer(Section& s) {
+    ServerConfig& server = config_.server;
+    if (s.String("listen", server.listen)) CheckAddress(s, "listen", server.listen);
+    s.Int("threads", server.threads, 0, 4096);
+    s.Size("max_body", server.max_body);
+    s.Duration("read_timeout", server.read_timeout);
+    server.admin_token = s.SecretRef("admin_token");
+    if (s.String("admin_listen", server.admin_listen) && !server.admin_listen.empty()) {
+      CheckAddress(s, "admin_listen", server.admin_listen);
+      if (server.admin_listen == server.listen) {
+        s.Fail("admin_listen",
+               "must differ from server.listen (leave it \"\" to serve /admin "
+               "on the main listener)");
+      }
+    }
+    s.RejectUnknownKeys();
+  }
+
+  void ParseQueue(Section& s) {
+    QueueConfig& queue = config_.queue;
+    s.Choice("backend", queue.backend, {"sqlite", "redis"}, "backend");
+    if (s.String("path", queue.path) && queue.path.empty() && queue.backend == "sqlite") {
+      s.Fail("path", "must not be empty with backend \"sqlite\"");
+    }
+    if (s.String("url", queue.url) && queue.backend == "redis" &&
+        !HasScheme(queue.url, {"redis://", "rediss://", "unix://"})) {
+      s.Fail("url", "expected a redis://, rediss:// or unix:// URL");
+    }
+    s.Integer("max_depth", queue.max_depth, 1, kInt64Max);
+    s.Duration("dedupe_ttl", queue.dedupe_ttl);
+    std::string durability;
+    if (s.Choice("durability", durability, {"fsync", "process"}, "durability")) {
+      queue.durability = durability == "fsync" ? Durability::kFsync : Durability::kProcess;
+    }
+    s.RejectUnknownKeys();
+  }
+
+  void ParseWorker(Section& s) {
+    WorkerConfig& worker = config_.worker;
+    s.Int("max_in_flight", worker.max_in_flight, 1);
+    s.Duration("shutdown_grace", worker.shutdown_grace, /*allow_zero=*/true);
+    if (s.String("sidecar", worker.sidecar)) {
+      Result<std::pair<std::string, uint16_t>> parsed = ParseListenAddress(worker.sidecar);
+      if (!parsed.ok()) {
+        s.Fail("sidecar", parsed.status().message());
+      } else if (!IsLoopbackHost(parsed->first)) {
+        s.Fail("sidecar",
+               "must be a loopback address (127.0.0.1, [::1] or localhost): "
+               "handlers reach it on the same machine and it is not authenticated");
+      }
+    }
+    s.RejectUnknownKeys();
+  }
+
+  void ParseStore(Section& s) {
+    StoreConfig& store = config_.store;
+    s.Choice("sessions", store.sessions, {"sqlite", "redis"}, "sessions store");
+    if (s.String("sessions_url", store.sessions_url) && store.sessions == "redis" &&
+        !HasScheme(store.sessions_url, {"redis://", "rediss://", "unix://"})) {
+      s.Fail("sessions_url", "expected a redis://, rediss:// or unix:// URL");
+    }
+    s.Choice("state", store.state, {"sqlite", "postgres"}, "state store");
+    if (s.String("state_url", store.state_url) && store.state == "postgres" &&
+        !HasScheme(store.state_url, {"postgresql://", "postgres://"})) {
+      s.Fail("state_url", "expected a postgresql:// URL");
+    }
+    s.RejectUnknownKeys();
+  }
+
+  void ParseSource(Section& s) {
+    SourceConfig source;
+    source.where = problems_.Where(s.source());
+
+    if (s.String("name", source.name, Need::kRequired)) {
+      if (std::string problem = CheckName(source.name, false); !problem.empty()) {
+        s.Fail("name", problem);
+      } else if (auto [it, inserted] = source_names_.emplace(source.name, source.where);
+                 !inserted) {
+        s.Fail("name", "duplicate source name " + Quote(source.name) + " (first defined at " +
+                           it->second + ")");
+      }
+    }
+
+    std::string kind;
+    static const std::vector<std::string> kKinds = {"slack",  "discord", "telegram",
+                                                    "github", "meta",    "hmac"};
+    bool has_kind = s.Choice("kind", kind, kKinds, "kind", Need::kRequired);
+    if (has_kind) {
+      source.kind =
+          static_cast<SourceKind>(std::find(kKinds.begin(), kKinds.end(), kind) - kKinds.begin());
+    }
+
+    if (s.String("path", source.path, Need::kRequired)) CheckSourcePath(s, source);
+
+    if (s.String("job", source.job, Need::kRequired)) {
+      job_references_.push_back({s.KeySource("job"), s.KeyPath("job"), source.job});
+    }
+
+    source.secret = s.SecretRef("secret");
+    source.verify_token = s.SecretRef("verify_token");
+    s.String("public_key", source.public_key);
+    s.String("header", source.header);
+    s.String("prefix", source.prefix);
+    s.String("algorithm", source.algorithm);
+    s.String("dedupe", source.dedupe);
+
+    if (has_kind) CheckKindSpecificKeys(s, source, kind);
+    s.RejectUnknownKeys();
+    config_.sources.push_back(std::move(source));
+  }
+
+  void CheckSourcePath(Section& s, const SourceConfig& source) {
+    const std::string& path = source.path;
+    if (path.empty() || path[0] != '/') {
+      s.Fail("path", "must start with '/', e.g. \"/hooks/" +
+                         (source.name.empty() ? std::string("slack") : source.name) + "\"");
+      return;
+    }
+    if (path.find_first_of("?# \t\r\n") != std::string::npos) {
+      s.Fail("path", "must be a plain URL path (no spaces, '?' or '#')");
+      return;
+    }
+    if (path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/admin" ||
+        path.rfind("/admin/", 0) == 0) {
+      s.Fail("path", Quote(path) +
+                         " is reserved for firebreak's own endpoints (/healthz, "
+                         "/readyz, /metrics, /admin)");
+      return;
+    }
+    auto [it, inserted] = source_paths_.emplace(path, source.name);
+    if (!inserted) {
+      s.Fail("path", "path " + Quote(path) + " is already used by source " + Quote(it->second));
+    }
+  }
+
+  void CheckKindSpecificKeys(Section& s, SourceConfig& source, const std::string& kind) {
+    bool is_hmac = source.kind == SourceKind::kHmac;
+    bool is_discord = source.kind == SourceKind::kDiscord;
+    bool is_meta = source.kind == SourceKind::kMeta;
+    std::string this_kind = " (this source is kind " + Quote(kind) + ")";
+
+    if (is_discord) {
+      if (s.Has("secret")) {
+        s.Fail("secret", "kind \"discord\" verifies with public_key, not a secret");
+      }
+      if (!s.Has("public_key")) {
+        s.FailMissing("public_key", " (kind \"discord\" needs the application's public key)");
+      } else if (source.public_key.size() != 64 || !IsHex(source.public_key)) {
+        s.Fail("public_key",
+               "expected 64 hex characters (the Ed25519 public key from the "
+               "Discord developer portal)");
+      }
+    } else {
+      if (!s.Has("secret")) {
+        s.FailMissing("secret", " (kind " + Quote(kind) + " verifies requests with a secret)");
+      }
+      if (s.Has("public_key"))
+        s.Fail("public_key", "only allowed for kind \"discord\"" + this_kind);
+    }
+
+    if (is_meta) {
+      if (!s.Has("verify_token")) {
+        s.FailMissing("verify_token", " (kind \"meta\" needs it for the subscription handshake)");
+      }
+    } else if (s.Has("verify_token")) {
+      s.Fail("verify_token", "only allowed for kind \"meta\"" + this_kind);
+    }
+
+    if (!is_hmac) {
+      for (std::string_view key : {"header", "prefix", "algorithm", "dedupe"}) {
+        if (s.Has(key)) s.Fail(key, "only allowed for kind \"hmac\"" + this_kind);
+      }
+      return;
+    }
+    if (s.Has("header") && !IsHeaderName(source.header)) {
+      s.Fail("header", "bad header name " + Quote(source.header));
+    }
+    static const std::vector<std::string> kAlgorithms = {"sha1", "sha256", "sha512"};
+    if (s.Has("algorithm") &&
+        std::find(kAlgorithms.begin(), kAlgorithms.end(), source.algorithm) == kAlgorithms.end()) {
+      s.Fail("algorithm", "unknown algorithm " + Quote(source.algorithm) + " (expected " +
+                              ListChoices(kAlgorithms) + ")");
+    }
+    if (std::string problem = CheckJsonPointer(source.dedupe); !problem.empty()) {
+      s.Fail("dedupe", problem);
+    }
+  }
+
+  void ParseJob(Section& s) {
+    JobConfig job;
+    job.where = problems_.Where(s.source());
+    if (s.String("type", job.type, Need::kRequired)) {
+      if (std::string problem = CheckName(job.type, true); !problem.empty()) {
+        s.Fail("type", problem);
+      } else if (auto [it, inserted] = job_types_.emplace(job.type, job.where); !inserted) {
+        s.Fail("type",
+               "duplicate job type " + Quote(job.type) + " (first defined at " + it->second + ")");
+      }
+    }
+    if (auto handler = s.Table("handler", Need::kRequired)) ParseHandler(*handler, job.handler);
+    s.Int("concurrency", job.concurrency, 1);
+    s.Duration("timeout", job.timeout);
+    s.Int("max_attempts", job.max_attempts, 1);
+    if (auto backoff = s.Table("backoff")) ParseBackoff(*backoff, job.backoff);
+    if (s.String("ordering", job.ordering)) {
+      if (std::string problem = CheckJsonPointer(job.ordering); !problem.empty()) {
+        s.Fail("ordering", problem);
+      }
+    }
+    s.RejectUnknownKeys();
+    config_.jobs.push_back(std::move(job));
+  }
+
+  void ParseHandler(Section& s, HandlerConfig& handler) {
+    const toml::node* command = s.Find("command");
+    bool has_url = s.String("url", handler.url);
+    if (command != nullptr) ParseCommand(s, *command, handler.command);
+    if (has_url && !HasScheme(handler.url, {"http://", "https://"})) {
+      s.Fail("url", "expected an http:// or https:// URL, got " + Quote(handler.url));
+    }
+    bool has_both = command != nullptr && s.Has("url");
+    bool has_neither = command == nullptr && !s.Has("url");
+    bool had_unknown_keys = s.RejectUnknownKeys();
+    if (has_both) {
+      problems_.Add(s.source(), s.path(),
+                    "handler must have exactly one of command or url, not both");
+    } else if (has_neither && !had_unknown_keys) {
+      problems_.Add(s.source(), s.path(),
+                    "handler must be { command = [\"program\", \"arg\", ...] } or "
+                    "{ url = \"http://...\" }");
+    }
+  }
+
+  void ParseCommand(Section& s, const toml::node& node, std::vector<std::string>& command) {
+    const toml::array* array = node.as_array();
+    if (array == nullptr) {
+      s.FailType("command", "an array of strings", node);
+      return;
+    }
+    if (array->empty()) {
+      s.Fail("command", "must not be empty (e.g. [\"python3\", \"bots/echo.py\"])");
+      return;
+    }
+    std::vector<std::string> words;
+    for (size_t i = 0; i < array->size(); ++i) {
+      const toml::node& element = *array->get(i);
+      std::string element_path = s.KeyPath("command") + "[" + std::to_string(i) + "]";
+      const auto* word = element.as_string();
+      if (word == nullptr) {
+        problems_.Add(element.source(), element_path,
+                      std::string("expected a string, not ") + TypeName(element));
+        return;
+      }
+      words.push_back(word->get());
+    }
+    if (words[0].empty()) {
+      s.Fail("command", "the program (first element) must not be empty");
+      return;
+    }
+    command = std::move(words);
+  }
+
+  void ParseBackoff(Section& s, BackoffPolicy& backoff) {
+    s.Duration("base", backoff.base, /*allow_zero=*/true);
+    s.Number("factor", backoff.factor, 1, 1000);
+    s.Duration("max", backoff.max);
+    std::string jitter;
+    if (s.Choice("jitter", jitter, {"none", "full", "equal"}, "jitter")) {
+      backoff.jitter = jitter == "none"   ? Jitter::kNone
+                       : jitter == "full" ? Jitter::kFull
+                                          : Jitter::kEqual;
+    }
+    if (backoff.max < backoff.base) {
+      s.Fail(s.Has("max") ? "max" : "base", "backoff max (" + FormatDuration(backoff.max) +
+                                                ") is below base (" + FormatDuration(backoff.base) +
+                                                ")");
+    }
+    s.RejectUnknownKeys();
+  }
+
+  void ParseIntegration(Section& s) {
+    IntegrationConfig integration;
+    integration.where = problems_.Where(s.source());
+    if (s.String("name", integration.name, Need::kRequired)) {
+      if (std::string problem = CheckName(integration.name, false); !problem.empty()) {
+        s.Fail("name", problem);
+      } else if (auto [it, inserted] =
+                     integration_names_.emplace(integration.name, integration.where);
+                 !inserted) {
+        s.Fail("name", "duplicate integration name " + Quote(integration.name) +
+                           " (first defined at " + it->second + ")");
+      }
+    }
+    if (s.String("base_url", integration.base_url, Need::kRequired)) {
+      std::string& url = integration.base_url;
+      if (!HasScheme(url, {"http://", "https://"})) {
+        s.Fail("base_url", "expected an http:// or https:// URL, got " + Quote(url));
+      } else if (url.find_first_of("?# \t\r\n") != std::string::npos) {
+        s.Fail("base_url", "must not contain a query, fragment or spaces");
+      } else {
+        // Action paths start with '/': keep exactly one slash between the two.
+        while (url.back() == '/' && url.find("://") + 3 < url.size() - 1) url.pop_back();
+      }
+    }
+    if (auto auth = s.Table("auth")) integration.auth = ParseAuth(*auth);
+    s.Duration("timeout", integration.timeout);
+    s.Int("max_concurrency", integration.max_concurrency, 1);
+    if (auto retry = s.Table("retry")) ParseRetry(*retry, integration.retry);
+    if (auto breaker = s.Table("breaker")) ParseBreaker(*breaker, integration.breaker);
+    if (auto rate_limit = s.Table("rate_limit"))
+      integration.rate_limit = ParseRateLimit(*rate_limit);
+    s.RejectUnknownKeys();
+    config_.integrations.push_back(std::move(integration));
+  }
+
+  std::optional<IntegrationAuth> ParseAuth(Section& s) {
+    IntegrationAuth auth;
+    bool has_bearer = s.Has("bearer");
+    bool has_header = s.Has("header");
+    std::optional<Secret> secret;
+    if (has_bearer) {
+      auth.kind = IntegrationAuth::Kind::kBearer;
+      secret = s.SecretRef("bearer");
+    }
+    if (has_header) {
+      auth.kind = IntegrationAuth::Kind::kHeader;
+      if (auto header = s.Table("header")) {
+        if (header->String("name", auth.header_name, Need::kRequired) &&
+            !IsHeaderName(auth.header_name)) {
+          header->Fail("name", "bad header name " + Quote(auth.header_name));
+        }
+        secret = header->SecretRef("value", Need::kRequired);
+        header->RejectUnknownKeys();
+      }
+    }
+    bool had_unknown_keys = s.RejectUnknownKeys();
+    if (!has_bearer && !has_header && had_unknown_keys) return std::nullopt;
+    if (has_bearer == has_header) {
+      problems_.Add(s.source(), s.path(),
+                    std::string("auth must have exactly one of bearer or header") +
+                        (has_bearer ? ", not both"
+                                    : ": { bearer = { env = \"...\" } } or "
+                                      "{ header = { name = \"X-Api-Key\", "
+                                      "value = { env = \"...\" } } }"));
+      return std::nullopt;
+    }
+    if (!secret) return std::nullopt;
+    auth.secret = std::move(*secret);
+    return auth;
+  }
+
+  void ParseRetry(Section& s, IntegrationRetryConfig& retry) {
+    s.Int("attempts", retry.attempts, 1, 100);
+    s.Bool("jitter", retry.jitter);
+    if (const toml::node* node = s.Find("backoff")) {
+      const toml::array* array = node->as_array();
+      if (array == nullptr) {
+        s.FailType("backoff", "an array of durations (e.g. [\"250ms\", \"1s\"])", *node);
+      } else if (array->empty()) {
+        s.Fail("backoff", "must list at least one duration (e.g. [\"250ms\", \"1s\"])");
+      } else {
+        std::vector<milliseconds> delays;
+        for (size_t i = 0; i < array->size(); ++i) {
+          const toml::node& element = *array->get(i);
+          std::string element_path = s.KeyPath("backoff") + "[" + std::to_string(i) + "]";
+          const auto* text = element.as_string();
+          std::optional<milliseconds> delay;
+          if (text == nullptr) {
+            problems_.Add(element.source(), element_path,
+                          std::string("expected a string (a duration such as \"1s\"), not ") +
+                              TypeName(element));
+          } else if (!(delay = ParseDuration(text->get()))) {
+            problems_.Add(element.source(), element_path,
+                          "bad duration " + Quote(text->get()) +
+                              " (use e.g. \"250ms\", \"5s\", \"2m\", \"24h\")");
+          } else {
+            delays.push_back(*delay);
+          }
+        }
+        if (delays.size() == array->size()) retry.backoff = std::move(delays);
+      }
+    }
+    s.RejectUnknownKeys();
+  }
+
+  void ParseBreaker(Section& s, CircuitBreakerConfig& breaker) {
+    s.Number("failure_rate", breaker.failure_rate, 0, 1, /*min_exclusive=*/true);
+    s.Int("min_calls", breaker.min_calls, 1);
+    s.Duration("window", breaker.window);
+    s.Duration("open_for", breaker.open_for);
+    s.RejectUnknownKeys();
+  }
+
+  std::optional<RateLimitConfig> ParseRateLimit(Section& s) {
+    RateLimitConfig limit;
+    bool valid = false;
+    if (s.String("rate", limit.rate, Need::kRequired)) {
+      std::optional<double> per_second = ParseRate(limit.rate);
+      if (!per_second) {
+        s.Fail("rate", "bad rate " + Quote(limit.rate) +
+                           " (use e.g. \"50/s\", \"600/m\", "
+                           "\"1000/h\")");
+      } else {
+        limit.per_second = *per_second;
+        limit.burst = static_cast<int>(std::clamp(std::ceil(*per_second), 1.0, 1e9));
+        valid = true;
+      }
+    }
+    if (!s.Int("burst", limit.burst, 1) && s.Has("burst")) valid = false;
+    s.RejectUnknownKeys();
+    if (!valid) return std::nullopt;
+    return limit;
+  }
+
+  // "<number>/<s|m|h>" → events per second.
+  static std::optional<double> ParseRate(std::string_view text) {
+    size_t slash = text.find('/');
+    if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+    std::string_view number_text = text.substr(0, slash);
+    std::string_view unit = text.substr(slash + 1);
+    if (!std::all_of(number_text.begin(), number_text.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+        })) {
+      return std::nullopt;
+    }
+    double number = 0;
+    auto [end, error] =
+        std::from_chars(number_text.data(), number_text.data() + number_text.size(), number);
+    if (error != std::errc() || end != number_text.data() + number_text.size()) {
+      return std::nullopt;
+    }
+    if (!(number > 0) || !std::isfinite(number)) return std::nullopt;
+    if (unit == "s") return number;
+    if (unit == "m") return number / 60;
+    if (unit == "h") return number / 3600;
+    return std::nullopt;
+  }
+
+  void ParseTelemetry(Section& s) {
+    TelemetryConfig& telemetry = config_.telemetry;
+    s.Choice("log_format", telemetry.log_format, {"json", "text"}, "log format");
+    s.Choice("log_level", telemetry.log_level, {"trace", "debug", "info", "warn", "error"},
+             "log level");
+    if (s.String("otlp_endpoint", telemetry.otlp_endpoint) && !telemetry.otlp_endpoint.empty() &&
+        !HasScheme(telemetry.otlp_endpoint, {"http://", "https://"})) {
+      s.Fail("otlp_endpoint",
+             "expected \"\" or an http:// or https:// URL, e.g. "
+             "\"http://127.0.0.1:4318\"");
+    }
+    if (s.String("service_name", telemetry.service_name) && telemetry.service_name.empty()) {
+      s.Fail("service_name", "must not be empty");
+    }
+    s.RejectUnknownKeys();
+  }
+
+  void CheckJobReferences() {
+    std::vector<std::string> types;
+    for (const JobConfig& job : config_.jobs) types.push_back(job.type);
+    for (const JobReference& reference : job_references_) {
+      if (config_.FindJob(reference.job_type) != nullptr) continue;
+      std::string hint =
+          types.empty() ? " (no [[jobs]] are defined)" : DidYouMean(reference.job_type, types);
+      problems_.Add(reference.at, reference.key_path,
+                    "undefined job type " + Quote(reference.job_type) + hint);
+    }
+  }
+
+  Problems problems_;
+  Section root_;
+  Config config_;
+  std::map<std::string, std::string> source_names_;       // name → where
+  std::map<std::string, std::string> source_paths_;       // path → source name
+  std::map<std::string, std::string> job_types_;          // type → where
+  std::map<std::string, std::string> integration_names_;  // name → where
+  std::vector<JobReference> job_references_;
+};
+
+}  // namespace
+
+const char* SourceKindName(SourceKind kind) {
+  switch (kind) {
+    case SourceKind::kSlack:
+      return "slack";
+    case SourceKind::kDiscord:
+      return "discord";
+    case SourceKind::kTelegram:
+      return "telegram";
+    case SourceKind::kGithub:
+      return "github";
+    case SourceKind::kMeta:
+      return "meta";
+    case SourceKind::kHmac:
+      return "hmac";
+  }
+  return "unknown";
+}
+
+const JobConfig* Config::FindJob(const std::string& type) const {
+  for (const JobConfig& job : jobs) {
+    if (job.type == type) return &job;
+  }
+  return nullptr;
+}
+
+const SourceConfig* Config::FindSource(const std::string& name) const {
+  for (const SourceConfig& source : sources) {
+    if (source.name == name) return &source;
+  }
+  return nullptr;
+}
+
+const IntegrationConfig* Config::FindIntegration(const std::string& name) const {
+  for (const IntegrationConfig& integration : integrations) {
+    if (integration.name == name) return &integration;
+  }
+  return nullptr;
+}
+
+Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view address) {
+  auto bad = [address](std::string_view why) {
+    return InvalidArgument("bad address " + Quote(address) + ": " + std::string(why));
+  };
+  std::string host;
+  std::string_view port_text;
+  if (!address.empty() && address[0] == '[') {
+    size_t close = address.find(']');
+    if (close == std::string_view::npos) return bad("missing ']' after the IPv6 address");
+    host = std::string(address.substr(1, close - 1));
+    if (host.empty()) return bad("empty host");
+    if (close + 1 >= address.size() || address[close + 1] != ':') {
+      return bad("expected \"[address]:port\", e.g. \"[::1]:8080\"");
+    }
+    port_text = address.substr(close + 2);
+  } else {
+    size_t colon = address.rfind(':');
+    if (colon == std::string_view::npos) {
+      return bad("expected \"host:port\", e.g. \"127.0.0.1:8080\"");
+    }
+    host = std::string(address.substr(0, colon));
+    if (host.find(':') != std::string::npos) {
+      return bad("put an IPv6 address in brackets, e.g. \"[::1]:8080\"");
+    }
+    if (host.empty()) return bad("empty host (use 0.0.0.0 for every interface)");
+    port_text = address.substr(colon + 1);
+  }
+  if (host.find_first_of(" \t\r\n/[]") != std::string::npos) return bad("bad host");
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(),
+                   [](char c) { return c >= '0' && c <= '9'; })) {
+    return bad("the port must be a number from 1 to 65535");
+  }
+  int port = std::stoi(std::string(port_text));
+  if (port < 1 || port > 65535) return bad("the port must be a number from 1 to 65535");
+  return std::make_pair(std::move(host), static_cast<uint16_t>(port));
+}
+
+Result<Config> ParseConfig(std::string_view text, const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view(path));
+  } catch (const toml::parse_error& error) {
+    const toml::source_position& at = error.source().begin;
+    return InvalidArgument(path + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
+                           ": " + std::string(error.description()));
+  }
+  return ConfigParser(root, path).Run();
+}
+
+Result<Config> LoadConfig(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return InvalidArgument(path + ": cannot read: " + std::strerror(errno));
+  std::string text;
+  char buffer[64 * 1024];
+  int read_error = 0;
+  while (true) {
+    size_t got = std::fread(buffer, 1, sizeof buffer, file);
+    text.append(buffer, got);
+    if (got < sizeof buffer) {
+      if (std::ferror(file)) read_error = errno != 0 ? errno : EIO;
+      break;
+    }
+    if (text.size() > kMaxConfigBytes) break;
+  }
+  std::fclose(file);
+  if (read_error != 0) return InvalidArgument(path + ": cannot read: " + std::strerror(read_error));
+  if (text.size() > kMaxConfigBytes) {
+    return InvalidArgument(path + ": cannot read: larger than " +
+                           std::to_string(kMaxConfigBytes / (1024 * 1024)) +
+                           " MiB, not a config file");
+  }
+  return ParseConfig(text, path);
+}
+
+}  // namespace firebreak

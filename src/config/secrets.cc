@@ -1,0 +1,121 @@
+// Secret references and their resolution. Values are read here and nowhere else, and
+// no message built here ever includes one.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "config/config.h"
+
+namespace firebreak {
+namespace {
+
+// A secret is a key or token; a file far larger than that is the wrong file.
+constexpr size_t kMaxSecretFileBytes = 1024 * 1024;
+
+Status SecretError(const Secret& secret, const std::string& key_path, const std::string& what) {
+  return InvalidArgument(secret.where + ": " + key_path + ": " + what);
+}
+
+Status ReadSecretFile(const Secret& secret, const std::string& key_path, std::string& out) {
+  auto cannot_read = [&](int error) {
+    return SecretError(secret, key_path,
+                       "cannot read secret file \"" + secret.ref + "\": " + std::strerror(error));
+  };
+  std::FILE* file = std::fopen(secret.ref.c_str(), "rb");
+  if (file == nullptr) return cannot_read(errno);
+  std::string text;
+  char buffer[4096];
+  int read_error = 0;
+  while (text.size() <= kMaxSecretFileBytes) {
+    size_t got = std::fread(buffer, 1, sizeof buffer, file);
+    text.append(buffer, got);
+    if (got < sizeof buffer) {
+      if (std::ferror(file)) read_error = errno != 0 ? errno : EIO;
+      break;
+    }
+  }
+  std::fclose(file);
+  if (read_error != 0) return cannot_read(read_error);
+  if (text.size() > kMaxSecretFileBytes) {
+    return SecretError(secret, key_path, "secret file \"" + secret.ref + "\" is larger than 1MiB");
+  }
+  // Files written by editors, `echo` or secret managers usually end in a newline that is
+  // not part of the secret.
+  size_t end = text.find_last_not_of(" \t\r\n");
+  text.resize(end == std::string::npos ? 0 : end + 1);
+  if (text.empty())
+    return SecretError(secret, key_path, "secret file \"" + secret.ref + "\" is empty");
+  out = std::move(text);
+  return Status::Ok();
+}
+
+Status Resolve(Secret& secret, const std::string& key_path) {
+  switch (secret.kind) {
+    case Secret::Kind::kEnv: {
+      const char* value = std::getenv(secret.ref.c_str());
+      if (value == nullptr || *value == '\0') {
+        return SecretError(secret, key_path,
+                           "environment variable " + secret.ref + " is not set" +
+                               (value == nullptr ? "" : " (it is empty)"));
+      }
+      secret.value = value;
+      return Status::Ok();
+    }
+    case Secret::Kind::kFile:
+      return ReadSecretFile(secret, key_path, secret.value);
+    case Secret::Kind::kVault:
+      return SecretError(secret, key_path,
+                         "vault secrets are not supported by this build yet (\"" + secret.ref +
+                             "\"); use { env = \"...\" } or { file = \"...\" }, e.g. a file "
+                             "rendered by Vault Agent");
+  }
+  return Internal("unknown secret kind");
+}
+
+}  // namespace
+
+std::string Secret::Describe() const {
+  switch (kind) {
+    case Kind::kEnv:
+      return "env " + ref;
+    case Kind::kFile:
+      return "file " + ref;
+    case Kind::kVault:
+      return "vault " + ref;
+  }
+  return "unknown";
+}
+
+Status ResolveSecrets(Config& config) {
+  if (config.server.admin_token) {
+    if (Status status = Resolve(*config.server.admin_token, "server.admin_token"); !status.ok()) {
+      return status;
+    }
+  }
+  for (size_t i = 0; i < config.sources.size(); ++i) {
+    SourceConfig& source = config.sources[i];
+    std::string path = "sources[" + std::to_string(i) + "]";
+    if (source.secret) {
+      if (Status status = Resolve(*source.secret, path + ".secret"); !status.ok()) return status;
+    }
+    if (source.verify_token) {
+      if (Status status = Resolve(*source.verify_token, path + ".verify_token"); !status.ok()) {
+        return status;
+      }
+    }
+  }
+  for (size_t i = 0; i < config.integrations.size(); ++i) {
+    IntegrationConfig& integration = config.integrations[i];
+    if (!integration.auth) continue;
+    std::string path =
+        "integrations[" + std::to_string(i) + "].auth." +
+        (integration.auth->kind == IntegrationAuth::Kind::kBearer ? "bearer" : "header.value");
+    if (Status status = Resolve(integration.auth->secret, path); !status.ok()) return status;
+  }
+  return Status::Ok();
+}
+
+}  // namespace firebreak

@@ -1,0 +1,176 @@
+// The human summary printed by `firebreak check`. It shows secret references, never
+// values, and masks passwords written inside URLs.
+#include <cstdio>
+#include <string>
+
+#include "common/units.h"
+#include "config/config.h"
+
+namespace firebreak {
+namespace {
+
+// "redis://:hunter2@host/0" → "redis://:***@host/0".
+std::string RedactUrl(const std::string& url) {
+  size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return url;
+  size_t authority_start = scheme_end + 3;
+  size_t authority_end = url.find_first_of("/?#", authority_start);
+  if (authority_end == std::string::npos) authority_end = url.size();
+  size_t at = url.rfind('@', authority_end);
+  if (at == std::string::npos || at < authority_start) return url;
+  size_t colon = url.find(':', authority_start);
+  if (colon == std::string::npos || colon > at) return url;
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+std::string FormatSize(uint64_t bytes) {
+  constexpr uint64_t kKiB = 1024;
+  if (bytes >= kKiB * kKiB * kKiB && bytes % (kKiB * kKiB * kKiB) == 0) {
+    return std::to_string(bytes / (kKiB * kKiB * kKiB)) + "GiB";
+  }
+  if (bytes >= kKiB * kKiB && bytes % (kKiB * kKiB) == 0) {
+    return std::to_string(bytes / (kKiB * kKiB)) + "MiB";
+  }
+  if (bytes >= kKiB && bytes % kKiB == 0) return std::to_string(bytes / kKiB) + "KiB";
+  return std::to_string(bytes) + "B";
+}
+
+std::string FormatNumber(double number) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%g", number);
+  return text;
+}
+
+const char* JitterName(Jitter jitter) {
+  switch (jitter) {
+    case Jitter::kNone:
+      return "none";
+    case Jitter::kFull:
+      return "full";
+    case Jitter::kEqual:
+      return "equal";
+  }
+  return "unknown";
+}
+
+std::string SecretText(const std::optional<Secret>& secret) {
+  return secret ? secret->Describe() : "none";
+}
+
+std::string Padded(const std::string& text, size_t width) {
+  return text.size() >= width ? text + " " : text + std::string(width - text.size(), ' ');
+}
+
+void AppendSource(std::string& out, const SourceConfig& source) {
+  out += "  " + Padded(source.name, 14) + "kind " + SourceKindName(source.kind) + ", path " +
+         source.path + " -> job " + source.job;
+  if (source.kind == SourceKind::kDiscord) {
+    out += ", public_key " + source.public_key.substr(0, 8) + "...";
+  } else {
+    out += ", secret " + SecretText(source.secret);
+  }
+  if (source.kind == SourceKind::kMeta) out += ", verify_token " + SecretText(source.verify_token);
+  if (source.kind == SourceKind::kHmac) {
+    out += ", header " + source.header + ", prefix \"" + source.prefix + "\", algorithm " +
+           source.algorithm + ", dedupe " + (source.dedupe.empty() ? "body hash" : source.dedupe);
+  }
+  out += "\n";
+}
+
+void AppendJob(std::string& out, const JobConfig& job) {
+  out += "  " + Padded(job.type, 14) + "handler ";
+  if (!job.handler.command.empty()) {
+    out += "command [";
+    for (size_t i = 0; i < job.handler.command.size(); ++i) {
+      out += (i > 0 ? " " : "") + job.handler.command[i];
+    }
+    out += "]";
+  } else {
+    out += "url " + RedactUrl(job.handler.url);
+  }
+  const BackoffPolicy& backoff = job.backoff;
+  out += ", concurrency " + std::to_string(job.concurrency) + ", timeout " +
+         FormatDuration(job.timeout) + ", max_attempts " + std::to_string(job.max_attempts) +
+         ", backoff " + FormatDuration(backoff.base) + " x" + FormatNumber(backoff.factor) +
+         " up to " + FormatDuration(backoff.max) + " jitter " + JitterName(backoff.jitter);
+  if (!job.ordering.empty()) out += ", ordering " + job.ordering;
+  out += "\n";
+}
+
+void AppendIntegration(std::string& out, const IntegrationConfig& integration) {
+  out += "  " + Padded(integration.name, 14) + RedactUrl(integration.base_url) + ", auth ";
+  if (!integration.auth) {
+    out += "none";
+  } else if (integration.auth->kind == IntegrationAuth::Kind::kBearer) {
+    out += "bearer " + integration.auth->secret.Describe();
+  } else {
+    out += "header " + integration.auth->header_name + " " + integration.auth->secret.Describe();
+  }
+  const IntegrationRetryConfig& retry = integration.retry;
+  out += ", timeout " + FormatDuration(integration.timeout) + ", max_concurrency " +
+         std::to_string(integration.max_concurrency) + ", retry " + std::to_string(retry.attempts) +
+         " attempts [";
+  for (size_t i = 0; i < retry.backoff.size(); ++i) {
+    out += (i > 0 ? " " : "") + FormatDuration(retry.backoff[i]);
+  }
+  const CircuitBreakerConfig& breaker = integration.breaker;
+  out += std::string("]") + (retry.jitter ? " jittered" : "") + ", breaker opens at " +
+         FormatNumber(breaker.failure_rate * 100) +
+         "% failures of >= " + std::to_string(breaker.min_calls) + " calls in " +
+         FormatDuration(breaker.window) + " for " + FormatDuration(breaker.open_for) +
+         ", rate limit ";
+  if (integration.rate_limit) {
+    out += integration.rate_limit->rate + " burst " + std::to_string(integration.rate_limit->burst);
+  } else {
+    out += "none";
+  }
+  out += "\n";
+}
+
+}  // namespace
+
+std::string Summarize(const Config& config) {
+  const ServerConfig& server = config.server;
+  const QueueConfig& queue = config.queue;
+  const WorkerConfig& worker = config.worker;
+  const StoreConfig& store = config.store;
+  const TelemetryConfig& telemetry = config.telemetry;
+
+  std::string out = "config     " + config.file + "\n";
+  out += "server     listen " + server.listen + ", threads " +
+         (server.threads == 0 ? std::string("auto") : std::to_string(server.threads)) +
+         ", max_body " + FormatSize(server.max_body) + ", read_timeout " +
+         FormatDuration(server.read_timeout) + "\n";
+  out += "admin      ";
+  if (server.admin_token) {
+    out += "on at " + (server.admin_listen.empty() ? server.listen : server.admin_listen) +
+           ", token " + server.admin_token->Describe() + "\n";
+  } else {
+    out += "off (no admin_token)\n";
+  }
+  out += "queue      " + queue.backend + " " +
+         (queue.backend == "sqlite" ? queue.path : RedactUrl(queue.url)) + ", durability " +
+         (queue.durability == Durability::kFsync ? "fsync" : "process") + ", max_depth " +
+         std::to_string(queue.max_depth) + ", dedupe_ttl " + FormatDuration(queue.dedupe_ttl) +
+         "\n";
+  out += "worker     max_in_flight " + std::to_string(worker.max_in_flight) + ", shutdown_grace " +
+         FormatDuration(worker.shutdown_grace) + ", sidecar " + worker.sidecar + "\n";
+  out += "store      sessions " + store.sessions +
+         (store.sessions == "redis" ? " " + RedactUrl(store.sessions_url) : "") + ", state " +
+         store.state + (store.state == "postgres" ? " " + RedactUrl(store.state_url) : "") + "\n";
+  out += "telemetry  log " + telemetry.log_format + "/" + telemetry.log_level + ", otlp " +
+         (telemetry.otlp_endpoint.empty() ? "off" : RedactUrl(telemetry.otlp_endpoint)) +
+         ", service " + telemetry.service_name + "\n";
+
+  out += "sources (" + std::to_string(config.sources.size()) + ")\n";
+  for (const SourceConfig& source : config.sources) AppendSource(out, source);
+  out += "jobs (" + std::to_string(config.jobs.size()) + ")\n";
+  for (const JobConfig& job : config.jobs) AppendJob(out, job);
+  out += "integrations (" + std::to_string(config.integrations.size()) + ")\n";
+  for (const IntegrationConfig& integration : config.integrations) {
+    AppendIntegration(out, integration);
+  }
+  return out;
+}
+
+}  // namespace firebreak

@@ -1,0 +1,59 @@
+#include "ingress/source.h"
+
+#include "ingress/hmac_source.h"
+#include "ingress/json_body.h"
+#include "ingress/slack_source.h"
+
+namespace firebreak {
+namespace {
+
+Status UnsupportedKind(SourceKind kind) {
+  return InvalidArgument(std::string("source kind \"") + SourceKindName(kind) +
+                         "\" is not supported by this build yet");
+}
+
+}  // namespace
+
+SourceDecision SourceDecision::Reject(int status, std::string error) {
+  SourceDecision decision;
+  decision.kind = Kind::kRespond;
+  decision.status = status;
+  decision.body = "{\"ok\":false,\"error\":";
+  AppendJsonString(decision.body, error);
+  decision.body.push_back('}');
+  decision.error = std::move(error);
+  return decision;
+}
+
+Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, const Clock& clock) {
+  switch (config.kind) {
+    case SourceKind::kSlack:
+      return SlackSource::Create(config, clock);
+    case SourceKind::kHmac:
+      return HmacSource::Create(config);
+    case SourceKind::kDiscord:
+    case SourceKind::kTelegram:
+    case SourceKind::kGithub:
+    case SourceKind::kMeta:
+      break;
+  }
+  return UnsupportedKind(config.kind);
+}
+
+Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view body,
+                                  int64_t now_seconds) {
+  switch (config.kind) {
+    case SourceKind::kSlack:
+      return SlackSource::Sign(config, body, now_seconds);
+    case SourceKind::kHmac:
+      return HmacSource::Sign(config, body);
+    case SourceKind::kDiscord:
+    case SourceKind::kTelegram:
+    case SourceKind::kGithub:
+    case SourceKind::kMeta:
+      break;
+  }
+  return UnsupportedKind(config.kind);
+}
+
+}  // namespace firebreak

@@ -1,0 +1,957 @@
+#include "queue/sqlite/sqlite_queue.h"
+
+#include <algorithm>
+#include <charconv>
+#include <exception>
+#include <filesystem>
+#include <future>
+#include <limits>
+#include <map>
+#include <system_error>
+#include <utility>
+
+#include "telemetry/log.h"
+
+namespace firebreak {
+
+namespace {
+
+// Job states as stored in jobs.state.
+constexpr int64_t kStateReady = 0;
+constexpr int64_t kStateInFlight = 1;
+constexpr int64_t kStateDead = 2;
+
+// Rows handled per statement by the sweep, the pruner and the bulk admin writes, so
+// no single transaction holds the write lock for long.
+constexpr int64_t kSweepChunk = 500;
+constexpr int64_t kPruneChunk = 2000;
+constexpr int64_t kAdminChunk = 500;
+constexpr int kMaxDeadPage = 1000;
+
+constexpr char kLeaseExpiredOutcome[] = "lease_expired";
+constexpr char kLeaseExpiredError[] = "lease expired: worker died or stalled";
+
+// Version 1. Column order puts the large payload/headers last, so reading the small
+// columns never walks overflow pages. `seq` (the rowid) breaks run_at ties in
+// insertion order. Partial indexes are touched only by rows in their state.
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  source TEXT NOT NULL,
+  dedupe_key TEXT NOT NULL,
+  traceparent TEXT NOT NULL,
+  ordering_key TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  enqueued_at INTEGER NOT NULL,
+  run_at INTEGER NOT NULL,
+  claimed_at INTEGER NOT NULL,
+  lease_until INTEGER NOT NULL,
+  dead_at INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  headers TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (type, run_at) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS jobs_in_flight ON jobs (lease_until, type) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (dead_at) WHERE state = 2;
+CREATE INDEX IF NOT EXISTS jobs_dead_by_type ON jobs (type, dead_at) WHERE state = 2;
+CREATE TABLE IF NOT EXISTS dedupe_keys (
+  key TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedupe_keys_expiry ON dedupe_keys (expires_at);
+CREATE TABLE IF NOT EXISTS attempts (
+  id INTEGER PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  error TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_job ON attempts (job_id);
+)sql";
+
+// The job columns every reader selects, in the order RowToJob expects.
+#define FIREBREAK_JOB_COLUMNS                                                 \
+  "id, type, source, dedupe_key, traceparent, ordering_key, state, attempt, " \
+  "max_attempts, enqueued_at, run_at, lease_until, payload, headers"
+constexpr int kJobColumnCount = 14;
+
+JobState StateFromColumn(int64_t value) {
+  switch (value) {
+    case kStateInFlight:
+      return JobState::kInFlight;
+    case kStateDead:
+      return JobState::kDead;
+    default:
+      return JobState::kReady;
+  }
+}
+
+Job RowToJob(const sqlite::Query& row) {
+  Job job;
+  job.id = row.Text(0);
+  job.type = row.Text(1);
+  job.source = row.Text(2);
+  job.dedupe_key = row.Text(3);
+  job.traceparent = row.Text(4);
+  job.ordering_key = row.Text(5);
+  job.state = StateFromColumn(row.Int(6));
+  job.attempt = static_cast<int>(row.Int(7));
+  job.max_attempts = static_cast<int>(row.Int(8));
+  job.enqueued_at_ms = row.Int(9);
+  job.run_at_ms = row.Int(10);
+  job.lease_until_ms = row.Int(11);
+  job.payload_json = row.Text(12);
+  job.headers_json = row.Text(13);
+  return job;
+}
+
+bool ParseInt64(std::string_view text, int64_t& out) {
+  if (text.empty()) return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+// Parses a ListDead cursor "<dead_at>.<seq>".
+bool ParseDeadCursor(const std::string& cursor, int64_t& dead_at, int64_t& seq) {
+  size_t dot = cursor.find('.');
+  if (dot == std::string::npos) return false;
+  std::string_view view(cursor);
+  return ParseInt64(view.substr(0, dot), dead_at) && ParseInt64(view.substr(dot + 1), seq);
+}
+
+// Runs a queue callback, keeping the writer thread alive if it throws: a throwing
+// callback is a bug in the caller, and one bug must not stop every other write.
+template <typename Fn>
+void RunCallback(Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    log::Error("queue callback threw", {{"error", e.what()}});
+  } catch (...) {
+    log::Error("queue callback threw a non-exception");
+  }
+}
+
+// Ends a read transaction on the read connection when it goes out of scope.
+class ReadTransaction {
+ public:
+  ReadTransaction(const sqlite::Statement& begin, const sqlite::Statement& commit)
+      : commit_(commit) {
+    sqlite::Query query(begin);
+    status_ = query.Run();
+  }
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+  ~ReadTransaction() {
+    if (!status_.ok()) return;
+    sqlite::Query query(commit_);
+    Status ignored = query.Run();  // a read-only COMMIT only releases the snapshot
+    (void)ignored;
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  const sqlite::Statement& commit_;
+  Status status_;
+};
+
+}  // namespace
+
+SqliteQueue::SqliteQueue(const QueueConfig& config, Clock& clock, const SqliteQueueOptions& options)
+    : path_(config.path),
+      max_depth_(config.max_depth),
+      dedupe_ttl_ms_(config.dedupe_ttl.count()),
+      durability_(config.durability),
+      options_(options),
+      clock_(clock) {}
+
+Result<std::unique_ptr<SqliteQueue>> SqliteQueue::Open(const QueueConfig& config, Clock& clock,
+                                                       const SqliteQueueOptions& options) {
+  if (config.path.empty()) return InvalidArgument("queue.path is empty");
+  std::unique_ptr<SqliteQueue> queue(new SqliteQueue(config, clock, options));
+  Status status = queue->Init();
+  if (!status.ok()) {
+    return Status(StatusCode::kUnavailable,
+                  "queue database " + config.path + ": " + status.message());
+  }
+  queue->writer_ = std::thread([q = queue.get()] { q->WriterLoop(); });
+  return queue;
+}
+
+Status SqliteQueue::Init() {
+  std::filesystem::path parent = std::filesystem::path(path_).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) return Unavailable("cannot create directory " + parent.string() + ": " + ec.message());
+  }
+  const int busy_ms = static_cast<int>(options_.busy_timeout.count());
+
+  Result<std::unique_ptr<sqlite::Connection>> db = sqlite::Connection::Open(path_, busy_ms);
+  if (!db.ok()) return db.status();
+  write_db_ = std::move(*db);
+  sqlite::Connection& w = *write_db_;
+
+  Result<std::string> mode = w.QueryText("PRAGMA journal_mode = WAL");
+  if (!mode.ok()) return mode.status();
+  if (*mode != "wal")
+    return Unavailable("cannot switch to WAL mode (journal_mode is " + *mode + ")");
+  // FULL syncs the WAL at every commit (power-loss safe); NORMAL only at checkpoints,
+  // which still survives a crash of the process because the OS holds the writes.
+  const char* synchronous = durability_ == Durability::kFsync ? "PRAGMA synchronous = FULL"
+                                                              : "PRAGMA synchronous = NORMAL";
+  if (Status s = w.Exec(synchronous); !s.ok()) return s;
+  // Keep a WAL grown by a burst from staying large after it is checkpointed.
+  if (Status s = w.Exec("PRAGMA journal_size_limit = 67108864"); !s.ok()) return s;
+  // Dedupe keys arrive in random order, so each one dirties its own B-tree page: a
+  // larger cache keeps those pages hot, and checkpointing every ~40 MiB of WAL instead
+  // of SQLite's 4 MiB writes a page dirtied by many batches back once, with one sync.
+  if (Status s = w.Exec("PRAGMA cache_size = -65536"); !s.ok()) return s;
+  if (Status s = w.Exec("PRAGMA wal_autocheckpoint = 10000"); !s.ok()) return s;
+
+  if (Status s = w.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  Status schema = [&]() -> Status {
+    Result<std::string> version_text = w.QueryText("PRAGMA user_version");
+    if (!version_text.ok()) return version_text.status();
+    int64_t version = 0;
+    if (!ParseInt64(*version_text, version)) return Internal("bad user_version " + *version_text);
+    if (version > kSqliteQueueSchemaVersion) {
+      return Unavailable("schema version " + std::to_string(version) +
+                         " is newer than this build supports (" +
+                         std::to_string(kSqliteQueueSchemaVersion) + ")");
+    }
+    if (version == 0) {
+      if (Status s = w.Exec(kSchemaV1); !s.ok()) return s;
+      if (Status s = w.Exec("PRAGMA user_version = " + std::to_string(kSqliteQueueSchemaVersion));
+          !s.ok()) {
+        return s;
+      }
+    }
+    return w.Exec("COMMIT");
+  }();
+  if (!schema.ok()) {
+    Status ignored = w.Exec("ROLLBACK");
+    (void)ignored;
+    return schema;
+  }
+
+  struct Prepared {
+    sqlite::Statement* target;
+    const char* sql;
+  };
+  const Prepared writer_statements[] = {
+      {&write_.begin, "BEGIN IMMEDIATE"},
+      {&write_.commit, "COMMIT"},
+      {&write_.rollback, "ROLLBACK"},
+      {&write_.find_dedupe_key, "SELECT job_id, expires_at FROM dedupe_keys WHERE key = ?1"},
+      {&write_.upsert_dedupe_key,
+       "INSERT INTO dedupe_keys (key, job_id, expires_at) VALUES (?1, ?2, ?3) "
+       "ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = "
+       "excluded.expires_at"},
+      {&write_.insert_job,
+       "INSERT INTO jobs (id, type, source, dedupe_key, traceparent, ordering_key, state, "
+       "attempt, max_attempts, enqueued_at, run_at, claimed_at, lease_until, dead_at, payload, "
+       "headers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?8, ?9, 0, 0, 0, ?10, ?11)"},
+      {&write_.claim,
+       "UPDATE jobs SET state = 1, attempt = attempt + 1, claimed_at = ?1, lease_until = ?2 "
+       "WHERE seq IN (SELECT seq FROM jobs WHERE state = 0 AND type = ?3 AND run_at <= ?1 "
+       "ORDER BY run_at, seq LIMIT ?4) RETURNING " FIREBREAK_JOB_COLUMNS ", seq"},
+      {&write_.delete_job, "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND attempt = ?2"},
+      {&write_.delete_attempts, "DELETE FROM attempts WHERE job_id = ?1"},
+      {&write_.insert_attempt,
+       "INSERT INTO attempts (job_id, attempt, started_at, duration_ms, outcome, error) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
+      {&write_.retry_job,
+       "UPDATE jobs SET state = 0, run_at = ?3, lease_until = 0 "
+       "WHERE id = ?1 AND state = 1 AND attempt = ?2"},
+      {&write_.kill_job,
+       "UPDATE jobs SET state = 2, dead_at = ?3, lease_until = 0 "
+       "WHERE id = ?1 AND state = 1 AND attempt = ?2"},
+      {&write_.expired_leases,
+       "SELECT id, attempt, max_attempts, claimed_at FROM jobs "
+       "WHERE state = 1 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2"},
+      {&write_.prune_dedupe_keys,
+       "DELETE FROM dedupe_keys WHERE key IN "
+       "(SELECT key FROM dedupe_keys WHERE expires_at <= ?1 LIMIT ?2)"},
+      {&write_.count_depth, "SELECT COUNT(*) FROM jobs WHERE state = 0"},
+      {&write_.next_lease_expiry, "SELECT MIN(lease_until) FROM jobs WHERE state = 1"},
+      {&write_.replay_job,
+       "UPDATE jobs SET state = 0, attempt = 0, run_at = ?2, lease_until = 0, dead_at = 0 "
+       "WHERE id = ?1 AND state = 2"},
+      {&write_.replay_chunk,
+       "UPDATE jobs SET state = 0, attempt = 0, run_at = ?1, lease_until = 0, dead_at = 0 "
+       "WHERE seq IN (SELECT seq FROM jobs WHERE state = 2 AND (?2 = '' OR type = ?2) "
+       "ORDER BY dead_at, seq LIMIT ?3)"},
+      {&write_.purge_job, "DELETE FROM jobs WHERE id = ?1 AND state = 2"},
+      {&write_.purge_chunk,
+       "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE state = 2 "
+       "AND (?1 = '' OR type = ?1) LIMIT ?2) RETURNING id"},
+  };
+  for (const Prepared& p : writer_statements) {
+    Result<sqlite::Statement> statement = w.Prepare(p.sql);
+    if (!statement.ok()) return statement.status();
+    *p.target = std::move(*statement);
+  }
+
+  Result<std::unique_ptr<sqlite::Connection>> reader = sqlite::Connection::Open(path_, busy_ms);
+  if (!reader.ok()) return reader.status();
+  read_db_ = std::move(*reader);
+  if (Status s = read_db_->Exec("PRAGMA query_only = 1"); !s.ok()) return s;
+  const Prepared read_statements[] = {
+      {&read_.begin, "BEGIN"},
+      {&read_.commit, "COMMIT"},
+      {&read_.ping, "SELECT COUNT(*) FROM (SELECT 1 FROM jobs LIMIT 1)"},
+      {&read_.get_job, "SELECT " FIREBREAK_JOB_COLUMNS " FROM jobs WHERE id = ?1"},
+      {&read_.get_attempts,
+       "SELECT attempt, started_at, duration_ms, outcome, error FROM attempts "
+       "WHERE job_id = ?1 ORDER BY id"},
+      {&read_.list_dead, "SELECT " FIREBREAK_JOB_COLUMNS ", dead_at, seq FROM jobs "
+                         "WHERE state = 2 AND (?1 = '' OR type = ?1) AND (dead_at, seq) < (?2, ?3) "
+                         "ORDER BY dead_at DESC, seq DESC LIMIT ?4"},
+      {&read_.depth_ready,
+       "SELECT type, SUM(run_at <= ?1), SUM(run_at > ?1) FROM jobs WHERE state = 0 "
+       "GROUP BY type"},
+      {&read_.depth_in_flight, "SELECT type, COUNT(*) FROM jobs WHERE state = 1 GROUP BY type"},
+      {&read_.depth_dead, "SELECT type, COUNT(*) FROM jobs WHERE state = 2 GROUP BY type"},
+  };
+  for (const Prepared& p : read_statements) {
+    Result<sqlite::Statement> statement = read_db_->Prepare(p.sql);
+    if (!statement.ok()) return statement.status();
+    *p.target = std::move(*statement);
+  }
+
+  if (Status s = RefreshDepth(); !s.ok()) return s;
+  last_sweep_clock_ms_ = clock_.NowMs();
+  last_sweep_steady_ = std::chrono::steady_clock::now();
+  more_to_sweep_ = true;  // leases may have expired while no process had the file open
+  return Status::Ok();
+}
+
+SqliteQueue::~SqliteQueue() { Close(); }
+
+Status SqliteQueue::ClosedStatus() const {
+  return Unavailable("queue database " + path_ + " is closed");
+}
+
+bool SqliteQueue::Submit(Op& op) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    pending_.push_back(std::move(op));
+  }
+  work_ready_.notify_one();
+  return true;
+}
+
+void SqliteQueue::Enqueue(NewJob job, EnqueueCallback done) {
+  Op op = EnqueueOp{std::move(job), std::move(done), {}};
+  if (!Submit(op)) {
+    EnqueueResult result;
+    result.status = ClosedStatus();
+    std::get<EnqueueOp>(op).done(std::move(result));
+  }
+}
+
+void SqliteQueue::Claim(std::vector<ClaimSlots> slots, ClaimCallback done) {
+  Op op = ClaimOp{std::move(slots), std::move(done), {}, {}};
+  if (!Submit(op)) std::get<ClaimOp>(op).done(ClosedStatus());
+}
+
+void SqliteQueue::Finish(JobFinish finish, StatusCallback done) {
+  Op op = FinishOp{std::move(finish), std::move(done), {}};
+  if (!Submit(op)) std::get<FinishOp>(op).done(ClosedStatus());
+}
+
+void SqliteQueue::SetWakeup(std::function<void()> wakeup) {
+  std::lock_guard lock(wakeup_mu_);
+  wakeup_ = std::move(wakeup);
+}
+
+Status SqliteQueue::RunAdminWrite(std::function<Status(int64_t now_ms)> apply) {
+  auto committed = std::make_shared<std::promise<Status>>();
+  std::future<Status> result = committed->get_future();
+  Op op = AdminOp{std::move(apply), [committed](Status s) { committed->set_value(std::move(s)); }};
+  if (!Submit(op)) return ClosedStatus();
+  return result.get();
+}
+
+void SqliteQueue::Close() {
+  std::lock_guard close_lock(close_mu_);
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  work_ready_.notify_all();
+  // A callback that calls Close() runs on the writer thread, which cannot join
+  // itself; the writer still drains and exits, and the destructor joins it.
+  if (writer_.joinable() && writer_.get_id() != std::this_thread::get_id()) {
+    writer_.join();
+    closed_.store(true);
+  }
+}
+
+void SqliteQueue::WriterLoop() {
+  std::vector<Op> batch;
+  batch.reserve(static_cast<size_t>(std::max(options_.max_batch, 1)));
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      if (pending_.empty() && !stopping_ && !more_to_sweep_) {
+        work_ready_.wait_until(lock, last_sweep_steady_ + options_.sweep_interval,
+                               [&] { return !pending_.empty() || stopping_; });
+      }
+      if (pending_.empty() && stopping_) return;
+      size_t take = std::min(pending_.size(), batch.capacity());
+      for (size_t i = 0; i < take; ++i) {
+        batch.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    if (batch.empty() && !SweepDue(clock_.NowMs())) continue;
+    RunBatch(batch);
+    batch.clear();
+  }
+}
+
+bool SqliteQueue::SweepDue(int64_t now_ms) const {
+  return more_to_sweep_ || now_ms >= next_lease_expiry_ms_ ||
+         std::chrono::steady_clock::now() - last_sweep_steady_ >= options_.sweep_interval ||
+         now_ms - last_sweep_clock_ms_ >= options_.sweep_interval.count() ||
+         now_ms < last_sweep_clock_ms_;
+}
+
+void SqliteQueue::RunBatch(std::vector<Op>& batch) {
+  const int64_t now_ms = clock_.NowMs();
+  const int64_t depth_before = depth_;
+  wake_after_commit_ = false;
+
+  Status status;
+  {
+    sqlite::Query begin(write_.begin);
+    status = begin.Run();
+  }
+  bool in_transaction = status.ok();
+  if (status.ok() &&
+      std::chrono::steady_clock::now() - last_depth_refresh_ >= options_.depth_refresh_interval) {
+    status = RefreshDepth();
+  }
+  if (status.ok() && SweepDue(now_ms)) status = Sweep(now_ms);
+  for (Op& op : batch) {
+    if (!status.ok()) break;
+    if (auto* e = std::get_if<EnqueueOp>(&op)) {
+      status = ApplyEnqueue(*e, now_ms);
+    } else if (auto* c = std::get_if<ClaimOp>(&op)) {
+      status = ApplyClaim(*c, now_ms);
+    } else if (auto* f = std::get_if<FinishOp>(&op)) {
+      status = ApplyFinish(*f, now_ms);
+    } else if (auto* a = std::get_if<AdminOp>(&op)) {
+      status = a->apply(now_ms);
+    }
+  }
+  if (status.ok()) {
+    sqlite::Query commit(write_.commit);
+    status = commit.Run();
+  }
+  if (!status.ok()) {
+    if (in_transaction) {
+      // A failed COMMIT or an I/O error may already have ended the transaction;
+      // then this ROLLBACK fails harmlessly.
+      sqlite::Query rollback(write_.rollback);
+      Status ignored = rollback.Run();
+      (void)ignored;
+    }
+    depth_ = depth_before;
+    wake_after_commit_ = false;
+    status = Status(status.code(), "queue database " + path_ + ": " + status.message());
+    log::Warn("queue write batch failed; nothing of it was stored",
+              {{"error", status.message()}, {"operations", static_cast<int64_t>(batch.size())}});
+  } else {
+    committed_batches_.fetch_add(1);
+    committed_operations_.fetch_add(static_cast<int64_t>(batch.size()));
+  }
+
+  // Wake the worker first: it claims through this same thread, after these callbacks.
+  if (wake_after_commit_) {
+    std::function<void()> wakeup;
+    {
+      std::lock_guard lock(wakeup_mu_);
+      wakeup = wakeup_;
+    }
+    if (wakeup) RunCallback(wakeup);
+  }
+  for (Op& op : batch) Deliver(op, status);
+}
+
+void SqliteQueue::Deliver(Op& op, const Status& batch_status) {
+  if (auto* e = std::get_if<EnqueueOp>(&op)) {
+    if (!batch_status.ok()) e->result = EnqueueResult{batch_status, EnqueueOutcome::kAccepted, ""};
+    RunCallback([&] { e->done(std::move(e->result)); });
+  } else if (auto* c = std::get_if<ClaimOp>(&op)) {
+    Status status = batch_status.ok() ? c->status : batch_status;
+    if (status.ok()) {
+      RunCallback([&] { c->done(std::move(c->jobs)); });
+    } else {
+      RunCallback([&] { c->done(std::move(status)); });
+    }
+  } else if (auto* f = std::get_if<FinishOp>(&op)) {
+    Status status = batch_status.ok() ? f->status : batch_status;
+    RunCallback([&] { f->done(std::move(status)); });
+  } else if (auto* a = std::get_if<AdminOp>(&op)) {
+    RunCallback([&] { a->done(batch_status); });
+  }
+}
+
+Status SqliteQueue::RefreshDepth() {
+  sqlite::Query count(write_.count_depth);
+  Result<bool> row = count.Next();
+  if (!row.ok()) return row.status();
+  depth_ = *row ? count.Int(0) : 0;
+  last_depth_refresh_ = std::chrono::steady_clock::now();
+  return Status::Ok();
+}
+
+Status SqliteQueue::Sweep(int64_t now_ms) {
+  last_sweep_clock_ms_ = now_ms;
+  last_sweep_steady_ = std::chrono::steady_clock::now();
+  more_to_sweep_ = false;
+
+  struct Expired {
+    std::string id;
+    int64_t attempt;
+    int64_t max_attempts;
+    int64_t claimed_at;
+  };
+  std::vector<Expired> expired;
+  {
+    sqlite::Query query(write_.expired_leases);
+    query.Bind(1, now_ms).Bind(2, kSweepChunk);
+    for (;;) {
+      Result<bool> row = query.Next();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      expired.push_back({query.Text(0), query.Int(1), query.Int(2), query.Int(3)});
+    }
+  }
+  if (static_cast<int64_t>(expired.size()) == kSweepChunk) more_to_sweep_ = true;
+  for (const Expired& job : expired) {
+    AttemptRecord record;
+    record.attempt = static_cast<int>(job.attempt);
+    record.started_at_ms = job.claimed_at;
+    record.duration_ms = std::max<int64_t>(0, now_ms - job.claimed_at);
+    record.outcome = kLeaseExpiredOutcome;
+    record.error = kLeaseExpiredError;
+    if (Status s = InsertAttempt(job.id, record); !s.ok()) return s;
+    const bool to_dead = job.attempt >= job.max_attempts;
+    sqlite::Query update(to_dead ? write_.kill_job : write_.retry_job);
+    update.Bind(1, job.id).Bind(2, job.attempt).Bind(3, now_ms);
+    if (Status s = update.Run(); !s.ok()) return s;
+    if (!to_dead) {
+      ++depth_;
+      wake_after_commit_ = true;
+    } else {
+      log::Warn("job dead-lettered after its last lease expired",
+                {{"job_id", job.id}, {"attempt", job.attempt}});
+    }
+  }
+
+  {
+    sqlite::Query next(write_.next_lease_expiry);
+    Result<bool> row = next.Next();
+    if (!row.ok()) return row.status();
+    const bool any = *row && sqlite3_column_type(write_.next_lease_expiry.get(), 0) != SQLITE_NULL;
+    next_lease_expiry_ms_ = any ? next.Int(0) : std::numeric_limits<int64_t>::max();
+  }
+
+  sqlite::Query prune(write_.prune_dedupe_keys);
+  prune.Bind(1, now_ms).Bind(2, kPruneChunk);
+  if (Status s = prune.Run(); !s.ok()) return s;
+  if (prune.Changes() >= kPruneChunk) more_to_sweep_ = true;
+  return Status::Ok();
+}
+
+Status SqliteQueue::ApplyEnqueue(EnqueueOp& op, int64_t now_ms) {
+  NewJob& job = op.job;
+  EnqueueResult& result = op.result;
+  if (job.id.empty() || job.type.empty()) {
+    result.status = InvalidArgument("a job needs an id and a type");
+    return Status::Ok();
+  }
+  for (const std::string& key : job.dedupe_keys) {
+    if (key.empty()) continue;
+    sqlite::Query find(write_.find_dedupe_key);
+    find.Bind(1, key);
+    Result<bool> row = find.Next();
+    if (!row.ok()) return row.status();
+    if (*row && find.Int(1) > now_ms) {
+      result.outcome = EnqueueOutcome::kDuplicate;
+      result.job_id = find.Text(0);
+      return Status::Ok();
+    }
+  }
+  if (max_depth_ > 0 && depth_ >= max_depth_) {
+    result.outcome = EnqueueOutcome::kOverloaded;
+    return Status::Ok();
+  }
+
+  const int64_t enqueued_at = job.enqueued_at_ms > 0 ? job.enqueued_at_ms : now_ms;
+  const int64_t run_at = job.run_at_ms > 0 ? job.run_at_ms : enqueued_at;
+  const std::string no_key;
+  const std::string& first_key = job.dedupe_keys.empty() ? no_key : job.dedupe_keys.front();
+  {
+    sqlite::Query insert(write_.insert_job);
+    insert.Bind(1, job.id)
+        .Bind(2, job.type)
+        .Bind(3, job.source)
+        .Bind(4, first_key)
+        .Bind(5, job.traceparent)
+        .Bind(6, job.ordering_key)
+        .Bind(7, static_cast<int64_t>(job.max_attempts))
+        .Bind(8, enqueued_at)
+        .Bind(9, run_at)
+        .Bind(10, job.payload_json)
+        .Bind(11, job.headers_json);
+    Status s = insert.Run();
+    if (s.code() == StatusCode::kAlreadyExists) {
+      // Only this statement was rolled back; the batch goes on without the job.
+      result.status = Status(StatusCode::kAlreadyExists, "job id " + job.id + " already exists");
+      return Status::Ok();
+    }
+    if (!s.ok()) return s;
+  }
+  const int64_t expires_at = now_ms + dedupe_ttl_ms_;
+  for (const std::string& key : job.dedupe_keys) {
+    if (key.empty()) continue;
+    sqlite::Query upsert(write_.upsert_dedupe_key);
+    upsert.Bind(1, key).Bind(2, job.id).Bind(3, expires_at);
+    if (Status s = upsert.Run(); !s.ok()) return s;
+  }
+  ++depth_;
+  if (run_at <= now_ms) wake_after_commit_ = true;
+  result.outcome = EnqueueOutcome::kAccepted;
+  result.job_id = job.id;
+  return Status::Ok();
+}
+
+Status SqliteQueue::ApplyClaim(ClaimOp& op, int64_t now_ms) {
+  for (const ClaimSlots& slot : op.slots) {
+    if (slot.limit < 0 || slot.lease_ms <= 0) {
+      op.status =
+          InvalidArgument("claim of \"" + slot.type + "\" needs limit >= 0 and lease_ms > 0");
+      op.jobs.clear();
+      return Status::Ok();
+    }
+  }
+  for (const ClaimSlots& slot : op.slots) {
+    if (slot.limit == 0) continue;
+    std::vector<std::pair<int64_t, Job>> claimed;  // (seq, job)
+    {
+      sqlite::Query claim(write_.claim);
+      claim.Bind(1, now_ms).Bind(2, now_ms + slot.lease_ms).Bind(3, slot.type).Bind(4, slot.limit);
+      for (;;) {
+        Result<bool> row = claim.Next();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        claimed.emplace_back(claim.Int(kJobColumnCount), RowToJob(claim));
+      }
+    }
+    // RETURNING gives rows in no promised order; hand them out oldest first.
+    std::sort(claimed.begin(), claimed.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.second.run_at_ms, a.first) < std::tie(b.second.run_at_ms, b.first);
+    });
+    depth_ -= static_cast<int64_t>(claimed.size());
+    if (!claimed.empty()) {
+      next_lease_expiry_ms_ = std::min(next_lease_expiry_ms_, now_ms + slot.lease_ms);
+    }
+    for (auto& [seq, job] : claimed) op.jobs.push_back(std::move(job));
+  }
+  return Status::Ok();
+}
+
+Status SqliteQueue::InsertAttempt(const std::string& job_id, const AttemptRecord& record) {
+  sqlite::Query insert(write_.insert_attempt);
+  insert.Bind(1, job_id)
+      .Bind(2, static_cast<int64_t>(record.attempt))
+      .Bind(3, record.started_at_ms)
+      .Bind(4, record.duration_ms)
+      .Bind(5, record.outcome)
+      .Bind(6, record.error);
+  return insert.Run();
+}
+
+Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
+  const JobFinish& finish = op.finish;
+  const int64_t attempt = finish.attempt;
+  auto stale = [&] {
+    return FailedPrecondition("job " + finish.job_id + " does not hold attempt " +
+                              std::to_string(attempt) + " (lease expired or already finished)");
+  };
+  switch (finish.disposition) {
+    case Disposition::kSucceeded: {
+      sqlite::Query remove(write_.delete_job);
+      remove.Bind(1, finish.job_id).Bind(2, attempt);
+      if (Status s = remove.Run(); !s.ok()) return s;
+      if (remove.Changes() == 0) {
+        op.status = stale();
+        return Status::Ok();
+      }
+      sqlite::Query remove_attempts(write_.delete_attempts);
+      remove_attempts.Bind(1, finish.job_id);
+      return remove_attempts.Run();
+    }
+    case Disposition::kRetry:
+    case Disposition::kDead: {
+      const bool retry = finish.disposition == Disposition::kRetry;
+      {
+        sqlite::Query update(retry ? write_.retry_job : write_.kill_job);
+        update.Bind(1, finish.job_id).Bind(2, attempt).Bind(3, retry ? finish.run_at_ms : now_ms);
+        if (Status s = update.Run(); !s.ok()) return s;
+        if (update.Changes() == 0) {
+          op.status = stale();
+          return Status::Ok();
+        }
+      }
+      // The record is filed under the attempt the job held, whatever the caller wrote.
+      AttemptRecord record = finish.record;
+      record.attempt = finish.attempt;
+      if (Status s = InsertAttempt(finish.job_id, record); !s.ok()) return s;
+      if (retry) {
+        ++depth_;
+        wake_after_commit_ = true;
+      }
+      return Status::Ok();
+    }
+  }
+  op.status = InvalidArgument("unknown disposition");
+  return Status::Ok();
+}
+
+Result<std::vector<TypeDepth>> SqliteQueue::Stats() {
+  std::lock_guard lock(read_mu_);
+  if (closed_.load() || !read_db_) return ClosedStatus();
+  ReadTransaction transaction(read_.begin, read_.commit);
+  if (!transaction.status().ok()) return Unavailable(path_ + ": " + transaction.status().message());
+
+  std::map<std::string, TypeDepth> by_type;
+  auto depth_of = [&](const std::string& type) -> TypeDepth& {
+    TypeDepth& depth = by_type[type];
+    depth.type = type;
+    return depth;
+  };
+  const int64_t now_ms = clock_.NowMs();
+  {
+    sqlite::Query ready(read_.depth_ready);
+    ready.Bind(1, now_ms);
+    for (;;) {
+      Result<bool> row = ready.Next();
+      if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+      if (!*row) break;
+      TypeDepth& depth = depth_of(ready.Text(0));
+      depth.ready = ready.Int(1);
+      depth.delayed = ready.Int(2);
+    }
+  }
+  for (auto [statement, field] : {std::pair{&read_.depth_in_flight, &TypeDepth::in_flight},
+                                  std::pair{&read_.depth_dead, &TypeDepth::dead}}) {
+    sqlite::Query count(*statement);
+    for (;;) {
+      Result<bool> row = count.Next();
+      if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+      if (!*row) break;
+      depth_of(count.Text(0)).*field = count.Int(1);
+    }
+  }
+  std::vector<TypeDepth> out;
+  out.reserve(by_type.size());
+  for (auto& [type, depth] : by_type) out.push_back(std::move(depth));
+  return out;
+}
+
+Status SqliteQueue::Ping() {
+  std::lock_guard lock(read_mu_);
+  if (closed_.load() || !read_db_) return ClosedStatus();
+  sqlite::Query ping(read_.ping);
+  Result<bool> row = ping.Next();
+  if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+  return Status::Ok();
+}
+
+Status SqliteQueue::ReadAttempts(const std::string& job_id, std::vector<AttemptRecord>& out) {
+  sqlite::Query query(read_.get_attempts);
+  query.Bind(1, job_id);
+  for (;;) {
+    Result<bool> row = query.Next();
+    if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+    if (!*row) return Status::Ok();
+    AttemptRecord record;
+    record.attempt = static_cast<int>(query.Int(0));
+    record.started_at_ms = query.Int(1);
+    record.duration_ms = query.Int(2);
+    record.outcome = query.Text(3);
+    record.error = query.Text(4);
+    out.push_back(std::move(record));
+  }
+}
+
+Result<Job> SqliteQueue::GetJob(const std::string& id) {
+  std::lock_guard lock(read_mu_);
+  if (closed_.load() || !read_db_) return ClosedStatus();
+  ReadTransaction transaction(read_.begin, read_.commit);
+  if (!transaction.status().ok()) return Unavailable(path_ + ": " + transaction.status().message());
+  Job job;
+  {
+    sqlite::Query query(read_.get_job);
+    query.Bind(1, id);
+    Result<bool> row = query.Next();
+    if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+    if (!*row) return NotFound("no job " + id);
+    job = RowToJob(query);
+  }
+  if (Status s = ReadAttempts(id, job.attempts); !s.ok()) return s;
+  return job;
+}
+
+Result<DeadListPage> SqliteQueue::ListDead(const std::string& type, int limit,
+                                           const std::string& cursor) {
+  if (limit <= 0) return InvalidArgument("limit must be positive");
+  limit = std::min(limit, kMaxDeadPage);
+  int64_t after_dead_at = std::numeric_limits<int64_t>::max();
+  int64_t after_seq = std::numeric_limits<int64_t>::max();
+  if (!cursor.empty() && !ParseDeadCursor(cursor, after_dead_at, after_seq)) {
+    return InvalidArgument("bad cursor \"" + cursor + "\"");
+  }
+
+  std::lock_guard lock(read_mu_);
+  if (closed_.load() || !read_db_) return ClosedStatus();
+  ReadTransaction transaction(read_.begin, read_.commit);
+  if (!transaction.status().ok()) return Unavailable(path_ + ": " + transaction.status().message());
+  DeadListPage page;
+  int64_t last_dead_at = 0;
+  int64_t last_seq = 0;
+  bool more = false;
+  {
+    sqlite::Query query(read_.list_dead);
+    // One row past the page tells whether another page exists.
+    query.Bind(1, type).Bind(2, after_dead_at).Bind(3, after_seq).Bind(4, int64_t{limit} + 1);
+    for (;;) {
+      Result<bool> row = query.Next();
+      if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+      if (!*row) break;
+      if (static_cast<int>(page.items.size()) == limit) {
+        more = true;
+        break;
+      }
+      page.items.push_back(RowToJob(query));
+      last_dead_at = query.Int(kJobColumnCount);
+      last_seq = query.Int(kJobColumnCount + 1);
+    }
+  }
+  for (Job& job : page.items) {
+    if (Status s = ReadAttempts(job.id, job.attempts); !s.ok()) return s;
+  }
+  if (more) page.next_cursor = std::to_string(last_dead_at) + "." + std::to_string(last_seq);
+  return page;
+}
+
+Status SqliteQueue::Replay(const std::string& id) {
+  bool found = false;
+  Status committed = RunAdminWrite([&](int64_t now_ms) -> Status {
+    sqlite::Query replay(write_.replay_job);
+    replay.Bind(1, id).Bind(2, now_ms);
+    if (Status s = replay.Run(); !s.ok()) return s;
+    found = replay.Changes() > 0;
+    if (found) {
+      ++depth_;
+      wake_after_commit_ = true;
+    }
+    return Status::Ok();
+  });
+  if (!committed.ok()) return committed;
+  if (!found) return NotFound("no dead job " + id);
+  return Status::Ok();
+}
+
+Result<int64_t> SqliteQueue::ReplayAll(const std::string& type,
+                                       const std::function<void(int64_t)>& progress) {
+  int64_t total = 0;
+  for (;;) {
+    int64_t replayed = 0;
+    Status committed = RunAdminWrite([&](int64_t now_ms) -> Status {
+      sqlite::Query replay(write_.replay_chunk);
+      replay.Bind(1, now_ms).Bind(2, type).Bind(3, kAdminChunk);
+      if (Status s = replay.Run(); !s.ok()) return s;
+      replayed = replay.Changes();
+      depth_ += replayed;
+      if (replayed > 0) wake_after_commit_ = true;
+      return Status::Ok();
+    });
+    if (!committed.ok()) return committed;
+    total += replayed;
+    if (replayed > 0 && progress) progress(total);
+    if (replayed < kAdminChunk) return total;
+  }
+}
+
+Status SqliteQueue::Purge(const std::string& id) {
+  bool found = false;
+  Status committed = RunAdminWrite([&](int64_t) -> Status {
+    sqlite::Query purge(write_.purge_job);
+    purge.Bind(1, id);
+    if (Status s = purge.Run(); !s.ok()) return s;
+    found = purge.Changes() > 0;
+    if (!found) return Status::Ok();
+    sqlite::Query attempts(write_.delete_attempts);
+    attempts.Bind(1, id);
+    return attempts.Run();
+  });
+  if (!committed.ok()) return committed;
+  if (!found) return NotFound("no dead job " + id);
+  return Status::Ok();
+}
+
+Result<int64_t> SqliteQueue::PurgeAll(const std::string& type) {
+  int64_t total = 0;
+  for (;;) {
+    int64_t purged = 0;
+    Status committed = RunAdminWrite([&](int64_t) -> Status {
+      std::vector<std::string> ids;
+      {
+        sqlite::Query purge(write_.purge_chunk);
+        purge.Bind(1, type).Bind(2, kAdminChunk);
+        for (;;) {
+          Result<bool> row = purge.Next();
+          if (!row.ok()) return row.status();
+          if (!*row) break;
+          ids.push_back(purge.Text(0));
+        }
+      }
+      for (const std::string& id : ids) {
+        sqlite::Query attempts(write_.delete_attempts);
+        attempts.Bind(1, id);
+        if (Status s = attempts.Run(); !s.ok()) return s;
+      }
+      purged = static_cast<int64_t>(ids.size());
+      return Status::Ok();
+    });
+    if (!committed.ok()) return committed;
+    total += purged;
+    if (purged < kAdminChunk) return total;
+  }
+}
+
+Result<std::unique_ptr<Queue>> OpenSqliteQueue(const QueueConfig& config, Clock& clock,
+                                               const SqliteQueueOptions& options) {
+  Result<std::unique_ptr<SqliteQueue>> queue = SqliteQueue::Open(config, clock, options);
+  if (!queue.ok()) return queue.status();
+  return std::unique_ptr<Queue>(std::move(*queue));
+}
+
+}  // namespace firebreak
+
+#undef FIREBREAK_JOB_COLUMNS

@@ -1,0 +1,220 @@
+// The embedded queue backend: one SQLite file in WAL mode (DESIGN §4).
+//
+// Every write (Enqueue, Claim, Finish, the lease sweep, dedupe pruning and the admin
+// writes) goes to one writer thread, which takes all pending operations (up to
+// Options::max_batch), runs them in one BEGIN IMMEDIATE transaction, commits, and only
+// then runs their callbacks: many requests share one commit (and, with durability
+// "fsync", one fsync). If the transaction fails, every operation of the batch reports
+// the failure and nothing of it is stored.
+//
+// Several processes (e.g. `ingest` + `worker`, or the CLI while a server runs) may open
+// the same file: SQLite's locks serialize their write transactions and the busy timeout
+// makes them wait for each other instead of failing.
+//
+// The synchronous read methods use a second connection guarded by a mutex; the
+// synchronous admin writes (Replay, Purge, ...) go through the writer thread and wait.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "config/config.h"
+#include "queue/queue.h"
+#include "queue/sqlite/sqlite_db.h"
+
+namespace firebreak {
+
+struct SqliteQueueOptions {
+  // Most operations one transaction takes; bounds a batch's latency and memory.
+  int max_batch = 512;
+  // How often in-flight leases are checked for expiry and expired dedupe keys pruned.
+  // A batch also sweeps first when a lease it knows of has expired, or when the injected
+  // clock has moved this far since the last sweep.
+  std::chrono::milliseconds sweep_interval{250};
+  // How often the ready+delayed depth is recounted, since other processes change it.
+  std::chrono::milliseconds depth_refresh_interval{1000};
+  // How long a write waits for another process's transaction before failing.
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+// The schema version this build writes (PRAGMA user_version).
+inline constexpr int kSqliteQueueSchemaVersion = 1;
+
+class SqliteQueue final : public Queue {
+ public:
+  // Opens or creates the database at config.path (creating parent directories), sets
+  // WAL mode and synchronous = FULL (durability fsync) or NORMAL (process), creates or
+  // checks the schema and starts the writer thread. Errors: kUnavailable naming the path
+  // (cannot create/open/lock, schema newer than this build); kInvalidArgument for an
+  // empty path.
+  static Result<std::unique_ptr<SqliteQueue>> Open(const QueueConfig& config, Clock& clock,
+                                                   const SqliteQueueOptions& options = {});
+
+  ~SqliteQueue() override;
+
+  // After Close(), the asynchronous methods call `done` at once on the caller's thread
+  // with kUnavailable (no queue thread is left to run it on).
+  void Enqueue(NewJob job, EnqueueCallback done) override;
+  void Claim(std::vector<ClaimSlots> slots, ClaimCallback done) override;
+  void Finish(JobFinish finish, StatusCallback done) override;
+  void SetWakeup(std::function<void()> wakeup) override;
+
+  Result<std::vector<TypeDepth>> Stats() override;
+  Status Ping() override;
+  Result<Job> GetJob(const std::string& id) override;
+  // `limit` is capped at 1000; the cursor is opaque ("<dead_at>.<seq>").
+  Result<DeadListPage> ListDead(const std::string& type, int limit,
+                                const std::string& cursor) override;
+  Status Replay(const std::string& id) override;
+  Result<int64_t> ReplayAll(const std::string& type,
+                            const std::function<void(int64_t)>& progress) override;
+  Status Purge(const std::string& id) override;
+  Result<int64_t> PurgeAll(const std::string& type) override;
+  void Close() override;
+
+  // Transactions committed by the writer thread so far (each holds one or more
+  // operations); with CommittedOperations, shows how well commits are shared.
+  int64_t CommittedBatches() const { return committed_batches_.load(); }
+  int64_t CommittedOperations() const { return committed_operations_.load(); }
+
+ private:
+  struct EnqueueOp {
+    NewJob job;
+    EnqueueCallback done;
+    EnqueueResult result;
+  };
+  struct ClaimOp {
+    std::vector<ClaimSlots> slots;
+    ClaimCallback done;
+    Status status;
+    std::vector<Job> jobs;
+  };
+  struct FinishOp {
+    JobFinish finish;
+    StatusCallback done;
+    Status status;
+  };
+  // A synchronous admin write: `apply` runs inside the batch transaction and returns a
+  // non-ok status only for a database failure (which fails the whole batch); its own
+  // result travels through its captures. `done` gets the batch's commit status.
+  struct AdminOp {
+    std::function<Status(int64_t now_ms)> apply;
+    std::function<void(Status)> done;
+  };
+  using Op = std::variant<EnqueueOp, ClaimOp, FinishOp, AdminOp>;
+
+  // Statements of the writer connection, prepared once at open.
+  struct WriterStatements {
+    sqlite::Statement begin;
+    sqlite::Statement commit;
+    sqlite::Statement rollback;
+    sqlite::Statement find_dedupe_key;
+    sqlite::Statement upsert_dedupe_key;
+    sqlite::Statement insert_job;
+    sqlite::Statement claim;
+    sqlite::Statement delete_job;
+    sqlite::Statement delete_attempts;
+    sqlite::Statement insert_attempt;
+    sqlite::Statement retry_job;
+    sqlite::Statement kill_job;
+    sqlite::Statement expired_leases;
+    sqlite::Statement prune_dedupe_keys;
+    sqlite::Statement count_depth;
+    sqlite::Statement next_lease_expiry;
+    sqlite::Statement replay_job;
+    sqlite::Statement replay_chunk;
+    sqlite::Statement purge_job;
+    sqlite::Statement purge_chunk;
+  };
+  struct ReadStatements {
+    sqlite::Statement begin;
+    sqlite::Statement commit;
+    sqlite::Statement ping;
+    sqlite::Statement get_job;
+    sqlite::Statement get_attempts;
+    sqlite::Statement list_dead;
+    sqlite::Statement depth_ready;
+    sqlite::Statement depth_in_flight;
+    sqlite::Statement depth_dead;
+  };
+
+  SqliteQueue(const QueueConfig& config, Clock& clock, const SqliteQueueOptions& options);
+  Status Init();
+
+  // Hands `op` to the writer; false (op untouched) once the queue is closing.
+  bool Submit(Op& op);
+  // Runs `apply` on the writer thread inside a batch and waits for the commit.
+  Status RunAdminWrite(std::function<Status(int64_t now_ms)> apply);
+
+  void WriterLoop();
+  void RunBatch(std::vector<Op>& batch);
+  bool SweepDue(int64_t now_ms) const;
+  Status RefreshDepth();
+  Status Sweep(int64_t now_ms);
+  Status ApplyEnqueue(EnqueueOp& op, int64_t now_ms);
+  Status ApplyClaim(ClaimOp& op, int64_t now_ms);
+  Status ApplyFinish(FinishOp& op, int64_t now_ms);
+  Status InsertAttempt(const std::string& job_id, const AttemptRecord& record);
+  void Deliver(Op& op, const Status& batch_status);
+
+  Status ReadAttempts(const std::string& job_id, std::vector<AttemptRecord>& out);
+  Status ClosedStatus() const;
+
+  const std::string path_;
+  const int64_t max_depth_;
+  const int64_t dedupe_ttl_ms_;
+  const Durability durability_;
+  const SqliteQueueOptions options_;
+  Clock& clock_;
+
+  // Owned by the writer thread once it runs (Init uses them before it starts).
+  std::unique_ptr<sqlite::Connection> write_db_;
+  WriterStatements write_;
+  int64_t depth_ = 0;  // ready+delayed jobs, all types
+  bool wake_after_commit_ = false;
+  bool more_to_sweep_ = false;
+  // The earliest lease this process knows of (its own claims, and the file's at the last
+  // sweep): reaching it makes a sweep due at once. Claims by other processes are found
+  // by the periodic sweep.
+  int64_t next_lease_expiry_ms_ = std::numeric_limits<int64_t>::max();
+  int64_t last_sweep_clock_ms_ = 0;
+  std::chrono::steady_clock::time_point last_sweep_steady_;
+  std::chrono::steady_clock::time_point last_depth_refresh_;
+
+  std::mutex read_mu_;
+  std::unique_ptr<sqlite::Connection> read_db_;  // guarded by read_mu_
+  ReadStatements read_;                          // guarded by read_mu_
+
+  std::mutex mu_;
+  std::condition_variable work_ready_;
+  std::deque<Op> pending_;  // guarded by mu_
+  bool stopping_ = false;   // guarded by mu_
+
+  std::mutex wakeup_mu_;
+  std::function<void()> wakeup_;  // guarded by wakeup_mu_
+
+  std::mutex close_mu_;  // serializes Close()
+  std::thread writer_;
+  std::atomic<bool> closed_{false};
+  std::atomic<int64_t> committed_batches_{0};
+  std::atomic<int64_t> committed_operations_{0};
+};
+
+// The factory OpenQueue uses for backend "sqlite".
+Result<std::unique_ptr<Queue>> OpenSqliteQueue(const QueueConfig& config, Clock& clock,
+                                               const SqliteQueueOptions& options = {});
+
+}  // namespace firebreak

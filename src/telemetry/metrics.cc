@@ -1,0 +1,100 @@
+#include "telemetry/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace firebreak {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  // 100µs .. 60s: ingress ACKs live at the low end, handlers at the high end.
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+      0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
+  return kBuckets;
+}
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      ingress_requests_(prometheus::BuildCounter()
+                            .Name("firebreak_ingress_requests_total")
+                            .Help("Webhook requests by source and outcome.")
+                            .Register(*registry_)),
+      ingress_duration_(prometheus::BuildHistogram()
+                            .Name("firebreak_ingress_request_duration_seconds")
+                            .Help("Time from a webhook request's arrival to its answer.")
+                            .Register(*registry_)),
+      duplicates_(prometheus::BuildCounter()
+                      .Name("firebreak_duplicates_total")
+                      .Help("Webhook deliveries dropped as duplicates of a stored job.")
+                      .Register(*registry_)),
+      queue_depth_(prometheus::BuildGauge()
+                       .Name("firebreak_queue_depth")
+                       .Help("Jobs in the queue by type and state.")
+                       .Register(*registry_)),
+      jobs_(prometheus::BuildCounter()
+                .Name("firebreak_jobs_total")
+                .Help("Job attempts and decisions by type and outcome.")
+                .Register(*registry_)),
+      job_duration_(prometheus::BuildHistogram()
+                        .Name("firebreak_job_duration_seconds")
+                        .Help("Handler time per attempt.")
+                        .Register(*registry_)),
+      job_wait_(prometheus::BuildHistogram()
+                    .Name("firebreak_job_wait_seconds")
+                    .Help("Time from enqueue (or scheduled run) to the attempt's start.")
+                    .Register(*registry_)) {}
+
+SourceMetrics& Metrics::RegisterSource(const std::string& source) {
+  auto [it, inserted] = sources_.try_emplace(source);
+  if (!inserted) return it->second;
+  SourceMetrics& m = it->second;
+  auto outcome = [&](const char* name) {
+    return &ingress_requests_.Add({{"source", source}, {"outcome", name}});
+  };
+  m.accepted = outcome("accepted");
+  m.duplicate = outcome("duplicate");
+  m.unauthorized = outcome("unauthorized");
+  m.bad_request = outcome("bad_request");
+  m.too_large = outcome("too_large");
+  m.overloaded = outcome("overloaded");
+  m.duplicates_total = &duplicates_.Add({{"source", source}});
+  m.duration = &ingress_duration_.Add({{"source", source}}, LatencyBuckets());
+  return m;
+}
+
+JobTypeMetrics& Metrics::RegisterJobType(const std::string& job_type) {
+  auto [it, inserted] = job_types_.try_emplace(job_type);
+  if (!inserted) return it->second;
+  JobTypeMetrics& m = it->second;
+  auto outcome = [&](const char* name) {
+    return &jobs_.Add({{"job_type", job_type}, {"outcome", name}});
+  };
+  m.succeeded = outcome("succeeded");
+  m.retried = outcome("retried");
+  m.failed = outcome("failed");
+  m.timed_out = outcome("timed_out");
+  m.dead_lettered = outcome("dead_lettered");
+  m.duration = &job_duration_.Add({{"job_type", job_type}}, LatencyBuckets());
+  m.wait = &job_wait_.Add({{"job_type", job_type}}, LatencyBuckets());
+  for (const char* state : {"ready", "delayed", "in_flight", "dead"}) {
+    queue_depth_.Add({{"job_type", job_type}, {"state", state}});
+  }
+  return m;
+}
+
+void Metrics::SetQueueDepth(const std::string& job_type, const std::string& state, double value) {
+  queue_depth_.Add({{"job_type", job_type}, {"state", state}}).Set(value);
+}
+
+std::string Metrics::Serialize() const {
+  prometheus::TextSerializer serializer;
+  std::ostringstream out;
+  serializer.Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+}  // namespace firebreak

@@ -1,0 +1,65 @@
+// Process-wide Prometheus metrics (DESIGN §6). Label sets are resolved once, at
+// start-up, into plain pointers, so the request path only bumps atomics.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace firebreak {
+
+struct SourceMetrics {
+  prometheus::Counter* accepted = nullptr;
+  prometheus::Counter* duplicate = nullptr;
+  prometheus::Counter* unauthorized = nullptr;
+  prometheus::Counter* bad_request = nullptr;
+  prometheus::Counter* too_large = nullptr;
+  prometheus::Counter* overloaded = nullptr;
+  prometheus::Counter* duplicates_total = nullptr;  // firebreak_duplicates_total{source}
+  prometheus::Histogram* duration = nullptr;
+};
+
+struct JobTypeMetrics {
+  prometheus::Counter* succeeded = nullptr;
+  prometheus::Counter* retried = nullptr;
+  prometheus::Counter* failed = nullptr;
+  prometheus::Counter* timed_out = nullptr;
+  prometheus::Counter* dead_lettered = nullptr;
+  prometheus::Histogram* duration = nullptr;
+  prometheus::Histogram* wait = nullptr;
+};
+
+// Thread-safe after construction: Register* calls happen before traffic starts.
+class Metrics {
+ public:
+  Metrics();
+
+  SourceMetrics& RegisterSource(const std::string& source);
+  JobTypeMetrics& RegisterJobType(const std::string& job_type);
+  // Sets firebreak_queue_depth{job_type,state}.
+  void SetQueueDepth(const std::string& job_type, const std::string& state, double value);
+
+  // Prometheus text exposition format 0.0.4.
+  std::string Serialize() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& ingress_requests_;
+  prometheus::Family<prometheus::Histogram>& ingress_duration_;
+  prometheus::Family<prometheus::Counter>& duplicates_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Counter>& jobs_;
+  prometheus::Family<prometheus::Histogram>& job_duration_;
+  prometheus::Family<prometheus::Histogram>& job_wait_;
+  // node-stable containers: pointers handed out stay valid
+  std::map<std::string, SourceMetrics> sources_;
+  std::map<std::string, JobTypeMetrics> job_types_;
+};
+
+}  // namespace firebreak

@@ -1,0 +1,714 @@
+// Asio's headers trip GCC 12's -Wnull-dereference (false positives in its inlined
+// executor and reactor code); the check stays on for this file's own code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#include "worker/command_handler.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <simdjson.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/units.h"
+#include "telemetry/log.h"
+#pragma GCC diagnostic pop
+
+extern char** environ;  // POSIX; <unistd.h> declares it only under _GNU_SOURCE
+
+namespace firebreak {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr size_t kMaxAnswerLine = 1024 * 1024;
+constexpr size_t kMaxStderrLine = 16 * 1024;  // longer stderr output is logged in pieces
+constexpr size_t kMaxErrorText = 1000;        // the attempt record keeps short errors
+constexpr milliseconds kRetireGrace{1000};
+constexpr milliseconds kStderrLinger{1000};  // a crash's traceback trails its exit
+constexpr milliseconds kExitPollInterval{5};
+constexpr int kExitPolls = 40;  // closed stdout but still running 200 ms later → SIGKILL
+constexpr double kMaxRetryAfterSeconds = 365.0 * 24 * 3600;
+
+std::string TruncateUtf8(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut)) + "...";
+}
+
+std::string Quote(std::string_view text) {
+  std::string out;
+  log::AppendJsonString(out, TruncateUtf8(text, 80));
+  return out;
+}
+
+std::string DescribeWaitStatus(std::optional<int> status) {
+  if (!status) return "ended (exit status unknown)";
+  if (WIFEXITED(*status)) return "exited with status " + std::to_string(WEXITSTATUS(*status));
+  if (WIFSIGNALED(*status)) {
+    int sig = WTERMSIG(*status);
+    std::string text = "killed by signal " + std::to_string(sig);
+    if (const char* name = sigabbrev_np(sig)) text += std::string(" (SIG") + name + ")";
+    return text;
+  }
+  return "ended with wait status " + std::to_string(*status);
+}
+
+// nullopt if the child was already reaped elsewhere (e.g. SIGCHLD set to SIG_IGN).
+std::optional<int> WaitBlocking(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return std::nullopt;
+  }
+  return status;
+}
+
+// The PATH search happens here, before fork, so the child only calls execve.
+Result<std::string> ResolveExecutable(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path_env = std::getenv("PATH");
+  std::string_view path = path_env != nullptr ? path_env : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string dir(path.substr(start, end - start));
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    struct stat st {};
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    start = end + 1;
+  }
+  return Status(StatusCode::kUnavailable, "handler command not found in PATH: " + name);
+}
+
+// Closes [low, high] (inclusive); close_range when the kernel has it, else one by one.
+void CloseFdRange(unsigned low, unsigned high, unsigned fd_limit) {
+  if (low > high) return;
+  if (syscall(SYS_close_range, low, high, 0) == 0) return;
+  for (unsigned fd = low; fd <= high && fd < fd_limit; ++fd) close(static_cast<int>(fd));
+}
+
+// Runs in the forked child. The parent may have other threads that held locks at
+// fork time, so only async-signal-safe calls are allowed until execve.
+[[noreturn]] void ExecChild(const char* path, char* const* argv, char* const* envp, int stdin_fd,
+                            int stdout_fd, int stderr_fd, int error_fd, pid_t parent,
+                            const sigset_t* empty_mask, unsigned fd_limit) {
+  auto fail = [error_fd](int err) {
+    ssize_t ignored = write(error_fd, &err, sizeof err);
+    (void)ignored;
+    _exit(127);
+  };
+  // Handlers die with firebreak, even on kill -9.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
+  if (getppid() != parent) _exit(127);  // the parent died before prctl took effect
+  struct sigaction default_action;
+  std::memset(&default_action, 0, sizeof default_action);
+  default_action.sa_handler = SIG_DFL;
+  sigaction(SIGPIPE, &default_action, nullptr);  // ignored dispositions survive exec
+  sigprocmask(SIG_SETMASK, empty_mask, nullptr);
+  // Keep every pipe end clear of 0..2 so one dup2 cannot clobber another's source.
+  for (int* fd : {&stdin_fd, &stdout_fd, &stderr_fd, &error_fd}) {
+    if (*fd < 3) {
+      int moved = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+      if (moved < 0) fail(errno);
+      *fd = moved;
+    }
+  }
+  if (dup2(stdin_fd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0) fail(errno);
+  // Not every descriptor of ours is O_CLOEXEC (Asio's sockets are not).
+  unsigned keep = static_cast<unsigned>(error_fd);
+  CloseFdRange(3, keep - 1, fd_limit);
+  CloseFdRange(keep + 1, ~0U, fd_limit);
+  execve(path, argv, envp);
+  fail(errno);
+  _exit(127);  // not reached; fail() does not return
+}
+
+struct Pipe {
+  int read_end = -1;
+  int write_end = -1;
+};
+
+void CloseFd(int& fd) {
+  if (fd >= 0) close(fd);
+  fd = -1;
+}
+
+// Looks up `key`; null counts as absent.
+bool FindField(const simdjson::dom::object& object, std::string_view key,
+               simdjson::dom::element& out) {
+  if (object.at_key(key).get(out) != simdjson::SUCCESS) return false;
+  return !out.is_null();
+}
+
+}  // namespace
+
+Result<HandlerResult> ParseCommandAnswer(std::string_view line, std::string_view job_id) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element document;
+  if (parser.parse(line.data(), line.size()).get(document) != simdjson::SUCCESS) {
+    return InvalidArgument("answer line is not JSON: " + Quote(line));
+  }
+  simdjson::dom::object answer;
+  if (document.get_object().get(answer) != simdjson::SUCCESS) {
+    return InvalidArgument("answer line is not a JSON object: " + Quote(line));
+  }
+  simdjson::dom::element field;
+  std::string_view id;
+  if (!FindField(answer, "id", field) || field.get_string().get(id) != simdjson::SUCCESS) {
+    return InvalidArgument("answer has no string \"id\"");
+  }
+  if (id != job_id) {
+    return InvalidArgument("answer id " + Quote(id) + " is not the running job's " + Quote(job_id));
+  }
+  bool ok = false;
+  if (!FindField(answer, "ok", field) || field.get_bool().get(ok) != simdjson::SUCCESS) {
+    return InvalidArgument("answer has no boolean \"ok\"");
+  }
+
+  HandlerResult result;
+  if (ok) {
+    if (FindField(answer, "actions", field)) {
+      if (!field.is_array()) return InvalidArgument("answer \"actions\" is not an array");
+      result.actions_json = simdjson::minify(field);
+    }
+    return result;
+  }
+
+  std::string_view error_text;
+  if (!FindField(answer, "error", field) ||
+      field.get_string().get(error_text) != simdjson::SUCCESS || error_text.empty()) {
+    error_text = "handler reported failure";
+  }
+  result.error = TruncateUtf8(error_text, kMaxErrorText);
+  bool retry = true;
+  if (FindField(answer, "retry", field) && field.get_bool().get(retry) != simdjson::SUCCESS) {
+    return InvalidArgument("answer \"retry\" is not a boolean");
+  }
+  result.kind = retry ? HandlerResult::Kind::kFailed : HandlerResult::Kind::kRejected;
+  if (FindField(answer, "retry_after", field)) {
+    double seconds = 0;
+    if (field.get_double().get(seconds) != simdjson::SUCCESS || !(seconds >= 0)) {
+      return InvalidArgument("answer \"retry_after\" is not a number of seconds >= 0");
+    }
+    seconds = std::min(seconds, kMaxRetryAfterSeconds);
+    result.retry_after = milliseconds(std::llround(seconds * 1000));
+  }
+  return result;
+}
+
+struct CommandHandler::Process {
+  enum class State {
+    kIdle,      // waiting for a job
+    kBusy,      // running `job`
+    kRetiring,  // stdin closed by Shutdown; should exit on its own
+    kExiting,   // stdout closed; waiting to reap it
+    kDead,      // reaped
+  };
+
+  Process(boost::asio::io_context& io, pid_t process_id, std::string type)
+      : pid(process_id),
+        job_type(std::move(type)),
+        stdin_pipe(io),
+        stdout_pipe(io),
+        stderr_pipe(io),
+        job_timer(io),
+        aux_timer(io) {}
+
+  void CloseStdinAndStdout() {
+    boost::system::error_code ignored;
+    stdin_pipe.close(ignored);
+    stdout_pipe.close(ignored);
+  }
+
+  CommandHandler* owner = nullptr;  // null once reaped or once the handler is destroyed
+  const pid_t pid;
+  const std::string job_type;
+  State state = State::kIdle;
+  bool retiring = false;  // asked to stop by Shutdown
+  boost::asio::posix::stream_descriptor stdin_pipe;
+  boost::asio::posix::stream_descriptor stdout_pipe;
+  boost::asio::posix::stream_descriptor stderr_pipe;
+  boost::asio::steady_timer job_timer;  // the running job's timeout
+  boost::asio::steady_timer aux_timer;  // retire grace, exit polling, stderr linger
+  // Bumped whenever the job or the aux timer's purpose changes, so a completion that
+  // was already queued can tell it is stale.
+  uint64_t job_seq = 0;
+  uint64_t aux_seq = 0;
+  std::optional<PendingRun> job;
+  // The running or the last job: stderr lines are often read after the answer line.
+  std::string log_job_id;
+  std::string stdin_line;
+  std::array<char, 16 * 1024> stdout_chunk{};
+  std::string stdout_pending;
+  std::array<char, 4096> stderr_chunk{};
+  std::string stderr_pending;
+};
+
+namespace {
+
+void LogStderrLine(const std::string& job_id, const std::string& job_type, pid_t pid,
+                   std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.empty()) return;
+  log::Warn(
+      "handler stderr",
+      {{"job_id", job_id}, {"job_type", job_type}, {"pid", static_cast<int>(pid)}, {"line", line}});
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CommandHandler>> CommandHandler::Create(const JobConfig& job,
+                                                               const std::string& sidecar,
+                                                               boost::asio::io_context& io) {
+  if (job.handler.command.empty() || job.handler.command.front().empty()) {
+    return InvalidArgument("job " + job.type + ": handler command is empty");
+  }
+  // A handler that dies with our write pending must give EPIPE, not kill firebreak.
+  signal(SIGPIPE, SIG_IGN);
+  return std::unique_ptr<CommandHandler>(new CommandHandler(job, sidecar, io));
+}
+
+namespace {
+
+std::vector<std::string> HandlerEnvironment(const std::string& sidecar) {
+  constexpr std::string_view kSidecarVar = "FIREBREAK_SIDECAR=";
+  std::vector<std::string> env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    std::string_view variable(*entry);
+    if (variable.substr(0, kSidecarVar.size()) == kSidecarVar) continue;
+    env.emplace_back(variable);
+  }
+  env.push_back(std::string(kSidecarVar) + sidecar);
+  return env;
+}
+
+}  // namespace
+
+CommandHandler::CommandHandler(const JobConfig& job, const std::string& sidecar,
+                               boost::asio::io_context& io)
+    : io_(io),
+      job_type_(job.type),
+      command_(job.handler.command),
+      environment_(HandlerEnvironment(sidecar)),
+      max_processes_(static_cast<size_t>(std::max(1, job.concurrency))) {}
+
+CommandHandler::~CommandHandler() {
+  for (const std::shared_ptr<Process>& proc : processes_) {
+    proc->owner = nullptr;
+    proc->state = Process::State::kDead;
+    kill(proc->pid, SIGKILL);
+    WaitBlocking(proc->pid);
+    proc->CloseStdinAndStdout();
+    boost::system::error_code ignored;
+    proc->stderr_pipe.close(ignored);
+    proc->job_timer.cancel();
+    proc->aux_timer.cancel();
+    if (proc->job) {
+      Answer(std::move(proc->job->done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}});
+      proc->job.reset();
+    }
+  }
+  for (PendingRun& run : waiting_) {
+    Answer(std::move(run.done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}});
+  }
+}
+
+void CommandHandler::Run(std::string job_id, std::string envelope_json,
+                         std::chrono::milliseconds timeout, HandlerCallback done) {
+  if (shutting_down_) {
+    Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}});
+    return;
+  }
+  waiting_.push_back({std::move(job_id), std::move(envelope_json), timeout, std::move(done)});
+  Dispatch();
+}
+
+void CommandHandler::Shutdown() {
+  shutting_down_ = true;
+  if (!waiting_.empty()) return;  // busy processes retire once the queue drains
+  for (const std::shared_ptr<Process>& proc : processes_) {
+    if (proc->state == Process::State::kIdle) Retire(proc);
+  }
+}
+
+std::vector<pid_t> CommandHandler::ProcessIds() const {
+  std::vector<pid_t> pids;
+  for (const std::shared_ptr<Process>& proc : processes_) pids.push_back(proc->pid);
+  return pids;
+}
+
+void CommandHandler::Answer(HandlerCallback done, HandlerResult result) {
+  boost::asio::post(io_, [done = std::move(done), result = std::move(result)]() mutable {
+    done(std::move(result));
+  });
+}
+
+void CommandHandler::Dispatch() {
+  while (!waiting_.empty()) {
+    std::shared_ptr<Process> idle;
+    for (const std::shared_ptr<Process>& proc : processes_) {
+      if (proc->state == Process::State::kIdle) {
+        idle = proc;
+        break;
+      }
+    }
+    if (!idle) {
+      if (processes_.size() >= max_processes_) return;
+      Result<std::shared_ptr<Process>> spawned = Spawn();
+      if (!spawned.ok()) {
+        PendingRun run = std::move(waiting_.front());
+        waiting_.pop_front();
+        log::Error("handler process failed to start", {{"job_id", run.job_id},
+                                                       {"job_type", job_type_},
+                                                       {"error", spawned.status().message()}});
+        Answer(std::move(run.done),
+               {HandlerResult::Kind::kFailed, spawned.status().message(), {}, {}});
+        continue;
+      }
+      idle = std::move(spawned).value();
+      processes_.push_back(idle);
+    }
+    PendingRun run = std::move(waiting_.front());
+    waiting_.pop_front();
+    StartJob(idle, std::move(run));
+  }
+}
+
+Result<std::shared_ptr<CommandHandler::Process>> CommandHandler::Spawn() {
+  Result<std::string> executable = ResolveExecutable(command_.front());
+  if (!executable.ok()) return executable.status();
+
+  // Everything the child needs is built now: after fork it may not allocate.
+  std::vector<char*> argv;
+  for (const std::string& arg : command_) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const std::string& var : environment_) envp.push_back(const_cast<char*>(var.c_str()));
+  envp.push_back(nullptr);
+  sigset_t empty_mask;
+  sigemptyset(&empty_mask);
+  struct rlimit fd_rlimit {};
+  unsigned fd_limit = 65536;
+  if (getrlimit(RLIMIT_NOFILE, &fd_rlimit) == 0 && fd_rlimit.rlim_cur < fd_limit) {
+    fd_limit = static_cast<unsigned>(fd_rlimit.rlim_cur);
+  }
+
+  // All ends O_CLOEXEC so no other child inherits them; dup2 in the child clears it
+  // on 0/1/2.
+  std::array<Pipe, 4> pipes;  // stdin, stdout, stderr, exec error report
+  auto close_all = [&pipes] {
+    for (Pipe& p : pipes) {
+      CloseFd(p.read_end);
+      CloseFd(p.write_end);
+    }
+  };
+  for (Pipe& p : pipes) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+      int err = errno;
+      close_all();
+      return Status(StatusCode::kUnavailable, std::string("pipe: ") + std::strerror(err));
+    }
+    p.read_end = fds[0];
+    p.write_end = fds[1];
+  }
+  Pipe& in = pipes[0];
+  Pipe& out = pipes[1];
+  Pipe& err = pipes[2];
+  Pipe& exec_report = pipes[3];
+
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    int fork_errno = errno;
+    close_all();
+    return Status(StatusCode::kUnavailable, std::string("fork: ") + std::strerror(fork_errno));
+  }
+  if (pid == 0) {
+    ExecChild(executable->c_str(), argv.data(), envp.data(), in.read_end, out.write_end,
+              err.write_end, exec_report.write_end, parent, &empty_mask, fd_limit);
+  }
+
+  CloseFd(in.read_end);
+  CloseFd(out.write_end);
+  CloseFd(err.write_end);
+  CloseFd(exec_report.write_end);
+  // EOF here means execve succeeded (the report pipe closed on exec); an int is the
+  // child's errno. The child gets there in microseconds, so this read barely blocks.
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = read(exec_report.read_end, &child_errno, sizeof child_errno);
+  } while (n < 0 && errno == EINTR);
+  CloseFd(exec_report.read_end);
+  if (n == static_cast<ssize_t>(sizeof child_errno)) {
+    WaitBlocking(pid);
+    close_all();
+    return Status(StatusCode::kUnavailable,
+                  "exec " + *executable + ": " + std::strerror(child_errno));
+  }
+
+  auto proc = std::make_shared<Process>(io_, pid, job_type_);
+  proc->owner = this;
+  boost::system::error_code ec;
+  proc->stdin_pipe.assign(in.write_end, ec);
+  in.write_end = -1;
+  proc->stdout_pipe.assign(out.read_end, ec);
+  out.read_end = -1;
+  proc->stderr_pipe.assign(err.read_end, ec);
+  err.read_end = -1;
+  proc->stdin_pipe.non_blocking(true, ec);
+  proc->stdout_pipe.non_blocking(true, ec);
+  proc->stderr_pipe.non_blocking(true, ec);
+  log::Info("handler process started", {{"job_type", job_type_}, {"pid", static_cast<int>(pid)}});
+  ReadStdout(proc);
+  ReadStderr(proc);
+  return proc;
+}
+
+void CommandHandler::StartJob(const std::shared_ptr<Process>& proc, PendingRun run) {
+  proc->state = Process::State::kBusy;
+  uint64_t seq = ++proc->job_seq;
+  proc->log_job_id = run.job_id;
+  // The envelope is one JSON line; stray newlines (JSON whitespace) would split it.
+  proc->stdin_line = std::move(run.envelope_json);
+  std::replace(proc->stdin_line.begin(), proc->stdin_line.end(), '\n', ' ');
+  std::replace(proc->stdin_line.begin(), proc->stdin_line.end(), '\r', ' ');
+  proc->stdin_line.push_back('\n');
+  std::chrono::milliseconds timeout = run.timeout;
+  proc->job = std::move(run);
+
+  proc->job_timer.expires_after(timeout);
+  proc->job_timer.async_wait([proc, seq, timeout](const boost::system::error_code& ec) {
+    CommandHandler* self = proc->owner;
+    if (ec || self == nullptr || proc->job_seq != seq || proc->state != Process::State::kBusy) {
+      return;
+    }
+    self->Kill(proc, HandlerResult::Kind::kTimedOut, "timed out after " + FormatDuration(timeout));
+  });
+  boost::asio::async_write(proc->stdin_pipe, boost::asio::buffer(proc->stdin_line),
+                           [proc, seq](const boost::system::error_code& ec, size_t) {
+                             CommandHandler* self = proc->owner;
+                             if (!ec || self == nullptr || proc->job_seq != seq ||
+                                 proc->state != Process::State::kBusy) {
+                               return;
+                             }
+                             self->Kill(proc, HandlerResult::Kind::kFailed,
+                                        "write to handler: " + ec.message(),
+                                        /*add_exit_status=*/true);
+                           });
+}
+
+void CommandHandler::ReadStdout(const std::shared_ptr<Process>& proc) {
+  proc->stdout_pipe.async_read_some(
+      boost::asio::buffer(proc->stdout_chunk),
+      [proc](const boost::system::error_code& ec, size_t bytes) {
+        CommandHandler* self = proc->owner;
+        if (self == nullptr) return;
+        if (ec) {
+          self->OnStdoutClosed(proc);
+          return;
+        }
+        proc->stdout_pending.append(proc->stdout_chunk.data(), bytes);
+        self->ConsumeStdout(proc);
+        if (proc->owner != nullptr && proc->state != Process::State::kDead) self->ReadStdout(proc);
+      });
+}
+
+void CommandHandler::ReadStderr(const std::shared_ptr<Process>& proc) {
+  // Needs nothing from the handler: a dead process's last lines are logged even
+  // after it has left the pool.
+  proc->stderr_pipe.async_read_some(
+      boost::asio::buffer(proc->stderr_chunk),
+      [proc](const boost::system::error_code& ec, size_t bytes) {
+        std::string& pending = proc->stderr_pending;
+        if (!ec) pending.append(proc->stderr_chunk.data(), bytes);
+        size_t start = 0;
+        for (size_t newline; (newline = pending.find('\n', start)) != std::string::npos;
+             start = newline + 1) {
+          LogStderrLine(proc->log_job_id, proc->job_type, proc->pid,
+                        std::string_view(pending).substr(start, newline - start));
+        }
+        pending.erase(0, start);
+        if (pending.size() >= kMaxStderrLine || (ec && !pending.empty())) {
+          LogStderrLine(proc->log_job_id, proc->job_type, proc->pid, pending);
+          pending.clear();
+        }
+        if (ec) {
+          boost::system::error_code ignored;
+          proc->stderr_pipe.close(ignored);
+          if (proc->state == Process::State::kDead) proc->aux_timer.cancel();  // linger over
+          return;
+        }
+        ReadStderr(proc);
+      });
+}
+
+void CommandHandler::ConsumeStdout(const std::shared_ptr<Process>& proc) {
+  while (proc->state != Process::State::kDead) {
+    size_t newline = proc->stdout_pending.find('\n');
+    if (newline == std::string::npos ? proc->stdout_pending.size() > kMaxAnswerLine
+                                     : newline > kMaxAnswerLine) {
+      Kill(proc, HandlerResult::Kind::kFailed, "protocol error: answer line longer than 1 MiB");
+      return;
+    }
+    if (newline == std::string::npos) return;
+    std::string line = proc->stdout_pending.substr(0, newline);
+    proc->stdout_pending.erase(0, newline + 1);
+    OnAnswerLine(proc, line);
+  }
+}
+
+void CommandHandler::OnAnswerLine(const std::shared_ptr<Process>& proc, std::string_view line) {
+  if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank line
+  if (proc->state != Process::State::kBusy) {
+    Kill(proc, HandlerResult::Kind::kFailed,
+         "protocol error: output while no job was running: " + Quote(line));
+    return;
+  }
+  Result<HandlerResult> answer = ParseCommandAnswer(line, proc->job->job_id);
+  if (!answer.ok()) {
+    Kill(proc, HandlerResult::Kind::kFailed, "protocol error: " + answer.status().message());
+    return;
+  }
+  PendingRun run = std::move(*proc->job);
+  proc->job.reset();
+  ++proc->job_seq;
+  proc->job_timer.cancel();
+  Answer(std::move(run.done), std::move(answer).value());
+  BecomeIdle(proc);
+}
+
+void CommandHandler::BecomeIdle(const std::shared_ptr<Process>& proc) {
+  proc->state = Process::State::kIdle;
+  if (shutting_down_ && waiting_.empty()) {
+    Retire(proc);
+    return;
+  }
+  Dispatch();
+}
+
+void CommandHandler::Retire(const std::shared_ptr<Process>& proc) {
+  proc->state = Process::State::kRetiring;
+  proc->retiring = true;
+  boost::system::error_code ignored;
+  proc->stdin_pipe.close(ignored);  // EOF on stdin: a well-behaved handler exits now
+  uint64_t seq = ++proc->aux_seq;
+  proc->aux_timer.expires_after(kRetireGrace);
+  proc->aux_timer.async_wait([proc, seq](const boost::system::error_code& ec) {
+    CommandHandler* self = proc->owner;
+    if (ec || self == nullptr || proc->aux_seq != seq || proc->state != Process::State::kRetiring) {
+      return;
+    }
+    self->Kill(proc, HandlerResult::Kind::kFailed, "did not exit within 1s of stdin closing");
+  });
+}
+
+void CommandHandler::OnStdoutClosed(const std::shared_ptr<Process>& proc) {
+  // The process is exiting (or closed stdout, which breaks the protocol anyway).
+  // Its exit status names the cause, so wait a little for it before answering.
+  proc->state = Process::State::kExiting;
+  ++proc->job_seq;
+  proc->job_timer.cancel();
+  boost::system::error_code ignored;
+  proc->stdin_pipe.close(ignored);
+  PollForExit(proc, kExitPolls);
+}
+
+void CommandHandler::PollForExit(const std::shared_ptr<Process>& proc, int polls_left) {
+  int status = 0;
+  pid_t reaped = waitpid(proc->pid, &status, WNOHANG);
+  if (reaped == proc->pid) {
+    OnReaped(proc, status, /*killed_by_us=*/false, HandlerResult::Kind::kFailed, "");
+    return;
+  }
+  if (reaped < 0 && errno != EINTR) {
+    OnReaped(proc, std::nullopt, /*killed_by_us=*/false, HandlerResult::Kind::kFailed, "");
+    return;
+  }
+  if (polls_left <= 0) {
+    Kill(proc, HandlerResult::Kind::kFailed, "handler process closed its stdout");
+    return;
+  }
+  uint64_t seq = ++proc->aux_seq;
+  proc->aux_timer.expires_after(kExitPollInterval);
+  proc->aux_timer.async_wait([proc, seq, polls_left](const boost::system::error_code& ec) {
+    CommandHandler* self = proc->owner;
+    if (ec || self == nullptr || proc->aux_seq != seq) return;
+    self->PollForExit(proc, polls_left - 1);
+  });
+}
+
+void CommandHandler::Kill(const std::shared_ptr<Process>& proc, HandlerResult::Kind kind,
+                          std::string error, bool add_exit_status) {
+  kill(proc->pid, SIGKILL);
+  std::optional<int> status = WaitBlocking(proc->pid);
+  if (add_exit_status) error += " (handler process " + DescribeWaitStatus(status) + ")";
+  OnReaped(proc, status, /*killed_by_us=*/true, kind, error);
+}
+
+void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optional<int> wait_status,
+                              bool killed_by_us, HandlerResult::Kind kind,
+                              const std::string& error) {
+  proc->state = Process::State::kDead;
+  proc->owner = nullptr;
+  processes_.erase(std::remove(processes_.begin(), processes_.end(), proc), processes_.end());
+  ++proc->job_seq;
+  proc->job_timer.cancel();
+  proc->CloseStdinAndStdout();
+
+  std::string how = DescribeWaitStatus(wait_status);
+  int pid = static_cast<int>(proc->pid);
+  if (proc->job) {
+    PendingRun run = std::move(*proc->job);
+    proc->job.reset();
+    std::string text = killed_by_us ? error : "handler process " + how;
+    log::Warn("handler process ended during a job",
+              {{"job_id", run.job_id}, {"job_type", job_type_}, {"pid", pid}, {"error", text}});
+    Answer(std::move(run.done), {kind, TruncateUtf8(text, kMaxErrorText), {}, {}});
+  } else if (killed_by_us) {
+    log::Warn("handler process killed", {{"job_type", job_type_}, {"pid", pid}, {"error", error}});
+  } else if (proc->retiring) {
+    log::Info("handler process stopped", {{"job_type", job_type_}, {"pid", pid}, {"status", how}});
+  } else {
+    log::Warn("handler process exited while idle",
+              {{"job_type", job_type_}, {"pid", pid}, {"status", how}});
+  }
+
+  // A crash's last stderr lines may still be in the pipe: keep reading them for a
+  // moment, but not forever (a grandchild may hold the pipe open).
+  if (proc->stderr_pipe.is_open()) {
+    uint64_t seq = ++proc->aux_seq;
+    proc->aux_timer.expires_after(kStderrLinger);
+    proc->aux_timer.async_wait([proc, seq](const boost::system::error_code& ec) {
+      if (ec || proc->aux_seq != seq) return;
+      boost::system::error_code ignored;
+      proc->stderr_pipe.close(ignored);
+    });
+  } else {
+    proc->aux_timer.cancel();
+  }
+  Dispatch();
+}
+
+}  // namespace firebreak

@@ -1,0 +1,15 @@
+// The JSON envelope a handler receives for one attempt (DESIGN §4).
+#pragma once
+
+#include <string>
+
+#include "queue/job.h"
+
+namespace firebreak {
+
+// One line of JSON (no newline): id, type, source, dedupe_key, attempt, max_attempts,
+// enqueued_at, traceparent, ordering_key (when set), headers, payload. The stored
+// payload and headers are already JSON and are spliced in as they are.
+std::string BuildEnvelope(const Job& job);
+
+}  // namespace firebreak

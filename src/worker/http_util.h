@@ -1,0 +1,34 @@
+// Small pure helpers for the URL handler: parsing a handler's http:// URL and an
+// HTTP Retry-After value. No I/O; safe to call from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace firebreak {
+
+// "http://host[:port][/path][?query]" split into what a client needs.
+struct HttpUrl {
+  std::string host;  // "example.com", "127.0.0.1", "::1" (brackets removed)
+  uint16_t port = 80;
+  std::string host_header;  // value for the Host header: "example.com:8080", "[::1]:80"
+  std::string target;       // request target: "/path?query" ("/" when the URL has none)
+};
+
+// Accepts http:// only. https:// is kInvalidArgument "https handler urls are not
+// supported in this build yet"; user info, fragments, empty hosts and bad ports are
+// kInvalidArgument naming what is wrong.
+Result<HttpUrl> ParseHttpUrl(std::string_view url);
+
+// A Retry-After header value: delta-seconds ("120") or an HTTP-date (IMF-fixdate,
+// RFC 850 or asctime form), relative to `now_epoch_ms`. A date in the past gives 0.
+// nullopt when the value is neither. Very large values are capped at one year.
+std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
+                                                         int64_t now_epoch_ms);
+
+}  // namespace firebreak

@@ -1,0 +1,327 @@
+#include "worker/worker.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "common/units.h"
+#include "telemetry/log.h"
+#include "worker/envelope.h"
+#include "worker/handler.h"
+
+namespace firebreak {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// A claimed job's lease outlives its hard timeout by this much, so a live worker
+// always records the outcome before anyone else may reclaim the job.
+constexpr std::chrono::milliseconds kLeaseGrace{5000};
+// How often the worker looks for runnable jobs when nobody woke it (delayed jobs,
+// retries coming due, jobs enqueued by another process).
+constexpr std::chrono::milliseconds kPollInterval{100};
+
+std::string TraceId(const std::string& traceparent) {
+  return traceparent.size() >= 35 ? traceparent.substr(3, 32) : std::string();
+}
+
+}  // namespace
+
+class Worker::Impl {
+ public:
+  Impl(const Config& config, Queue& queue, Metrics& metrics, Clock& clock)
+      : config_(config), queue_(queue), metrics_(metrics), clock_(clock),
+        work_(asio::make_work_guard(io_)), poll_timer_(io_), rng_(std::random_device{}()) {}
+
+  ~Impl() { Join(); }
+
+  Status Start() {
+    for (const JobConfig& job : config_.jobs) {
+      auto handler = MakeHandler(job, config_.worker.sidecar, io_);
+      if (!handler.ok()) {
+        return InvalidArgument("jobs \"" + job.type + "\": " + handler.status().message());
+      }
+      TypeState& state = types_[job.type];
+      state.config = &job;
+      state.handler = std::move(handler).value();
+      state.metrics = &metrics_.RegisterJobType(job.type);
+    }
+    thread_ = std::thread([this] { io_.run(); });
+    asio::post(io_, [this] { Poll(); });
+    return Status::Ok();
+  }
+
+  void Wake() {
+    if (wake_posted_.exchange(true)) return;
+    asio::post(io_, [this] {
+      wake_posted_ = false;
+      TryClaim();
+    });
+  }
+
+  void Stop(std::chrono::milliseconds grace) {
+    if (!thread_.joinable()) return;
+    asio::post(io_, [this] {
+      stopping_ = true;
+      poll_timer_.cancel();
+      log::Info("worker stopping", {{"in_flight", in_flight_total_}});
+    });
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    while (busy_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    // Whatever still runs goes back to the queue now; its handler is killed when the
+    // handlers are destroyed below, and its late answer is ignored as stale.
+    asio::post(io_, [this] { ReleaseRunning(); });
+    auto release_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (pending_releases_.load() > 0 && std::chrono::steady_clock::now() < release_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    asio::post(io_, [this] {
+      for (auto& [type, state] : types_) state.handler->Shutdown();
+    });
+    Join();
+  }
+
+ private:
+  struct TypeState {
+    const JobConfig* config = nullptr;
+    std::unique_ptr<Handler> handler;
+    JobTypeMetrics* metrics = nullptr;
+    int in_flight = 0;
+  };
+
+  struct Attempt {
+    Job job;
+    TypeState* type = nullptr;
+    std::chrono::steady_clock::time_point started;
+    int64_t started_at_ms = 0;
+    bool released = false;  // put back by shutdown; the handler's answer is ignored
+  };
+
+  void Join() {
+    if (!thread_.joinable()) return;
+    work_.reset();
+    asio::post(io_, [this] { io_.stop(); });
+    thread_.join();
+    types_.clear();  // destroys handlers: kills and reaps their processes
+  }
+
+  void Poll() {
+    if (stopping_) return;
+    TryClaim();
+    poll_timer_.expires_after(kPollInterval);
+    poll_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) Poll();
+    });
+  }
+
+  void TryClaim() {
+    if (claiming_ || stopping_) return;
+    int free_total = config_.worker.max_in_flight - in_flight_total_;
+    if (free_total <= 0) return;
+    std::vector<ClaimSlots> slots;
+    // Rotate the starting type so a busy type cannot starve the others of max_in_flight.
+    size_t n = types_.size();
+    auto it = types_.begin();
+    std::advance(it, static_cast<long>(rotation_++ % std::max<size_t>(n, 1)));
+    for (size_t i = 0; i < n && free_total > 0; ++i, ++it) {
+      if (it == types_.end()) it = types_.begin();
+      TypeState& state = it->second;
+      int take = std::min(state.config->concurrency - state.in_flight, free_total);
+      if (take <= 0) continue;
+      slots.push_back({it->first, take, (state.config->timeout + kLeaseGrace).count()});
+      free_total -= take;
+    }
+    if (slots.empty()) return;
+    claiming_ = true;
+    queue_.Claim(std::move(slots), [this](Result<std::vector<Job>> claimed) {
+      asio::post(io_, [this, claimed = std::move(claimed)]() mutable {
+        OnClaimed(std::move(claimed));
+      });
+    });
+  }
+
+  void OnClaimed(Result<std::vector<Job>> claimed) {
+    claiming_ = false;
+    if (!claimed.ok()) {
+      log::Error("claim failed; retrying at next poll", {{"error", claimed.status().ToString()}});
+      return;
+    }
+    for (Job& job : *claimed) StartAttempt(std::move(job));
+    if (!claimed->empty()) TryClaim();
+  }
+
+  void StartAttempt(Job job) {
+    auto found = types_.find(job.type);
+    if (found == types_.end()) {
+      log::Error("claimed a job of an unknown type", {{"job_id", job.id}, {"job_type", job.type}});
+      return;
+    }
+    auto attempt = std::make_shared<Attempt>();
+    attempt->type = &found->second;
+    attempt->started = std::chrono::steady_clock::now();
+    attempt->started_at_ms = clock_.NowMs();
+    int64_t due_ms = std::max(job.run_at_ms, job.enqueued_at_ms);
+    attempt->type->metrics->wait->Observe(
+        static_cast<double>(std::max<int64_t>(0, attempt->started_at_ms - due_ms)) / 1000.0);
+    attempt->job = std::move(job);
+    ++attempt->type->in_flight;
+    ++in_flight_total_;
+    ++busy_;
+    running_.emplace(attempt->job.id, attempt);
+    const Job& j = attempt->job;
+    log::Debug("job started", {{"job_id", j.id}, {"job_type", j.type}, {"source", j.source},
+                               {"dedupe_key", j.dedupe_key}, {"attempt", j.attempt},
+                               {"trace_id", TraceId(j.traceparent)}});
+    attempt->type->handler->Run(j.id, BuildEnvelope(j), attempt->type->config->timeout,
+                                [this, attempt](HandlerResult result) {
+                                  OnAttemptDone(attempt, std::move(result));
+                                });
+  }
+
+  void OnAttemptDone(const std::shared_ptr<Attempt>& attempt, HandlerResult result) {
+    TypeState& type = *attempt->type;
+    --type.in_flight;
+    --in_flight_total_;
+    running_.erase(attempt->job.id);
+    if (attempt->released) {  // already back in the queue; busy_ was settled then
+      TryClaim();
+      return;
+    }
+    const Job& job = attempt->job;
+    auto elapsed = std::chrono::steady_clock::now() - attempt->started;
+    int64_t duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+    type.metrics->duration->Observe(std::chrono::duration<double>(elapsed).count());
+
+    JobFinish finish;
+    finish.job_id = job.id;
+    finish.attempt = job.attempt;
+    finish.record.attempt = job.attempt;
+    finish.record.started_at_ms = attempt->started_at_ms;
+    finish.record.duration_ms = duration_ms;
+    finish.record.error = result.error;
+    std::string trace_id = TraceId(job.traceparent);
+
+    if (result.kind == HandlerResult::Kind::kOk) {
+      type.metrics->succeeded->Increment();
+      finish.disposition = Disposition::kSucceeded;
+      log::Info("job succeeded", {{"job_id", job.id}, {"job_type", job.type},
+                                  {"source", job.source}, {"dedupe_key", job.dedupe_key},
+                                  {"attempt", job.attempt}, {"duration_ms", duration_ms},
+                                  {"trace_id", trace_id}});
+      if (!result.actions_json.empty() && result.actions_json != "[]") {
+        log::Warn("handler returned actions; this build does not execute actions yet",
+                  {{"job_id", job.id}, {"job_type", job.type}});
+      }
+    } else {
+      bool timed_out = result.kind == HandlerResult::Kind::kTimedOut;
+      bool retryable = result.kind != HandlerResult::Kind::kRejected;
+      (timed_out ? type.metrics->timed_out : type.metrics->failed)->Increment();
+      finish.record.outcome = timed_out ? "timed_out"
+                              : retryable ? "failed"
+                                          : "rejected";
+      RetryDecision decision = DecideRetry(type.config->backoff, job.attempt, job.max_attempts,
+                                           retryable, result.retry_after, rng_);
+      if (decision.retry) {
+        type.metrics->retried->Increment();
+        finish.disposition = Disposition::kRetry;
+        finish.run_at_ms = clock_.NowMs() + decision.delay.count();
+        log::Warn("job failed; retrying",
+                  {{"job_id", job.id}, {"job_type", job.type}, {"source", job.source},
+                   {"dedupe_key", job.dedupe_key}, {"attempt", job.attempt},
+                   {"max_attempts", job.max_attempts}, {"outcome", finish.record.outcome},
+                   {"error", result.error}, {"retry_in_ms", decision.delay.count()},
+                   {"reason", decision.reason}, {"duration_ms", duration_ms},
+                   {"trace_id", trace_id}});
+      } else {
+        type.metrics->dead_lettered->Increment();
+        finish.disposition = Disposition::kDead;
+        log::Error("job dead-lettered",
+                   {{"job_id", job.id}, {"job_type", job.type}, {"source", job.source},
+                    {"dedupe_key", job.dedupe_key}, {"attempt", job.attempt},
+                    {"max_attempts", job.max_attempts}, {"outcome", finish.record.outcome},
+                    {"error", result.error}, {"reason", decision.reason},
+                    {"trace_id", trace_id}});
+      }
+    }
+    RecordFinish(std::move(finish), /*release=*/false);
+    TryClaim();
+  }
+
+  // Puts every attempt still running back in the queue (shutdown grace is over).
+  void ReleaseRunning() {
+    for (auto& [id, attempt] : running_) {
+      if (attempt->released) continue;
+      attempt->released = true;
+      --busy_;
+      JobFinish finish;
+      finish.job_id = attempt->job.id;
+      finish.attempt = attempt->job.attempt;
+      finish.disposition = Disposition::kRetry;
+      finish.run_at_ms = clock_.NowMs();
+      finish.record.attempt = attempt->job.attempt;
+      finish.record.started_at_ms = attempt->started_at_ms;
+      finish.record.duration_ms = clock_.NowMs() - attempt->started_at_ms;
+      finish.record.outcome = "interrupted";
+      finish.record.error = "worker shut down before the attempt finished";
+      log::Warn("job interrupted by shutdown; back to the queue",
+                {{"job_id", attempt->job.id}, {"job_type", attempt->job.type},
+                 {"attempt", attempt->job.attempt}});
+      RecordFinish(std::move(finish), /*release=*/true);
+    }
+  }
+
+  void RecordFinish(JobFinish finish, bool release) {
+    // A finished attempt stays counted in busy_ until its outcome is committed.
+    if (release) ++pending_releases_;
+    std::string job_id = finish.job_id;
+    queue_.Finish(std::move(finish), [this, job_id, release](Status status) {
+      if (!status.ok()) {
+        log::Warn("job outcome not recorded", {{"job_id", job_id}, {"error", status.ToString()}});
+      }
+      --(release ? pending_releases_ : busy_);
+      if (!release) Wake();
+    });
+  }
+
+  const Config& config_;
+  Queue& queue_;
+  Metrics& metrics_;
+  Clock& clock_;
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::atomic<bool> wake_posted_{false};
+  // Attempts running plus outcomes not yet committed; read by Stop on its own thread.
+  std::atomic<int> busy_{0};
+  std::atomic<int> pending_releases_{0};
+
+  // Owned by the io_ thread.
+  asio::steady_timer poll_timer_;
+  std::map<std::string, TypeState> types_;
+  std::map<std::string, std::shared_ptr<Attempt>> running_;
+  std::mt19937_64 rng_;
+  int in_flight_total_ = 0;
+  size_t rotation_ = 0;
+  bool claiming_ = false;
+  bool stopping_ = false;
+};
+
+Worker::Worker(const Config& config, Queue& queue, Metrics& metrics, Clock& clock)
+    : impl_(std::make_unique<Impl>(config, queue, metrics, clock)) {}
+Worker::~Worker() = default;
+Status Worker::Start() { return impl_->Start(); }
+void Worker::Wake() { impl_->Wake(); }
+void Worker::Stop(std::chrono::milliseconds grace) { impl_->Stop(grace); }
+
+}  // namespace firebreak

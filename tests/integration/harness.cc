@@ -1,0 +1,236 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace firebreak::testing {
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/firebreak-it-XXXXXX";
+  char* dir = mkdtemp(tmpl);
+  if (!dir) throw std::runtime_error("mkdtemp failed");
+  path_ = dir;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::Write(const std::string& name, const std::string& content) const {
+  std::string p = File(name);
+  std::ofstream(p, std::ios::binary) << content;
+  return p;
+}
+
+std::string FirebreakBin() {
+  const char* bin = std::getenv("FIREBREAK_BIN");
+  return bin ? bin : "build/release/firebreak";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+std::vector<std::string> ReadLines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+namespace {
+
+pid_t Spawn(const std::vector<std::string>& args, const std::string& out_path) {
+  std::vector<char*> argv;
+  std::string bin = FirebreakBin();
+  argv.push_back(bin.data());
+  std::vector<std::string> copy = args;
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int WaitPid(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      return 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
+}  // namespace
+
+CommandResult RunFirebreak(const std::vector<std::string>& args, std::chrono::seconds timeout) {
+  TempDir dir;
+  std::string out = dir.File("out.txt");
+  pid_t pid = Spawn(args, out);
+  CommandResult result;
+  result.exit_code = WaitPid(pid, timeout);
+  if (result.exit_code == -1) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  result.out = ReadFile(out);
+  return result;
+}
+
+FirebreakProcess::FirebreakProcess(std::string role, std::string config_path,
+                                   std::string log_path, uint16_t port)
+    : role_(std::move(role)), config_path_(std::move(config_path)),
+      log_path_(std::move(log_path)), port_(port) {}
+
+FirebreakProcess::~FirebreakProcess() {
+  if (pid_ > 0) Kill9();
+}
+
+bool FirebreakProcess::Start(std::chrono::seconds timeout) {
+  pid_ = Spawn({role_, "-c", config_path_}, log_path_);
+  if (role_ == "worker") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return waitpid(pid_, nullptr, WNOHANG) == 0;
+  }
+  return WaitFor(
+      [this] {
+        if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+          pid_ = -1;
+          return true;  // exited: stop waiting, report failure below
+        }
+        HttpRequest req;
+        req.method = "GET";
+        req.url = "http://127.0.0.1:" + std::to_string(port_) + "/healthz";
+        req.timeout = std::chrono::milliseconds(500);
+        auto res = HttpCall(req);
+        return res.ok() && res->status == 200;
+      },
+      timeout) &&
+         pid_ > 0;
+}
+
+void FirebreakProcess::Kill9() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+int FirebreakProcess::Terminate(std::chrono::seconds timeout) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int code = WaitPid(pid_, timeout);
+  if (code == -1) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  pid_ = -1;
+  return code;
+}
+
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return condition();
+}
+
+std::string HmacSha256Hex(const std::string& key, const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> SlackHeaders(const std::string& secret,
+                                                              const std::string& body,
+                                                              int64_t timestamp,
+                                                              const std::string& content_type) {
+  std::string ts = std::to_string(timestamp);
+  return {{"X-Slack-Request-Timestamp", ts},
+          {"X-Slack-Signature", "v0=" + HmacSha256Hex(secret, "v0:" + ts + ":" + body)},
+          {"Content-Type", content_type}};
+}
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double MetricValue(const std::string& scrape, const std::string& name,
+                   const std::vector<std::string>& label_matchers) {
+  double total = 0;
+  std::istringstream in(scrape);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind(name, 0) != 0) continue;
+    char next = line.size() > name.size() ? line[name.size()] : ' ';
+    if (next != '{' && next != ' ') continue;
+    bool match = true;
+    for (const auto& m : label_matchers) {
+      if (line.find(m) == std::string::npos) match = false;
+    }
+    if (!match) continue;
+    total += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return total;
+}
+
+}  // namespace firebreak::testing

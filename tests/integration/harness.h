@@ -1,0 +1,78 @@
+// Test harness for integration tests: temp dirs, free ports, and the real
+// `firebreak` binary started and stopped by PID.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cli/http_client.h"
+
+namespace firebreak::testing {
+
+// A fresh directory under /tmp, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+  std::string Write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+std::string FirebreakBin();
+std::string ReadFile(const std::string& path);
+std::vector<std::string> ReadLines(const std::string& path);
+uint16_t FreePort();
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+// Runs the binary with `args` to completion (bounded by `timeout`).
+CommandResult RunFirebreak(const std::vector<std::string>& args,
+                           std::chrono::seconds timeout = std::chrono::seconds(60));
+
+// A `firebreak <role> -c config` process; its output goes to log_path.
+class FirebreakProcess {
+ public:
+  FirebreakProcess(std::string role, std::string config_path, std::string log_path,
+                   uint16_t port);
+  ~FirebreakProcess();  // SIGKILL if still running
+  // Starts and waits for /healthz (or, for the worker role, a short settle).
+  bool Start(std::chrono::seconds timeout = std::chrono::seconds(20));
+  void Kill9();
+  // SIGTERM and wait; returns the exit code (or -1 on timeout, after SIGKILL).
+  int Terminate(std::chrono::seconds timeout = std::chrono::seconds(40));
+  pid_t pid() const { return pid_; }
+  std::string Log() const { return ReadFile(log_path_); }
+
+ private:
+  std::string role_, config_path_, log_path_;
+  uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+// Polls `condition` every 50 ms until it holds or `timeout` passes.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// Slack v0 signing, done here with OpenSSL directly (not through firebreak's signer).
+std::vector<std::pair<std::string, std::string>> SlackHeaders(const std::string& secret,
+                                                              const std::string& body,
+                                                              int64_t timestamp,
+                                                              const std::string& content_type);
+std::string HmacSha256Hex(const std::string& key, const std::string& data);
+int64_t NowSeconds();
+
+// Reads firebreak_jobs_total etc. from a Prometheus text scrape: the sum of every
+// sample of `name` whose labels contain all of `label_matchers` (e.g. "outcome=\"timed_out\"").
+double MetricValue(const std::string& scrape, const std::string& name,
+                   const std::vector<std::string>& label_matchers = {});
+
+}  // namespace firebreak::testing

@@ -1,0 +1,450 @@
+// Asio's headers trip GCC 12's -Wnull-dereference (false positives in its inlined
+// executor and reactor code); the check stays on for this file's own code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#include "worker/command_handler.h"
+
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "telemetry/log.h"
+#include "worker/handler.h"
+#pragma GCC diagnostic pop
+
+namespace firebreak {
+namespace {
+
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using Kind = HandlerResult::Kind;
+
+// One Python process per pool slot; the envelope's payload.mode says how to behave.
+constexpr const char* kHandlerScript = R"PY(
+import json, os, sys, time
+ignore_eof = False
+while True:
+    line = sys.stdin.readline()
+    if not line:
+        if ignore_eof:
+            time.sleep(60)
+        sys.exit(0)
+    env = json.loads(line)
+    jid = env["id"]
+    p = env.get("payload") or {}
+    mode = p.get("mode", "ok")
+    ans = {"id": jid, "ok": True,
+           "actions": [{"pid": os.getpid(),
+                        "sidecar": os.environ.get("FIREBREAK_SIDECAR", "")}]}
+    if mode == "fail":
+        ans = {"id": jid, "ok": False, "error": "upstream down", "retry": True,
+               "retry_after": 2.5}
+    elif mode == "reject":
+        ans = {"id": jid, "ok": False, "error": "bad input", "retry": False}
+    elif mode == "crash":
+        sys.stderr.write("about to crash\n")
+        sys.stderr.flush()
+        os._exit(3)
+    elif mode == "sleep":
+        time.sleep(p["seconds"])
+    elif mode == "garbage":
+        ans = None
+        sys.stdout.write("this is not json\n")
+    elif mode == "wrongid":
+        ans["id"] = "someone-else"
+    elif mode == "stderr":
+        sys.stderr.write("note for " + jid + "\n")
+        sys.stderr.flush()
+    elif mode == "huge":
+        ans = None
+        sys.stdout.write("x" * (1024 * 1024 + 100) + "\n")
+    elif mode == "ignore_eof":
+        ignore_eof = True
+    if ans is not None:
+        sys.stdout.write(json.dumps(ans) + "\n")
+    sys.stdout.flush()
+)PY";
+
+bool ProcessExists(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Points fd 1 at a file so log lines (sync or spdlog's async thread) can be read back.
+class StdoutCapture {
+ public:
+  explicit StdoutCapture(std::string path) : path_(std::move(path)) {
+    std::fflush(stdout);
+    saved_ = dup(1);
+    int fd = open(path_.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    dup2(fd, 1);
+    close(fd);
+  }
+  ~StdoutCapture() {
+    log::Flush();
+    std::fflush(stdout);
+    dup2(saved_, 1);
+    close(saved_);
+  }
+  std::string Text() const {
+    log::Flush();
+    return ReadFile(path_);
+  }
+
+ private:
+  std::string path_;
+  int saved_ = -1;
+};
+
+class CommandHandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir_template[] = "/tmp/firebreak_command_handler_XXXXXX";
+    ASSERT_NE(mkdtemp(dir_template), nullptr);
+    dir_ = dir_template;
+    script_ = dir_ + "/handler.py";
+    std::ofstream(script_) << kHandlerScript;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Handler> Make(int concurrency, std::vector<std::string> command = {}) {
+    JobConfig job;
+    job.type = "test.job";
+    job.concurrency = concurrency;
+    job.handler.command =
+        command.empty() ? std::vector<std::string>{"/usr/bin/python3", "-u", script_} : command;
+    Result<std::unique_ptr<Handler>> handler = MakeHandler(job, "127.0.0.1:8081", io_);
+    EXPECT_TRUE(handler.ok()) << handler.status().ToString();
+    return handler.ok() ? std::move(handler).value() : nullptr;
+  }
+
+  static std::string Envelope(const std::string& id, const std::string& payload) {
+    return R"({"id":")" + id + R"(","type":"test.job","attempt":1,"payload":)" + payload + "}";
+  }
+
+  // Runs the io_context until `done()` or `limit` passes.
+  bool RunUntil(const std::function<bool()>& done, milliseconds limit = milliseconds(5000)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      if (io_.stopped()) io_.restart();
+      if (io_.run_one_for(milliseconds(10)) == 0) usleep(1000);
+    }
+    return true;
+  }
+
+  // One Run, checking the callback comes later (not inline) and exactly once.
+  HandlerResult RunOne(Handler& handler, const std::string& id, const std::string& payload,
+                       milliseconds timeout = milliseconds(5000)) {
+    int calls = 0;
+    bool returned = false;
+    HandlerResult result;
+    handler.Run(id, Envelope(id, payload), timeout, [&](HandlerResult r) {
+      EXPECT_TRUE(returned) << "callback ran inside Run";
+      ++calls;
+      result = std::move(r);
+    });
+    returned = true;
+    EXPECT_TRUE(RunUntil([&] { return calls > 0; }, timeout + milliseconds(5000)));
+    RunUntil([] { return false; }, milliseconds(20));  // a second call would show up here
+    EXPECT_EQ(calls, 1);
+    return result;
+  }
+
+  // The pid the script reports in its actions.
+  static pid_t PidOf(const HandlerResult& result) {
+    size_t at = result.actions_json.find("\"pid\":");
+    if (at == std::string::npos) return -1;
+    return static_cast<pid_t>(std::stol(result.actions_json.substr(at + 6)));
+  }
+
+  boost::asio::io_context io_;  // first member: destroyed last
+  std::string dir_;
+  std::string script_;
+};
+
+TEST(CommandAnswerTest, ParsesSuccessWithActions) {
+  Result<HandlerResult> r =
+      ParseCommandAnswer(R"({"id":"j1","ok":true,"actions":[ {"a" : 1}, 2 ]})", "j1");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->kind, Kind::kOk);
+  EXPECT_EQ(r->actions_json, R"([{"a":1},2])");
+
+  r = ParseCommandAnswer(R"({"ok":true,"id":"j1","actions":null})", "j1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->actions_json, "");
+}
+
+TEST(CommandAnswerTest, ParsesFailures) {
+  Result<HandlerResult> r =
+      ParseCommandAnswer(R"({"id":"j","ok":false,"error":"boom","retry":true})", "j");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, Kind::kFailed);
+  EXPECT_EQ(r->error, "boom");
+  EXPECT_FALSE(r->retry_after.has_value());
+
+  r = ParseCommandAnswer(R"({"id":"j","ok":false})", "j");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, Kind::kFailed);  // retry defaults to true
+  EXPECT_EQ(r->error, "handler reported failure");
+
+  r = ParseCommandAnswer(R"({"id":"j","ok":false,"error":"no","retry":false})", "j");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, Kind::kRejected);
+
+  r = ParseCommandAnswer(R"({"id":"j","ok":false,"retry_after":2.5})", "j");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->retry_after, milliseconds(2500));
+  r = ParseCommandAnswer(R"({"id":"j","ok":false,"retry_after":7})", "j");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->retry_after, milliseconds(7000));
+}
+
+TEST(CommandAnswerTest, RejectsProtocolViolations) {
+  EXPECT_FALSE(ParseCommandAnswer("not json", "j").ok());
+  EXPECT_FALSE(ParseCommandAnswer("[1,2]", "j").ok());
+  EXPECT_FALSE(ParseCommandAnswer(R"({"ok":true})", "j").ok());
+  EXPECT_FALSE(ParseCommandAnswer(R"({"id":"other","ok":true})", "j").ok());
+  EXPECT_FALSE(ParseCommandAnswer(R"({"id":"j"})", "j").ok());
+  EXPECT_FALSE(ParseCommandAnswer(R"({"id":"j","ok":"yes"})", "j").ok());
+  EXPECT_FALSE(ParseCommandAnswer(R"({"id":"j","ok":true,"actions":{}})", "j").ok());
+  EXPECT_FALSE(ParseCommandAnswer(R"({"id":"j","ok":false,"retry":"no"})", "j").ok());
+  EXPECT_FALSE(ParseCommandAnswer(R"({"id":"j","ok":false,"retry_after":-1})", "j").ok());
+  EXPECT_FALSE(ParseCommandAnswer(R"({"id":"j","ok":true} trailing)", "j").ok());
+}
+
+TEST_F(CommandHandlerTest, EmptyCommandIsRejected) {
+  JobConfig job;
+  job.type = "t";
+  job.handler.command = {""};
+  Result<std::unique_ptr<Handler>> handler = MakeHandler(job, "x", io_);
+  ASSERT_FALSE(handler.ok());
+  EXPECT_EQ(handler.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(CommandHandlerTest, SuccessReturnsActionsAndExportsSidecar) {
+  auto handler = Make(2);
+  HandlerResult r = RunOne(*handler, "job-1", R"({"mode":"ok"})");
+  EXPECT_EQ(r.kind, Kind::kOk);
+  EXPECT_THAT(r.actions_json, HasSubstr(R"("sidecar":"127.0.0.1:8081")"));
+  pid_t pid = PidOf(r);
+  EXPECT_GT(pid, 0);
+  // The same process serves the next job.
+  HandlerResult again = RunOne(*handler, "job-2", R"({"mode":"ok"})");
+  EXPECT_EQ(again.kind, Kind::kOk);
+  EXPECT_EQ(PidOf(again), pid);
+}
+
+TEST_F(CommandHandlerTest, RetryableFailureCarriesRetryAfter) {
+  auto handler = Make(1);
+  HandlerResult r = RunOne(*handler, "job-f", R"({"mode":"fail"})");
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_EQ(r.error, "upstream down");
+  EXPECT_EQ(r.retry_after, milliseconds(2500));
+}
+
+TEST_F(CommandHandlerTest, NoRetryIsRejected) {
+  auto handler = Make(1);
+  HandlerResult r = RunOne(*handler, "job-r", R"({"mode":"reject"})");
+  EXPECT_EQ(r.kind, Kind::kRejected);
+  EXPECT_EQ(r.error, "bad input");
+}
+
+TEST_F(CommandHandlerTest, CrashFailsTheJobAndNextJobGetsNewProcess) {
+  auto handler = Make(1);
+  pid_t first = PidOf(RunOne(*handler, "job-a", R"({"mode":"ok"})"));
+  ASSERT_GT(first, 0);
+  HandlerResult crashed = RunOne(*handler, "job-crash", R"({"mode":"crash"})");
+  EXPECT_EQ(crashed.kind, Kind::kFailed);
+  EXPECT_EQ(crashed.error, "handler process exited with status 3");
+  EXPECT_FALSE(ProcessExists(first)) << "crashed process was not reaped";
+  HandlerResult next = RunOne(*handler, "job-b", R"({"mode":"ok"})");
+  EXPECT_EQ(next.kind, Kind::kOk);
+  EXPECT_NE(PidOf(next), first);
+}
+
+TEST_F(CommandHandlerTest, TimeoutKillsProcessAndNextJobWorks) {
+  auto handler = Make(1);
+  pid_t first = PidOf(RunOne(*handler, "job-a", R"({"mode":"ok"})"));
+  ASSERT_GT(first, 0);
+  auto start = std::chrono::steady_clock::now();
+  HandlerResult r =
+      RunOne(*handler, "job-slow", R"({"mode":"sleep","seconds":30})", milliseconds(300));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.kind, Kind::kTimedOut);
+  EXPECT_EQ(r.error, "timed out after 300ms");
+  EXPECT_GE(took, milliseconds(300));
+  EXPECT_LT(took, milliseconds(2000));
+  EXPECT_FALSE(ProcessExists(first)) << "timed-out process still exists";
+  HandlerResult next = RunOne(*handler, "job-b", R"({"mode":"ok"})");
+  EXPECT_EQ(next.kind, Kind::kOk);
+  EXPECT_NE(PidOf(next), first);
+}
+
+TEST_F(CommandHandlerTest, GarbageLineFailsAndRestartsProcess) {
+  auto handler = Make(1);
+  pid_t first = PidOf(RunOne(*handler, "job-a", R"({"mode":"ok"})"));
+  HandlerResult r = RunOne(*handler, "job-g", R"({"mode":"garbage"})");
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_THAT(r.error, StartsWith("protocol error: answer line is not JSON"));
+  EXPECT_FALSE(ProcessExists(first));
+  EXPECT_EQ(RunOne(*handler, "job-b", R"({"mode":"ok"})").kind, Kind::kOk);
+}
+
+TEST_F(CommandHandlerTest, WrongIdAndHugeLineAreProtocolErrors) {
+  auto handler = Make(1);
+  HandlerResult wrong = RunOne(*handler, "job-w", R"({"mode":"wrongid"})");
+  EXPECT_EQ(wrong.kind, Kind::kFailed);
+  EXPECT_THAT(wrong.error, HasSubstr("someone-else"));
+  HandlerResult huge = RunOne(*handler, "job-h", R"({"mode":"huge"})");
+  EXPECT_EQ(huge.kind, Kind::kFailed);
+  EXPECT_THAT(huge.error, HasSubstr("longer than 1 MiB"));
+  EXPECT_EQ(RunOne(*handler, "job-b", R"({"mode":"ok"})").kind, Kind::kOk);
+}
+
+TEST_F(CommandHandlerTest, StderrLinesAreLoggedWithJobId) {
+  auto handler = Make(1);
+  StdoutCapture capture(dir_ + "/log.txt");
+  HandlerResult r = RunOne(*handler, "job-s1", R"({"mode":"stderr"})");
+  EXPECT_EQ(r.kind, Kind::kOk);  // stderr output does not disturb the protocol
+  bool logged = RunUntil([&] {
+    std::string text = capture.Text();
+    return text.find(R"("msg":"handler stderr")") != std::string::npos &&
+           text.find(R"("job_id":"job-s1")") != std::string::npos &&
+           text.find(R"("line":"note for job-s1")") != std::string::npos;
+  });
+  EXPECT_TRUE(logged) << capture.Text();
+  // A crash's last words are logged too.
+  RunOne(*handler, "job-c", R"({"mode":"crash"})");
+  EXPECT_TRUE(RunUntil([&] {
+    return capture.Text().find(R"("line":"about to crash")") != std::string::npos;
+  })) << capture.Text();
+}
+
+TEST_F(CommandHandlerTest, ConcurrencyBoundsProcessesAndQueuesFifo) {
+  auto handler = Make(3);
+  auto* pool = dynamic_cast<CommandHandler*>(handler.get());
+  ASSERT_NE(pool, nullptr);
+  std::vector<int> finished;
+  std::vector<HandlerResult> results(6);
+  size_t max_processes = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 6; ++i) {
+    std::string id = "job-" + std::to_string(i);
+    handler->Run(id, Envelope(id, R"({"mode":"sleep","seconds":0.4})"), milliseconds(5000),
+                 [&, i](HandlerResult r) {
+                   results[i] = std::move(r);
+                   finished.push_back(i);
+                 });
+    max_processes = std::max(max_processes, pool->ProcessIds().size());
+  }
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        max_processes = std::max(max_processes, pool->ProcessIds().size());
+        return finished.size() == 6;
+      },
+      milliseconds(8000)));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LE(max_processes, 3u);
+  std::set<pid_t> pids;
+  for (const HandlerResult& r : results) {
+    EXPECT_EQ(r.kind, Kind::kOk) << r.error;
+    pids.insert(PidOf(r));
+  }
+  EXPECT_EQ(pids.size(), 3u);
+  EXPECT_GE(took, milliseconds(800));  // two waves of three
+  // FIFO: the first three Runs form the first wave.
+  std::set<int> first_wave(finished.begin(), finished.begin() + 3);
+  EXPECT_EQ(first_wave, (std::set<int>{0, 1, 2}));
+}
+
+TEST_F(CommandHandlerTest, ShutdownStopsIdleProcesses) {
+  auto handler = Make(1);
+  auto* pool = dynamic_cast<CommandHandler*>(handler.get());
+  pid_t pid = PidOf(RunOne(*handler, "job-a", R"({"mode":"ok"})"));
+  ASSERT_GT(pid, 0);
+  handler->Shutdown();
+  EXPECT_TRUE(RunUntil([&] { return pool->ProcessIds().empty(); }, milliseconds(3000)));
+  EXPECT_FALSE(ProcessExists(pid));
+  HandlerResult after = RunOne(*handler, "job-late", R"({"mode":"ok"})");
+  EXPECT_EQ(after.kind, Kind::kFailed);
+  EXPECT_EQ(after.error, "handler is shut down");
+}
+
+TEST_F(CommandHandlerTest, ShutdownKillsProcessThatIgnoresStdinClosing) {
+  auto handler = Make(1);
+  auto* pool = dynamic_cast<CommandHandler*>(handler.get());
+  pid_t pid = PidOf(RunOne(*handler, "job-a", R"({"mode":"ignore_eof"})"));
+  ASSERT_GT(pid, 0);
+  auto start = std::chrono::steady_clock::now();
+  handler->Shutdown();
+  EXPECT_TRUE(RunUntil([&] { return pool->ProcessIds().empty(); }, milliseconds(4000)));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(900));
+  EXPECT_FALSE(ProcessExists(pid));
+}
+
+TEST_F(CommandHandlerTest, DestructorKillsAndAnswersRunningJobs) {
+  auto handler = Make(1);
+  auto* pool = dynamic_cast<CommandHandler*>(handler.get());
+  int calls = 0;
+  HandlerResult result;
+  handler->Run("job-long", Envelope("job-long", R"({"mode":"sleep","seconds":30})"),
+               milliseconds(60000), [&](HandlerResult r) {
+                 ++calls;
+                 result = std::move(r);
+               });
+  handler->Run("job-queued", Envelope("job-queued", R"({"mode":"ok"})"), milliseconds(60000),
+               [&](HandlerResult) { ++calls; });
+  ASSERT_TRUE(RunUntil([&] { return !pool->ProcessIds().empty(); }));
+  pid_t pid = pool->ProcessIds().front();
+  RunUntil([] { return false; }, milliseconds(100));
+  handler.reset();
+  EXPECT_FALSE(ProcessExists(pid));
+  EXPECT_EQ(calls, 0);  // posted, not inline
+  ASSERT_TRUE(RunUntil([&] { return calls == 2; }));
+  EXPECT_EQ(result.kind, Kind::kFailed);
+  EXPECT_EQ(result.error, "handler stopped");
+}
+
+TEST_F(CommandHandlerTest, MissingExecutableFailsTheJob) {
+  auto handler = Make(1, {dir_ + "/does-not-exist"});
+  HandlerResult r = RunOne(*handler, "job-x", "{}");
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_THAT(r.error, HasSubstr("No such file or directory"));
+
+  auto unknown = Make(1, {"firebreak-no-such-handler-command"});
+  r = RunOne(*unknown, "job-y", "{}");
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_THAT(r.error, HasSubstr("not found in PATH"));
+}
+
+TEST_F(CommandHandlerTest, ProcessExitingBeforeAnswerIsReported) {
+  // /bin/sh reads one line and exits 0 without answering.
+  auto handler = Make(1, {"/bin/sh", "-c", "read line; exit 0"});
+  HandlerResult r = RunOne(*handler, "job-q", "{}");
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_EQ(r.error, "handler process exited with status 0");
+}
+
+}  // namespace
+}  // namespace firebreak

@@ -1,0 +1,1070 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace firebreak {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr char kFile[] = "bot.toml";
+
+// Every section with every key set away from its default.
+constexpr char kFullConfig[] = R"(# line 1
+[server]
+listen = "0.0.0.0:9000"
+threads = 4
+max_body = "2MiB"
+read_timeout = "7s"
+admin_token = { env = "TEST_ADMIN_TOKEN" }
+admin_listen = "127.0.0.1:9090"
+
+[queue]
+backend = "redis"
+path = "data/q.db"
+url = "redis://:pw@10.0.0.5:6379/2"
+max_depth = 5000
+dedupe_ttl = "12h"
+durability = "process"
+
+[worker]
+max_in_flight = 128
+shutdown_grace = "45s"
+sidecar = "[::1]:8181"
+
+[store]
+sessions = "redis"
+sessions_url = "redis://10.0.0.5:6379/3"
+state = "postgres"
+state_url = "postgresql://bot:pw@db:5432/bot"
+
+[[sources]]
+name = "slack"
+kind = "slack"
+path = "/hooks/slack"
+secret = { env = "SLACK_SIGNING_SECRET" }
+job = "slack.event"
+
+[[sources]]
+name = "discord"
+kind = "discord"
+path = "/hooks/discord"
+public_key = "e7b6f1a8c1d5a0b3e7b6f1a8c1d5a0b3e7b6f1a8c1d5a0b3e7b6f1a8c1d5a0b3"
+job = "slack.event"
+
+[[sources]]
+name = "wa"
+kind = "meta"
+path = "/hooks/meta"
+secret = { file = "/run/secrets/meta" }
+verify_token = { vault = "secret/data/meta#verify" }
+job = "deploy"
+
+[[sources]]
+name = "shop"
+kind = "hmac"
+path = "/hooks/shop"
+secret = { env = "SHOP_SECRET" }
+job = "deploy"
+header = "X-Shop-Signature"
+prefix = "sha512="
+algorithm = "sha512"
+dedupe = "/order/id"
+
+[[jobs]]
+type = "slack.event"
+handler = { command = ["python3", "bots/echo.py", "--fast"] }
+concurrency = 8
+timeout = "90s"
+max_attempts = 9
+backoff = { base = "1s", factor = 2.5, max = "10m", jitter = "equal" }
+ordering = "/event/channel"
+
+[[jobs]]
+type = "deploy"
+handler = { url = "https://127.0.0.1:9000/jobs" }
+backoff = { factor = 3 }
+
+[[integrations]]
+name = "slack-api"
+base_url = "https://slack.com/"
+auth = { bearer = { env = "SLACK_BOT_TOKEN" } }
+timeout = "3s"
+max_concurrency = 10
+retry = { attempts = 4, backoff = ["100ms", "2s"], jitter = false }
+breaker = { failure_rate = 0.25, min_calls = 5, window = "1m", open_for = "15s" }
+rate_limit = { rate = "600/m", burst = 7 }
+
+[[integrations]]
+name = "crm"
+base_url = "http://crm.local:8080/api"
+auth = { header = { name = "X-Api-Key", value = { file = "/run/secrets/crm" } } }
+rate_limit = { rate = "2.5/s" }
+
+[telemetry]
+log_format = "text"
+log_level = "debug"
+otlp_endpoint = "http://127.0.0.1:4318"
+service_name = "bot-prod"
+)";
+
+Result<Config> Parse(const std::string& text) { return ParseConfig(text, kFile); }
+
+// The error for `text`, which must be invalid.
+std::string ErrorOf(const std::string& text) {
+  Result<Config> config = Parse(text);
+  EXPECT_FALSE(config.ok()) << "config unexpectedly valid:\n" << text;
+  if (config.ok()) return "";
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  return config.status().message();
+}
+
+// Asserts the error starts with "bot.toml:<line>:" and names `key_path` and `what`.
+void ExpectError(const std::string& text, int line, const std::string& key_path,
+                 const std::string& what) {
+  std::string message = ErrorOf(text);
+  std::string prefix = std::string(kFile) + ":" + std::to_string(line) + ":";
+  EXPECT_EQ(message.rfind(prefix, 0), 0u) << message;
+  EXPECT_NE(message.find(": " + key_path + ": "), std::string::npos) << message;
+  EXPECT_NE(message.find(what), std::string::npos) << message;
+}
+
+// A minimal valid config that tests extend with one broken line.
+constexpr char kMinimal[] = R"([[sources]]
+name = "gh"
+kind = "github"
+path = "/hooks/gh"
+secret = { env = "GH_SECRET" }
+job = "push"
+
+[[jobs]]
+type = "push"
+handler = { url = "http://127.0.0.1:9000/jobs" }
+)";
+
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/config_test.XXXXXX";
+    char* made = mkdtemp(pattern);
+    EXPECT_NE(made, nullptr);
+    path_ = made != nullptr ? made : "/tmp";
+  }
+  ~TempDir() {
+    for (const std::string& file : files_) std::remove(file.c_str());
+    rmdir(path_.c_str());
+  }
+  std::string Write(const std::string& name, const std::string& content) {
+    std::string file = path_ + "/" + name;
+    std::ofstream(file, std::ios::binary) << content;
+    files_.push_back(file);
+    return file;
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::vector<std::string> files_;
+};
+
+// Sets an environment variable for one test and restores the old state after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = getenv(name)) old_ = old;
+    if (value != nullptr) {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_.c_str(), old_->c_str(), 1);
+    } else {
+      unsetenv(name_.c_str());
+    }
+  }
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
+// ---------------------------------------------------------------------------------
+// Valid configs
+
+TEST(ConfigTest, FullConfigRoundTripsEveryField) {
+  Result<Config> parsed = Parse(kFullConfig);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const Config& config = *parsed;
+  EXPECT_EQ(config.file, "bot.toml");
+
+  EXPECT_EQ(config.server.listen, "0.0.0.0:9000");
+  EXPECT_EQ(config.server.threads, 4);
+  EXPECT_EQ(config.server.max_body, 2u * 1024 * 1024);
+  EXPECT_EQ(config.server.read_timeout, milliseconds(7'000));
+  ASSERT_TRUE(config.server.admin_token.has_value());
+  EXPECT_EQ(config.server.admin_token->kind, Secret::Kind::kEnv);
+  EXPECT_EQ(config.server.admin_token->ref, "TEST_ADMIN_TOKEN");
+  EXPECT_EQ(config.server.admin_token->where, "bot.toml:7:15");
+  EXPECT_EQ(config.server.admin_token->value, "");
+  EXPECT_EQ(config.server.admin_listen, "127.0.0.1:9090");
+
+  EXPECT_EQ(config.queue.backend, "redis");
+  EXPECT_EQ(config.queue.path, "data/q.db");
+  EXPECT_EQ(config.queue.url, "redis://:pw@10.0.0.5:6379/2");
+  EXPECT_EQ(config.queue.max_depth, 5000);
+  EXPECT_EQ(config.queue.dedupe_ttl, milliseconds(12 * 3600 * 1000));
+  EXPECT_EQ(config.queue.durability, Durability::kProcess);
+
+  EXPECT_EQ(config.worker.max_in_flight, 128);
+  EXPECT_EQ(config.worker.shutdown_grace, milliseconds(45'000));
+  EXPECT_EQ(config.worker.sidecar, "[::1]:8181");
+
+  EXPECT_EQ(config.store.sessions, "redis");
+  EXPECT_EQ(config.store.sessions_url, "redis://10.0.0.5:6379/3");
+  EXPECT_EQ(config.store.state, "postgres");
+  EXPECT_EQ(config.store.state_url, "postgresql://bot:pw@db:5432/bot");
+
+  ASSERT_EQ(config.sources.size(), 4u);
+  const SourceConfig& slack = config.sources[0];
+  EXPECT_EQ(slack.name, "slack");
+  EXPECT_EQ(slack.kind, SourceKind::kSlack);
+  EXPECT_EQ(slack.path, "/hooks/slack");
+  ASSERT_TRUE(slack.secret.has_value());
+  EXPECT_EQ(slack.secret->Describe(), "env SLACK_SIGNING_SECRET");
+  EXPECT_EQ(slack.job, "slack.event");
+  EXPECT_EQ(slack.where, "bot.toml:29:1");
+  EXPECT_EQ(slack.header, "X-Signature");  // hmac defaults stay untouched
+  EXPECT_EQ(slack.algorithm, "sha256");
+
+  const SourceConfig& discord = config.sources[1];
+  EXPECT_EQ(discord.kind, SourceKind::kDiscord);
+  EXPECT_FALSE(discord.secret.has_value());
+  EXPECT_EQ(discord.public_key.size(), 64u);
+
+  const SourceConfig& meta = config.sources[2];
+  EXPECT_EQ(meta.kind, SourceKind::kMeta);
+  ASSERT_TRUE(meta.secret.has_value());
+  EXPECT_EQ(meta.secret->kind, Secret::Kind::kFile);
+  EXPECT_EQ(meta.secret->ref, "/run/secrets/meta");
+  ASSERT_TRUE(meta.verify_token.has_value());
+  EXPECT_EQ(meta.verify_token->kind, Secret::Kind::kVault);
+  EXPECT_EQ(meta.verify_token->Describe(), "vault secret/data/meta#verify");
+  EXPECT_EQ(meta.job, "deploy");
+
+  const SourceConfig& shop = config.sources[3];
+  EXPECT_EQ(shop.kind, SourceKind::kHmac);
+  EXPECT_EQ(shop.header, "X-Shop-Signature");
+  EXPECT_EQ(shop.prefix, "sha512=");
+  EXPECT_EQ(shop.algorithm, "sha512");
+  EXPECT_EQ(shop.dedupe, "/order/id");
+
+  ASSERT_EQ(config.jobs.size(), 2u);
+  const JobConfig& event = config.jobs[0];
+  EXPECT_EQ(event.type, "slack.event");
+  EXPECT_EQ(event.handler.command, (std::vector<std::string>{"python3", "bots/echo.py", "--fast"}));
+  EXPECT_EQ(event.handler.url, "");
+  EXPECT_EQ(event.concurrency, 8);
+  EXPECT_EQ(event.timeout, milliseconds(90'000));
+  EXPECT_EQ(event.max_attempts, 9);
+  EXPECT_EQ(event.backoff.base, milliseconds(1'000));
+  EXPECT_DOUBLE_EQ(event.backoff.factor, 2.5);
+  EXPECT_EQ(event.backoff.max, milliseconds(600'000));
+  EXPECT_EQ(event.backoff.jitter, Jitter::kEqual);
+  EXPECT_EQ(event.ordering, "/event/channel");
+
+  const JobConfig& deploy = config.jobs[1];
+  EXPECT_TRUE(deploy.handler.command.empty());
+  EXPECT_EQ(deploy.handler.url, "https://127.0.0.1:9000/jobs");
+  EXPECT_DOUBLE_EQ(deploy.backoff.factor, 3);
+  EXPECT_EQ(deploy.backoff.base, milliseconds(250));  // unset backoff keys keep defaults
+  EXPECT_EQ(deploy.backoff.jitter, Jitter::kFull);
+
+  ASSERT_EQ(config.integrations.size(), 2u);
+  const IntegrationConfig& api = config.integrations[0];
+  EXPECT_EQ(api.name, "slack-api");
+  EXPECT_EQ(api.base_url, "https://slack.com");  // trailing slash dropped
+  ASSERT_TRUE(api.auth.has_value());
+  EXPECT_EQ(api.auth->kind, IntegrationAuth::Kind::kBearer);
+  EXPECT_EQ(api.auth->secret.Describe(), "env SLACK_BOT_TOKEN");
+  EXPECT_EQ(api.timeout, milliseconds(3'000));
+  EXPECT_EQ(api.max_concurrency, 10);
+  EXPECT_EQ(api.retry.attempts, 4);
+  EXPECT_EQ(api.retry.backoff, (std::vector<milliseconds>{milliseconds(100), milliseconds(2000)}));
+  EXPECT_FALSE(api.retry.jitter);
+  EXPECT_DOUBLE_EQ(api.breaker.failure_rate, 0.25);
+  EXPECT_EQ(api.breaker.min_calls, 5);
+  EXPECT_EQ(api.breaker.window, milliseconds(60'000));
+  EXPECT_EQ(api.breaker.open_for, milliseconds(15'000));
+  ASSERT_TRUE(api.rate_limit.has_value());
+  EXPECT_EQ(api.rate_limit->rate, "600/m");
+  EXPECT_DOUBLE_EQ(api.rate_limit->per_second, 10);
+  EXPECT_EQ(api.rate_limit->burst, 7);
+
+  const IntegrationConfig& crm = config.integrations[1];
+  ASSERT_TRUE(crm.auth.has_value());
+  EXPECT_EQ(crm.auth->kind, IntegrationAuth::Kind::kHeader);
+  EXPECT_EQ(crm.auth->header_name, "X-Api-Key");
+  EXPECT_EQ(crm.auth->secret.Describe(), "file /run/secrets/crm");
+  ASSERT_TRUE(crm.rate_limit.has_value());
+  EXPECT_DOUBLE_EQ(crm.rate_limit->per_second, 2.5);
+  EXPECT_EQ(crm.rate_limit->burst, 3);  // default: ceil(rate per second)
+  EXPECT_EQ(crm.retry.attempts, 3);     // defaults
+  EXPECT_EQ(crm.timeout, milliseconds(5'000));
+
+  EXPECT_EQ(config.telemetry.log_format, "text");
+  EXPECT_EQ(config.telemetry.log_level, "debug");
+  EXPECT_EQ(config.telemetry.otlp_endpoint, "http://127.0.0.1:4318");
+  EXPECT_EQ(config.telemetry.service_name, "bot-prod");
+
+  EXPECT_EQ(config.FindJob("deploy"), &config.jobs[1]);
+  EXPECT_EQ(config.FindJob("nope"), nullptr);
+  EXPECT_EQ(config.FindSource("shop"), &config.sources[3]);
+  EXPECT_EQ(config.FindSource("nope"), nullptr);
+  EXPECT_EQ(config.FindIntegration("crm"), &config.integrations[1]);
+  EXPECT_EQ(config.FindIntegration("nope"), nullptr);
+}
+
+TEST(ConfigTest, EmptyFileGivesDefaults) {
+  Result<Config> parsed = Parse("");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const Config& config = *parsed;
+  Config defaults;
+  EXPECT_EQ(config.server.listen, "127.0.0.1:8080");
+  EXPECT_EQ(config.server.threads, 0);
+  EXPECT_EQ(config.server.max_body, 1024u * 1024);
+  EXPECT_EQ(config.server.read_timeout, milliseconds(10'000));
+  EXPECT_FALSE(config.server.admin_token.has_value());
+  EXPECT_EQ(config.server.admin_listen, "");
+  EXPECT_EQ(config.queue.backend, "sqlite");
+  EXPECT_EQ(config.queue.path, "var/firebreak.db");
+  EXPECT_EQ(config.queue.max_depth, 100'000);
+  EXPECT_EQ(config.queue.dedupe_ttl, milliseconds(24 * 3600 * 1000));
+  EXPECT_EQ(config.queue.durability, Durability::kFsync);
+  EXPECT_EQ(config.worker.max_in_flight, 64);
+  EXPECT_EQ(config.worker.shutdown_grace, milliseconds(30'000));
+  EXPECT_EQ(config.worker.sidecar, "127.0.0.1:8081");
+  EXPECT_EQ(config.store.sessions, "sqlite");
+  EXPECT_EQ(config.store.state, "sqlite");
+  EXPECT_EQ(config.telemetry.log_format, "json");
+  EXPECT_EQ(config.telemetry.log_level, "info");
+  EXPECT_EQ(config.telemetry.service_name, "firebreak");
+  EXPECT_TRUE(config.sources.empty());
+  EXPECT_TRUE(config.jobs.empty());
+  EXPECT_TRUE(config.integrations.empty());
+}
+
+TEST(ConfigTest, JobAndIntegrationDefaultsWhenKeysAbsent) {
+  Result<Config> parsed = Parse(std::string(kMinimal) + R"(
+[[integrations]]
+name = "api"
+base_url = "https://api.example.com"
+)");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const JobConfig& job = parsed->jobs.at(0);
+  EXPECT_EQ(job.concurrency, 20);
+  EXPECT_EQ(job.timeout, milliseconds(30'000));
+  EXPECT_EQ(job.max_attempts, 5);
+  EXPECT_EQ(job.backoff.base, milliseconds(250));
+  EXPECT_DOUBLE_EQ(job.backoff.factor, 4);
+  EXPECT_EQ(job.backoff.max, milliseconds(300'000));
+  EXPECT_EQ(job.backoff.jitter, Jitter::kFull);
+  EXPECT_EQ(job.ordering, "");
+  EXPECT_EQ(job.where, "bot.toml:8:1");
+
+  const IntegrationConfig& api = parsed->integrations.at(0);
+  EXPECT_FALSE(api.auth.has_value());
+  EXPECT_EQ(api.timeout, milliseconds(5'000));
+  EXPECT_EQ(api.max_concurrency, 40);
+  EXPECT_EQ(api.retry.attempts, 3);
+  EXPECT_EQ(api.retry.backoff.size(), 3u);
+  EXPECT_TRUE(api.retry.jitter);
+  EXPECT_DOUBLE_EQ(api.breaker.failure_rate, 0.5);
+  EXPECT_EQ(api.breaker.min_calls, 20);
+  EXPECT_FALSE(api.rate_limit.has_value());
+}
+
+TEST(ConfigTest, DesignExampleIsValid) {
+  // The example from DESIGN §2, verbatim in its shape.
+  Result<Config> parsed = Parse(R"(
+[server]
+listen = "127.0.0.1:8080"
+threads = 0
+max_body = "1MiB"
+read_timeout = "10s"
+admin_token = { env = "FIREBREAK_ADMIN_TOKEN" }
+admin_listen = ""
+[queue]
+backend = "sqlite"
+path = "var/firebreak.db"
+url = "redis://127.0.0.1:6379/0"
+max_depth = 100000
+dedupe_ttl = "24h"
+durability = "fsync"
+[worker]
+max_in_flight = 64
+shutdown_grace = "30s"
+sidecar = "127.0.0.1:8081"
+[store]
+sessions = "sqlite"
+sessions_url = "redis://127.0.0.1:6379/1"
+state = "sqlite"
+state_url = "postgresql://firebreak@127.0.0.1:5432/firebreak"
+[[sources]]
+name = "slack"
+kind = "slack"
+path = "/hooks/slack"
+secret = { env = "SLACK_SIGNING_SECRET" }
+job = "slack.event"
+[[jobs]]
+type = "slack.event"
+handler = { command = ["python3", "bots/echo.py"] }
+concurrency = 20
+timeout = "30s"
+max_attempts = 5
+backoff = { base = "250ms", factor = 4, max = "5m", jitter = "full" }
+ordering = ""
+[[integrations]]
+name = "slack-api"
+base_url = "https://slack.com"
+auth = { bearer = { env = "SLACK_BOT_TOKEN" } }
+timeout = "5s"
+max_concurrency = 40
+retry = { attempts = 3, backoff = ["250ms", "1s", "4s"], jitter = true }
+breaker = { failure_rate = 0.5, min_calls = 20, window = "30s", open_for = "30s" }
+rate_limit = { rate = "50/s", burst = 50 }
+[telemetry]
+log_format = "json"
+log_level = "info"
+otlp_endpoint = ""
+service_name = "firebreak"
+)");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->integrations.at(0).rate_limit->burst, 50);
+}
+
+TEST(ConfigTest, ForwardReferenceToLaterJobIsFine) {
+  // [[sources]] comes before the [[jobs]] it names in kMinimal.
+  EXPECT_TRUE(Parse(kMinimal).ok());
+}
+
+// ---------------------------------------------------------------------------------
+// Errors: each names the file, line and key path
+
+TEST(ConfigErrorTest, UnknownTopLevelKeyWithSuggestion) {
+  ExpectError("[server]\nlisten = \"127.0.0.1:1\"\n\n[servr]\nthreads = 1\n", 4, "servr",
+              "unknown key (did you mean \"server\"?)");
+  ExpectError("color = 1\n", 1, "color", "unknown key");
+  EXPECT_EQ(ErrorOf("color = 1\n").find("did you mean"), std::string::npos);
+}
+
+TEST(ConfigErrorTest, UnknownNestedKeyWithSuggestion) {
+  EXPECT_EQ(ErrorOf("[server]\nthreads = 1\n\nlisen = \"x:1\"\n"),
+            "bot.toml:4:1: server.lisen: unknown key (did you mean \"listen\"?)");
+  ExpectError(std::string(kMinimal) + "concurency = 3\n", 11, "jobs[0].concurency",
+              "did you mean \"concurrency\"?");
+  ExpectError(std::string(kMinimal) + "backoff = { base = \"1s\", jiter = \"none\" }\n", 11,
+              "jobs[0].backoff.jiter", "did you mean \"jitter\"?");
+  ExpectError(std::string(kMinimal) + "handler2 = 1\n", 11, "jobs[0].handler2", "unknown key");
+}
+
+TEST(ConfigErrorTest, UnknownKeyInsideSecretAndHandler) {
+  ExpectError("[server]\nadmin_token = { evn = \"X\" }\n", 2, "server.admin_token.evn",
+              "unknown key (did you mean \"env\"?)");
+  ExpectError(R"([[jobs]]
+type = "t"
+handler = { url = "http://x", shell = true }
+)",
+              3, "jobs[0].handler.shell", "unknown key");
+  ExpectError("[[jobs]]\ntype = \"t\"\nhandler = { comand = [\"a\"] }\n", 3,
+              "jobs[0].handler.comand", "unknown key (did you mean \"command\"?)");
+  ExpectError(
+      "[[integrations]]\nname = \"a\"\nbase_url = \"https://a\"\n"
+      "auth = { baerer = { env = \"T\" } }\n",
+      4, "integrations[0].auth.baerer", "unknown key (did you mean \"bearer\"?)");
+}
+
+TEST(ConfigErrorTest, ReportsTheEarliestProblemInTheFile) {
+  std::string message = ErrorOf("[server]\nthreads = -1\n[queue]\nbackend = \"mysql\"\n");
+  EXPECT_EQ(message.rfind("bot.toml:2:", 0), 0u) << message;
+  // Later sections parsed earlier still lose to an earlier line.
+  message = ErrorOf("[telemetry]\nlog_level = \"loud\"\n[server]\nthreads = -1\n");
+  EXPECT_EQ(message.rfind("bot.toml:2:", 0), 0u) << message;
+}
+
+TEST(ConfigErrorTest, LiteralSecret) {
+  ExpectError(R"([[sources]]
+name = "gh"
+kind = "github"
+path = "/hooks/gh"
+secret = "hunter2"
+job = "push"
+[[jobs]]
+type = "push"
+handler = { url = "http://127.0.0.1:9000/jobs" }
+)",
+              5, "sources[0].secret",
+              "secret must be { env = \"...\" }, { file = \"...\" } or "
+              "{ vault = \"PATH#FIELD\" }, not a literal");
+  EXPECT_EQ(ErrorOf("[server]\nadmin_token = \"hunter2\"\n").find("hunter2"), std::string::npos);
+  ExpectError("[server]\nadmin_token = 12\n", 2, "server.admin_token", "not an integer");
+}
+
+TEST(ConfigErrorTest, SecretShape) {
+  ExpectError("[server]\nadmin_token = { env = \"A\", file = \"/b\" }\n", 2, "server.admin_token",
+              "exactly one of env, file or vault");
+  ExpectError("[server]\nadmin_token = {}\n", 2, "server.admin_token", "secret must be");
+  ExpectError("[server]\nadmin_token = { env = \"\" }\n", 2, "server.admin_token.env",
+              "must not be empty");
+  // A token pasted where the variable name goes is not echoed back.
+  ExpectError("[server]\nadmin_token = { env = \"xoxb-123-secret\" }\n", 2,
+              "server.admin_token.env", "bad environment variable name");
+  EXPECT_EQ(ErrorOf("[server]\nadmin_token = { env = \"xoxb-123-secret\" }\n").find("xoxb"),
+            std::string::npos);
+  ExpectError("[server]\nadmin_token = { vault = \"secret/x\" }\n", 2, "server.admin_token.vault",
+              "PATH#FIELD");
+}
+
+TEST(ConfigErrorTest, BadDuration) {
+  ExpectError("[server]\n\nread_timeout = \"5 sec\"\n", 3, "server.read_timeout",
+              "bad duration \"5 sec\" (use e.g. \"250ms\", \"5s\", \"2m\", \"24h\")");
+  // Control characters are escaped, not printed raw.
+  ExpectError("[server]\nread_timeout = \"5\\u0007s\"\n", 2, "server.read_timeout",
+              "bad duration \"5\\x07s\"");
+  ExpectError(std::string(kMinimal) + "backoff = { base = \"1x\" }\n", 11, "jobs[0].backoff.base",
+              "bad duration \"1x\"");
+  ExpectError(std::string(kMinimal) + "timeout = 30\n", 11, "jobs[0].timeout", "expected a string");
+  ExpectError(std::string(kMinimal) + "timeout = \"0s\"\n", 11, "jobs[0].timeout",
+              "must be above zero");
+  ExpectError(std::string(kMinimal) + R"(
+[[integrations]]
+name = "a"
+base_url = "https://a"
+retry = { backoff = ["1s", "soon"] }
+)",
+              15, "integrations[0].retry.backoff[1]", "bad duration \"soon\"");
+}
+
+TEST(ConfigErrorTest, BadSize) {
+  ExpectError("[server]\nmax_body = \"1 MB\"\n", 2, "server.max_body", "bad size \"1 MB\"");
+  ExpectError("[server]\nmax_body = 1024\n", 2, "server.max_body", "expected a string");
+}
+
+TEST(ConfigErrorTest, UndefinedJobType) {
+  std::string text = R"([[jobs]]
+type = "slack.event"
+handler = { url = "http://127.0.0.1:9000/jobs" }
+
+[[sources]]
+name = "slack"
+kind = "slack"
+path = "/hooks/slack"
+secret = { env = "S" }
+job = "slack.evnt"
+)";
+  EXPECT_EQ(ErrorOf(text),
+            "bot.toml:10:1: sources[0].job: undefined job type \"slack.evnt\" (did you mean "
+            "\"slack.event\"?)");
+  ExpectError(R"([[sources]]
+name = "slack"
+kind = "slack"
+path = "/hooks/slack"
+secret = { env = "S" }
+job = "x"
+)",
+              6, "sources[0].job", "undefined job type \"x\" (no [[jobs]] are defined)");
+}
+
+TEST(ConfigErrorTest, BrokenJobIsReportedInsteadOfTheReferenceToIt) {
+  std::string message = ErrorOf(R"([[sources]]
+name = "slack"
+kind = "slack"
+path = "/hooks/slack"
+secret = { env = "S" }
+job = "t"
+[[jobs]]
+type = 7
+handler = { url = "http://x" }
+)");
+  EXPECT_EQ(message.rfind("bot.toml:8:", 0), 0u) << message;
+  EXPECT_NE(message.find("jobs[0].type: expected a string, not an integer"), std::string::npos);
+}
+
+TEST(ConfigErrorTest, WrongTypes) {
+  ExpectError("[server]\nlisten = 8080\n", 2, "server.listen", "expected a string, not an integer");
+  ExpectError("[server]\nthreads = \"4\"\n", 2, "server.threads",
+              "expected an integer, not a string");
+  ExpectError("[worker]\nmax_in_flight = 2.5\n", 2, "worker.max_in_flight",
+              "expected an integer, not a float");
+  ExpectError("server = 3\n", 1, "server", "expected a table, not an integer");
+  ExpectError("[sources]\nname = \"x\"\n", 1, "sources", "expected an array of tables");
+  ExpectError(R"([[jobs]]
+type = "t"
+handler = { command = ["a", 2] }
+)",
+              3, "jobs[0].handler.command[1]", "expected a string, not an integer");
+  ExpectError(R"([[integrations]]
+name = "a"
+base_url = "https://a"
+retry = { jitter = "yes" }
+)",
+              4, "integrations[0].retry.jitter", "expected a boolean");
+}
+
+TEST(ConfigErrorTest, DuplicateSourceNameAndPath) {
+  std::string source_a = R"([[sources]]
+name = "a"
+kind = "github"
+path = "/hooks/a"
+secret = { env = "S" }
+job = "push"
+)";
+  std::string job = R"([[jobs]]
+type = "push"
+handler = { url = "http://127.0.0.1:9000/jobs" }
+)";
+  ExpectError(source_a + source_a + job, 8, "sources[1].name",
+              "duplicate source name \"a\" (first defined at bot.toml:1:1)");
+  std::string source_b = R"([[sources]]
+name = "b"
+kind = "github"
+path = "/hooks/a"
+secret = { env = "S" }
+job = "push"
+)";
+  ExpectError(source_a + source_b + job, 10, "sources[1].path",
+              "path \"/hooks/a\" is already used by source \"a\"");
+}
+
+TEST(ConfigErrorTest, DuplicateJobType) {
+  std::string job = "[[jobs]]\ntype = \"push\"\nhandler = { url = \"http://x\" }\n";
+  ExpectError(job + job, 5, "jobs[1].type", "duplicate job type \"push\"");
+}
+
+TEST(ConfigErrorTest, HandlerNeedsExactlyOneOfCommandAndUrl) {
+  ExpectError(R"([[jobs]]
+type = "t"
+handler = { command = ["python3"], url = "http://x" }
+)",
+              3, "jobs[0].handler", "exactly one of command or url, not both");
+  ExpectError("[[jobs]]\ntype = \"t\"\nhandler = {}\n", 3, "jobs[0].handler",
+              "handler must be { command");
+  ExpectError("[[jobs]]\ntype = \"t\"\n", 1, "jobs[0].handler", "required key is missing");
+  ExpectError("[[jobs]]\ntype = \"t\"\nhandler = { command = [] }\n", 3, "jobs[0].handler.command",
+              "must not be empty");
+  ExpectError("[[jobs]]\ntype = \"t\"\nhandler = { url = \"ftp://x\" }\n", 3, "jobs[0].handler.url",
+              "expected an http:// or https:// URL");
+}
+
+TEST(ConfigErrorTest, UnknownKind) {
+  ExpectError(R"([[sources]]
+name = "s"
+kind = "slak"
+path = "/hooks/s"
+secret = { env = "S" }
+job = "t"
+)",
+              3, "sources[0].kind",
+              "unknown kind \"slak\" (expected slack, discord, telegram, github, meta or hmac; "
+              "did you mean \"slack\"?)");
+}
+
+TEST(ConfigErrorTest, HmacOnlyKeyOnSlackSource) {
+  std::string text = R"([[sources]]
+name = "s"
+kind = "slack"
+path = "/hooks/s"
+secret = { env = "S" }
+job = "t"
+algorithm = "sha1"
+[[jobs]]
+type = "t"
+handler = { url = "http://x" }
+)";
+  ExpectError(text, 7, "sources[0].algorithm",
+              "only allowed for kind \"hmac\" (this source is kind \"slack\")");
+}
+
+TEST(ConfigErrorTest, KindSpecificRequirements) {
+  std::string job = "[[jobs]]\ntype = \"t\"\nhandler = { url = \"http://x\" }\n";
+  ExpectError("[[sources]]\nname = \"s\"\nkind = \"telegram\"\npath = \"/t\"\njob = \"t\"\n" + job,
+              1, "sources[0].secret", "required key is missing");
+  ExpectError("[[sources]]\nname = \"d\"\nkind = \"discord\"\npath = \"/d\"\njob = \"t\"\n" + job,
+              1, "sources[0].public_key", "required key is missing");
+  ExpectError(
+      "[[sources]]\nname = \"d\"\nkind = \"discord\"\npath = \"/d\"\njob = \"t\"\n"
+      "public_key = \"abc\"\n" +
+          job,
+      6, "sources[0].public_key", "64 hex characters");
+  ExpectError(
+      "[[sources]]\nname = \"m\"\nkind = \"meta\"\npath = \"/m\"\njob = \"t\"\n"
+      "secret = { env = \"S\" }\n" +
+          job,
+      1, "sources[0].verify_token", "required key is missing");
+  ExpectError(
+      "[[sources]]\nname = \"g\"\nkind = \"github\"\npath = \"/g\"\njob = \"t\"\n"
+      "secret = { env = \"S\" }\nverify_token = { env = \"V\" }\n" +
+          job,
+      7, "sources[0].verify_token", "only allowed for kind \"meta\"");
+  ExpectError(
+      "[[sources]]\nname = \"h\"\nkind = \"hmac\"\npath = \"/h\"\njob = \"t\"\n"
+      "secret = { env = \"S\" }\nalgorithm = \"md5\"\n" +
+          job,
+      7, "sources[0].algorithm", "unknown algorithm \"md5\"");
+  ExpectError(
+      "[[sources]]\nname = \"h\"\nkind = \"hmac\"\npath = \"/h\"\njob = \"t\"\n"
+      "secret = { env = \"S\" }\ndedupe = \"id\"\n" +
+          job,
+      7, "sources[0].dedupe", "bad JSON pointer \"id\"");
+}
+
+TEST(ConfigErrorTest, SourcePathsAndNames) {
+  std::string job = "[[jobs]]\ntype = \"t\"\nhandler = { url = \"http://x\" }\n";
+  auto source = [&](const std::string& name, const std::string& path) {
+    return "[[sources]]\nname = \"" + name + "\"\nkind = \"github\"\npath = \"" + path +
+           "\"\nsecret = { env = \"S\" }\njob = \"t\"\n" + job;
+  };
+  ExpectError(source("s", "hooks"), 4, "sources[0].path", "must start with '/'");
+  ExpectError(source("s", "/metrics"), 4, "sources[0].path", "reserved");
+  ExpectError(source("s", "/admin/x"), 4, "sources[0].path", "reserved");
+  ExpectError(source("s", "/healthz"), 4, "sources[0].path", "reserved");
+  ExpectError(source("my source", "/s"), 2, "sources[0].name", "bad name");
+  ExpectError(source("", "/s"), 2, "sources[0].name", "must not be empty");
+  EXPECT_TRUE(Parse(source("s", "/administration")).ok());
+}
+
+TEST(ConfigErrorTest, EnumsAndRanges) {
+  ExpectError("[queue]\nbackend = \"mysql\"\n", 2, "queue.backend",
+              "unknown backend \"mysql\" (expected sqlite or redis)");
+  ExpectError("[queue]\ndurability = \"never\"\n", 2, "queue.durability", "unknown durability");
+  ExpectError("[queue]\nmax_depth = 0\n", 2, "queue.max_depth", "must be at least 1, got 0");
+  ExpectError("[worker]\nmax_in_flight = 0\n", 2, "worker.max_in_flight", "must be at least 1");
+  ExpectError("[server]\nthreads = -1\n", 2, "server.threads", "must be between 0 and");
+  ExpectError("[telemetry]\nlog_format = \"xml\"\n", 2, "telemetry.log_format",
+              "unknown log format");
+  ExpectError("[telemetry]\nlog_level = \"warning\"\n", 2, "telemetry.log_level",
+              "unknown log level");
+  ExpectError("[store]\nsessions = \"memcached\"\n", 2, "store.sessions", "unknown sessions store");
+  ExpectError("[store]\nstate = \"mysql\"\n", 2, "store.state", "unknown state store");
+  ExpectError(std::string(kMinimal) + "concurrency = 0\n", 11, "jobs[0].concurrency",
+              "must be at least 1");
+  ExpectError(std::string(kMinimal) + "max_attempts = 0\n", 11, "jobs[0].max_attempts",
+              "must be at least 1");
+  ExpectError(std::string(kMinimal) + "backoff = { factor = 0.5 }\n", 11, "jobs[0].backoff.factor",
+              "must be between 1 and");
+  ExpectError(std::string(kMinimal) + "backoff = { jitter = \"half\" }\n", 11,
+              "jobs[0].backoff.jitter", "unknown jitter \"half\"");
+  ExpectError(std::string(kMinimal) + "backoff = { base = \"10s\", max = \"1s\" }\n", 11,
+              "jobs[0].backoff.max", "below base");
+  ExpectError(std::string(kMinimal) + "ordering = \"event.channel\"\n", 11, "jobs[0].ordering",
+              "bad JSON pointer");
+}
+
+TEST(ConfigErrorTest, ListenAddresses) {
+  ExpectError("[server]\nlisten = \"localhost\"\n", 2, "server.listen", "host:port");
+  ExpectError("[server]\nlisten = \"127.0.0.1:0\"\n", 2, "server.listen", "1 to 65535");
+  ExpectError("[server]\nlisten = \"127.0.0.1:70000\"\n", 2, "server.listen", "1 to 65535");
+  ExpectError("[server]\nlisten = \"::1:8080\"\n", 2, "server.listen", "brackets");
+  ExpectError("[server]\nadmin_listen = \"127.0.0.1:8080\"\n", 2, "server.admin_listen",
+              "must differ from server.listen");
+  ExpectError("[worker]\nsidecar = \"0.0.0.0:8081\"\n", 2, "worker.sidecar", "loopback");
+  EXPECT_TRUE(Parse("[server]\nlisten = \"[::1]:8080\"\n").ok());
+}
+
+TEST(ConfigErrorTest, IntegrationShape) {
+  std::string head = "[[integrations]]\nname = \"a\"\nbase_url = \"https://a\"\n";
+  ExpectError(head + "auth = { bearer = \"tok\" }\n", 4, "integrations[0].auth.bearer",
+              "not a literal");
+  ExpectError(head + "auth = { header = { name = \"X-Key\", value = \"tok\" } }\n", 4,
+              "integrations[0].auth.header.value", "not a literal");
+  ExpectError(head + "auth = { header = { value = { env = \"K\" } } }\n", 4,
+              "integrations[0].auth.header.name", "required key is missing");
+  ExpectError(head + "auth = {}\n", 4, "integrations[0].auth", "exactly one of bearer or header");
+  ExpectError(head + "breaker = { failure_rate = 1.5 }\n", 4,
+              "integrations[0].breaker.failure_rate", "must be above 0");
+  ExpectError(head + "rate_limit = { rate = \"50 per second\" }\n", 4,
+              "integrations[0].rate_limit.rate", "bad rate");
+  ExpectError(head + "rate_limit = { burst = 5 }\n", 4, "integrations[0].rate_limit.rate",
+              "required key is missing");
+  ExpectError(head + "retry = { backoff = [] }\n", 4, "integrations[0].retry.backoff",
+              "at least one duration");
+  ExpectError(head + "retry = { attempts = 0 }\n", 4, "integrations[0].retry.attempts",
+              "must be between 1 and 100");
+  ExpectError("[[integrations]]\nname = \"a\"\nbase_url = \"slack.com\"\n", 3,
+              "integrations[0].base_url", "http:// or https://");
+  ExpectError(head + head, 5, "integrations[1].name", "duplicate integration name \"a\"");
+}
+
+TEST(ConfigErrorTest, TomlSyntaxError) {
+  std::string message = ErrorOf("[server]\nlisten = \"127.0.0.1:8080\"\nthreads = \n");
+  EXPECT_EQ(message.rfind("bot.toml:3:", 0), 0u) << message;
+  EXPECT_NE(message.find("expected"), std::string::npos) << message;
+}
+
+TEST(ConfigLoadTest, LoadsFromDiskAndNamesTheFile) {
+  TempDir dir;
+  std::string path = dir.Write("good.toml", kMinimal);
+  Result<Config> loaded = LoadConfig(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->file, path);
+  EXPECT_EQ(loaded->sources.at(0).where, path + ":1:1");
+
+  std::string bad = dir.Write("bad.toml", "[server]\nlisen = \"x\"\n");
+  Result<Config> failed = LoadConfig(bad);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().message(), bad +
+                                           ":2:1: server.lisen: unknown key (did you mean "
+                                           "\"listen\"?)");
+}
+
+TEST(ConfigLoadTest, UnreadableFile) {
+  TempDir dir;
+  std::string missing = dir.path() + "/missing.toml";
+  Result<Config> loaded = LoadConfig(missing);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(loaded.status().message(), missing + ": cannot read: No such file or directory");
+
+  Result<Config> directory = LoadConfig(dir.path());
+  ASSERT_FALSE(directory.ok());
+  EXPECT_EQ(directory.status().message(), dir.path() + ": cannot read: Is a directory");
+}
+
+// ---------------------------------------------------------------------------------
+// Secrets
+
+Config ConfigWithSecrets(const std::string& admin_token, const std::string& source_secret) {
+  Result<Config> parsed = Parse("[server]\nadmin_token = " + admin_token + R"(
+[[sources]]
+name = "gh"
+kind = "github"
+path = "/hooks/gh"
+secret = )" + source_secret + R"(
+job = "push"
+[[jobs]]
+type = "push"
+handler = { url = "http://127.0.0.1:9000/jobs" }
+)");
+  EXPECT_TRUE(parsed.ok()) << parsed.status().message();
+  return parsed.ok() ? *parsed : Config{};
+}
+
+TEST(SecretsTest, ResolvesFromEnvAndFileTrimmingTrailingWhitespace) {
+  TempDir dir;
+  std::string secret_file = dir.Write("gh_secret", "s3cr3t-from-file\r\n\n");
+  ScopedEnv env("FIREBREAK_TEST_ADMIN", "admin-token-value");
+  Config config =
+      ConfigWithSecrets("{ env = \"FIREBREAK_TEST_ADMIN\" }", "{ file = \"" + secret_file + "\" }");
+  Status status = ResolveSecrets(config);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(config.server.admin_token->value, "admin-token-value");
+  EXPECT_EQ(config.sources[0].secret->value, "s3cr3t-from-file");
+}
+
+TEST(SecretsTest, ResolvesIntegrationAndMetaSecrets) {
+  TempDir dir;
+  std::string key_file = dir.Write("crm", "crm-key\n");
+  ScopedEnv bot("FIREBREAK_TEST_BOT", "xoxb-1");
+  ScopedEnv app("FIREBREAK_TEST_APP", "app-secret");
+  ScopedEnv verify("FIREBREAK_TEST_VERIFY", "verify-me");
+  Result<Config> parsed = Parse(R"([[sources]]
+name = "wa"
+kind = "meta"
+path = "/hooks/meta"
+secret = { env = "FIREBREAK_TEST_APP" }
+verify_token = { env = "FIREBREAK_TEST_VERIFY" }
+job = "t"
+[[jobs]]
+type = "t"
+handler = { url = "http://x" }
+[[integrations]]
+name = "slack-api"
+base_url = "https://slack.com"
+auth = { bearer = { env = "FIREBREAK_TEST_BOT" } }
+[[integrations]]
+name = "crm"
+base_url = "https://crm"
+auth = { header = { name = "X-Key", value = { file = ")" +
+                                key_file + R"(" } } }
+)");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ASSERT_TRUE(ResolveSecrets(*parsed).ok());
+  EXPECT_EQ(parsed->sources[0].secret->value, "app-secret");
+  EXPECT_EQ(parsed->sources[0].verify_token->value, "verify-me");
+  EXPECT_EQ(parsed->integrations[0].auth->secret.value, "xoxb-1");
+  EXPECT_EQ(parsed->integrations[1].auth->secret.value, "crm-key");
+}
+
+TEST(SecretsTest, MissingOrEmptyEnvNamesLocationAndVariable) {
+  ScopedEnv unset("FIREBREAK_TEST_UNSET", nullptr);
+  Config config = ConfigWithSecrets("{ env = \"FIREBREAK_TEST_UNSET\" }", "{ env = \"X\" }");
+  Status status = ResolveSecrets(config);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "bot.toml:2:15: server.admin_token: environment variable FIREBREAK_TEST_UNSET is "
+            "not set");
+
+  ScopedEnv empty("FIREBREAK_TEST_EMPTY", "");
+  ScopedEnv admin("FIREBREAK_TEST_ADMIN", "admin-token-value");
+  config =
+      ConfigWithSecrets("{ env = \"FIREBREAK_TEST_ADMIN\" }", "{ env = \"FIREBREAK_TEST_EMPTY\" }");
+  status = ResolveSecrets(config);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("bot.toml:7:10: sources[0].secret: environment variable "
+                                  "FIREBREAK_TEST_EMPTY is not set"),
+            std::string::npos)
+      << status.message();
+  EXPECT_EQ(status.message().find("admin-token-value"), std::string::npos);
+}
+
+TEST(SecretsTest, UnreadableOrEmptyFile) {
+  TempDir dir;
+  std::string missing = dir.path() + "/nope";
+  ScopedEnv admin("FIREBREAK_TEST_ADMIN", "admin-token-value");
+  Config config =
+      ConfigWithSecrets("{ env = \"FIREBREAK_TEST_ADMIN\" }", "{ file = \"" + missing + "\" }");
+  Status status = ResolveSecrets(config);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.message(), "bot.toml:7:10: sources[0].secret: cannot read secret file \"" +
+                                  missing + "\": No such file or directory");
+
+  std::string blank = dir.Write("blank", " \n");
+  config = ConfigWithSecrets("{ env = \"FIREBREAK_TEST_ADMIN\" }", "{ file = \"" + blank + "\" }");
+  status = ResolveSecrets(config);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("is empty"), std::string::npos) << status.message();
+}
+
+TEST(SecretsTest, VaultIsNotSupportedYet) {
+  ScopedEnv admin("FIREBREAK_TEST_ADMIN", "admin-token-value");
+  Config config = ConfigWithSecrets("{ env = \"FIREBREAK_TEST_ADMIN\" }",
+                                    "{ vault = \"secret/data/gh#signing\" }");
+  Status status = ResolveSecrets(config);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message().rfind("bot.toml:7:10: sources[0].secret: vault secrets are not "
+                                   "supported by this build yet (",
+                                   0),
+            0u)
+      << status.message();
+  EXPECT_NE(status.message().find("secret/data/gh#signing"), std::string::npos);
+}
+
+TEST(SecretsTest, DescribeNeverShowsTheValue) {
+  Secret secret;
+  secret.kind = Secret::Kind::kFile;
+  secret.ref = "/run/secrets/x";
+  secret.value = "top-secret-value";
+  EXPECT_EQ(secret.Describe(), "file /run/secrets/x");
+  secret.kind = Secret::Kind::kEnv;
+  secret.ref = "X";
+  EXPECT_EQ(secret.Describe(), "env X");
+}
+
+// ---------------------------------------------------------------------------------
+// Summary and addresses
+
+TEST(SummaryTest, ShowsReferencesButNeverValues) {
+  TempDir dir;
+  std::string meta_file = dir.Write("meta", "meta-app-secret-value\n");
+  std::string crm_file = dir.Write("crm", "crm-api-key-value\n");
+  std::string text = kFullConfig;
+  text.replace(text.find("/run/secrets/meta"), std::string("/run/secrets/meta").size(), meta_file);
+  text.replace(text.find("/run/secrets/crm"), std::string("/run/secrets/crm").size(), crm_file);
+  text.replace(text.find("{ vault = \"secret/data/meta#verify\" }"),
+               std::string("{ vault = \"secret/data/meta#verify\" }").size(),
+               "{ env = \"TEST_VERIFY\" }");
+  Result<Config> parsed = Parse(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ScopedEnv admin("TEST_ADMIN_TOKEN", "admin-token-value");
+  ScopedEnv slack("SLACK_SIGNING_SECRET", "slack-signing-value");
+  ScopedEnv shop("SHOP_SECRET", "shop-secret-value");
+  ScopedEnv bot("SLACK_BOT_TOKEN", "xoxb-bot-token-value");
+  ScopedEnv verify("TEST_VERIFY", "verify-token-value");
+  Status status = ResolveSecrets(*parsed);
+  ASSERT_TRUE(status.ok()) << status.message();
+
+  std::string summary = Summarize(*parsed);
+  for (const char* value :
+       {"admin-token-value", "slack-signing-value", "shop-secret-value", "xoxb-bot-token-value",
+        "verify-token-value", "meta-app-secret-value", "crm-api-key-value"}) {
+    EXPECT_EQ(summary.find(value), std::string::npos) << value << " leaked:\n" << summary;
+  }
+  // URL passwords are masked too.
+  EXPECT_EQ(summary.find(":pw@"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("redis://:***@10.0.0.5:6379/2"), std::string::npos) << summary;
+
+  for (const std::string& expected :
+       {std::string("listen 0.0.0.0:9000"), std::string("redis"), std::string("durability process"),
+        std::string("token env TEST_ADMIN_TOKEN"),
+        std::string("kind slack, path /hooks/slack -> job slack.event, secret env "
+                    "SLACK_SIGNING_SECRET"),
+        std::string("secret file " + meta_file), std::string("verify_token env TEST_VERIFY"),
+        std::string("algorithm sha512"),
+        std::string("handler command [python3 bots/echo.py --fast], concurrency 8, timeout "
+                    "90s"),
+        std::string("max_attempts 9, backoff 1s x2.5 up to 10m jitter equal"),
+        std::string("handler url https://127.0.0.1:9000/jobs"),
+        std::string("auth bearer env SLACK_BOT_TOKEN"),
+        std::string("auth header X-Api-Key file " + crm_file),
+        std::string("rate limit 600/m burst 7")}) {
+    EXPECT_NE(summary.find(expected), std::string::npos) << expected << "\n" << summary;
+  }
+}
+
+TEST(SummaryTest, DefaultsSummaryIsReadable) {
+  Result<Config> parsed = Parse("");
+  ASSERT_TRUE(parsed.ok());
+  std::string summary = Summarize(*parsed);
+  EXPECT_NE(summary.find("listen 127.0.0.1:8080"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("sqlite var/firebreak.db, durability fsync"), std::string::npos)
+      << summary;
+  EXPECT_NE(summary.find("admin      off"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("sources (0)"), std::string::npos) << summary;
+}
+
+TEST(ListenAddressTest, SplitsHostAndPort) {
+  auto v4 = ParseListenAddress("127.0.0.1:8080");
+  ASSERT_TRUE(v4.ok());
+  EXPECT_EQ(v4->first, "127.0.0.1");
+  EXPECT_EQ(v4->second, 8080);
+  auto v6 = ParseListenAddress("[::1]:65535");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->first, "::1");
+  EXPECT_EQ(v6->second, 65535);
+  auto name = ParseListenAddress("localhost:1");
+  ASSERT_TRUE(name.ok());
+  EXPECT_EQ(name->first, "localhost");
+  EXPECT_EQ(name->second, 1);
+
+  for (const char* bad : {"", "8080", ":8080", "host:", "host:0", "host:65536", "host:80a",
+                          "host:-1", "[::1]8080", "[::1", "[]:80", "::1:80", "host:0080000"}) {
+    auto parsed = ParseListenAddress(bad);
+    EXPECT_FALSE(parsed.ok()) << bad;
+    if (!parsed.ok()) {
+      EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+    }
+  }
+}
+
+TEST(SourceKindTest, Names) {
+  EXPECT_STREQ(SourceKindName(SourceKind::kSlack), "slack");
+  EXPECT_STREQ(SourceKindName(SourceKind::kDiscord), "discord");
+  EXPECT_STREQ(SourceKindName(SourceKind::kTelegram), "telegram");
+  EXPECT_STREQ(SourceKindName(SourceKind::kGithub), "github");
+  EXPECT_STREQ(SourceKindName(SourceKind::kMeta), "meta");
+  EXPECT_STREQ(SourceKindName(SourceKind::kHmac), "hmac");
+}
+
+}  // namespace
+}  // namespace firebreak
