@@ -270,7 +270,7 @@ void LogStderrLine(const std::string& job_id, const std::string& job_type, pid_t
                    std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.empty()) return;
-  log::Warn(
+  log::Info(
       "handler stderr",
       {{"job_id", job_id}, {"job_type", job_type}, {"pid", static_cast<int>(pid)}, {"line", line}});
 }
