@@ -10,6 +10,10 @@ std::optional<Config> LoadForCli(const std::string& path, bool resolve_secrets) 
     std::cerr << "config error: " << config.status().message() << "\n";
     return std::nullopt;
   }
+  if (Status st = CheckSupportedByThisBuild(*config); !st.ok()) {
+    std::cerr << "config error: " << st.message() << "\n";
+    return std::nullopt;
+  }
   if (resolve_secrets) {
     Status st = ResolveSecrets(*config);
     if (!st.ok()) {
@@ -18,6 +22,37 @@ std::optional<Config> LoadForCli(const std::string& path, bool resolve_secrets) 
     }
   }
   return std::move(config).value();
+}
+
+Status CheckSupportedByThisBuild(const Config& config) {
+  auto unsupported = [](const std::string& where, const std::string& key,
+                        const std::string& what) {
+    return InvalidArgument(where + ": " + key + ": " + what +
+                           " is not supported by this build yet; remove the key");
+  };
+  for (size_t i = 0; i < config.jobs.size(); ++i) {
+    if (!config.jobs[i].ordering.empty()) {
+      return unsupported(config.jobs[i].where, "jobs[" + std::to_string(i) + "].ordering",
+                         "FIFO ordering per key");
+    }
+  }
+  if (!config.integrations.empty()) {
+    return unsupported(config.integrations.front().where, "integrations",
+                       "[[integrations]] (egress)");
+  }
+  if (config.server.admin_token) {
+    return unsupported(config.server.admin_token->where, "server.admin_token", "the admin API");
+  }
+  if (!config.telemetry.otlp_endpoint.empty()) {
+    return unsupported(config.file, "telemetry.otlp_endpoint", "OTLP trace export");
+  }
+  if (config.store.sessions != "sqlite") {
+    return unsupported(config.file, "store.sessions", "a \"" + config.store.sessions + "\" store");
+  }
+  if (config.store.state != "sqlite") {
+    return unsupported(config.file, "store.state", "a \"" + config.store.state + "\" store");
+  }
+  return Status::Ok();
 }
 
 }  // namespace firebreak::cli

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/json_string.h"
 #include "common/status.h"
 
 namespace firebreak {
@@ -42,7 +43,5 @@ Result<JsonBody> ParseJsonBody(std::string_view text);
 // "~0" or "~1".
 bool IsValidJsonPointer(std::string_view pointer);
 
-// Appends `text` as a JSON string literal (quotes included). `text` must be UTF-8.
-void AppendJsonString(std::string& out, std::string_view text);
 
 }  // namespace firebreak

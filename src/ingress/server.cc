@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "common/crypto.h"
+#include "common/json_string.h"
 #include "telemetry/log.h"
 
 namespace firebreak {
@@ -63,7 +64,7 @@ class BeastRequestView final : public IngressRequest {
 
 std::string ErrorBody(std::string_view error) {
   std::string body = "{\"ok\":false,\"error\":";
-  log::AppendJsonString(body, error);
+  AppendJsonString(body, error);
   body += "}";
   return body;
 }

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "common/clock.h"
+#include "common/json_string.h"
 #include "common/units.h"
 
 namespace firebreak::log {
@@ -56,28 +57,6 @@ void AppendValue(std::string& out, const Field& f, bool quote_strings) {
 }
 
 }  // namespace
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out.append(buf);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 void Init(std::string_view format, std::string_view level) {
   State& st = GetState();

@@ -39,7 +39,4 @@ inline void Info(std::string_view msg, Fields f = {}) { Write(Level::kInfo, msg,
 inline void Warn(std::string_view msg, Fields f = {}) { Write(Level::kWarn, msg, f); }
 inline void Error(std::string_view msg, Fields f = {}) { Write(Level::kError, msg, f); }
 
-// Appends `s` to `out` as a JSON string literal (with quotes).
-void AppendJsonString(std::string& out, std::string_view s);
-
 }  // namespace firebreak::log

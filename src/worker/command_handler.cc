@@ -1,7 +1,3 @@
-// Asio's headers trip GCC 12's -Wnull-dereference (false positives in its inlined
-// executor and reactor code); the check stays on for this file's own code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include "worker/command_handler.h"
 
 #include <fcntl.h>
@@ -25,9 +21,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/json_string.h"
 #include "common/units.h"
 #include "telemetry/log.h"
-#pragma GCC diagnostic pop
 
 extern char** environ;  // POSIX; <unistd.h> declares it only under _GNU_SOURCE
 
@@ -54,7 +50,7 @@ std::string TruncateUtf8(std::string_view text, size_t max_bytes) {
 
 std::string Quote(std::string_view text) {
   std::string out;
-  log::AppendJsonString(out, TruncateUtf8(text, 80));
+  AppendJsonString(out, TruncateUtf8(text, 80));
   return out;
 }
 

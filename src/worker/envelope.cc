@@ -1,5 +1,6 @@
 #include "worker/envelope.h"
 
+#include "common/json_string.h"
 #include "common/units.h"
 #include "telemetry/log.h"
 
@@ -10,10 +11,10 @@ std::string BuildEnvelope(const Job& job) {
   out.reserve(256 + job.payload_json.size() + job.headers_json.size());
   auto field = [&out](const char* key, const std::string& value) {
     out.append(",\"").append(key).append("\":");
-    log::AppendJsonString(out, value);
+    AppendJsonString(out, value);
   };
   out.append("{\"id\":");
-  log::AppendJsonString(out, job.id);
+  AppendJsonString(out, job.id);
   field("type", job.type);
   field("source", job.source);
   field("dedupe_key", job.dedupe_key);

@@ -1,12 +1,7 @@
-// Asio's headers trip GCC 12's -Wnull-dereference (false positives in its inlined
-// executor and reactor code); the check stays on for this file's own code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include "worker/handler.h"
 
 #include "worker/command_handler.h"
 #include "worker/url_handler.h"
-#pragma GCC diagnostic pop
 
 namespace firebreak {
 

@@ -1,7 +1,3 @@
-// Asio's headers trip GCC 12's -Wnull-dereference (false positives in its inlined
-// executor and reactor code); the check stays on for this file's own code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include "worker/url_handler.h"
 
 #include <fcntl.h>
@@ -18,7 +14,6 @@
 
 #include "common/units.h"
 #include "telemetry/log.h"
-#pragma GCC diagnostic pop
 
 namespace firebreak {
 namespace {

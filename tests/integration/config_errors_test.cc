@@ -40,6 +40,14 @@ TEST(ConfigErrorsTest, EachErrorExitsTwoNamingFileLineAndKey) {
     auto run = RunFirebreak({"run", "-c", path});
     EXPECT_EQ(run.exit_code, 2) << c.name << ": " << run.out;
   }
+  // Valid by the design, but not built yet: refused, never silently ignored.
+  std::string ordering = dir.Write("ordering.toml", Valid("", ok_secret, "5s", "work") +
+                                                        "ordering = \"/event/channel\"\n");
+  auto refused = RunFirebreak({"check", "-c", ordering});
+  EXPECT_EQ(refused.exit_code, 2) << refused.out;
+  EXPECT_NE(refused.out.find("jobs[0].ordering"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("not supported by this build"), std::string::npos) << refused.out;
+
   auto good = RunFirebreak({"check", "-c", dir.Write("good.toml", Valid("", ok_secret, "5s",
                                                                         "work"))});
   EXPECT_EQ(good.exit_code, 0) << good.out;

@@ -1,7 +1,3 @@
-// Asio's headers trip GCC 12's -Wnull-dereference (false positives in its inlined
-// executor and reactor code); the check stays on for this file's own code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include "worker/url_handler.h"
 
 #include <gmock/gmock.h>
@@ -23,7 +19,6 @@
 #include "common/clock.h"
 #include "worker/handler.h"
 #include "worker/http_util.h"
-#pragma GCC diagnostic pop
 
 namespace firebreak {
 namespace {

@@ -1,0 +1,13 @@
+// JSON string escaping shared by the logger, the envelope and the sources.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace firebreak {
+
+// Appends `text` to `out` as a JSON string literal, quotes included. Control
+// characters are escaped; other bytes (UTF-8) are copied as they are.
+void AppendJsonString(std::string& out, std::string_view text);
+
+}  // namespace firebreak
