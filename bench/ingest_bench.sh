@@ -96,10 +96,10 @@ job = "slack.event"
 [[jobs]]
 type = "slack.event"
 handler = { command = ["python3", "$work/noop.py"] }
-concurrency = 4
+concurrency = 16
 timeout = "30s"
 TOML
-"$BIN" run -c "$work/firebreak.toml" > "$work/firebreak.log" 2>&1 & fb_pid=$!; pids+=($fb_pid)
+"$BIN" ${ROLE:-run} -c "$work/firebreak.toml" > "$work/firebreak.log" 2>&1 & fb_pid=$!; pids+=($fb_pid)
 wait_http "http://127.0.0.1:$fb_port/healthz"
 start_ns=$(date +%s%N)
 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/signed.lua \
@@ -122,7 +122,7 @@ done
 end_ns=$(date +%s%N)
 elapsed=$(python3 -c "print(($end_ns - $start_ns) / 1e9)")
 jobs_per_s=$(python3 -c "print(round($done_jobs / $elapsed))")
-echo "drain: $done_jobs of $accepted accepted jobs handled in ${elapsed}s → $jobs_per_s jobs/s (no-op command handler, concurrency 4)"
+echo "drain: $done_jobs of $accepted accepted jobs handled in ${elapsed}s → $jobs_per_s jobs/s (no-op command handler, concurrency 16)"
 
 python3 - "$nginx_rps" "$fb_rps" "$fb_p99" <<'PY'
 import sys

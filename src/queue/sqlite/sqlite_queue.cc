@@ -208,6 +208,7 @@ Status SqliteQueue::Init() {
   const char* synchronous = durability_ == Durability::kFsync ? "PRAGMA synchronous = FULL"
                                                               : "PRAGMA synchronous = NORMAL";
   if (Status s = w.Exec(synchronous); !s.ok()) return s;
+  sync_full_ = durability_ == Durability::kFsync;
   // Keep a WAL grown by a burst from staying large after it is checkpointed.
   if (Status s = w.Exec("PRAGMA journal_size_limit = 67108864"); !s.ok()) return s;
   // Dedupe keys arrive in random order, so each one dirties its own B-tree page: a
@@ -432,8 +433,8 @@ void SqliteQueue::RunBatch(std::vector<Op>& batch) {
   const int64_t depth_before = depth_;
   wake_after_commit_ = false;
 
-  Status status;
-  {
+  Status status = ChooseSyncMode(batch);
+  if (status.ok()) {
     sqlite::Query begin(write_.begin);
     status = begin.Run();
   }
@@ -487,6 +488,23 @@ void SqliteQueue::RunBatch(std::vector<Op>& batch) {
     if (wakeup) RunCallback(wakeup);
   }
   for (Op& op : batch) Deliver(op, status);
+}
+
+Status SqliteQueue::ChooseSyncMode(const std::vector<Op>& batch) {
+  // Only what ingress ACKs (and admin writes) must be on disk before the callback runs.
+  // Claims, outcomes and sweeps may be lost to a power cut: the job is then delivered
+  // again (at-least-once), so their commits skip the fsync. A later FULL commit syncs
+  // the WAL file as a whole, so it also makes every earlier commit durable.
+  bool full = durability_ == Durability::kFsync &&
+              std::any_of(batch.begin(), batch.end(), [](const Op& op) {
+                return std::holds_alternative<EnqueueOp>(op) ||
+                       std::holds_alternative<AdminOp>(op);
+              });
+  if (full == sync_full_) return Status::Ok();
+  Status status = write_db_->Exec(full ? "PRAGMA synchronous = FULL"
+                                       : "PRAGMA synchronous = NORMAL");
+  if (status.ok()) sync_full_ = full;
+  return status;
 }
 
 void SqliteQueue::Deliver(Op& op, const Status& batch_status) {

@@ -161,6 +161,8 @@ class SqliteQueue final : public Queue {
 
   void WriterLoop();
   void RunBatch(std::vector<Op>& batch);
+  // Sets synchronous=FULL only for batches whose commit must survive power loss.
+  Status ChooseSyncMode(const std::vector<Op>& batch);
   bool SweepDue(int64_t now_ms) const;
   Status RefreshDepth();
   Status Sweep(int64_t now_ms);
@@ -185,6 +187,7 @@ class SqliteQueue final : public Queue {
   WriterStatements write_;
   int64_t depth_ = 0;  // ready+delayed jobs, all types
   bool wake_after_commit_ = false;
+  bool sync_full_ = true;  // the connection's current synchronous setting is FULL
   bool more_to_sweep_ = false;
   // The earliest lease this process knows of (its own claims, and the file's at the last
   // sweep): reaching it makes a sweep due at once. Claims by other processes are found
