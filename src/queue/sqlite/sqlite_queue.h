@@ -45,7 +45,8 @@ struct SqliteQueueOptions {
   // clock has moved this far since the last sweep.
   std::chrono::milliseconds sweep_interval{250};
   // How often the ready+delayed depth is recounted, since other processes change it.
-  std::chrono::milliseconds depth_refresh_interval{1000};
+  // The count scans the ready index (milliseconds with ~10^5 jobs), so not too often.
+  std::chrono::milliseconds depth_refresh_interval{5000};
   // How long a write waits for another process's transaction before failing.
   std::chrono::milliseconds busy_timeout{5000};
 };
