@@ -113,6 +113,11 @@ metric() {
     'index($0, name) == 1 && index($0, lbl) > 0 { s += $NF } END { printf "%d", s }'
 }
 accepted=$(metric firebreak_ingress_requests_total 'outcome="accepted"')
+if [ "${ROLE:-run}" = ingest ]; then
+  echo "ingest only: $accepted jobs stored, none drained (ROLE=ingest)"
+  python3 -c "import sys; n, f = map(float, sys.argv[1:]); print(f'== result: {f/n:.2f}x bare nginx')" "$nginx_rps" "$fb_rps"
+  exit 0
+fi
 # Drain: wait until the no-op handler has finished every accepted job.
 for _ in $(seq 1 600); do
   done_jobs=$(metric firebreak_jobs_total 'outcome="succeeded"')
