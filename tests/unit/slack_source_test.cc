@@ -13,43 +13,14 @@
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "ingress/source.h"
+#include "fake_request.h"
 
 namespace firebreak {
 namespace {
 
 using nlohmann::json;
 
-// An IngressRequest whose header lookup ignores case, as the server's does.
-class FakeRequest final : public IngressRequest {
- public:
-  explicit FakeRequest(std::string body = "", std::string method = "POST")
-      : method_(std::move(method)), body_(std::move(body)) {}
-  FakeRequest& SetHeader(std::string name, std::string value) {
-    headers_[Lower(std::move(name))] = std::move(value);
-    return *this;
-  }
-  FakeRequest& RemoveHeader(std::string name) {
-    headers_.erase(Lower(std::move(name)));
-    return *this;
-  }
-  std::string_view Method() const override { return method_; }
-  std::string_view Target() const override { return "/hooks/slack"; }
-  std::string_view Header(std::string_view name) const override {
-    auto it = headers_.find(Lower(std::string(name)));
-    return it == headers_.end() ? std::string_view() : std::string_view(it->second);
-  }
-  std::string_view Body() const override { return body_; }
-
- private:
-  static std::string Lower(std::string text) {
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return text;
-  }
-  std::string method_;
-  std::string body_;
-  std::map<std::string, std::string> headers_;
-};
+using firebreak::testing::FakeRequest;
 
 // Slack's worked example, https://api.slack.com/authentication/verifying-requests-from-slack
 // (a /webhook-collect slash command).
