@@ -38,7 +38,12 @@ std::string TempDir::Write(const std::string& name, const std::string& content) 
 
 std::string FirebreakBin() {
   const char* bin = std::getenv("FIREBREAK_BIN");
-  return bin ? bin : "build/release/firebreak";
+  return bin ? bin : FIREBREAK_DEFAULT_BIN;
+}
+
+std::string SourceDir() {
+  const char* dir = std::getenv("FIREBREAK_SOURCE_DIR");
+  return dir ? dir : FIREBREAK_DEFAULT_SOURCE_DIR;
 }
 
 std::string ReadFile(const std::string& path) {

@@ -27,6 +27,7 @@ class TempDir {
 };
 
 std::string FirebreakBin();
+std::string SourceDir();  // the repository root (examples/, bench/)
 std::string ReadFile(const std::string& path);
 std::vector<std::string> ReadLines(const std::string& path);
 uint16_t FreePort();

@@ -1,0 +1,117 @@
+// The quick start's example works end to end through `firebreak send`, and a
+// graceful shutdown loses nothing: attempts that outlive the grace period go back
+// to the queue and run again after a restart.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+
+#include "harness.h"
+
+namespace firebreak::testing {
+namespace {
+
+TEST(ExampleTest, SendLineFromMakeRunIsHandledByTheEchoBot) {
+  TempDir dir;
+  uint16_t port = FreePort();
+  // The example config as shipped, pointed at a free port and a temp database.
+  std::string config = ReadFile(SourceDir() + "/examples/echo-bot/firebreak.toml");
+  ASSERT_FALSE(config.empty());
+  config = std::regex_replace(config, std::regex("127\\.0\\.0\\.1:8080"),
+                              "127.0.0.1:" + std::to_string(port));
+  config = std::regex_replace(config, std::regex("var/echo-bot\\.db"), dir.File("echo.db"));
+  config = std::regex_replace(config, std::regex("examples/"), SourceDir() + "/examples/");
+  std::string path = dir.Write("firebreak.toml", config);
+
+  FirebreakProcess process("run", path, dir.File("log.txt"), port);
+  ASSERT_TRUE(process.Start()) << process.Log();
+  auto sent = RunFirebreak({"send", "-c", path, "--source", "slack"});
+  EXPECT_EQ(sent.exit_code, 0) << sent.out;
+  EXPECT_NE(sent.out.find("-> 200"), std::string::npos) << sent.out;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        std::string log = process.Log();
+        return log.find("echo-bot: slack.event from slack") != std::string::npos &&
+               log.find("\"msg\":\"job succeeded\"") != std::string::npos;
+      },
+      std::chrono::seconds(15)))
+      << process.Log();
+  // The same sample body sent twice is one event: `send --data` with a fixed event_id.
+  std::string body = R"({"type":"event_callback","event_id":"EvFixed1","event":{"type":"message","text":"x"}})";
+  EXPECT_EQ(RunFirebreak({"send", "-c", path, "--source", "slack", "--data", body}).exit_code, 0);
+  auto again = RunFirebreak({"send", "-c", path, "--source", "slack", "--data", body});
+  EXPECT_NE(again.out.find("\"duplicate\":true"), std::string::npos) << again.out;
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
+TEST(ShutdownTest, AttemptsOutlivingTheGraceGoBackToTheQueueAndRunAfterRestart) {
+  TempDir dir;
+  uint16_t port = FreePort();
+  dir.Write("secret", "shutdown-secret");
+  // Sleeps 2 s on its first attempt of each job, longer than the 500 ms grace.
+  std::string bot = dir.Write("bot.py", R"PY(
+import json, sys, time
+log = sys.argv[1]
+for line in sys.stdin:
+    env = json.loads(line)
+    with open(log, "a") as f:
+        f.write("%s %d start\n" % (env["payload"]["id"], env["attempt"]))
+    if env["attempt"] == 1:
+        time.sleep(2)
+    with open(log, "a") as f:
+        f.write("%s %d done\n" % (env["payload"]["id"], env["attempt"]))
+    print(json.dumps({"id": env["id"], "ok": True}), flush=True)
+)PY");
+  std::string config = dir.Write("firebreak.toml", R"(
+[server]
+listen = "127.0.0.1:)" + std::to_string(port) + R"("
+[queue]
+path = ")" + dir.File("q.db") + R"("
+[worker]
+shutdown_grace = "500ms"
+[[sources]]
+name = "h"
+kind = "hmac"
+path = "/hooks/h"
+secret = { file = ")" + dir.File("secret") + R"(" }
+dedupe = "/id"
+job = "work"
+[[jobs]]
+type = "work"
+handler = { command = ["/usr/bin/python3", ")" + bot + R"(", ")" + dir.File("runs.txt") + R"("] }
+concurrency = 2
+timeout = "10s"
+)");
+  FirebreakProcess process("run", config, dir.File("log.txt"), port);
+  ASSERT_TRUE(process.Start()) << process.Log();
+  for (const char* id : {"a", "b"}) {
+    std::string body = std::string(R"({"id":")") + id + "\"}";
+    HttpRequest req;
+    req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/h";
+    req.headers = {{"X-Signature", HmacSha256Hex("shutdown-secret", body)}};
+    req.body = body;
+    auto res = HttpCall(req);
+    ASSERT_TRUE(res.ok() && res->status == 200);
+  }
+  ASSERT_TRUE(WaitFor([&] { return ReadLines(dir.File("runs.txt")).size() >= 2; },
+                      std::chrono::seconds(10)));
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(process.Terminate(), 0) << process.Log();
+  // Graceful: waited the grace, not the 2 s handlers nor the 10 s timeout.
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1900));
+  EXPECT_NE(process.Log().find("job interrupted by shutdown"), std::string::npos);
+
+  ASSERT_TRUE(process.Start()) << process.Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::string runs = ReadFile(dir.File("runs.txt"));
+        return runs.find("a 2 done") != std::string::npos &&
+               runs.find("b 2 done") != std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << ReadFile(dir.File("runs.txt")) << process.Log();
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
+}  // namespace
+}  // namespace firebreak::testing
