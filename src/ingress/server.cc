@@ -117,7 +117,9 @@ struct IngressServer::Impl {
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
-  std::atomic<int> open_sessions{0};
+  // Requests read but not yet answered: shutdown waits for these, not for idle
+  // keep-alive connections.
+  std::atomic<int> requests_in_progress{0};
 
   std::mutex depth_mu;  // guards last_depth_refresh_ms (scrapes may run concurrently)
   int64_t last_depth_refresh_ms = 0;
@@ -144,7 +146,6 @@ asio::awaitable<void> IngressServer::Impl::Accept() {
 }
 
 asio::awaitable<void> IngressServer::Impl::Session(tcp::socket socket) {
-  ++open_sessions;
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   for (;;) {
@@ -176,6 +177,7 @@ asio::awaitable<void> IngressServer::Impl::Session(tcp::socket socket) {
       break;
     }
     Request& req = parser.get();
+    ++requests_in_progress;
     Response res = co_await Handle(req);
     bool keep_alive = req.keep_alive() && !stopping;
     res.keep_alive(keep_alive);
@@ -183,11 +185,11 @@ asio::awaitable<void> IngressServer::Impl::Session(tcp::socket socket) {
     stream.expires_after(config.server.read_timeout);
     auto [wec, wbytes] = co_await http::async_write(stream, res, kUseTuple);
     (void)wbytes;
+    --requests_in_progress;
     if (wec || !keep_alive) break;
   }
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  --open_sessions;
 }
 
 Response IngressServer::Impl::Simple(const Request& req, http::status status, std::string body,
@@ -371,7 +373,7 @@ void IngressServer::Stop(std::chrono::milliseconds grace) {
   if (impl_->threads.empty()) return;
   StopAccepting();
   auto deadline = std::chrono::steady_clock::now() + grace;
-  while (impl_->open_sessions > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (impl_->requests_in_progress > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   impl_->io.stop();

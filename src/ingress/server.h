@@ -36,7 +36,8 @@ class IngressServer {
   // Closes the listener: no new connections; open ones finish their current request
   // and are closed. Safe from any thread.
   void StopAccepting();
-  // Waits up to `grace` for open connections to finish, then stops the I/O threads.
+  // Waits up to `grace` for requests already read to be answered (idle keep-alive
+  // connections are just closed), then stops the I/O threads.
   void Stop(std::chrono::milliseconds grace);
 
  private:

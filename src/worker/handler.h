@@ -40,6 +40,9 @@ class Handler {
                    std::chrono::milliseconds timeout, HandlerCallback done) = 0;
   // Stops idle processes/connections; attempts still running complete normally.
   virtual void Shutdown() = 0;
+  // After Shutdown: true once no process or idle connection is left, so the owner can
+  // wait for a clean exit before destroying the handler (which kills what remains).
+  virtual bool Drained() const = 0;
 };
 
 // For job.handler.command: a pool of up to job.concurrency processes, started on

@@ -55,6 +55,7 @@ class UrlHandler final : public Handler {
   // Closes idle connections; running attempts finish, then close their connection.
   // Runs after Shutdown are answered kFailed "handler is shut down".
   void Shutdown() override;
+  bool Drained() const override { return idle_.empty(); }
 
   size_t IdleConnections() const { return idle_.size(); }
 

@@ -27,6 +27,8 @@ constexpr std::chrono::milliseconds kLeaseGrace{5000};
 // How often the worker looks for runnable jobs when nobody woke it (delayed jobs,
 // retries coming due, jobs enqueued by another process).
 constexpr std::chrono::milliseconds kPollInterval{100};
+// How long handler processes get to exit after their stdin is closed at shutdown.
+constexpr std::chrono::milliseconds kHandlerExitGrace{1000};
 
 std::string TraceId(const std::string& traceparent) {
   return traceparent.size() >= 35 ? traceparent.substr(3, 32) : std::string();
@@ -87,6 +89,18 @@ class Worker::Impl {
     asio::post(io_, [this] {
       for (auto& [type, state] : types_) state.handler->Shutdown();
     });
+    // Give handler processes a moment to exit on their own (stdin closed) before the
+    // handlers' destructors kill whatever is left.
+    auto drain_deadline = std::chrono::steady_clock::now() + kHandlerExitGrace;
+    std::atomic<bool> drained{false};
+    while (!drained.load() && std::chrono::steady_clock::now() < drain_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      asio::post(io_, [this, &drained] {
+        bool all = true;
+        for (auto& [type, state] : types_) all = all && state.handler->Drained();
+        drained = all;
+      });
+    }
     Join();
   }
 
