@@ -25,8 +25,7 @@ std::optional<Config> LoadForCli(const std::string& path, bool resolve_secrets) 
 }
 
 Status CheckSupportedByThisBuild(const Config& config) {
-  auto unsupported = [](const std::string& where, const std::string& key,
-                        const std::string& what) {
+  auto unsupported = [](const std::string& where, const std::string& key, const std::string& what) {
     return InvalidArgument(where + ": " + key + ": " + what +
                            " is not supported by this build yet; remove the key");
   };

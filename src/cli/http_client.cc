@@ -1,14 +1,14 @@
 #include "cli/http_client.h"
 
+#include <strings.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/version.hpp>
-
 #include <optional>
-#include <strings.h>
 
 namespace firebreak {
 
@@ -76,7 +76,8 @@ struct HttpConnection::Impl {
     if (ec) return Unavailable("resolve " + host + ": " + ec.message());
     stream->expires_after(timeout);
     stream->connect(results, ec);
-    if (ec) return Unavailable("connect " + host + ":" + std::to_string(port) + ": " + ec.message());
+    if (ec)
+      return Unavailable("connect " + host + ":" + std::to_string(port) + ": " + ec.message());
     stream->socket().set_option(tcp::no_delay(true), ec);
     return Status::Ok();
   }
@@ -113,9 +114,9 @@ Result<HttpResponse> HttpConnection::Send(
     if (!ec) http::read(*impl_->stream, impl_->buffer, parser, ec);
     if (ec) {
       impl_->stream.reset();
-      bool stale = !fresh && (ec == http::error::end_of_stream || ec == asio::error::eof ||
-                              ec == asio::error::connection_reset ||
-                              ec == asio::error::broken_pipe);
+      bool stale =
+          !fresh && (ec == http::error::end_of_stream || ec == asio::error::eof ||
+                     ec == asio::error::connection_reset || ec == asio::error::broken_pipe);
       if (stale) continue;  // the server closed an idle keep-alive connection: once more
       if (ec == beast::error::timeout) return Status(StatusCode::kDeadlineExceeded, "timeout");
       return Unavailable(ec.message());

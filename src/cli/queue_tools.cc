@@ -1,9 +1,8 @@
 // `firebreak queue stats` and `firebreak dlq ...`: operate on the configured store
 // directly, so they work whether or not a server is running.
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
 #include "cli/common.h"
@@ -34,10 +33,10 @@ nlohmann::json JobJson(const Job& job) {
       {"enqueued_at", FormatTimestampMs(job.enqueued_at_ms)},
       {"traceparent", job.traceparent},
   };
-  out["headers"] = nlohmann::json::parse(job.headers_json.empty() ? "{}" : job.headers_json,
-                                         nullptr, false);
-  out["payload"] = nlohmann::json::parse(job.payload_json.empty() ? "null" : job.payload_json,
-                                         nullptr, false);
+  out["headers"] =
+      nlohmann::json::parse(job.headers_json.empty() ? "{}" : job.headers_json, nullptr, false);
+  out["payload"] =
+      nlohmann::json::parse(job.payload_json.empty() ? "null" : job.payload_json, nullptr, false);
   nlohmann::json attempts = nlohmann::json::array();
   for (const AttemptRecord& a : job.attempts) {
     attempts.push_back({{"attempt", a.attempt},
@@ -65,8 +64,11 @@ int QueueStats(const std::string& config_path, bool json) {
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const TypeDepth& d : *stats) {
-      out.push_back({{"job_type", d.type}, {"ready", d.ready}, {"delayed", d.delayed},
-                     {"in_flight", d.in_flight}, {"dead", d.dead}});
+      out.push_back({{"job_type", d.type},
+                     {"ready", d.ready},
+                     {"delayed", d.delayed},
+                     {"in_flight", d.in_flight},
+                     {"dead", d.dead}});
     }
     std::cout << out.dump() << "\n";
     return kExitOk;
@@ -95,8 +97,8 @@ int DlqList(const std::string& config_path, const std::string& type, int limit,
   for (const Job& job : page->items) {
     std::string last_error = job.attempts.empty() ? "" : job.attempts.back().error;
     if (last_error.size() > 80) last_error = last_error.substr(0, 77) + "...";
-    std::printf("%-26s %-24s %-12s %8d  %s\n", job.id.c_str(), job.type.c_str(),
-                job.source.c_str(), job.attempt, last_error.c_str());
+    std::printf("%-26s %-24s %-12s %8d  %s\n", job.id.c_str(), job.type.c_str(), job.source.c_str(),
+                job.attempt, last_error.c_str());
   }
   if (!page->next_cursor.empty()) {
     std::printf("more: --cursor %s\n", page->next_cursor.c_str());
@@ -133,9 +135,8 @@ int DlqReplay(const std::string& config_path, const std::string& id, bool all,
     std::cout << "replayed " << id << "\n";
     return kExitOk;
   }
-  auto count = queue->ReplayAll(type, [](int64_t done) {
-    std::cerr << "\rreplayed " << done << std::flush;
-  });
+  auto count = queue->ReplayAll(
+      type, [](int64_t done) { std::cerr << "\rreplayed " << done << std::flush; });
   std::cerr << "\n";
   if (!count.ok()) {
     std::cerr << "dlq replay --all: " << count.status().message() << "\n";

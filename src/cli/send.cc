@@ -24,8 +24,8 @@ std::string SampleBody(const SourceConfig& source, int64_t now) {
   std::string id = RandomToken(8);
   if (source.kind == SourceKind::kSlack) {
     return "{\"token\":\"sample\",\"team_id\":\"T0001\",\"api_app_id\":\"A0001\","
-           "\"type\":\"event_callback\",\"event_id\":\"Ev" + id + "\",\"event_time\":" +
-           std::to_string(now) +
+           "\"type\":\"event_callback\",\"event_id\":\"Ev" +
+           id + "\",\"event_time\":" + std::to_string(now) +
            ",\"event\":{\"type\":\"app_mention\",\"user\":\"U0001\",\"channel\":\"C0001\","
            "\"text\":\"<@U0BOT> hello from firebreak send\",\"ts\":\"" +
            std::to_string(now) + ".000100\"}}";

@@ -23,8 +23,8 @@ Result<std::vector<std::unique_ptr<Source>>> BuildSources(const Config& config) 
   for (const SourceConfig& sc : config.sources) {
     auto source = MakeSource(sc, SystemClock::Instance());
     if (!source.ok()) {
-      return InvalidArgument(sc.where + ": sources \"" + sc.name + "\": " +
-                             source.status().message());
+      return InvalidArgument(sc.where + ": sources \"" + sc.name +
+                             "\": " + source.status().message());
     }
     sources.push_back(std::move(source).value());
   }
@@ -33,9 +33,12 @@ Result<std::vector<std::unique_ptr<Source>>> BuildSources(const Config& config) 
 
 const char* RoleName(Role role) {
   switch (role) {
-    case Role::kAll: return "run";
-    case Role::kIngest: return "ingest";
-    case Role::kWorker: return "worker";
+    case Role::kAll:
+      return "run";
+    case Role::kIngest:
+      return "ingest";
+    case Role::kWorker:
+      return "worker";
   }
   return "run";
 }
@@ -109,17 +112,18 @@ int Serve(const std::string& config_path, Role role) {
       return kExitFailure;
     }
   }
-  log::Info("firebreak started",
-            {{"role", RoleName(role)}, {"config", config.file},
-             {"listen", server ? config.server.listen : std::string("-")},
-             {"port", server ? static_cast<int>(server->port()) : 0},
-             {"queue", config.queue.backend}, {"queue_path", config.queue.path},
-             {"version", FIREBREAK_VERSION}});
+  log::Info("firebreak started", {{"role", RoleName(role)},
+                                  {"config", config.file},
+                                  {"listen", server ? config.server.listen : std::string("-")},
+                                  {"port", server ? static_cast<int>(server->port()) : 0},
+                                  {"queue", config.queue.backend},
+                                  {"queue_path", config.queue.path},
+                                  {"version", FIREBREAK_VERSION}});
 
   int sig = WaitForSignal(signals);
-  log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
-                              {"grace_ms", static_cast<int64_t>(
-                                               config.worker.shutdown_grace.count())}});
+  log::Info("shutting down",
+            {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+             {"grace_ms", static_cast<int64_t>(config.worker.shutdown_grace.count())}});
   // A second signal exits at once: in-flight jobs keep their lease and are delivered
   // again when it expires, so nothing accepted is lost.
   std::thread second([signals] {

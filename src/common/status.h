@@ -12,15 +12,15 @@ namespace firebreak {
 
 enum class StatusCode {
   kOk,
-  kInvalidArgument,     // caller's input is wrong; retrying won't help
+  kInvalidArgument,  // caller's input is wrong; retrying won't help
   kNotFound,
   kAlreadyExists,
   kFailedPrecondition,  // state does not allow the call (e.g. lease lost); don't retry blindly
   kUnauthenticated,
-  kResourceExhausted,   // over a limit (queue depth, rate); retry later
-  kUnavailable,         // transient: store or peer unreachable; retry with backoff
-  kDeadlineExceeded,    // timed out; retry with backoff unless the operation is not idempotent
-  kInternal,            // a bug or corrupted state
+  kResourceExhausted,  // over a limit (queue depth, rate); retry later
+  kUnavailable,        // transient: store or peer unreachable; retry with backoff
+  kDeadlineExceeded,   // timed out; retry with backoff unless the operation is not idempotent
+  kInternal,           // a bug or corrupted state
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -46,7 +46,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
@@ -58,7 +60,7 @@ inline Status FailedPrecondition(std::string m) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!status_.ok());
   }

@@ -21,12 +21,18 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
     while (i < text.size() && text[i] >= 'a' && text[i] <= 'z') ++i;
     std::string_view unit = text.substr(unit_start, i - unit_start);
     double factor;
-    if (unit == "ms") factor = 1;
-    else if (unit == "s") factor = 1000;
-    else if (unit == "m") factor = 60'000;
-    else if (unit == "h") factor = 3'600'000;
-    else if (unit == "d") factor = 86'400'000;
-    else return std::nullopt;
+    if (unit == "ms")
+      factor = 1;
+    else if (unit == "s")
+      factor = 1000;
+    else if (unit == "m")
+      factor = 60'000;
+    else if (unit == "h")
+      factor = 3'600'000;
+    else if (unit == "d")
+      factor = 86'400'000;
+    else
+      return std::nullopt;
     double ms = value * factor;
     if (ms > 1e15) return std::nullopt;
     total_ms += static_cast<int64_t>(ms);
@@ -43,14 +49,22 @@ std::optional<uint64_t> ParseSize(std::string_view text) {
   if (ec != std::errc() || ptr != text.data() + i) return std::nullopt;
   std::string_view unit = text.substr(i);
   uint64_t factor;
-  if (unit.empty() || unit == "B") factor = 1;
-  else if (unit == "KB") factor = 1000;
-  else if (unit == "KiB") factor = 1024;
-  else if (unit == "MB") factor = 1000 * 1000;
-  else if (unit == "MiB") factor = 1024 * 1024;
-  else if (unit == "GB") factor = 1000ull * 1000 * 1000;
-  else if (unit == "GiB") factor = 1024ull * 1024 * 1024;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    factor = 1;
+  else if (unit == "KB")
+    factor = 1000;
+  else if (unit == "KiB")
+    factor = 1024;
+  else if (unit == "MB")
+    factor = 1000 * 1000;
+  else if (unit == "MiB")
+    factor = 1024 * 1024;
+  else if (unit == "GB")
+    factor = 1000ull * 1000 * 1000;
+  else if (unit == "GiB")
+    factor = 1024ull * 1024 * 1024;
+  else
+    return std::nullopt;
   if (value > UINT64_MAX / factor) return std::nullopt;
   return value * factor;
 }

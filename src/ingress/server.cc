@@ -10,7 +10,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
 #include <chrono>
 #include <mutex>
 
@@ -72,10 +71,14 @@ std::string ErrorBody(std::string_view error) {
 }  // namespace
 
 struct IngressServer::Impl {
-  Impl(const Config& cfg, std::vector<std::unique_ptr<Source>> srcs, Queue& q, Metrics& m,
-       Clock& c)
-      : config(cfg), sources(std::move(srcs)), queue(q), metrics(m), clock(c),
-        io(ThreadCount(cfg)), acceptor(io) {
+  Impl(const Config& cfg, std::vector<std::unique_ptr<Source>> srcs, Queue& q, Metrics& m, Clock& c)
+      : config(cfg),
+        sources(std::move(srcs)),
+        queue(q),
+        metrics(m),
+        clock(c),
+        io(ThreadCount(cfg)),
+        acceptor(io) {
     for (auto& source : sources) {
       Route route;
       route.source = source.get();
@@ -253,12 +256,12 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
   if (decision.kind == SourceDecision::Kind::kRespond) {
     if (decision.status == 401) {
       m.unauthorized->Increment();
-      log::Warn("webhook rejected", {{"source", source.name}, {"status", decision.status},
-                                     {"error", decision.error}});
+      log::Warn("webhook rejected",
+                {{"source", source.name}, {"status", decision.status}, {"error", decision.error}});
     } else if (decision.status >= 400) {
       m.bad_request->Increment();
-      log::Info("webhook rejected", {{"source", source.name}, {"status", decision.status},
-                                     {"error", decision.error}});
+      log::Info("webhook rejected",
+                {{"source", source.name}, {"status", decision.status}, {"error", decision.error}});
     }
     observe();
     co_return Simple(req, static_cast<http::status>(decision.status), std::move(decision.body),
@@ -289,9 +292,9 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
   observe();
   if (!result.status.ok()) {
     m.overloaded->Increment();
-    log::Error("webhook not stored: store unavailable",
-               {{"source", source.name}, {"dedupe_key", dedupe_key},
-                {"error", result.status.ToString()}});
+    log::Error(
+        "webhook not stored: store unavailable",
+        {{"source", source.name}, {"dedupe_key", dedupe_key}, {"error", result.status.ToString()}});
     Response res = Simple(req, http::status::service_unavailable, ErrorBody("store unavailable"));
     res.set(http::field::retry_after, "5");
     co_return res;
@@ -300,23 +303,26 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
     case EnqueueOutcome::kAccepted:
       m.accepted->Increment();
       if (log::Enabled(log::Level::kDebug)) {
-        log::Debug("webhook accepted", {{"source", source.name}, {"job_id", result.job_id},
-                                        {"job_type", source.job}, {"dedupe_key", dedupe_key},
+        log::Debug("webhook accepted", {{"source", source.name},
+                                        {"job_id", result.job_id},
+                                        {"job_type", source.job},
+                                        {"dedupe_key", dedupe_key},
                                         {"trace_id", trace_id}});
       }
       break;
     case EnqueueOutcome::kDuplicate:
       m.duplicate->Increment();
       m.duplicates_total->Increment();
-      log::Info("duplicate webhook ignored",
-                {{"source", source.name}, {"job_id", result.job_id}, {"job_type", source.job},
-                 {"dedupe_key", dedupe_key}});
+      log::Info("duplicate webhook ignored", {{"source", source.name},
+                                              {"job_id", result.job_id},
+                                              {"job_type", source.job},
+                                              {"dedupe_key", dedupe_key}});
       break;
     case EnqueueOutcome::kOverloaded: {
       m.overloaded->Increment();
-      log::Warn("webhook refused: queue full",
-                {{"source", source.name}, {"dedupe_key", dedupe_key},
-                 {"max_depth", config.queue.max_depth}});
+      log::Warn("webhook refused: queue full", {{"source", source.name},
+                                                {"dedupe_key", dedupe_key},
+                                                {"max_depth", config.queue.max_depth}});
       Response res = Simple(req, http::status::service_unavailable, ErrorBody("queue full"));
       res.set(http::field::retry_after, "5");
       co_return res;

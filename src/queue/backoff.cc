@@ -20,8 +20,7 @@ std::chrono::milliseconds BackoffDelay(const BackoffPolicy& policy, int failed_a
     case Jitter::kNone:
       return std::chrono::milliseconds(ceiling);
     case Jitter::kFull:
-      return std::chrono::milliseconds(
-          std::uniform_int_distribution<int64_t>(0, ceiling)(rng));
+      return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, ceiling)(rng));
     case Jitter::kEqual:
       return std::chrono::milliseconds(
           ceiling / 2 + std::uniform_int_distribution<int64_t>(0, ceiling - ceiling / 2)(rng));

@@ -31,9 +31,9 @@ std::chrono::milliseconds BackoffDelay(const BackoffPolicy& policy, int failed_a
                                        std::mt19937_64& rng);
 
 struct RetryDecision {
-  bool retry = false;                 // false: dead-letter it
+  bool retry = false;                  // false: dead-letter it
   std::chrono::milliseconds delay{0};  // when retry
-  const char* reason = "";            // for the log: "backoff", "retry_after", "exhausted", "not_retryable"
+  const char* reason = "";  // for the log: "backoff", "retry_after", "exhausted", "not_retryable"
 };
 
 // `retry_after`, when the handler or upstream gave one, wins over the backoff.

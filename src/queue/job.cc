@@ -4,9 +4,12 @@ namespace firebreak {
 
 const char* JobStateName(JobState state) {
   switch (state) {
-    case JobState::kReady: return "ready";
-    case JobState::kInFlight: return "in_flight";
-    case JobState::kDead: return "dead";
+    case JobState::kReady:
+      return "ready";
+    case JobState::kInFlight:
+      return "in_flight";
+    case JobState::kDead:
+      return "dead";
   }
   return "unknown";
 }

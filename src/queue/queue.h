@@ -21,9 +21,9 @@ namespace firebreak {
 struct QueueConfig;
 
 enum class EnqueueOutcome {
-  kAccepted,   // stored durably (per queue.durability)
-  kDuplicate,  // a dedupe key was seen within dedupe_ttl; nothing stored
-  kOverloaded, // ready+delayed depth is at max_depth; nothing stored
+  kAccepted,    // stored durably (per queue.durability)
+  kDuplicate,   // a dedupe key was seen within dedupe_ttl; nothing stored
+  kOverloaded,  // ready+delayed depth is at max_depth; nothing stored
 };
 
 struct EnqueueResult {
@@ -63,7 +63,7 @@ struct TypeDepth {
 };
 
 struct DeadListPage {
-  std::vector<Job> items;  // with attempts
+  std::vector<Job> items;   // with attempts
   std::string next_cursor;  // "" when there is no further page
 };
 

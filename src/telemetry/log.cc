@@ -30,19 +30,26 @@ State& GetState() {
 
 const char* LevelName(Level level) {
   switch (level) {
-    case Level::kTrace: return "trace";
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kTrace:
+      return "trace";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
 
 void AppendValue(std::string& out, const Field& f, bool quote_strings) {
   if (auto* s = std::get_if<std::string_view>(&f.value)) {
-    if (quote_strings) AppendJsonString(out, *s);
-    else out.append(*s);
+    if (quote_strings)
+      AppendJsonString(out, *s);
+    else
+      out.append(*s);
   } else if (auto* i = std::get_if<int64_t>(&f.value)) {
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof buf, *i);
@@ -62,10 +69,14 @@ void Init(std::string_view format, std::string_view level) {
   State& st = GetState();
   std::lock_guard lock(st.mu);
   Level lv = Level::kInfo;
-  if (level == "trace") lv = Level::kTrace;
-  else if (level == "debug") lv = Level::kDebug;
-  else if (level == "warn") lv = Level::kWarn;
-  else if (level == "error") lv = Level::kError;
+  if (level == "trace")
+    lv = Level::kTrace;
+  else if (level == "debug")
+    lv = Level::kDebug;
+  else if (level == "warn")
+    lv = Level::kWarn;
+  else if (level == "error")
+    lv = Level::kError;
   st.min_level = static_cast<int>(lv);
   st.text = (format == "text");
   if (!st.logger) {

@@ -1,11 +1,10 @@
 #include "worker/worker.h"
 
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include <algorithm>
 #include <map>
 #include <random>
 #include <thread>
@@ -39,8 +38,13 @@ std::string TraceId(const std::string& traceparent) {
 class Worker::Impl {
  public:
   Impl(const Config& config, Queue& queue, Metrics& metrics, Clock& clock)
-      : config_(config), queue_(queue), metrics_(metrics), clock_(clock),
-        work_(asio::make_work_guard(io_)), poll_timer_(io_), rng_(std::random_device{}()) {}
+      : config_(config),
+        queue_(queue),
+        metrics_(metrics),
+        clock_(clock),
+        work_(asio::make_work_guard(io_)),
+        poll_timer_(io_),
+        rng_(std::random_device{}()) {}
 
   ~Impl() { Join(); }
 
@@ -157,9 +161,8 @@ class Worker::Impl {
     if (slots.empty()) return;
     claiming_ = true;
     queue_.Claim(std::move(slots), [this](Result<std::vector<Job>> claimed) {
-      asio::post(io_, [this, claimed = std::move(claimed)]() mutable {
-        OnClaimed(std::move(claimed));
-      });
+      asio::post(io_,
+                 [this, claimed = std::move(claimed)]() mutable { OnClaimed(std::move(claimed)); });
     });
   }
 
@@ -192,13 +195,15 @@ class Worker::Impl {
     ++busy_;
     running_.emplace(attempt->job.id, attempt);
     const Job& j = attempt->job;
-    log::Debug("job started", {{"job_id", j.id}, {"job_type", j.type}, {"source", j.source},
-                               {"dedupe_key", j.dedupe_key}, {"attempt", j.attempt},
+    log::Debug("job started", {{"job_id", j.id},
+                               {"job_type", j.type},
+                               {"source", j.source},
+                               {"dedupe_key", j.dedupe_key},
+                               {"attempt", j.attempt},
                                {"trace_id", TraceId(j.traceparent)}});
-    attempt->type->handler->Run(j.id, BuildEnvelope(j), attempt->type->config->timeout,
-                                [this, attempt](HandlerResult result) {
-                                  OnAttemptDone(attempt, std::move(result));
-                                });
+    attempt->type->handler->Run(
+        j.id, BuildEnvelope(j), attempt->type->config->timeout,
+        [this, attempt](HandlerResult result) { OnAttemptDone(attempt, std::move(result)); });
   }
 
   void OnAttemptDone(const std::shared_ptr<Attempt>& attempt, HandlerResult result) {
@@ -212,8 +217,7 @@ class Worker::Impl {
     }
     const Job& job = attempt->job;
     auto elapsed = std::chrono::steady_clock::now() - attempt->started;
-    int64_t duration_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+    int64_t duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
     type.metrics->duration->Observe(std::chrono::duration<double>(elapsed).count());
 
     JobFinish finish;
@@ -228,9 +232,12 @@ class Worker::Impl {
     if (result.kind == HandlerResult::Kind::kOk) {
       type.metrics->succeeded->Increment();
       finish.disposition = Disposition::kSucceeded;
-      log::Info("job succeeded", {{"job_id", job.id}, {"job_type", job.type},
-                                  {"source", job.source}, {"dedupe_key", job.dedupe_key},
-                                  {"attempt", job.attempt}, {"duration_ms", duration_ms},
+      log::Info("job succeeded", {{"job_id", job.id},
+                                  {"job_type", job.type},
+                                  {"source", job.source},
+                                  {"dedupe_key", job.dedupe_key},
+                                  {"attempt", job.attempt},
+                                  {"duration_ms", duration_ms},
                                   {"trace_id", trace_id}});
       if (!result.actions_json.empty() && result.actions_json != "[]") {
         log::Warn("handler returned actions; this build does not execute actions yet",
@@ -240,31 +247,38 @@ class Worker::Impl {
       bool timed_out = result.kind == HandlerResult::Kind::kTimedOut;
       bool retryable = result.kind != HandlerResult::Kind::kRejected;
       (timed_out ? type.metrics->timed_out : type.metrics->failed)->Increment();
-      finish.record.outcome = timed_out ? "timed_out"
-                              : retryable ? "failed"
-                                          : "rejected";
+      finish.record.outcome = timed_out ? "timed_out" : retryable ? "failed" : "rejected";
       RetryDecision decision = DecideRetry(type.config->backoff, job.attempt, job.max_attempts,
                                            retryable, result.retry_after, rng_);
       if (decision.retry) {
         type.metrics->retried->Increment();
         finish.disposition = Disposition::kRetry;
         finish.run_at_ms = clock_.NowMs() + decision.delay.count();
-        log::Warn("job failed; retrying",
-                  {{"job_id", job.id}, {"job_type", job.type}, {"source", job.source},
-                   {"dedupe_key", job.dedupe_key}, {"attempt", job.attempt},
-                   {"max_attempts", job.max_attempts}, {"outcome", finish.record.outcome},
-                   {"error", result.error}, {"retry_in_ms", decision.delay.count()},
-                   {"reason", decision.reason}, {"duration_ms", duration_ms},
-                   {"trace_id", trace_id}});
+        log::Warn("job failed; retrying", {{"job_id", job.id},
+                                           {"job_type", job.type},
+                                           {"source", job.source},
+                                           {"dedupe_key", job.dedupe_key},
+                                           {"attempt", job.attempt},
+                                           {"max_attempts", job.max_attempts},
+                                           {"outcome", finish.record.outcome},
+                                           {"error", result.error},
+                                           {"retry_in_ms", decision.delay.count()},
+                                           {"reason", decision.reason},
+                                           {"duration_ms", duration_ms},
+                                           {"trace_id", trace_id}});
       } else {
         type.metrics->dead_lettered->Increment();
         finish.disposition = Disposition::kDead;
-        log::Error("job dead-lettered",
-                   {{"job_id", job.id}, {"job_type", job.type}, {"source", job.source},
-                    {"dedupe_key", job.dedupe_key}, {"attempt", job.attempt},
-                    {"max_attempts", job.max_attempts}, {"outcome", finish.record.outcome},
-                    {"error", result.error}, {"reason", decision.reason},
-                    {"trace_id", trace_id}});
+        log::Error("job dead-lettered", {{"job_id", job.id},
+                                         {"job_type", job.type},
+                                         {"source", job.source},
+                                         {"dedupe_key", job.dedupe_key},
+                                         {"attempt", job.attempt},
+                                         {"max_attempts", job.max_attempts},
+                                         {"outcome", finish.record.outcome},
+                                         {"error", result.error},
+                                         {"reason", decision.reason},
+                                         {"trace_id", trace_id}});
       }
     }
     RecordFinish(std::move(finish), /*release=*/false);
@@ -288,7 +302,8 @@ class Worker::Impl {
       finish.record.outcome = "interrupted";
       finish.record.error = "worker shut down before the attempt finished";
       log::Warn("job interrupted by shutdown; back to the queue",
-                {{"job_id", attempt->job.id}, {"job_type", attempt->job.type},
+                {{"job_id", attempt->job.id},
+                 {"job_type", attempt->job.type},
                  {"attempt", attempt->job.attempt}});
       RecordFinish(std::move(finish), /*release=*/true);
     }

@@ -10,7 +10,9 @@ std::string Valid(const std::string& server_extra, const std::string& source_sec
                   const std::string& timeout, const std::string& job_ref) {
   return "[server]\nlisten = \"127.0.0.1:9999\"\n" + server_extra +  // lines 1-2(+)
          "\n[[sources]]\nname = \"s\"\nkind = \"slack\"\npath = \"/hooks/s\"\n"
-         "secret = " + source_secret + "\njob = \"" + job_ref + "\"\n"
+         "secret = " +
+         source_secret + "\njob = \"" + job_ref +
+         "\"\n"
          "\n[[jobs]]\ntype = \"work\"\nhandler = { command = [\"true\"] }\ntimeout = \"" +
          timeout + "\"\n";
 }
@@ -41,15 +43,15 @@ TEST(ConfigErrorsTest, EachErrorExitsTwoNamingFileLineAndKey) {
     EXPECT_EQ(run.exit_code, 2) << c.name << ": " << run.out;
   }
   // Valid by the design, but not built yet: refused, never silently ignored.
-  std::string ordering = dir.Write("ordering.toml", Valid("", ok_secret, "5s", "work") +
-                                                        "ordering = \"/event/channel\"\n");
+  std::string ordering = dir.Write(
+      "ordering.toml", Valid("", ok_secret, "5s", "work") + "ordering = \"/event/channel\"\n");
   auto refused = RunFirebreak({"check", "-c", ordering});
   EXPECT_EQ(refused.exit_code, 2) << refused.out;
   EXPECT_NE(refused.out.find("jobs[0].ordering"), std::string::npos) << refused.out;
   EXPECT_NE(refused.out.find("not supported by this build"), std::string::npos) << refused.out;
 
-  auto good = RunFirebreak({"check", "-c", dir.Write("good.toml", Valid("", ok_secret, "5s",
-                                                                        "work"))});
+  auto good =
+      RunFirebreak({"check", "-c", dir.Write("good.toml", Valid("", ok_secret, "5s", "work"))});
   EXPECT_EQ(good.exit_code, 0) << good.out;
 }
 

@@ -46,7 +46,8 @@ job = "slack.event"
 
 [[jobs]]
 type = "slack.event"
-handler = { command = ["/usr/bin/python3", ")" + bot + R"(", ")" + dir.File("handled.txt") + R"("] }
+handler = { command = ["/usr/bin/python3", ")" + bot + R"(", ")" +
+                                                       dir.File("handled.txt") + R"("] }
 concurrency = 8
 timeout = "3s"
 )");

@@ -37,7 +37,8 @@ TEST(ExampleTest, SendLineFromMakeRunIsHandledByTheEchoBot) {
       std::chrono::seconds(15)))
       << process.Log();
   // The same sample body sent twice is one event: `send --data` with a fixed event_id.
-  std::string body = R"({"type":"event_callback","event_id":"EvFixed1","event":{"type":"message","text":"x"}})";
+  std::string body =
+      R"({"type":"event_callback","event_id":"EvFixed1","event":{"type":"message","text":"x"}})";
   EXPECT_EQ(RunFirebreak({"send", "-c", path, "--source", "slack", "--data", body}).exit_code, 0);
   auto again = RunFirebreak({"send", "-c", path, "--source", "slack", "--data", body});
   EXPECT_NE(again.out.find("\"duplicate\":true"), std::string::npos) << again.out;
@@ -78,7 +79,8 @@ dedupe = "/id"
 job = "work"
 [[jobs]]
 type = "work"
-handler = { command = ["/usr/bin/python3", ")" + bot + R"(", ")" + dir.File("runs.txt") + R"("] }
+handler = { command = ["/usr/bin/python3", ")" + bot + R"(", ")" +
+                                                       dir.File("runs.txt") + R"("] }
 concurrency = 2
 timeout = "10s"
 )");

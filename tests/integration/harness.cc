@@ -128,10 +128,12 @@ CommandResult RunFirebreak(const std::vector<std::string>& args, std::chrono::se
   return result;
 }
 
-FirebreakProcess::FirebreakProcess(std::string role, std::string config_path,
-                                   std::string log_path, uint16_t port)
-    : role_(std::move(role)), config_path_(std::move(config_path)),
-      log_path_(std::move(log_path)), port_(port) {}
+FirebreakProcess::FirebreakProcess(std::string role, std::string config_path, std::string log_path,
+                                   uint16_t port)
+    : role_(std::move(role)),
+      config_path_(std::move(config_path)),
+      log_path_(std::move(log_path)),
+      port_(port) {}
 
 FirebreakProcess::~FirebreakProcess() {
   if (pid_ > 0) Kill9();
@@ -144,19 +146,19 @@ bool FirebreakProcess::Start(std::chrono::seconds timeout) {
     return waitpid(pid_, nullptr, WNOHANG) == 0;
   }
   return WaitFor(
-      [this] {
-        if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-          pid_ = -1;
-          return true;  // exited: stop waiting, report failure below
-        }
-        HttpRequest req;
-        req.method = "GET";
-        req.url = "http://127.0.0.1:" + std::to_string(port_) + "/healthz";
-        req.timeout = std::chrono::milliseconds(500);
-        auto res = HttpCall(req);
-        return res.ok() && res->status == 200;
-      },
-      timeout) &&
+             [this] {
+               if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+                 pid_ = -1;
+                 return true;  // exited: stop waiting, report failure below
+               }
+               HttpRequest req;
+               req.method = "GET";
+               req.url = "http://127.0.0.1:" + std::to_string(port_) + "/healthz";
+               req.timeout = std::chrono::milliseconds(500);
+               auto res = HttpCall(req);
+               return res.ok() && res->status == 200;
+             },
+             timeout) &&
          pid_ > 0;
 }
 

@@ -43,8 +43,7 @@ CommandResult RunFirebreak(const std::vector<std::string>& args,
 // A `firebreak <role> -c config` process; its output goes to log_path.
 class FirebreakProcess {
  public:
-  FirebreakProcess(std::string role, std::string config_path, std::string log_path,
-                   uint16_t port);
+  FirebreakProcess(std::string role, std::string config_path, std::string log_path, uint16_t port);
   ~FirebreakProcess();  // SIGKILL if still running
   // Starts and waits for /healthz (or, for the worker role, a short settle).
   bool Start(std::chrono::seconds timeout = std::chrono::seconds(20));

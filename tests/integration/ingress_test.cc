@@ -29,9 +29,11 @@ for line in sys.stdin:
         f.write(line.strip() + "\n")
     print(json.dumps({"id": env["id"], "ok": True}), flush=True)
 )PY");
-    config_ = dir_.Write("firebreak.toml", R"(
+    config_ =
+        dir_.Write("firebreak.toml", R"(
 [server]
-listen = "127.0.0.1:)" + std::to_string(port_) + R"("
+listen = "127.0.0.1:)" + std::to_string(port_) +
+                                         R"("
 max_body = "64KiB"
 threads = 2
 
@@ -42,14 +44,16 @@ path = ")" + dir_.File("queue.db") + R"("
 name = "slack"
 kind = "slack"
 path = "/hooks/slack"
-secret = { file = ")" + dir_.File("slack.secret") + R"(" }
+secret = { file = ")" + dir_.File("slack.secret") +
+                                         R"(" }
 job = "slack.event"
 
 [[sources]]
 name = "github-like"
 kind = "hmac"
 path = "/hooks/generic"
-secret = { file = ")" + dir_.File("hmac.secret") + R"(" }
+secret = { file = ")" + dir_.File("hmac.secret") +
+                                         R"(" }
 header = "X-Hub-Signature-256"
 prefix = "sha256="
 dedupe = "/delivery"
@@ -57,13 +61,15 @@ job = "generic.event"
 
 [[jobs]]
 type = "slack.event"
-handler = { command = ["/usr/bin/python3", ")" + handler + R"(", ")" + dir_.File("seen.ndjson") + R"("] }
+handler = { command = ["/usr/bin/python3", ")" +
+                                         handler + R"(", ")" + dir_.File("seen.ndjson") + R"("] }
 concurrency = 2
 timeout = "5s"
 
 [[jobs]]
 type = "generic.event"
-handler = { command = ["/usr/bin/python3", ")" + handler + R"(", ")" + dir_.File("seen.ndjson") + R"("] }
+handler = { command = ["/usr/bin/python3", ")" +
+                                         handler + R"(", ")" + dir_.File("seen.ndjson") + R"("] }
 concurrency = 2
 timeout = "5s"
 )");
@@ -117,8 +123,9 @@ std::string SlackEvent(const std::string& event_id, const std::string& text = "h
 
 TEST_F(IngressTest, SignedSlackAndHmacEventsReachTheHandlerAsEnvelopes) {
   StartFirebreak("run");
-  auto res = PostSlack(SlackEvent("Ev0001"), NowSeconds(), "application/json",
-                       {{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}});
+  auto res =
+      PostSlack(SlackEvent("Ev0001"), NowSeconds(), "application/json",
+                {{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}});
   EXPECT_EQ(res.status, 200) << res.body;
   std::string body = R"({"delivery":"d-42","action":"opened"})";
   res = Post("/hooks/generic", body,
@@ -159,15 +166,18 @@ TEST_F(IngressTest, RejectsForgeriesAndBadInputWithoutStoring) {
   auto headers = SlackHeaders(kSlackSecret, body, NowSeconds(), "application/json");
   EXPECT_EQ(Post("/hooks/slack", SlackEvent("Ev0002", "tampered"), headers).status, 401);
   // Wrong secret.
-  EXPECT_EQ(Post("/hooks/slack", body, SlackHeaders("nope", body, NowSeconds(),
-                                                    "application/json")).status, 401);
+  EXPECT_EQ(Post("/hooks/slack", body, SlackHeaders("nope", body, NowSeconds(), "application/json"))
+                .status,
+            401);
   // Timestamp six minutes old, correctly signed.
   EXPECT_EQ(PostSlack(body, NowSeconds() - 360).status, 401);
   // Missing signature.
   EXPECT_EQ(Post("/hooks/slack", body, {{"Content-Type", "application/json"}}).status, 401);
   // hmac with a bad signature.
   EXPECT_EQ(Post("/hooks/generic", R"({"delivery":"x"})",
-                 {{"X-Hub-Signature-256", "sha256=" + std::string(64, '0')}}).status, 401);
+                 {{"X-Hub-Signature-256", "sha256=" + std::string(64, '0')}})
+                .status,
+            401);
   // Malformed JSON, correctly signed → 400.
   auto bad = PostSlack(R"({"type":"event_callback",)");
   EXPECT_EQ(bad.status, 400);
@@ -175,9 +185,9 @@ TEST_F(IngressTest, RejectsForgeriesAndBadInputWithoutStoring) {
   // Over max_body (64 KiB) → 413.
   std::string big = SlackEvent("Ev0003", std::string(70 * 1024, 'x'));
   HttpConnection fresh("127.0.0.1", port_);
-  auto too_large = fresh.Send("POST", "/hooks/slack",
-                              SlackHeaders(kSlackSecret, big, NowSeconds(), "application/json"),
-                              big);
+  auto too_large =
+      fresh.Send("POST", "/hooks/slack",
+                 SlackHeaders(kSlackSecret, big, NowSeconds(), "application/json"), big);
   ASSERT_TRUE(too_large.ok());
   EXPECT_EQ(too_large->status, 413);
 
@@ -196,8 +206,11 @@ TEST_F(IngressTest, DuplicatesAndSlackRetriesMakeOneJob) {
                          {{"X-Slack-Retry-Num", "1"}, {"X-Slack-Retry-Reason", "http_timeout"}});
   EXPECT_EQ(retry.status, 200);
   EXPECT_EQ(Stored("slack.event"), 1);
-  std::string scrape = HttpCall({"GET", "http://127.0.0.1:" + std::to_string(port_) + "/metrics",
-                                 {}, "", std::chrono::seconds(5)})
+  std::string scrape = HttpCall({"GET",
+                                 "http://127.0.0.1:" + std::to_string(port_) + "/metrics",
+                                 {},
+                                 "",
+                                 std::chrono::seconds(5)})
                            ->body;
   EXPECT_EQ(MetricValue(scrape, "firebreak_duplicates_total", {"source=\"slack\""}), 2);
   EXPECT_EQ(MetricValue(scrape, "firebreak_ingress_requests_total",

@@ -2,10 +2,9 @@
 // kept, replay, hard timeouts, Retry-After from a url handler, per-type concurrency.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "harness.h"
 
@@ -22,7 +21,8 @@ class JobsTest : public ::testing::Test {
     dir_.Write("hmac.secret", kSecret);
     config_ = dir_.Write("firebreak.toml", R"(
 [server]
-listen = "127.0.0.1:)" + std::to_string(port_) + R"("
+listen = "127.0.0.1:)" + std::to_string(port_) +
+                                               R"("
 threads = 1
 
 [queue]
@@ -35,7 +35,8 @@ shutdown_grace = "2s"
 name = "test"
 kind = "hmac"
 path = "/hooks/test"
-secret = { file = ")" + dir_.File("hmac.secret") + R"(" }
+secret = { file = ")" + dir_.File("hmac.secret") +
+                                               R"(" }
 dedupe = "/id"
 job = "work"
 
@@ -59,7 +60,10 @@ type = "work"
   }
 
   std::string Scrape() {
-    auto res = HttpCall({"GET", "http://127.0.0.1:" + std::to_string(port_) + "/metrics", {}, "",
+    auto res = HttpCall({"GET",
+                         "http://127.0.0.1:" + std::to_string(port_) + "/metrics",
+                         {},
+                         "",
                          std::chrono::seconds(5)});
     return res.ok() ? res->body : "";
   }
@@ -120,8 +124,8 @@ max_attempts = 5
 backoff = { base = "300ms", factor = 3, max = "10s", jitter = "none" }
 )");
   Send("flaky-1", R"(,"mode":"flaky")");
-  ASSERT_TRUE(WaitFor([&] { return Attempts(dir_, "flaky-1").size() >= 3; },
-                      std::chrono::seconds(15)))
+  ASSERT_TRUE(
+      WaitFor([&] { return Attempts(dir_, "flaky-1").size() >= 3; }, std::chrono::seconds(15)))
       << process_->Log();
   std::this_thread::sleep_for(std::chrono::seconds(2));  // would a 4th attempt come?
   auto attempts = Attempts(dir_, "flaky-1");
@@ -179,8 +183,8 @@ backoff = { base = "100ms", factor = 2, max = "1s", jitter = "full" }
 
   auto replay = RunFirebreak({"dlq", "replay", dead_id, "-c", config_});
   EXPECT_EQ(replay.exit_code, 0) << replay.out;
-  ASSERT_TRUE(WaitFor([&] { return Attempts(dir_, "doomed").size() >= 4; },
-                      std::chrono::seconds(10)));
+  ASSERT_TRUE(
+      WaitFor([&] { return Attempts(dir_, "doomed").size() >= 4; }, std::chrono::seconds(10)));
   EXPECT_EQ(Attempts(dir_, "doomed")[3]["attempt"], 1);  // replay starts over at attempt 1
 }
 
@@ -192,15 +196,12 @@ max_attempts = 3
 backoff = { base = "100ms", factor = 2, max = "1s", jitter = "none" }
 )");
   Send("slow", R"(,"mode":"hang")");
-  ASSERT_TRUE(WaitFor([&] { return Attempts(dir_, "slow").size() >= 2; },
-                      std::chrono::seconds(15)))
+  ASSERT_TRUE(WaitFor([&] { return Attempts(dir_, "slow").size() >= 2; }, std::chrono::seconds(15)))
       << process_->Log();
   auto attempts = Attempts(dir_, "slow");
   EXPECT_GE(attempts[1]["t"].get<double>() - attempts[0]["t"].get<double>(), 1.0);
   ASSERT_TRUE(WaitFor(
-      [&] {
-        return MetricValue(Scrape(), "firebreak_jobs_total", {"outcome=\"succeeded\""}) == 1;
-      },
+      [&] { return MetricValue(Scrape(), "firebreak_jobs_total", {"outcome=\"succeeded\""}) == 1; },
       std::chrono::seconds(5)));
   std::string scrape = Scrape();
   EXPECT_EQ(MetricValue(scrape, "firebreak_jobs_total", {"outcome=\"timed_out\""}), 1);
@@ -243,8 +244,8 @@ max_attempts = 5
 backoff = { base = "100ms", factor = 2, max = "1s", jitter = "none" }
 )");
   Send("limited");
-  bool done = WaitFor([&] { return Attempts(dir_, "limited").size() >= 2; },
-                      std::chrono::seconds(15));
+  bool done =
+      WaitFor([&] { return Attempts(dir_, "limited").size() >= 2; }, std::chrono::seconds(15));
   kill(server_pid, SIGKILL);
   waitpid(server_pid, nullptr, 0);
   ASSERT_TRUE(done) << process_->Log();
