@@ -15,7 +15,8 @@ constexpr char kHmacSecret[] = "hmac-secret-for-tests";
 class IngressTest : public ::testing::Test {
  protected:
   // role "ingest" stores without consuming, so stored jobs can be counted.
-  void StartFirebreak(const std::string& role, const std::string& handler_dir = "") {
+  void StartFirebreak(const std::string& role, const std::string& handler_dir = "",
+                      int max_depth = 100000) {
     port_ = FreePort();
     dir_.Write("slack.secret", kSlackSecret);
     dir_.Write("hmac.secret", std::string(kHmacSecret) + "\n");
@@ -39,6 +40,7 @@ threads = 2
 
 [queue]
 path = ")" + dir_.File("queue.db") + R"("
+max_depth = )" + std::to_string(max_depth) + R"(
 
 [[sources]]
 name = "slack"
@@ -234,6 +236,20 @@ TEST_F(IngressTest, AnswersUrlVerificationAndAcceptsSlashCommands) {
   auto slash = PostSlack(form, NowSeconds(), "application/x-www-form-urlencoded");
   EXPECT_EQ(slash.status, 200) << slash.body;
   EXPECT_EQ(Stored("slack.event"), 1);
+}
+
+TEST_F(IngressTest, FullQueueAnswers503WithRetryAfterAndStoresNothing) {
+  StartFirebreak("ingest", "", /*max_depth=*/2);
+  EXPECT_EQ(PostSlack(SlackEvent("EvFull1")).status, 200);
+  EXPECT_EQ(PostSlack(SlackEvent("EvFull2")).status, 200);
+  auto full = PostSlack(SlackEvent("EvFull3"));
+  EXPECT_EQ(full.status, 503) << full.body;
+  EXPECT_FALSE(full.Header("Retry-After").empty());
+  EXPECT_EQ(Stored("slack.event"), 2);
+  // A platform's retry of an already stored event is still a 200 duplicate when full.
+  EXPECT_EQ(PostSlack(SlackEvent("EvFull1")).status, 200);
+  EXPECT_EQ(Stored("slack.event"), 2);
+  EXPECT_EQ(process_->Terminate(), 0);
 }
 
 TEST_F(IngressTest, ServesHealthReadinessAndMetrics) {
