@@ -17,7 +17,8 @@ build: deps
 run: build
 	@scripts/run-example.sh
 
-# Release build: unit + integration suites; then the unit suite again under ASan/UBSan.
+# Release build: unit + integration suites; then both again with ASan/UBSan (the
+# integration suite then drives the sanitized binary).
 test:
 	@scripts/install-deps.sh test
 	@cmake --preset release >/dev/null
@@ -27,8 +28,8 @@ test:
 
 test-asan:
 	@cmake --preset asan >/dev/null
-	@cmake --build --preset asan -j $(JOBS) --target unit_tests
-	@ctest --test-dir build/asan -L unit --output-on-failure -j $(JOBS)
+	@cmake --build --preset asan -j $(JOBS) --target unit_tests firebreak integration_tests
+	@ctest --test-dir build/asan --output-on-failure -j $(JOBS)
 
 bench: build
 	@scripts/install-deps.sh bench

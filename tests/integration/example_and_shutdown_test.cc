@@ -4,12 +4,19 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <regex>
 
 #include "harness.h"
 
 namespace firebreak::testing {
 namespace {
+
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
+  for (size_t pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size())) {
+    text.replace(pos, from.size(), to);
+  }
+  return text;
+}
 
 TEST(ExampleTest, SendLineFromMakeRunIsHandledByTheEchoBot) {
   TempDir dir;
@@ -17,10 +24,9 @@ TEST(ExampleTest, SendLineFromMakeRunIsHandledByTheEchoBot) {
   // The example config as shipped, pointed at a free port and a temp database.
   std::string config = ReadFile(SourceDir() + "/examples/echo-bot/firebreak.toml");
   ASSERT_FALSE(config.empty());
-  config = std::regex_replace(config, std::regex("127\\.0\\.0\\.1:8080"),
-                              "127.0.0.1:" + std::to_string(port));
-  config = std::regex_replace(config, std::regex("var/echo-bot\\.db"), dir.File("echo.db"));
-  config = std::regex_replace(config, std::regex("examples/"), SourceDir() + "/examples/");
+  config = ReplaceAll(config, "127.0.0.1:8080", "127.0.0.1:" + std::to_string(port));
+  config = ReplaceAll(config, "var/echo-bot.db", dir.File("echo.db"));
+  config = ReplaceAll(config, "\"examples/", "\"" + SourceDir() + "/examples/");
   std::string path = dir.Write("firebreak.toml", config);
 
   FirebreakProcess process("run", path, dir.File("log.txt"), port);
