@@ -1,6 +1,7 @@
 // `firebreak queue stats` and `firebreak dlq ...`: operate on the configured store
 // directly, so they work whether or not a server is running.
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -120,54 +121,55 @@ int DlqShow(const std::string& config_path, const std::string& id) {
   return kExitOk;
 }
 
-int DlqReplay(const std::string& config_path, const std::string& id, bool all,
-              const std::string& type) {
+namespace {
+
+// One dead job (`id`) or every dead job of `type` ("" = all), through `one` or `all`;
+// `past` names the action in the output ("replayed", "purged").
+int DlqWrite(const std::string& config_path, const std::string& id, bool all,
+             const std::string& command, const std::string& past,
+             const std::function<Status(Queue&)>& one,
+             const std::function<Result<int64_t>(Queue&)>& every) {
   auto config = LoadForCli(config_path, false);
   if (!config) return kExitUsage;
   auto queue = OpenForTools(*config);
   if (!queue) return kExitFailure;
   if (!all) {
-    Status st = queue->Replay(id);
+    Status st = one(*queue);
     if (!st.ok()) {
-      std::cerr << "dlq replay " << id << ": " << st.message() << "\n";
+      std::cerr << "dlq " << command << " " << id << ": " << st.message() << "\n";
       return kExitFailure;
     }
-    std::cout << "replayed " << id << "\n";
+    std::cout << past << " " << id << "\n";
     return kExitOk;
   }
-  auto count = queue->ReplayAll(
-      type, [](int64_t done) { std::cerr << "\rreplayed " << done << std::flush; });
-  std::cerr << "\n";
+  auto count = every(*queue);
   if (!count.ok()) {
-    std::cerr << "dlq replay --all: " << count.status().message() << "\n";
+    std::cerr << "dlq " << command << " --all: " << count.status().message() << "\n";
     return kExitFailure;
   }
-  std::cout << "replayed " << *count << " job(s)\n";
+  std::cout << past << " " << *count << " job(s)\n";
   return kExitOk;
+}
+
+}  // namespace
+
+int DlqReplay(const std::string& config_path, const std::string& id, bool all,
+              const std::string& type) {
+  return DlqWrite(
+      config_path, id, all, "replay", "replayed", [&](Queue& q) { return q.Replay(id); },
+      [&](Queue& q) {
+        auto count = q.ReplayAll(
+            type, [](int64_t done) { std::cerr << "\rreplayed " << done << std::flush; });
+        std::cerr << "\n";
+        return count;
+      });
 }
 
 int DlqPurge(const std::string& config_path, const std::string& id, bool all,
              const std::string& type) {
-  auto config = LoadForCli(config_path, false);
-  if (!config) return kExitUsage;
-  auto queue = OpenForTools(*config);
-  if (!queue) return kExitFailure;
-  if (!all) {
-    Status st = queue->Purge(id);
-    if (!st.ok()) {
-      std::cerr << "dlq purge " << id << ": " << st.message() << "\n";
-      return kExitFailure;
-    }
-    std::cout << "purged " << id << "\n";
-    return kExitOk;
-  }
-  auto count = queue->PurgeAll(type);
-  if (!count.ok()) {
-    std::cerr << "dlq purge --all: " << count.status().message() << "\n";
-    return kExitFailure;
-  }
-  std::cout << "purged " << *count << " job(s)\n";
-  return kExitOk;
+  return DlqWrite(
+      config_path, id, all, "purge", "purged", [&](Queue& q) { return q.Purge(id); },
+      [&](Queue& q) { return q.PurgeAll(type); });
 }
 
 }  // namespace firebreak::cli

@@ -56,7 +56,7 @@ class CommandHandler final : public Handler {
   // before Shutdown still run. The grace period runs on `io`; destroying the handler
   // instead kills whatever is left at once.
   void Shutdown() override;
-  bool Drained() const override { return processes_.empty(); }
+  bool Drained() const override;
 
   // Pids of the processes that exist right now (started, not yet reaped).
   std::vector<pid_t> ProcessIds() const;

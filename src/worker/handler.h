@@ -40,8 +40,9 @@ class Handler {
                    std::chrono::milliseconds timeout, HandlerCallback done) = 0;
   // Stops idle processes/connections; attempts still running complete normally.
   virtual void Shutdown() = 0;
-  // After Shutdown: true once no process or idle connection is left, so the owner can
-  // wait for a clean exit before destroying the handler (which kills what remains).
+  // After Shutdown: true once nothing is left that is exiting on its own (processes
+  // still busy with an abandoned attempt don't count), so the owner can wait for a
+  // clean exit before destroying the handler, which kills whatever remains.
   virtual bool Drained() const = 0;
 };
 

@@ -166,8 +166,10 @@ backoff = { base = "100ms", factor = 2, max = "1s", jitter = "full" }
   EXPECT_EQ(Attempts(dir_, "fatal").size(), 1u);  // "don't retry": straight to the DLQ
 
   auto list = RunFirebreak({"dlq", "list", "-c", config_});
+  std::string fatal_id;
   for (auto& line : ReadLines(dir_.Write("list.txt", list.out))) {
     if (line.find("boom 3") != std::string::npos) dead_id = line.substr(0, 26);
+    if (line.find("bad input") != std::string::npos) fatal_id = line.substr(0, 26);
   }
   ASSERT_EQ(dead_id.size(), 26u) << list.out;
   auto show = RunFirebreak({"dlq", "show", dead_id, "-c", config_});
@@ -186,6 +188,12 @@ backoff = { base = "100ms", factor = 2, max = "1s", jitter = "full" }
   ASSERT_TRUE(
       WaitFor([&] { return Attempts(dir_, "doomed").size() >= 4; }, std::chrono::seconds(10)));
   EXPECT_EQ(Attempts(dir_, "doomed")[3]["attempt"], 1);  // replay starts over at attempt 1
+
+  ASSERT_EQ(fatal_id.size(), 26u) << list.out;
+  auto purge = RunFirebreak({"dlq", "purge", fatal_id, "-c", config_});
+  EXPECT_EQ(purge.exit_code, 0) << purge.out;
+  EXPECT_EQ(RunFirebreak({"dlq", "show", fatal_id, "-c", config_}).exit_code, 1);
+  EXPECT_EQ(RunFirebreak({"dlq", "purge", fatal_id, "-c", config_}).exit_code, 1);
 }
 
 TEST_F(JobsTest, HandlerOverTimeoutIsKilledRetriedAndCountedAsTimedOut) {
