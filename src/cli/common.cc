@@ -29,12 +29,6 @@ Status CheckSupportedByThisBuild(const Config& config) {
     return InvalidArgument(where + ": " + key + ": " + what +
                            " is not supported by this build yet; remove the key");
   };
-  for (size_t i = 0; i < config.jobs.size(); ++i) {
-    if (!config.jobs[i].ordering.empty()) {
-      return unsupported(config.jobs[i].where, "jobs[" + std::to_string(i) + "].ordering",
-                         "FIFO ordering per key");
-    }
-  }
   if (!config.integrations.empty()) {
     return unsupported(config.integrations.front().where, "integrations",
                        "[[integrations]] (egress)");

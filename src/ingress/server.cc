@@ -15,6 +15,7 @@
 
 #include "common/crypto.h"
 #include "common/json_string.h"
+#include "ingress/json_body.h"
 #include "telemetry/log.h"
 
 namespace firebreak {
@@ -85,6 +86,7 @@ struct IngressServer::Impl {
       route.metrics = &metrics.RegisterSource(source->config().name);
       const JobConfig* job = config.FindJob(source->config().job);
       route.max_attempts = job ? job->max_attempts : 5;
+      route.ordering = job ? job->ordering : "";
       routes.emplace(source->config().path, route);
     }
   }
@@ -99,6 +101,7 @@ struct IngressServer::Impl {
     const Source* source = nullptr;
     SourceMetrics* metrics = nullptr;
     int max_attempts = 5;
+    std::string ordering;  // JSON pointer of the job type's FIFO key, "" = none
   };
 
   asio::awaitable<void> Accept();
@@ -283,6 +286,14 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
     job.traceparent = NewTraceparent();
   }
   job.max_attempts = route.max_attempts;
+  if (!route.ordering.empty()) {
+    // A payload without the key is simply unordered.
+    auto payload = ParseJsonBody(job.payload_json);
+    if (payload.ok()) {
+      auto key = payload->KeyTextAt(route.ordering);
+      if (key.ok()) job.ordering_key = std::move(key).value();
+    }
+  }
   job.enqueued_at_ms = now;
   job.run_at_ms = now;
   std::string dedupe_key = job.dedupe_keys.empty() ? std::string() : job.dedupe_keys.front();

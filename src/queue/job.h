@@ -35,7 +35,7 @@ struct NewJob {
   std::string payload_json;  // the platform body as a JSON value (form bodies already converted)
   std::string headers_json;  // JSON object of event-describing headers (never secrets)
   std::string traceparent;
-  std::string ordering_key;
+  std::string ordering_key;  // "" = unordered; else FIFO with one in flight per key
   int max_attempts = 5;
   int64_t enqueued_at_ms = 0;
   int64_t run_at_ms = 0;  // > enqueued_at_ms for a delayed job

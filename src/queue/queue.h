@@ -87,7 +87,9 @@ class Queue {
   virtual void Enqueue(NewJob job, EnqueueCallback done) = 0;
 
   // Claims up to slots[i].limit runnable jobs of each type, oldest run_at first,
-  // moving them in flight with attempt+1 and a lease of slots[i].lease_ms.
+  // moving them in flight with attempt+1 and a lease of slots[i].lease_ms. A job with
+  // an ordering_key is runnable only while no job of the same type and key is in
+  // flight and no older one of them is waiting (FIFO per key, one in flight per key).
   virtual void Claim(std::vector<ClaimSlots> slots, ClaimCallback done) = 0;
 
   // Records the outcome of a claimed attempt. If the job no longer holds that attempt

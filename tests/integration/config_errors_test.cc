@@ -43,11 +43,12 @@ TEST(ConfigErrorsTest, EachErrorExitsTwoNamingFileLineAndKey) {
     EXPECT_EQ(run.exit_code, 2) << c.name << ": " << run.out;
   }
   // Valid by the design, but not built yet: refused, never silently ignored.
-  std::string ordering = dir.Write(
-      "ordering.toml", Valid("", ok_secret, "5s", "work") + "ordering = \"/event/channel\"\n");
-  auto refused = RunFirebreak({"check", "-c", ordering});
+  std::string egress = dir.Write(
+      "egress.toml", Valid("", ok_secret, "5s", "work") +
+                         "\n[[integrations]]\nname = \"api\"\nbase_url = \"http://127.0.0.1:9\"\n");
+  auto refused = RunFirebreak({"check", "-c", egress});
   EXPECT_EQ(refused.exit_code, 2) << refused.out;
-  EXPECT_NE(refused.out.find("jobs[0].ordering"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find(egress + ":16:"), std::string::npos) << refused.out;
   EXPECT_NE(refused.out.find("not supported by this build"), std::string::npos) << refused.out;
 
   auto good =

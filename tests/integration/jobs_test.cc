@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <tuple>
 
 #include "harness.h"
 
@@ -301,6 +303,65 @@ timeout = "5s"
   EXPECT_EQ(events.size(), 24u);
   EXPECT_LE(peak, 3);
   EXPECT_GE(peak, 2);  // and it did run jobs in parallel
+}
+
+TEST_F(JobsTest, OrderingKeyRunsJobsOfOneKeyInOrderAndOthersInParallel) {
+  std::string bot = Script("bot.py", R"PY(
+import json, sys, time, os, fcntl
+d = sys.argv[1]
+def note(what, env):
+    with open(os.path.join(d, "order.log"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write("%s %s %.6f\n" % (what, env["payload"]["id"], time.time()))
+for line in sys.stdin:
+    env = json.loads(line)
+    note("start", env)
+    time.sleep(0.1)
+    note("end", env)
+    print(json.dumps({"id": env["id"], "ok": True}), flush=True)
+)PY");
+  Start(CommandHandler(bot) + R"(
+concurrency = 4
+timeout = "5s"
+ordering = "/channel"
+)");
+  for (int i = 0; i < 5; ++i) {
+    for (const char* channel : {"A", "B"}) {
+      Send(std::string(channel) + std::to_string(i),
+           std::string(R"(,"channel":")") + channel + "\"");
+    }
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return MetricValue(Scrape(), "firebreak_jobs_total", {"outcome=\"succeeded\""}) == 10;
+      },
+      std::chrono::seconds(20)))
+      << process_->Log();
+  // Per channel: starts in send order, each after the previous one ended.
+  std::map<char, std::vector<std::pair<std::string, double>>> events;
+  std::vector<std::tuple<double, int>> overlap;
+  for (auto& line : ReadLines(dir_.File("order.log"))) {
+    std::istringstream in(line);
+    std::string what, id;
+    double t = 0;
+    in >> what >> id >> t;
+    events[id[0]].emplace_back(what + " " + id, t);
+    overlap.emplace_back(t, what == "start" ? 1 : -1);
+  }
+  for (char channel : {'A', 'B'}) {
+    std::vector<std::string> expected;
+    for (int i = 0; i < 5; ++i) {
+      expected.push_back("start " + std::string(1, channel) + std::to_string(i));
+      expected.push_back("end " + std::string(1, channel) + std::to_string(i));
+    }
+    std::vector<std::string> got;
+    for (auto& [what, t] : events[channel]) got.push_back(what);
+    EXPECT_EQ(got, expected) << "channel " << channel;
+  }
+  std::sort(overlap.begin(), overlap.end());
+  int current = 0, peak = 0;
+  for (auto& [t, delta] : overlap) peak = std::max(peak, current += delta);
+  EXPECT_EQ(peak, 2);  // one per channel at a time, the two channels in parallel
 }
 
 }  // namespace

@@ -63,7 +63,6 @@ NewJob MakeJob(const std::string& id, const std::string& type = "test.event",
   job.payload_json = R"({"n":")" + id + R"("})";
   job.headers_json = R"({"x-test":"1"})";
   job.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-  job.ordering_key = "C1";
   job.max_attempts = 3;
   return job;
 }
@@ -154,6 +153,7 @@ TEST_F(SqliteQueueTest, EnqueueClaimSucceed) {
   EXPECT_TRUE(queue->Ping().ok());
 
   NewJob job = MakeJob(JobId(1), "slack.event", {"slack:Ev1"});
+  job.ordering_key = "C1";
   EnqueueResult result = EnqueueSync(*queue, job);
   ASSERT_TRUE(result.status.ok()) << result.status.ToString();
   EXPECT_EQ(result.outcome, EnqueueOutcome::kAccepted);
@@ -283,6 +283,47 @@ TEST_F(SqliteQueueTest, MaxDepthOverloads) {
   queue = Open();
   ASSERT_NE(queue, nullptr);
   EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(6), "t")).outcome, EnqueueOutcome::kOverloaded);
+}
+
+TEST_F(SqliteQueueTest, OrderingKeyRunsFifoOneInFlightPerKey) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  // a1 a2 a3 share key A, b1 has key B, u1 and u2 have none; enqueued in that order.
+  auto enqueue = [&](int n, const std::string& key) {
+    NewJob job = MakeJob(JobId(n), "t");
+    job.ordering_key = key;
+    ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+  };
+  enqueue(1, "A");
+  enqueue(2, "A");
+  enqueue(3, "A");
+  enqueue(4, "B");
+  enqueue(5, "");
+  enqueue(6, "");
+  auto ids = [](const std::vector<Job>& jobs) {
+    std::vector<std::string> out;
+    for (const Job& j : jobs) out.push_back(j.id);
+    return out;
+  };
+  std::vector<Job> first = ClaimOk(*queue, "t", 10);
+  EXPECT_EQ(ids(first), (std::vector<std::string>{JobId(1), JobId(4), JobId(5), JobId(6)}));
+  // While a1 is in flight nothing else of A runs.
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());
+  // a1 fails and is retried later: a2 must still wait behind it (FIFO, not just
+  // one-in-flight).
+  ASSERT_TRUE(
+      FinishSync(*queue, Finished(first[0], Disposition::kRetry, clock_.NowMs() + 1000, "busy"))
+          .ok());
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());
+  clock_.Advance(milliseconds(1000));
+  std::vector<Job> again = ClaimOk(*queue, "t", 10);
+  EXPECT_EQ(ids(again), (std::vector<std::string>{JobId(1)}));
+  ASSERT_TRUE(FinishSync(*queue, Finished(again[0], Disposition::kSucceeded)).ok());
+  std::vector<Job> second = ClaimOk(*queue, "t", 10);
+  EXPECT_EQ(ids(second), (std::vector<std::string>{JobId(2)}));
+  // A dead job does not block its key.
+  ASSERT_TRUE(FinishSync(*queue, Finished(second[0], Disposition::kDead, 0, "bad")).ok());
+  EXPECT_EQ(ids(ClaimOk(*queue, "t", 10)), (std::vector<std::string>{JobId(3)}));
 }
 
 TEST_F(SqliteQueueTest, DelayedJobWaitsForRunAt) {

@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (type, run_at) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS jobs_in_flight ON jobs (lease_until, type) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (dead_at) WHERE state = 2;
+CREATE INDEX IF NOT EXISTS jobs_ordering ON jobs (type, ordering_key, state, seq)
+  WHERE ordering_key != '';
 CREATE INDEX IF NOT EXISTS jobs_dead_by_type ON jobs (type, dead_at) WHERE state = 2;
 CREATE TABLE IF NOT EXISTS dedupe_keys (
   key TEXT PRIMARY KEY,
@@ -263,8 +265,13 @@ Status SqliteQueue::Init() {
        "attempt, max_attempts, enqueued_at, run_at, claimed_at, lease_until, dead_at, payload, "
        "headers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?8, ?9, 0, 0, 0, ?10, ?11)"},
       {&write_.claim,
+       // A job with an ordering key runs only when no job of its key is in flight and
+       // no older job of its key still waits (even one delayed by a retry): FIFO per key.
        "UPDATE jobs SET state = 1, attempt = attempt + 1, claimed_at = ?1, lease_until = ?2 "
-       "WHERE seq IN (SELECT seq FROM jobs WHERE state = 0 AND type = ?3 AND run_at <= ?1 "
+       "WHERE seq IN (SELECT seq FROM jobs AS j WHERE state = 0 AND type = ?3 AND run_at <= ?1 "
+       "AND (ordering_key = '' OR NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.type = j.type "
+       "AND o.ordering_key = j.ordering_key AND o.ordering_key != '' "
+       "AND (o.state = 1 OR (o.state = 0 AND o.seq < j.seq)))) "
        "ORDER BY run_at, seq LIMIT ?4) RETURNING " FIREBREAK_JOB_COLUMNS ", seq"},
       {&write_.delete_job, "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND attempt = ?2"},
       {&write_.delete_attempts, "DELETE FROM attempts WHERE job_id = ?1"},
