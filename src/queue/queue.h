@@ -43,6 +43,8 @@ enum class Disposition {
   kSucceeded,  // done: the job leaves the queue
   kRetry,      // back to ready, runnable at run_at_ms
   kDead,       // to the dead-letter queue
+  kRelease,    // back to ready at run_at_ms without spending the attempt (the worker
+               // stopped before the attempt could finish); the record is still kept
 };
 
 // A worker's verdict on one claimed attempt.
@@ -50,7 +52,7 @@ struct JobFinish {
   std::string job_id;
   int attempt = 0;  // the claimed attempt; a finish for an attempt the job no longer holds is stale
   Disposition disposition = Disposition::kSucceeded;
-  int64_t run_at_ms = 0;  // kRetry only
+  int64_t run_at_ms = 0;  // kRetry and kRelease
   AttemptRecord record;   // ignored for kSucceeded
 };
 

@@ -294,7 +294,7 @@ class Worker::Impl {
       JobFinish finish;
       finish.job_id = attempt->job.id;
       finish.attempt = attempt->job.attempt;
-      finish.disposition = Disposition::kRetry;
+      finish.disposition = Disposition::kRelease;  // a deploy must not use up attempts
       finish.run_at_ms = clock_.NowMs();
       finish.record.attempt = attempt->job.attempt;
       finish.record.started_at_ms = attempt->started_at_ms;

@@ -326,6 +326,25 @@ TEST_F(SqliteQueueTest, OrderingKeyRunsFifoOneInFlightPerKey) {
   EXPECT_EQ(ids(ClaimOk(*queue, "t", 10)), (std::vector<std::string>{JobId(3)}));
 }
 
+TEST_F(SqliteQueueTest, ReleaseReturnsTheJobWithoutSpendingTheAttempt) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1), "t")).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> claimed = ClaimOk(*queue, "t", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  JobFinish release = Finished(claimed[0], Disposition::kRelease, clock_.NowMs(), "shutdown");
+  ASSERT_TRUE(FinishSync(*queue, release).ok());
+  // The same attempt again is stale now.
+  EXPECT_EQ(FinishSync(*queue, release).code(), StatusCode::kFailedPrecondition);
+  std::vector<Job> again = ClaimOk(*queue, "t", 1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].attempt, 1);
+  Result<Job> stored = queue->GetJob(JobId(1));
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->attempts.size(), 1u);
+  EXPECT_EQ(stored->attempts[0].error, "shutdown");
+}
+
 TEST_F(SqliteQueueTest, DelayedJobWaitsForRunAt) {
   auto queue = Open();
   ASSERT_NE(queue, nullptr);

@@ -278,6 +278,9 @@ Status SqliteQueue::Init() {
       {&write_.insert_attempt,
        "INSERT INTO attempts (job_id, attempt, started_at, duration_ms, outcome, error) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
+      {&write_.release_job,
+       "UPDATE jobs SET state = 0, run_at = ?3, lease_until = 0, attempt = attempt - 1 "
+       "WHERE id = ?1 AND state = 1 AND attempt = ?2"},
       {&write_.retry_job,
        "UPDATE jobs SET state = 0, run_at = ?3, lease_until = 0 "
        "WHERE id = ?1 AND state = 1 AND attempt = ?2"},
@@ -506,12 +509,11 @@ Status SqliteQueue::ChooseSyncMode(const std::vector<Op>& batch) {
   // the WAL file as a whole, so it also makes every earlier commit durable.
   bool full = durability_ == Durability::kFsync &&
               std::any_of(batch.begin(), batch.end(), [](const Op& op) {
-                return std::holds_alternative<EnqueueOp>(op) ||
-                       std::holds_alternative<AdminOp>(op);
+                return std::holds_alternative<EnqueueOp>(op) || std::holds_alternative<AdminOp>(op);
               });
   if (full == sync_full_) return Status::Ok();
-  Status status = write_db_->Exec(full ? "PRAGMA synchronous = FULL"
-                                       : "PRAGMA synchronous = NORMAL");
+  Status status =
+      write_db_->Exec(full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
   if (status.ok()) sync_full_ = full;
   return status;
 }
@@ -733,10 +735,15 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
       return remove_attempts.Run();
     }
     case Disposition::kRetry:
+    case Disposition::kRelease:
     case Disposition::kDead: {
-      const bool retry = finish.disposition == Disposition::kRetry;
+      const bool retry = finish.disposition != Disposition::kDead;
       {
-        sqlite::Query update(retry ? write_.retry_job : write_.kill_job);
+        sqlite::Statement& statement = finish.disposition == Disposition::kRetry ? write_.retry_job
+                                       : finish.disposition == Disposition::kRelease
+                                           ? write_.release_job
+                                           : write_.kill_job;
+        sqlite::Query update(statement);
         update.Bind(1, finish.job_id).Bind(2, attempt).Bind(3, retry ? finish.run_at_ms : now_ms);
         if (Status s = update.Run(); !s.ok()) return s;
         if (update.Changes() == 0) {

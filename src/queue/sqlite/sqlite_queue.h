@@ -130,6 +130,7 @@ class SqliteQueue final : public Queue {
     sqlite::Statement delete_attempts;
     sqlite::Statement insert_attempt;
     sqlite::Statement retry_job;
+    sqlite::Statement release_job;
     sqlite::Statement kill_job;
     sqlite::Statement expired_leases;
     sqlite::Statement prune_dedupe_keys;
