@@ -10,6 +10,8 @@
 #include <boost/beast/version.hpp>
 #include <optional>
 
+#include "worker/http_util.h"
+
 namespace firebreak {
 
 namespace asio = boost::asio;
@@ -23,41 +25,6 @@ std::string HttpResponse::Header(std::string_view name) const {
   }
   return "";
 }
-
-namespace {
-
-struct ParsedUrl {
-  std::string host;
-  uint16_t port = 80;
-  std::string target;
-};
-
-Result<ParsedUrl> ParseHttpUrl(const std::string& url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.rfind(kScheme, 0) != 0) return InvalidArgument("only http:// URLs: " + url);
-  std::string rest = url.substr(kScheme.size());
-  size_t slash = rest.find('/');
-  std::string authority = rest.substr(0, slash);
-  ParsedUrl out;
-  out.target = slash == std::string::npos ? "/" : rest.substr(slash);
-  size_t colon = authority.rfind(':');
-  if (colon != std::string::npos && authority.find(']') == std::string::npos) {
-    out.host = authority.substr(0, colon);
-    try {
-      int port = std::stoi(authority.substr(colon + 1));
-      if (port <= 0 || port > 65535) return InvalidArgument("bad port in " + url);
-      out.port = static_cast<uint16_t>(port);
-    } catch (const std::exception&) {
-      return InvalidArgument("bad port in " + url);
-    }
-  } else {
-    out.host = authority;
-  }
-  if (out.host.empty()) return InvalidArgument("no host in " + url);
-  return out;
-}
-
-}  // namespace
 
 struct HttpConnection::Impl {
   Impl(std::string h, uint16_t p) : host(std::move(h)), port(p) {}
@@ -135,7 +102,7 @@ Result<HttpResponse> HttpConnection::Send(
 }
 
 Result<HttpResponse> HttpCall(const HttpRequest& request) {
-  auto url = ParseHttpUrl(request.url);
+  auto url = ParseHttpUrl(request.url, "url");
   if (!url.ok()) return url.status();
   HttpConnection connection(url->host, url->port);
   return connection.Send(request.method, url->target, request.headers, request.body,

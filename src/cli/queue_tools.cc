@@ -13,10 +13,18 @@
 namespace firebreak::cli {
 namespace {
 
-std::unique_ptr<Queue> OpenForTools(const Config& config) {
-  auto queue = OpenQueue(config.queue, SystemClock::Instance());
+// Loads the config (secrets are not needed) and opens its queue. On failure prints
+// why and sets `exit_code` (usage error for a bad config, failure for the store).
+std::unique_ptr<Queue> OpenForTools(const std::string& config_path, int& exit_code) {
+  auto config = LoadForCli(config_path, /*resolve_secrets=*/false);
+  if (!config) {
+    exit_code = kExitUsage;
+    return nullptr;
+  }
+  auto queue = OpenQueue(config->queue, SystemClock::Instance());
   if (!queue.ok()) {
     std::cerr << "cannot open the queue: " << queue.status().message() << "\n";
+    exit_code = kExitFailure;
     return nullptr;
   }
   return std::move(queue).value();
@@ -53,10 +61,9 @@ nlohmann::json JobJson(const Job& job) {
 }  // namespace
 
 int QueueStats(const std::string& config_path, bool json) {
-  auto config = LoadForCli(config_path, /*resolve_secrets=*/false);
-  if (!config) return kExitUsage;
-  auto queue = OpenForTools(*config);
-  if (!queue) return kExitFailure;
+  int exit_code = kExitOk;
+  auto queue = OpenForTools(config_path, exit_code);
+  if (!queue) return exit_code;
   auto stats = queue->Stats();
   if (!stats.ok()) {
     std::cerr << "queue stats: " << stats.status().message() << "\n";
@@ -85,10 +92,9 @@ int QueueStats(const std::string& config_path, bool json) {
 
 int DlqList(const std::string& config_path, const std::string& type, int limit,
             const std::string& cursor) {
-  auto config = LoadForCli(config_path, false);
-  if (!config) return kExitUsage;
-  auto queue = OpenForTools(*config);
-  if (!queue) return kExitFailure;
+  int exit_code = kExitOk;
+  auto queue = OpenForTools(config_path, exit_code);
+  if (!queue) return exit_code;
   auto page = queue->ListDead(type, limit, cursor);
   if (!page.ok()) {
     std::cerr << "dlq list: " << page.status().message() << "\n";
@@ -108,10 +114,9 @@ int DlqList(const std::string& config_path, const std::string& type, int limit,
 }
 
 int DlqShow(const std::string& config_path, const std::string& id) {
-  auto config = LoadForCli(config_path, false);
-  if (!config) return kExitUsage;
-  auto queue = OpenForTools(*config);
-  if (!queue) return kExitFailure;
+  int exit_code = kExitOk;
+  auto queue = OpenForTools(config_path, exit_code);
+  if (!queue) return exit_code;
   auto job = queue->GetJob(id);
   if (!job.ok()) {
     std::cerr << "dlq show " << id << ": " << job.status().message() << "\n";
@@ -129,10 +134,9 @@ int DlqWrite(const std::string& config_path, const std::string& id, bool all,
              const std::string& command, const std::string& past,
              const std::function<Status(Queue&)>& one,
              const std::function<Result<int64_t>(Queue&)>& every) {
-  auto config = LoadForCli(config_path, false);
-  if (!config) return kExitUsage;
-  auto queue = OpenForTools(*config);
-  if (!queue) return kExitFailure;
+  int exit_code = kExitOk;
+  auto queue = OpenForTools(config_path, exit_code);
+  if (!queue) return exit_code;
   if (!all) {
     Status st = one(*queue);
     if (!st.ok()) {

@@ -39,5 +39,7 @@ std::string NewSpanId();   // 16 hex
 std::string NewTraceparent();
 // True if `value` is a well-formed version-00 traceparent.
 bool IsValidTraceparent(std::string_view value);
+// The 32-hex trace id of a traceparent, "" if it is too short to hold one.
+std::string TraceIdOf(std::string_view traceparent);
 
 }  // namespace firebreak

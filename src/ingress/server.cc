@@ -62,13 +62,6 @@ class BeastRequestView final : public IngressRequest {
   const Request& req_;
 };
 
-std::string ErrorBody(std::string_view error) {
-  std::string body = "{\"ok\":false,\"error\":";
-  AppendJsonString(body, error);
-  body += "}";
-  return body;
-}
-
 }  // namespace
 
 struct IngressServer::Impl {
@@ -104,6 +97,13 @@ struct IngressServer::Impl {
     std::string ordering;  // JSON pointer of the job type's FIFO key, "" = none
   };
 
+  static std::string_view PathOf(std::string_view target) {
+    return target.substr(0, target.find('?'));
+  }
+  // The webhook route of a request target (query ignored), or nullptr.
+  const Route* FindRoute(std::string_view target) const;
+  // 503 with Retry-After: the platform retries later and nothing is lost.
+  Response ServiceUnavailable(const Request& req, std::string_view error);
   asio::awaitable<void> Accept();
   asio::awaitable<void> Session(tcp::socket socket);
   asio::awaitable<Response> Handle(Request& req);
@@ -165,15 +165,16 @@ asio::awaitable<void> IngressServer::Impl::Session(tcp::socket socket) {
     if (ec) {
       Response res;
       if (ec == http::error::body_limit) {
-        res = Simple(parser.get(), http::status::payload_too_large, ErrorBody("body too large"));
-        auto it = routes.find(parser.get().target().substr(0, parser.get().target().find('?')));
-        if (it != routes.end()) it->second.metrics->too_large->Increment();
+        res = Simple(parser.get(), http::status::payload_too_large, ErrorJson("body too large"));
+        if (const Route* route = FindRoute(parser.get().target())) {
+          route->metrics->too_large->Increment();
+        }
       } else if (ec == http::error::header_limit) {
         res = Simple(parser.get(), http::status::request_header_fields_too_large,
-                     ErrorBody("headers too large"));
+                     ErrorJson("headers too large"));
       } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
                  ec != http::error::end_of_stream && ec != http::error::partial_message) {
-        res = Simple(parser.get(), http::status::bad_request, ErrorBody("malformed request"));
+        res = Simple(parser.get(), http::status::bad_request, ErrorJson("malformed request"));
       } else {
         break;  // closed, reset or timed out: nothing to answer
       }
@@ -186,8 +187,7 @@ asio::awaitable<void> IngressServer::Impl::Session(tcp::socket socket) {
     ++requests_in_progress;
     Response res = co_await Handle(req);
     bool keep_alive = req.keep_alive() && !stopping;
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
+    res.keep_alive(keep_alive);  // Simple() already set the length
     stream.expires_after(config.server.read_timeout);
     auto [wec, wbytes] = co_await http::async_write(stream, res, kUseTuple);
     (void)wbytes;
@@ -208,21 +208,30 @@ Response IngressServer::Impl::Simple(const Request& req, http::status status, st
   return res;
 }
 
+const IngressServer::Impl::Route* IngressServer::Impl::FindRoute(std::string_view target) const {
+  auto it = routes.find(PathOf(target));
+  return it == routes.end() ? nullptr : &it->second;
+}
+
+Response IngressServer::Impl::ServiceUnavailable(const Request& req, std::string_view error) {
+  Response res = Simple(req, http::status::service_unavailable, ErrorJson(error));
+  res.set(http::field::retry_after, "5");
+  return res;
+}
+
 asio::awaitable<Response> IngressServer::Impl::Handle(Request& req) {
-  std::string_view target = req.target();
-  std::string_view path = target.substr(0, target.find('?'));
-  auto route = routes.find(path);
-  if (route != routes.end()) co_return co_await HandleWebhook(req, route->second);
+  if (const Route* route = FindRoute(req.target())) co_return co_await HandleWebhook(req, *route);
+  std::string_view path = PathOf(req.target());
   if (req.method() == http::verb::get || req.method() == http::verb::head) {
     if (path == "/healthz") co_return Simple(req, http::status::ok, "{\"ok\":true}");
     if (path == "/readyz") {
       Status st = queue.Ping();
       if (st.ok()) co_return Simple(req, http::status::ok, "{\"ok\":true}");
-      co_return Simple(req, http::status::service_unavailable, ErrorBody("queue unreachable"));
+      co_return Simple(req, http::status::service_unavailable, ErrorJson("queue unreachable"));
     }
     if (path == "/metrics") co_return Metrics(req);
   }
-  co_return Simple(req, http::status::not_found, ErrorBody("not found"));
+  co_return Simple(req, http::status::not_found, ErrorJson("not found"));
 }
 
 Response IngressServer::Impl::Metrics(const Request& req) {
@@ -297,7 +306,8 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
   job.enqueued_at_ms = now;
   job.run_at_ms = now;
   std::string dedupe_key = job.dedupe_keys.empty() ? std::string() : job.dedupe_keys.front();
-  std::string trace_id = job.traceparent.substr(3, 32);
+  // Only the debug line below needs it: no copy per request otherwise.
+  std::string trace_id = log::Enabled(log::Level::kDebug) ? TraceIdOf(job.traceparent) : "";
 
   EnqueueResult result = co_await AsyncEnqueue(queue, std::move(job), asio::use_awaitable);
   observe();
@@ -306,9 +316,7 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
     log::Error(
         "webhook not stored: store unavailable",
         {{"source", source.name}, {"dedupe_key", dedupe_key}, {"error", result.status.ToString()}});
-    Response res = Simple(req, http::status::service_unavailable, ErrorBody("store unavailable"));
-    res.set(http::field::retry_after, "5");
-    co_return res;
+    co_return ServiceUnavailable(req, "store unavailable");
   }
   switch (result.outcome) {
     case EnqueueOutcome::kAccepted:
@@ -334,20 +342,17 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
       log::Warn("webhook refused: queue full", {{"source", source.name},
                                                 {"dedupe_key", dedupe_key},
                                                 {"max_depth", config.queue.max_depth}});
-      Response res = Simple(req, http::status::service_unavailable, ErrorBody("queue full"));
-      res.set(http::field::retry_after, "5");
-      co_return res;
+      co_return ServiceUnavailable(req, "queue full");
     }
   }
   if (decision.empty_body_on_success) co_return Simple(req, http::status::ok, "");
   if (!decision.body.empty()) {
     co_return Simple(req, http::status::ok, std::move(decision.body), decision.content_type);
   }
-  std::string body = "{\"ok\":true,\"job\":\"" + result.job_id + "\"}";
-  if (result.outcome == EnqueueOutcome::kDuplicate) {
-    body = "{\"ok\":true,\"job\":\"" + result.job_id + "\",\"duplicate\":true}";
-  }
-  co_return Simple(req, http::status::ok, std::move(body));
+  const bool duplicate = result.outcome == EnqueueOutcome::kDuplicate;
+  co_return Simple(
+      req, http::status::ok,
+      "{\"ok\":true,\"job\":\"" + result.job_id + (duplicate ? "\",\"duplicate\":true}" : "\"}"));
 }
 
 IngressServer::IngressServer(const Config& config, std::vector<std::unique_ptr<Source>> sources,

@@ -14,13 +14,18 @@ Status UnsupportedKind(SourceKind kind) {
 
 }  // namespace
 
+std::string ErrorJson(std::string_view error) {
+  std::string body = "{\"ok\":false,\"error\":";
+  AppendJsonString(body, error);
+  body.push_back('}');
+  return body;
+}
+
 SourceDecision SourceDecision::Reject(int status, std::string error) {
   SourceDecision decision;
   decision.kind = Kind::kRespond;
   decision.status = status;
-  decision.body = "{\"ok\":false,\"error\":";
-  AppendJsonString(decision.body, error);
-  decision.body.push_back('}');
+  decision.body = ErrorJson(error);
   decision.error = std::move(error);
   return decision;
 }

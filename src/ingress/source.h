@@ -46,6 +46,9 @@ struct SourceDecision {
   static SourceDecision Reject(int status, std::string error);
 };
 
+// The JSON body of every ingress error answer: {"ok":false,"error":"<error>"}.
+std::string ErrorJson(std::string_view error);
+
 // Thread-safe: Handle is called concurrently from every ingress thread and must not
 // block. It never throws on any input.
 class Source {

@@ -350,10 +350,9 @@ void CommandHandler::Shutdown() {
 bool CommandHandler::Drained() const {
   // Busy processes run attempts the worker has already given up on; only idle,
   // retiring and exiting ones are worth waiting for.
-  return std::none_of(processes_.begin(), processes_.end(),
-                      [](const std::shared_ptr<Process>& proc) {
-                        return proc->state != Process::State::kBusy;
-                      });
+  return std::none_of(
+      processes_.begin(), processes_.end(),
+      [](const std::shared_ptr<Process>& proc) { return proc->state != Process::State::kBusy; });
 }
 
 std::vector<pid_t> CommandHandler::ProcessIds() const {

@@ -36,8 +36,8 @@ class Handler {
  public:
   virtual ~Handler() = default;
   // `envelope_json` is the DESIGN §4 envelope, one line (no newlines).
-  virtual void Run(std::string job_id, std::string envelope_json,
-                   std::chrono::milliseconds timeout, HandlerCallback done) = 0;
+  virtual void Run(std::string job_id, std::string envelope_json, std::chrono::milliseconds timeout,
+                   HandlerCallback done) = 0;
   // Stops idle processes/connections; attempts still running complete normally.
   virtual void Shutdown() = 0;
   // After Shutdown: true once nothing is left that is exiting on its own (processes

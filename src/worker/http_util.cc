@@ -124,22 +124,23 @@ std::string_view Trim(std::string_view s) {
 
 }  // namespace
 
-Result<HttpUrl> ParseHttpUrl(std::string_view url) {
+Result<HttpUrl> ParseHttpUrl(std::string_view url, std::string_view what) {
+  const std::string subject(what);
   constexpr std::string_view kHttp = "http://";
   constexpr std::string_view kHttps = "https://";
   if (url.size() >= kHttps.size() && EqualsIgnoreCase(url.substr(0, kHttps.size()), kHttps)) {
-    return InvalidArgument("https handler urls are not supported in this build yet");
+    return InvalidArgument("https " + subject + "s are not supported in this build yet");
   }
   if (url.size() < kHttp.size() || !EqualsIgnoreCase(url.substr(0, kHttp.size()), kHttp)) {
-    return InvalidArgument("handler url must start with http://: " + std::string(url));
+    return InvalidArgument(subject + " must start with http://: " + std::string(url));
   }
   std::string_view rest = url.substr(kHttp.size());
   if (rest.find('#') != std::string_view::npos) {
-    return InvalidArgument("handler url must not have a fragment: " + std::string(url));
+    return InvalidArgument(subject + " must not have a fragment: " + std::string(url));
   }
   for (char c : rest) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-      return InvalidArgument("handler url has a space or control character: " + std::string(url));
+      return InvalidArgument(subject + " has a space or control character: " + std::string(url));
     }
   }
   size_t authority_end = rest.find_first_of("/?");
@@ -147,7 +148,7 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url) {
   std::string_view target =
       authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
   if (authority.find('@') != std::string_view::npos) {
-    return InvalidArgument("handler url must not carry user info: " + std::string(url));
+    return InvalidArgument(subject + " must not carry user info: " + std::string(url));
   }
 
   HttpUrl out;
@@ -155,17 +156,17 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url) {
   if (!authority.empty() && authority.front() == '[') {
     size_t close = authority.find(']');
     if (close == std::string_view::npos) {
-      return InvalidArgument("handler url has an unclosed IPv6 literal: " + std::string(url));
+      return InvalidArgument(subject + " has an unclosed IPv6 literal: " + std::string(url));
     }
     out.host = std::string(authority.substr(1, close - 1));
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
       if (after.front() != ':') {
-        return InvalidArgument("handler url has junk after the IPv6 host: " + std::string(url));
+        return InvalidArgument(subject + " has junk after the IPv6 host: " + std::string(url));
       }
       port_text = after.substr(1);
       if (port_text.empty())
-        return InvalidArgument("handler url has an empty port: " + std::string(url));
+        return InvalidArgument(subject + " has an empty port: " + std::string(url));
     }
   } else {
     size_t colon = authority.rfind(':');
@@ -173,17 +174,17 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url) {
     if (colon != std::string_view::npos) {
       port_text = authority.substr(colon + 1);
       if (port_text.empty())
-        return InvalidArgument("handler url has an empty port: " + std::string(url));
+        return InvalidArgument(subject + " has an empty port: " + std::string(url));
     }
   }
-  if (out.host.empty()) return InvalidArgument("handler url has no host: " + std::string(url));
+  if (out.host.empty()) return InvalidArgument(subject + " has no host: " + std::string(url));
   if (!port_text.empty()) {
     if (!IsDigits(port_text) || port_text.size() > 5) {
-      return InvalidArgument("handler url has a bad port: " + std::string(url));
+      return InvalidArgument(subject + " has a bad port: " + std::string(url));
     }
     int64_t port = ParseDigitsCapped(port_text, 100'000);
     if (port < 1 || port > 65535) {
-      return InvalidArgument("handler url port out of range: " + std::string(url));
+      return InvalidArgument(subject + " port out of range: " + std::string(url));
     }
     out.port = static_cast<uint16_t>(port);
   }

@@ -20,10 +20,10 @@ struct HttpUrl {
   std::string target;       // request target: "/path?query" ("/" when the URL has none)
 };
 
-// Accepts http:// only. https:// is kInvalidArgument "https handler urls are not
+// Accepts http:// only. https:// is kInvalidArgument "https <what>s are not
 // supported in this build yet"; user info, fragments, empty hosts and bad ports are
-// kInvalidArgument naming what is wrong.
-Result<HttpUrl> ParseHttpUrl(std::string_view url);
+// kInvalidArgument naming what is wrong. `what` names the URL in messages.
+Result<HttpUrl> ParseHttpUrl(std::string_view url, std::string_view what = "handler url");
 
 // A Retry-After header value: delta-seconds ("120") or an HTTP-date (IMF-fixdate,
 // RFC 850 or asctime form), relative to `now_epoch_ms`. A date in the past gives 0.

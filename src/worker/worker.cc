@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "common/crypto.h"
 #include "common/units.h"
 #include "telemetry/log.h"
 #include "worker/envelope.h"
@@ -28,10 +29,6 @@ constexpr std::chrono::milliseconds kLeaseGrace{5000};
 constexpr std::chrono::milliseconds kPollInterval{100};
 // How long handler processes get to exit after their stdin is closed at shutdown.
 constexpr std::chrono::milliseconds kHandlerExitGrace{1000};
-
-std::string TraceId(const std::string& traceparent) {
-  return traceparent.size() >= 35 ? traceparent.substr(3, 32) : std::string();
-}
 
 }  // namespace
 
@@ -200,7 +197,7 @@ class Worker::Impl {
                                {"source", j.source},
                                {"dedupe_key", j.dedupe_key},
                                {"attempt", j.attempt},
-                               {"trace_id", TraceId(j.traceparent)}});
+                               {"trace_id", TraceIdOf(j.traceparent)}});
     attempt->type->handler->Run(
         j.id, BuildEnvelope(j), attempt->type->config->timeout,
         [this, attempt](HandlerResult result) { OnAttemptDone(attempt, std::move(result)); });
@@ -227,7 +224,7 @@ class Worker::Impl {
     finish.record.started_at_ms = attempt->started_at_ms;
     finish.record.duration_ms = duration_ms;
     finish.record.error = result.error;
-    std::string trace_id = TraceId(job.traceparent);
+    std::string trace_id = TraceIdOf(job.traceparent);
 
     if (result.kind == HandlerResult::Kind::kOk) {
       type.metrics->succeeded->Increment();

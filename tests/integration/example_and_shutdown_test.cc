@@ -95,12 +95,8 @@ timeout = "10s"
   FirebreakProcess process("run", config, dir.File("log.txt"), port);
   ASSERT_TRUE(process.Start()) << process.Log();
   for (const char* id : {"a", "b"}) {
-    std::string body = std::string(R"({"id":")") + id + "\"}";
-    HttpRequest req;
-    req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/h";
-    req.headers = {{"X-Signature", HmacSha256Hex("shutdown-secret", body)}};
-    req.body = body;
-    auto res = HttpCall(req);
+    auto res =
+        PostHmacSigned(port, "/hooks/h", "shutdown-secret", std::string(R"({"id":")") + id + "\"}");
     ASSERT_TRUE(res.ok() && res->status == 200);
   }
   ASSERT_TRUE(WaitFor([&] { return ReadLines(dir.File("runs.txt")).size() >= 2; },

@@ -204,6 +204,16 @@ std::string HmacSha256Hex(const std::string& key, const std::string& data) {
   return out;
 }
 
+Result<HttpResponse> PostHmacSigned(uint16_t port, const std::string& path,
+                                    const std::string& secret, const std::string& body) {
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(port) + path;
+  req.headers = {{"X-Signature", HmacSha256Hex(secret, body)},
+                 {"Content-Type", "application/json"}};
+  req.body = body;
+  return HttpCall(req);
+}
+
 std::vector<std::pair<std::string, std::string>> SlackHeaders(const std::string& secret,
                                                               const std::string& body,
                                                               int64_t timestamp,

@@ -68,6 +68,10 @@ std::vector<std::pair<std::string, std::string>> SlackHeaders(const std::string&
                                                               int64_t timestamp,
                                                               const std::string& content_type);
 std::string HmacSha256Hex(const std::string& key, const std::string& data);
+// POSTs a JSON `body` to 127.0.0.1:port`path` signed for an hmac source with the
+// default header (X-Signature, no prefix, sha256).
+Result<HttpResponse> PostHmacSigned(uint16_t port, const std::string& path,
+                                    const std::string& secret, const std::string& body);
 int64_t NowSeconds();
 
 // Reads firebreak_jobs_total etc. from a Prometheus text scrape: the sum of every

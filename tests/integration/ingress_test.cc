@@ -40,7 +40,8 @@ threads = 2
 
 [queue]
 path = ")" + dir_.File("queue.db") + R"("
-max_depth = )" + std::to_string(max_depth) + R"(
+max_depth = )" + std::to_string(max_depth) +
+                                         R"(
 
 [[sources]]
 name = "slack"

@@ -50,13 +50,8 @@ type = "work"
   }
 
   void Send(const std::string& id, const std::string& extra = "") {
-    std::string body = R"({"id":")" + id + "\"" + extra + "}";
-    HttpRequest req;
-    req.url = "http://127.0.0.1:" + std::to_string(port_) + "/hooks/test";
-    req.headers = {{"X-Signature", HmacSha256Hex(kSecret, body)},
-                   {"Content-Type", "application/json"}};
-    req.body = body;
-    auto res = HttpCall(req);
+    auto res =
+        PostHmacSigned(port_, "/hooks/test", kSecret, R"({"id":")" + id + "\"" + extra + "}");
     ASSERT_TRUE(res.ok()) << res.status().ToString();
     ASSERT_EQ(res->status, 200) << res->body;
   }
