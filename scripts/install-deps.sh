@@ -10,10 +10,10 @@ build_pkgs=(
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
   libssl-dev libsimdjson-dev nlohmann-json3-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
-  libcurl4-openssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcurl4-openssl-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl
 )
-test_pkgs=(sqlite3 procps)
+test_pkgs=(sqlite3 procps redis-server iproute2)
 bench_pkgs=(wrk nginx-light linux-perf valgrind)
 
 pkgs=("${build_pkgs[@]}")

@@ -86,6 +86,8 @@ int Serve(const std::string& config_path, Role role) {
   }
   std::unique_ptr<Queue> queue = std::move(opened).value();
   Metrics metrics;
+  // The backend logs the shortfall itself (and again if it changes after a reconnect).
+  metrics.SetDurabilityDegraded(!queue->DurabilityShortfall().empty());
 
   std::unique_ptr<Worker> worker;
   if (role != Role::kIngest) {
@@ -117,7 +119,7 @@ int Serve(const std::string& config_path, Role role) {
                                   {"listen", server ? config.server.listen : std::string("-")},
                                   {"port", server ? static_cast<int>(server->port()) : 0},
                                   {"queue", config.queue.backend},
-                                  {"queue_path", config.queue.path},
+                                  {"queue_at", DescribeQueueLocation(config.queue)},
                                   {"version", FIREBREAK_VERSION}});
 
   int sig = WaitForSignal(signals);

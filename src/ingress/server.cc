@@ -241,6 +241,7 @@ Response IngressServer::Impl::Metrics(const Request& req) {
     int64_t now = clock.NowMs();
     if (now - last_depth_refresh_ms >= 1000) {
       last_depth_refresh_ms = now;
+      metrics.SetDurabilityDegraded(!queue.DurabilityShortfall().empty());
       auto stats = queue.Stats();
       if (stats.ok()) {
         for (const TypeDepth& d : *stats) {

@@ -1,4 +1,4 @@
-// The durable job queue. Backends: sqlite/ (embedded default) and, later, redis/.
+// The durable job queue. Backends: sqlite/ (embedded default) and redis/ (many hosts).
 //
 // Semantics (DESIGN §4): at-least-once delivery; ingress stores a job and its dedupe
 // keys atomically; a claimed job holds a lease and is delivered again when the lease
@@ -123,6 +123,11 @@ class Queue {
   virtual Status Purge(const std::string& id) = 0;
   virtual Result<int64_t> PurgeAll(const std::string& type) = 0;
 
+  // Why the store's own settings cannot give queue.durability (e.g. Redis without
+  // appendfsync always for "fsync"), or "" when they can. Operators see it as a warning
+  // log and the firebreak_queue_durability_degraded gauge.
+  virtual std::string DurabilityShortfall() { return ""; }
+
   // Stops background threads after committing what was already submitted; callbacks
   // of submitted operations still run. Idempotent; the destructor calls it.
   virtual void Close() = 0;
@@ -131,5 +136,9 @@ class Queue {
 // Opens the backend named by config.backend. Errors: kInvalidArgument for an unknown
 // backend, kUnavailable when the store cannot be opened.
 Result<std::unique_ptr<Queue>> OpenQueue(const QueueConfig& config, Clock& clock);
+
+// Where the configured queue lives, for logs: the sqlite path or the Redis host:port/db
+// (never a password).
+std::string DescribeQueueLocation(const QueueConfig& config);
 
 }  // namespace firebreak

@@ -46,7 +46,14 @@ Metrics::Metrics()
       job_wait_(prometheus::BuildHistogram()
                     .Name("firebreak_job_wait_seconds")
                     .Help("Time from enqueue (or scheduled run) to the attempt's start.")
-                    .Register(*registry_)) {}
+                    .Register(*registry_)),
+      durability_degraded_(
+          prometheus::BuildGauge()
+              .Name("firebreak_queue_durability_degraded")
+              .Help("1 while the queue store's persistence settings cannot give "
+                    "queue.durability (see the warning log), else 0.")
+              .Register(*registry_)
+              .Add({})) {}
 
 SourceMetrics& Metrics::RegisterSource(const std::string& source) {
   auto [it, inserted] = sources_.try_emplace(source);
@@ -89,6 +96,8 @@ JobTypeMetrics& Metrics::RegisterJobType(const std::string& job_type) {
 void Metrics::SetQueueDepth(const std::string& job_type, const std::string& state, double value) {
   queue_depth_.Add({{"job_type", job_type}, {"state", state}}).Set(value);
 }
+
+void Metrics::SetDurabilityDegraded(bool degraded) { durability_degraded_.Set(degraded ? 1 : 0); }
 
 std::string Metrics::Serialize() const {
   prometheus::TextSerializer serializer;

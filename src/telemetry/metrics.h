@@ -44,6 +44,8 @@ class Metrics {
   JobTypeMetrics& RegisterJobType(const std::string& job_type);
   // Sets firebreak_queue_depth{job_type,state}.
   void SetQueueDepth(const std::string& job_type, const std::string& state, double value);
+  // firebreak_queue_durability_degraded: 1 while the store cannot give queue.durability.
+  void SetDurabilityDegraded(bool degraded);
 
   // Prometheus text exposition format 0.0.4.
   std::string Serialize() const;
@@ -57,6 +59,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& jobs_;
   prometheus::Family<prometheus::Histogram>& job_duration_;
   prometheus::Family<prometheus::Histogram>& job_wait_;
+  prometheus::Gauge& durability_degraded_;
   // node-stable containers: pointers handed out stay valid
   std::map<std::string, SourceMetrics> sources_;
   std::map<std::string, JobTypeMetrics> job_types_;

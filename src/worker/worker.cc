@@ -166,8 +166,16 @@ class Worker::Impl {
   void OnClaimed(Result<std::vector<Job>> claimed) {
     claiming_ = false;
     if (!claimed.ok()) {
-      log::Error("claim failed; retrying at next poll", {{"error", claimed.status().ToString()}});
+      // While the store is down every poll fails: log the first failure and the recovery.
+      if (claim_failures_++ == 0) {
+        log::Error("claim failed; retrying at every poll until the queue answers",
+                   {{"error", claimed.status().ToString()}});
+      }
       return;
+    }
+    if (claim_failures_ > 0) {
+      log::Info("claims work again", {{"failed_polls", claim_failures_}});
+      claim_failures_ = 0;
     }
     for (Job& job : *claimed) StartAttempt(std::move(job));
     if (!claimed->empty()) TryClaim();
@@ -338,6 +346,7 @@ class Worker::Impl {
   std::map<std::string, std::shared_ptr<Attempt>> running_;
   std::mt19937_64 rng_;
   int in_flight_total_ = 0;
+  int64_t claim_failures_ = 0;  // consecutive failed claims
   size_t rotation_ = 0;
   bool claiming_ = false;
   bool stopping_ = false;

@@ -1,0 +1,748 @@
+#include "queue/redis/redis_queue.h"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "telemetry/log.h"
+
+namespace firebreak {
+namespace {
+
+constexpr int kAdminChunk = 500;
+constexpr int kMaxDeadPage = 1000;
+constexpr size_t kClaimFields = 12;  // per job in the claim script's reply
+
+int64_t ToInt(std::string_view text) {
+  int64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+const char* DispositionName(Disposition disposition) {
+  switch (disposition) {
+    case Disposition::kSucceeded:
+      return "succeeded";
+    case Disposition::kRetry:
+      return "retry";
+    case Disposition::kDead:
+      return "dead";
+    case Disposition::kRelease:
+      return "release";
+  }
+  return "";
+}
+
+std::string AttemptJson(const AttemptRecord& record) {
+  return nlohmann::json{{"attempt", record.attempt},
+                        {"started_at_ms", record.started_at_ms},
+                        {"duration_ms", record.duration_ms},
+                        {"outcome", record.outcome},
+                        {"error", record.error}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+AttemptRecord ParseAttempt(std::string_view text) {
+  AttemptRecord record;
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object()) {
+    record.outcome = "unknown";
+    record.error = std::string(text);
+    return record;
+  }
+  record.attempt = json.value("attempt", 0);
+  record.started_at_ms = json.value("started_at_ms", int64_t{0});
+  record.duration_ms = json.value("duration_ms", int64_t{0});
+  record.outcome = json.value("outcome", std::string());
+  record.error = json.value("error", std::string());
+  return record;
+}
+
+JobState StateFromName(std::string_view name) {
+  if (name == "in_flight") return JobState::kInFlight;
+  if (name == "dead") return JobState::kDead;
+  return JobState::kReady;  // "ready", or "parked" behind an older job of its ordering key
+}
+
+// The kGetJob reply: {HGETALL flat, attempts}. kNotFound for an empty hash.
+Result<Job> JobFromReply(const std::string& id, const redisReply* reply) {
+  const redisReply* fields = redis::ReplyElement(reply, 0);
+  const redisReply* attempts = redis::ReplyElement(reply, 1);
+  if (redis::ReplyLength(fields) == 0) return NotFound("job " + id + " not found");
+  std::map<std::string, std::string, std::less<>> f;
+  for (size_t i = 0; i + 1 < redis::ReplyLength(fields); i += 2) {
+    f[redis::ReplyString(redis::ReplyElement(fields, i))] =
+        redis::ReplyString(redis::ReplyElement(fields, i + 1));
+  }
+  auto get = [&](std::string_view key) -> std::string {
+    auto it = f.find(key);
+    return it == f.end() ? std::string() : it->second;
+  };
+  Job job;
+  job.id = id;
+  job.type = get("type");
+  job.source = get("source");
+  job.dedupe_key = get("dedupe_key");
+  job.payload_json = get("payload");
+  job.headers_json = get("headers");
+  job.traceparent = get("traceparent");
+  job.ordering_key = get("ordering_key");
+  job.state = StateFromName(get("state"));
+  job.attempt = static_cast<int>(ToInt(get("attempt")));
+  job.max_attempts = static_cast<int>(ToInt(get("max_attempts")));
+  job.enqueued_at_ms = ToInt(get("enqueued_at"));
+  job.run_at_ms = ToInt(get("run_at"));
+  job.lease_until_ms = ToInt(get("lease_until"));
+  for (size_t i = 0; i < redis::ReplyLength(attempts); ++i) {
+    job.attempts.push_back(ParseAttempt(redis::ReplyString(redis::ReplyElement(attempts, i))));
+  }
+  return job;
+}
+
+}  // namespace
+
+RedisQueue::RedisQueue(const QueueConfig& config, redis::Address address, Clock& clock,
+                       const RedisQueueOptions& options)
+    : config_(config), address_(std::move(address)), clock_(clock), options_(options) {}
+
+Result<std::unique_ptr<RedisQueue>> RedisQueue::Open(const QueueConfig& config, Clock& clock,
+                                                     const RedisQueueOptions& options) {
+  Result<redis::Address> address = redis::ParseRedisUrl(config.url);
+  if (!address.ok()) return address.status();
+  std::unique_ptr<RedisQueue> queue(new RedisQueue(config, *address, clock, options));
+  // The first connection is made here so a wrong URL or a down Redis fails `run` at once.
+  Result<Session> session = queue->Connect(options.command_timeout);
+  if (!session.ok()) return session.status();
+  queue->CheckPersistence(*session->connection);
+  queue->session_ = std::move(session).value();
+  queue->last_sweep_ = std::chrono::steady_clock::now() - options.sweep_interval;
+  queue->dispatcher_ = std::thread([q = queue.get()] { q->DispatchLoop(); });
+  return queue;
+}
+
+RedisQueue::~RedisQueue() { Close(); }
+
+Result<RedisQueue::Session> RedisQueue::Connect(std::chrono::milliseconds command_timeout) {
+  auto connection =
+      redis::Connection::Open(address_, options_.connect_timeout, command_timeout);
+  if (!connection.ok()) return connection.status();
+  Session session;
+  session.connection = std::move(connection).value();
+  // Redis forgets loaded scripts when it restarts, so they are loaded on every connect.
+  for (int i = 0; i < redis::kScriptCount; ++i) {
+    session.connection->Append(
+        {"SCRIPT", "LOAD", redis::ScriptSource(static_cast<redis::Script>(i))});
+  }
+  for (int i = 0; i < redis::kScriptCount; ++i) {
+    Result<redis::Reply> reply = session.connection->GetReply();
+    if (!reply.ok()) return reply.status();
+    if (redis::IsError(reply->get())) {
+      return Internal(std::string("redis: cannot load script ") +
+                      redis::ScriptName(static_cast<redis::Script>(i)) + ": " +
+                      redis::ReplyString(reply->get()));
+    }
+    session.shas.push_back(redis::ReplyString(reply->get()));
+  }
+  return session;
+}
+
+void RedisQueue::CheckPersistence(redis::Connection& connection) {
+  std::string shortfall;
+  Result<redis::Reply> aof = connection.Command({"CONFIG", "GET", "appendonly"});
+  Result<redis::Reply> fsync = connection.Command({"CONFIG", "GET", "appendfsync"});
+  if (!aof.ok() || !fsync.ok() || redis::IsError(aof->get()) || redis::IsError(fsync->get())) {
+    const redisReply* failed = aof.ok() && redis::IsError(aof->get()) ? aof->get()
+                               : fsync.ok()                            ? fsync->get()
+                                                                       : nullptr;
+    shortfall = "cannot read Redis persistence settings (CONFIG GET refused: " +
+                redis::ReplyString(failed) + "); make sure it runs with appendonly yes and " +
+                (config_.durability == Durability::kFsync ? "appendfsync always"
+                                                          : "appendfsync everysec or always");
+  } else {
+    std::string appendonly = redis::ReplyString(redis::ReplyElement(aof->get(), 1));
+    std::string appendfsync = redis::ReplyString(redis::ReplyElement(fsync->get(), 1));
+    const bool fsync_wanted = config_.durability == Durability::kFsync;
+    if (appendonly != "yes") {
+      shortfall = std::string("Redis runs without AOF (appendonly ") + appendonly +
+                  "): accepted jobs are lost when Redis restarts; queue.durability = \"" +
+                  (fsync_wanted ? "fsync" : "process") + "\" needs appendonly yes with " +
+                  (fsync_wanted ? "appendfsync always" : "appendfsync everysec or always");
+    } else if (fsync_wanted && appendfsync != "always") {
+      shortfall = "Redis fsyncs its AOF with appendfsync " + appendfsync +
+                  ": a power loss can drop acknowledged jobs; queue.durability = \"fsync\" "
+                  "needs appendfsync always";
+    } else if (!fsync_wanted && appendfsync == "no") {
+      shortfall =
+          "Redis leaves AOF fsync to the OS (appendfsync no): a crash of the Redis host can "
+          "drop acknowledged jobs; queue.durability = \"process\" needs appendfsync everysec";
+    }
+  }
+  std::lock_guard lock(durability_mu_);
+  if (shortfall != durability_shortfall_ && !shortfall.empty()) {
+    log::Warn("queue durability degraded: " + shortfall,
+              {{"redis", address_.ToString()}, {"reason", shortfall}});
+  } else if (shortfall.empty() && !durability_shortfall_.empty()) {
+    log::Info("queue durability restored: Redis persistence now meets queue.durability",
+              {{"redis", address_.ToString()}});
+  }
+  durability_shortfall_ = shortfall;
+}
+
+std::string RedisQueue::DurabilityShortfall() {
+  std::lock_guard lock(durability_mu_);
+  return durability_shortfall_;
+}
+
+void RedisQueue::AppendScript(Session& session, redis::Script script,
+                              std::vector<std::string> args) {
+  std::vector<std::string> argv;
+  argv.reserve(args.size() + 3);
+  argv.push_back("EVALSHA");
+  argv.push_back(session.shas[static_cast<size_t>(script)]);
+  argv.push_back("0");
+  for (std::string& a : args) argv.push_back(std::move(a));
+  session.connection->Append(argv);
+}
+
+// ---- asynchronous side: the dispatcher thread -------------------------------------
+
+bool RedisQueue::Submit(Op& op) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    pending_.push_back(std::move(op));
+  }
+  work_ready_.notify_one();
+  return true;
+}
+
+void RedisQueue::Enqueue(NewJob job, EnqueueCallback done) {
+  Op op = EnqueueOp{std::move(job), std::move(done)};
+  if (!Submit(op)) {
+    EnqueueResult result;
+    result.status = Unavailable("queue is closed");
+    std::get<EnqueueOp>(op).done(std::move(result));
+  }
+}
+
+void RedisQueue::Claim(std::vector<ClaimSlots> slots, ClaimCallback done) {
+  Op op = ClaimOp{std::move(slots), std::move(done)};
+  if (!Submit(op)) std::get<ClaimOp>(op).done(Unavailable("queue is closed"));
+}
+
+void RedisQueue::Finish(JobFinish finish, StatusCallback done) {
+  Op op = FinishOp{std::move(finish), std::move(done)};
+  if (!Submit(op)) std::get<FinishOp>(op).done(Unavailable("queue is closed"));
+}
+
+void RedisQueue::DispatchLoop() {
+  std::vector<Op> batch;
+  for (;;) {
+    bool stopping = false;
+    {
+      std::unique_lock lock(mu_);
+      auto due = last_sweep_ + options_.sweep_interval;
+      work_ready_.wait_until(lock, due, [&] { return stopping_ || !pending_.empty(); });
+      stopping = stopping_;
+      while (!pending_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+        batch.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    const bool sweep = std::chrono::steady_clock::now() - last_sweep_ >= options_.sweep_interval;
+    if (batch.empty() && !sweep) {
+      if (stopping) return;
+      continue;
+    }
+    if (sweep) last_sweep_ = std::chrono::steady_clock::now();
+    if (Status connected = EnsureConnected(); !connected.ok()) {
+      FailBatch(batch, connected);
+    } else {
+      RunBatch(batch, sweep && !stopping);
+    }
+    batch.clear();
+    if (stopping) {
+      std::lock_guard lock(mu_);
+      if (pending_.empty()) return;
+    }
+  }
+}
+
+Status RedisQueue::EnsureConnected() {
+  if (session_.connection && !session_.connection->broken()) return Status::Ok();
+  session_ = {};
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_connect_attempt_) return last_connect_error_;
+  Result<Session> session = Connect(options_.command_timeout);
+  if (!session.ok()) {
+    // Exponential backoff with full jitter, so many processes don't reconnect in step.
+    backoff_ = std::clamp(backoff_ * 2, options_.reconnect_min, options_.reconnect_max);
+    std::uniform_int_distribution<int64_t> jitter(options_.reconnect_min.count() / 2,
+                                                  backoff_.count());
+    next_connect_attempt_ = now + std::chrono::milliseconds(jitter(rng_));
+    if (last_connect_error_.ok()) {
+      log::Error("redis unreachable; retrying with backoff",
+                 {{"redis", address_.ToString()}, {"error", session.status().message()}});
+    }
+    last_connect_error_ = Unavailable("queue unreachable: " + session.status().message());
+    return last_connect_error_;
+  }
+  CheckPersistence(*session->connection);
+  if (!last_connect_error_.ok()) log::Info("redis reconnected", {{"redis", address_.ToString()}});
+  last_connect_error_ = Status::Ok();
+  backoff_ = std::chrono::milliseconds(0);
+  session_ = std::move(session).value();
+  return Status::Ok();
+}
+
+void RedisQueue::FailBatch(std::vector<Op>& batch, const Status& status) {
+  for (Op& op : batch) {
+    std::visit(
+        [&](auto& o) {
+          using T = std::decay_t<decltype(o)>;
+          if constexpr (std::is_same_v<T, EnqueueOp>) {
+            EnqueueResult result;
+            result.status = status;
+            o.done(std::move(result));
+          } else {
+            o.done(status);
+          }
+        },
+        op);
+  }
+}
+
+void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
+  const int64_t now = clock_.NowMs();
+  const std::string now_text = std::to_string(now);
+  // Operations refused before reaching Redis answer without a round trip.
+  std::vector<bool> sent(batch.size(), false);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Op& op = batch[i];
+    if (auto* e = std::get_if<EnqueueOp>(&op)) {
+      const NewJob& job = e->job;
+      if (job.id.empty() || job.type.empty()) continue;
+      std::vector<std::string> args = {
+          now_text,
+          std::to_string(config_.max_depth),
+          std::to_string(std::max<int64_t>(1, config_.dedupe_ttl.count())),
+          job.id,
+          job.type,
+          job.source,
+          job.ordering_key,
+          std::to_string(job.max_attempts),
+          std::to_string(job.enqueued_at_ms > 0 ? job.enqueued_at_ms : now),
+          std::to_string(job.run_at_ms > 0 ? job.run_at_ms
+                                           : (job.enqueued_at_ms > 0 ? job.enqueued_at_ms : now)),
+          job.payload_json,
+          job.headers_json,
+          job.traceparent,
+          ""};
+      int keys = 0;
+      for (const std::string& key : job.dedupe_keys) {
+        if (key.empty()) continue;
+        args.push_back(key);
+        ++keys;
+      }
+      args[13] = std::to_string(keys);
+      AppendScript(session_, redis::Script::kEnqueue, std::move(args));
+    } else if (auto* c = std::get_if<ClaimOp>(&op)) {
+      bool valid = true;
+      std::vector<std::string> args = {now_text, "0"};
+      int slots = 0;
+      for (const ClaimSlots& slot : c->slots) {
+        if (slot.limit < 0 || slot.lease_ms <= 0) valid = false;
+        if (slot.limit <= 0) continue;
+        args.insert(args.end(),
+                    {slot.type, std::to_string(slot.limit), std::to_string(slot.lease_ms)});
+        ++slots;
+      }
+      if (!valid || slots == 0) continue;
+      args[1] = std::to_string(slots);
+      AppendScript(session_, redis::Script::kClaim, std::move(args));
+    } else if (auto* f = std::get_if<FinishOp>(&op)) {
+      const JobFinish& finish = f->finish;
+      AttemptRecord record = finish.record;
+      record.attempt = finish.attempt;  // filed under the attempt the job held
+      AppendScript(session_, redis::Script::kFinish,
+                   {now_text, finish.job_id, std::to_string(finish.attempt),
+                    DispositionName(finish.disposition), std::to_string(finish.run_at_ms),
+                    AttemptJson(record)});
+    }
+    sent[i] = true;
+  }
+  if (sweep) {
+    AppendScript(session_, redis::Script::kSweep,
+                 {now_text, std::to_string(options_.sweep_limit)});
+  }
+
+  bool wake = false;
+  Status io;  // once a read fails, every later reply of the pipeline is lost too
+  auto next_reply = [&]() -> Result<redis::Reply> {
+    if (!io.ok()) return io;
+    Result<redis::Reply> reply = session_.connection->GetReply();
+    if (!reply.ok()) {
+      io = reply.status();
+      return io;
+    }
+    if (redis::IsError(reply->get())) {
+      std::string error = redis::ReplyString(reply->get());
+      if (error.rfind("NOSCRIPT", 0) == 0) {
+        // Redis restarted under a live connection (or SCRIPT FLUSH): reconnect reloads.
+        session_.connection.reset();
+      }
+      return Unavailable("redis: " + error);
+    }
+    return reply;
+  };
+
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Op& op = batch[i];
+    if (auto* e = std::get_if<EnqueueOp>(&op)) {
+      EnqueueResult result;
+      if (!sent[i]) {
+        result.status = InvalidArgument("a job needs an id and a type");
+      } else if (Result<redis::Reply> reply = next_reply(); !reply.ok()) {
+        result.status = reply.status();
+      } else {
+        std::string kind = redis::ReplyString(redis::ReplyElement(reply->get(), 0));
+        std::string value = redis::ReplyString(redis::ReplyElement(reply->get(), 1));
+        if (kind == "ok") {
+          result.outcome = EnqueueOutcome::kAccepted;
+          result.job_id = e->job.id;
+          if (value == "1") wake = true;
+        } else if (kind == "dup") {
+          result.outcome = EnqueueOutcome::kDuplicate;
+          result.job_id = value;
+        } else if (kind == "full") {
+          result.outcome = EnqueueOutcome::kOverloaded;
+        } else if (kind == "exists") {
+          result.status =
+              Status(StatusCode::kAlreadyExists, "job id " + e->job.id + " already exists");
+        } else {
+          result.status = Internal("redis enqueue: unexpected reply \"" + kind + "\"");
+        }
+      }
+      e->done(std::move(result));
+    } else if (auto* c = std::get_if<ClaimOp>(&op)) {
+      if (!sent[i]) {
+        bool invalid = std::any_of(c->slots.begin(), c->slots.end(), [](const ClaimSlots& s) {
+          return s.limit < 0 || s.lease_ms <= 0;
+        });
+        if (invalid) {
+          c->done(InvalidArgument("a claim needs limit >= 0 and lease_ms > 0"));
+        } else {
+          c->done(std::vector<Job>{});
+        }
+        continue;
+      }
+      Result<redis::Reply> reply = next_reply();
+      if (!reply.ok()) {
+        c->done(reply.status());
+        continue;
+      }
+      std::vector<Job> jobs;
+      const redisReply* r = reply->get();
+      for (size_t k = 0; k + kClaimFields <= redis::ReplyLength(r); k += kClaimFields) {
+        auto field = [&](size_t n) { return redis::ReplyString(redis::ReplyElement(r, k + n)); };
+        Job job;
+        job.id = field(0);
+        job.attempt = static_cast<int>(ToInt(field(1)));
+        job.type = field(2);
+        job.source = field(3);
+        job.dedupe_key = field(4);
+        job.payload_json = field(5);
+        job.headers_json = field(6);
+        job.traceparent = field(7);
+        job.ordering_key = field(8);
+        job.max_attempts = static_cast<int>(ToInt(field(9)));
+        job.enqueued_at_ms = ToInt(field(10));
+        job.run_at_ms = ToInt(field(11));
+        job.state = JobState::kInFlight;
+        for (const ClaimSlots& slot : c->slots) {
+          if (slot.type == job.type) job.lease_until_ms = now + slot.lease_ms;
+        }
+        jobs.push_back(std::move(job));
+      }
+      c->done(std::move(jobs));
+    } else if (auto* f = std::get_if<FinishOp>(&op)) {
+      Result<redis::Reply> reply = next_reply();
+      if (!reply.ok()) {
+        f->done(reply.status());
+        continue;
+      }
+      std::string outcome = redis::ReplyString(reply->get());
+      if (outcome == "stale") {
+        f->done(FailedPrecondition("job " + f->finish.job_id + " does not hold attempt " +
+                                   std::to_string(f->finish.attempt) +
+                                   " (lease expired or already finished)"));
+        continue;
+      }
+      if (outcome == "woke") wake = true;
+      f->done(Status::Ok());
+    }
+  }
+  if (sweep) {
+    Result<redis::Reply> reply = next_reply();
+    if (reply.ok()) {
+      int64_t requeued = redis::ReplyInteger(redis::ReplyElement(reply->get(), 0));
+      int64_t dead = redis::ReplyInteger(redis::ReplyElement(reply->get(), 1));
+      if (requeued > 0) wake = true;
+      if (requeued > 0 || dead > 0) {
+        log::Warn("expired leases reclaimed", {{"requeued", requeued}, {"dead_lettered", dead}});
+      }
+      if (redis::ReplyInteger(redis::ReplyElement(reply->get(), 2)) != 0) {
+        last_sweep_ = std::chrono::steady_clock::time_point{};  // more expired: sweep again
+      }
+    }
+  }
+  if (!io.ok()) session_.connection.reset();
+  if (wake) {
+    std::lock_guard lock(wakeup_mu_);
+    if (wakeup_) wakeup_();
+  }
+}
+
+// ---- wakeups from other processes ---------------------------------------------------
+
+void RedisQueue::SetWakeup(std::function<void()> wakeup) {
+  {
+    std::lock_guard lock(wakeup_mu_);
+    wakeup_ = std::move(wakeup);
+  }
+  std::lock_guard lock(close_mu_);
+  if (!subscriber_.joinable() && !closed_.load()) {
+    subscriber_ = std::thread([this] { SubscribeLoop(); });
+  }
+}
+
+void RedisQueue::SubscribeLoop() {
+  std::chrono::milliseconds backoff = options_.reconnect_min;
+  while (!closed_.load()) {
+    // No command timeout: the subscriber waits for messages for as long as it takes;
+    // Close() unblocks it by shutting the socket down.
+    auto connection =
+        redis::Connection::Open(address_, options_.connect_timeout, std::chrono::milliseconds(0));
+    if (connection.ok()) {
+      std::unique_ptr<redis::Connection> owned = std::move(connection).value();
+      {
+        std::lock_guard lock(subscriber_mu_);
+        if (closed_.load()) return;
+        subscriber_connection_ = owned.get();
+      }
+      Result<redis::Reply> subscribed = owned->Command({"SUBSCRIBE", redis::kWakeChannel});
+      if (subscribed.ok()) backoff = options_.reconnect_min;
+      while (subscribed.ok() && !closed_.load()) {
+        Result<redis::Reply> message = owned->GetReply();
+        if (!message.ok()) break;
+        std::lock_guard lock(wakeup_mu_);
+        if (wakeup_) wakeup_();
+      }
+      std::lock_guard lock(subscriber_mu_);
+      subscriber_connection_ = nullptr;
+    }
+    // The worker also polls, so a lost subscription only delays claims until then.
+    std::unique_lock lock(mu_);
+    work_ready_.wait_for(lock, backoff, [&] { return closed_.load(); });
+    backoff = std::min(backoff * 2, options_.reconnect_max);
+  }
+}
+
+// ---- synchronous side: tools and the admin API -------------------------------------
+
+Result<redis::Reply> RedisQueue::RunAdminScript(redis::Script script,
+                                                std::vector<std::string> args) {
+  if (closed_.load()) return Unavailable("queue is closed");
+  for (int tries = 0; tries < 2; ++tries) {
+    if (!admin_.connection || admin_.connection->broken()) {
+      // Tools may run long scripts (replay of a big chunk): a longer timeout than the
+      // dispatcher's.
+      Result<Session> session = Connect(std::max(options_.command_timeout,
+                                                 std::chrono::milliseconds(30'000)));
+      if (!session.ok()) return Unavailable("queue unreachable: " + session.status().message());
+      admin_ = std::move(session).value();
+    }
+    AppendScript(admin_, script, args);
+    Result<redis::Reply> reply = admin_.connection->GetReply();
+    if (!reply.ok()) {
+      admin_ = {};
+      continue;  // one retry on a fresh connection (Redis may have restarted)
+    }
+    if (redis::IsError(reply->get())) {
+      std::string error = redis::ReplyString(reply->get());
+      if (error.rfind("NOSCRIPT", 0) == 0) {
+        admin_ = {};
+        continue;
+      }
+      return Internal("redis " + std::string(redis::ScriptName(script)) + ": " + error);
+    }
+    return reply;
+  }
+  return Unavailable("queue unreachable: redis " + address_.ToString());
+}
+
+Result<std::vector<TypeDepth>> RedisQueue::Stats() {
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply =
+      RunAdminScript(redis::Script::kStats, {std::to_string(clock_.NowMs())});
+  if (!reply.ok()) return reply.status();
+  std::vector<TypeDepth> out;
+  const redisReply* r = reply->get();
+  for (size_t i = 0; i + 5 <= redis::ReplyLength(r); i += 5) {
+    TypeDepth depth;
+    depth.type = redis::ReplyString(redis::ReplyElement(r, i));
+    depth.ready = redis::ReplyInteger(redis::ReplyElement(r, i + 1));
+    depth.delayed = redis::ReplyInteger(redis::ReplyElement(r, i + 2));
+    depth.in_flight = redis::ReplyInteger(redis::ReplyElement(r, i + 3));
+    depth.dead = redis::ReplyInteger(redis::ReplyElement(r, i + 4));
+    if (depth.ready + depth.delayed + depth.in_flight + depth.dead > 0) {
+      out.push_back(std::move(depth));
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const TypeDepth& a, const TypeDepth& b) { return a.type < b.type; });
+  return out;
+}
+
+Status RedisQueue::Ping() {
+  std::lock_guard lock(admin_mu_);
+  if (closed_.load()) return Unavailable("queue is closed");
+  for (int tries = 0; tries < 2; ++tries) {
+    if (!admin_.connection || admin_.connection->broken()) {
+      Result<Session> session = Connect(options_.command_timeout);
+      if (!session.ok()) return Unavailable("queue unreachable: " + session.status().message());
+      admin_ = std::move(session).value();
+    }
+    Result<redis::Reply> reply = admin_.connection->Command({"PING"});
+    if (reply.ok() && !redis::IsError(reply->get())) return Status::Ok();
+    admin_ = {};
+  }
+  return Unavailable("queue unreachable: redis " + address_.ToString());
+}
+
+Result<Job> RedisQueue::GetJob(const std::string& id) {
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply = RunAdminScript(redis::Script::kGetJob, {id});
+  if (!reply.ok()) return reply.status();
+  return JobFromReply(id, reply->get());
+}
+
+Result<DeadListPage> RedisQueue::ListDead(const std::string& type, int limit,
+                                          const std::string& cursor) {
+  if (limit <= 0) return InvalidArgument("limit must be positive");
+  limit = std::min(limit, kMaxDeadPage);
+  std::string cursor_score, cursor_id;
+  if (!cursor.empty()) {
+    size_t dot = cursor.find('.');
+    cursor_score = cursor.substr(0, dot);
+    cursor_id = dot == std::string::npos ? "" : cursor.substr(dot + 1);
+    if (dot == std::string::npos || cursor_score.empty() || cursor_id.empty() ||
+        !std::all_of(cursor_score.begin(), cursor_score.end(), ::isdigit)) {
+      return InvalidArgument("bad cursor \"" + cursor + "\"");
+    }
+  }
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply = RunAdminScript(
+      redis::Script::kListDead, {type, std::to_string(limit + 1), cursor_score, cursor_id});
+  if (!reply.ok()) return reply.status();
+  std::vector<std::pair<std::string, std::string>> entries;  // id, dead_at
+  for (size_t i = 0; i + 2 <= redis::ReplyLength(reply->get()); i += 2) {
+    entries.emplace_back(redis::ReplyString(redis::ReplyElement(reply->get(), i)),
+                         redis::ReplyString(redis::ReplyElement(reply->get(), i + 1)));
+  }
+  DeadListPage page;
+  const bool more = static_cast<int>(entries.size()) > limit;
+  if (more) entries.resize(static_cast<size_t>(limit));
+  for (const auto& [id, dead_at] : entries) {
+    Result<redis::Reply> job_reply = RunAdminScript(redis::Script::kGetJob, {id});
+    if (!job_reply.ok()) return job_reply.status();
+    Result<Job> job = JobFromReply(id, job_reply->get());
+    if (job.ok()) page.items.push_back(std::move(job).value());  // purged meanwhile: skip
+  }
+  if (more && !entries.empty()) {
+    page.next_cursor = entries.back().second + "." + entries.back().first;
+  }
+  return page;
+}
+
+Status RedisQueue::Replay(const std::string& id) {
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply =
+      RunAdminScript(redis::Script::kReplay, {std::to_string(clock_.NowMs()), id});
+  if (!reply.ok()) return reply.status();
+  if (redis::ReplyInteger(reply->get()) == 0) return NotFound("no dead job " + id);
+  return Status::Ok();
+}
+
+Result<int64_t> RedisQueue::ReplayAll(const std::string& type,
+                                      const std::function<void(int64_t)>& progress) {
+  int64_t total = 0;
+  for (;;) {
+    int64_t done = 0;
+    {
+      std::lock_guard lock(admin_mu_);
+      Result<redis::Reply> reply =
+          RunAdminScript(redis::Script::kReplayChunk,
+                         {std::to_string(clock_.NowMs()), type, std::to_string(kAdminChunk)});
+      if (!reply.ok()) return reply.status();
+      done = redis::ReplyInteger(reply->get());
+    }
+    if (done == 0) break;
+    total += done;
+    if (progress) progress(total);
+  }
+  return total;
+}
+
+Status RedisQueue::Purge(const std::string& id) {
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply = RunAdminScript(redis::Script::kPurge, {id});
+  if (!reply.ok()) return reply.status();
+  if (redis::ReplyInteger(reply->get()) == 0) return NotFound("no dead job " + id);
+  return Status::Ok();
+}
+
+Result<int64_t> RedisQueue::PurgeAll(const std::string& type) {
+  int64_t total = 0;
+  for (;;) {
+    std::lock_guard lock(admin_mu_);
+    Result<redis::Reply> reply =
+        RunAdminScript(redis::Script::kPurgeChunk, {type, std::to_string(kAdminChunk)});
+    if (!reply.ok()) return reply.status();
+    int64_t done = redis::ReplyInteger(reply->get());
+    if (done == 0) break;
+    total += done;
+  }
+  return total;
+}
+
+void RedisQueue::Close() {
+  std::lock_guard close_lock(close_mu_);
+  if (closed_.exchange(true)) return;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  work_ready_.notify_all();
+  {
+    std::lock_guard lock(subscriber_mu_);
+    if (subscriber_connection_) subscriber_connection_->ShutdownSocket();
+  }
+  if (dispatcher_.joinable()) dispatcher_.join();
+  if (subscriber_.joinable()) subscriber_.join();
+  std::lock_guard lock(admin_mu_);
+  admin_ = {};
+}
+
+Result<std::unique_ptr<Queue>> OpenRedisQueue(const QueueConfig& config, Clock& clock,
+                                              const RedisQueueOptions& options) {
+  Result<std::unique_ptr<RedisQueue>> queue = RedisQueue::Open(config, clock, options);
+  if (!queue.ok()) return queue.status();
+  return std::unique_ptr<Queue>(std::move(queue).value());
+}
+
+}  // namespace firebreak
