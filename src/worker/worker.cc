@@ -139,7 +139,13 @@ class Worker::Impl {
   }
 
   void TryClaim() {
-    if (claiming_ || stopping_) return;
+    if (stopping_) return;
+    if (claiming_) {
+      // A wakeup during a claim may be for a job that claim did not see: claim again after.
+      claim_again_ = true;
+      return;
+    }
+    claim_again_ = false;
     int free_total = config_.worker.max_in_flight - in_flight_total_;
     if (free_total <= 0) return;
     std::vector<ClaimSlots> slots;
@@ -178,7 +184,7 @@ class Worker::Impl {
       claim_failures_ = 0;
     }
     for (Job& job : *claimed) StartAttempt(std::move(job));
-    if (!claimed->empty()) TryClaim();
+    if (!claimed->empty() || claim_again_) TryClaim();
   }
 
   void StartAttempt(Job job) {
@@ -347,6 +353,7 @@ class Worker::Impl {
   std::mt19937_64 rng_;
   int in_flight_total_ = 0;
   int64_t claim_failures_ = 0;  // consecutive failed claims
+  bool claim_again_ = false;    // woken while a claim was in flight
   size_t rotation_ = 0;
   bool claiming_ = false;
   bool stopping_ = false;

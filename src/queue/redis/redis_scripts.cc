@@ -121,7 +121,12 @@ for i = 1, n do
   redis.call('SET', P .. 'dedupe:' .. ARGV[14 + i], id, 'PX', ttl)
 end
 if runnable and run_at <= now then
-  redis.call('PUBLISH', P .. 'wake', typ)
+  -- Wake idle workers only when this is the one runnable job of its type: a worker
+  -- claims again for as long as its claims come back non-empty, so later jobs are
+  -- found without a message per enqueue (which would cost Redis one write per worker).
+  if redis.call('ZCOUNT', P .. 'ready:' .. typ, '-inf', I(now)) == 1 then
+    redis.call('PUBLISH', P .. 'wake', typ)
+  end
   return {'ok', '1'}
 end
 return {'ok', '0'}
