@@ -12,6 +12,8 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <mutex>
+#include <set>
+#include <string>
 
 #include "common/crypto.h"
 #include "common/json_string.h"
@@ -129,6 +131,7 @@ struct IngressServer::Impl {
 
   std::mutex depth_mu;  // guards last_depth_refresh_ms (scrapes may run concurrently)
   int64_t last_depth_refresh_ms = 0;
+  std::set<std::string> depth_types_seen;  // guarded by depth_mu
 };
 
 asio::awaitable<void> IngressServer::Impl::Accept() {
@@ -244,11 +247,21 @@ Response IngressServer::Impl::Metrics(const Request& req) {
       metrics.SetDurabilityDegraded(!queue.DurabilityShortfall().empty());
       auto stats = queue.Stats();
       if (stats.ok()) {
+        // Stats lists only types that still have jobs: a type seen before and missing
+        // now has drained, and its gauges must say 0 rather than keep the last value.
+        std::set<std::string> drained = depth_types_seen;
         for (const TypeDepth& d : *stats) {
+          drained.erase(d.type);
+          depth_types_seen.insert(d.type);
           metrics.SetQueueDepth(d.type, "ready", static_cast<double>(d.ready));
           metrics.SetQueueDepth(d.type, "delayed", static_cast<double>(d.delayed));
           metrics.SetQueueDepth(d.type, "in_flight", static_cast<double>(d.in_flight));
           metrics.SetQueueDepth(d.type, "dead", static_cast<double>(d.dead));
+        }
+        for (const std::string& type : drained) {
+          for (const char* state : {"ready", "delayed", "in_flight", "dead"}) {
+            metrics.SetQueueDepth(type, state, 0);
+          }
         }
       }
     }

@@ -51,8 +51,13 @@ TEST(ExampleTest, SendLineFromMakeRunIsHandledByTheEchoBot) {
   EXPECT_EQ(process.Terminate(), 0);
 }
 
-TEST(ShutdownTest, AttemptsOutlivingTheGraceGoBackToTheQueueAndRunAfterRestart) {
+// Runs on every queue backend (the parameter).
+class ShutdownTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ShutdownTest, AttemptsOutlivingTheGraceGoBackToTheQueueAndRunAfterRestart) {
   TempDir dir;
+  QueueBackend backend(GetParam(), dir);
+  ASSERT_TRUE(backend.Start()) << backend.Describe();
   uint16_t port = FreePort();
   dir.Write("secret", "shutdown-secret");
   // Sleeps 2 s the first time it sees each job, longer than the 500 ms grace.
@@ -74,8 +79,7 @@ for line in sys.stdin:
   std::string config = dir.Write("firebreak.toml", R"(
 [server]
 listen = "127.0.0.1:)" + std::to_string(port) + R"("
-[queue]
-path = ")" + dir.File("q.db") + R"("
+)" + backend.QueueToml() + R"(
 [worker]
 shutdown_grace = "500ms"
 [[sources]]
@@ -119,6 +123,8 @@ timeout = "10s"
       << ReadFile(dir.File("runs.txt")) << process.Log();
   EXPECT_EQ(process.Terminate(), 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ShutdownTest, ::testing::ValuesIn(AllBackends()), BackendName);
 
 }  // namespace
 }  // namespace firebreak::testing

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -249,5 +250,73 @@ double MetricValue(const std::string& scrape, const std::string& name,
   }
   return total;
 }
+
+bool HasMetric(const std::string& scrape, const std::string& name) {
+  std::istringstream in(scrape);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#' || line.rfind(name, 0) != 0) continue;
+    char next = line.size() > name.size() ? line[name.size()] : ' ';
+    if (next == '{' || next == ' ') return true;
+  }
+  return false;
+}
+
+std::string ScrapeMetrics(uint16_t port) {
+  auto res = HttpCall({"GET",
+                       "http://127.0.0.1:" + std::to_string(port) + "/metrics",
+                       {},
+                       "",
+                       std::chrono::seconds(5)});
+  return res.ok() && res->status == 200 ? res->body : "";
+}
+
+int GetStatus(uint16_t port, const std::string& path) {
+  auto res = HttpCall(
+      {"GET", "http://127.0.0.1:" + std::to_string(port) + path, {}, "", std::chrono::seconds(5)});
+  return res.ok() ? res->status : 0;
+}
+
+int64_t QueuedJobs(const std::string& config_path, const std::string& job_type) {
+  auto result =
+      RunFirebreak({"queue", "stats", "--json", "-c", config_path}, std::chrono::seconds(20));
+  if (result.exit_code != 0) return -1;
+  auto stats = nlohmann::json::parse(result.out, nullptr, false);
+  if (!stats.is_array()) return -1;
+  int64_t n = 0;
+  for (const auto& row : stats) {
+    if (!job_type.empty() && row["job_type"] != job_type) continue;
+    n += row["ready"].get<int64_t>() + row["delayed"].get<int64_t>() +
+         row["in_flight"].get<int64_t>();
+  }
+  return n;
+}
+
+QueueBackend::QueueBackend(std::string name, const TempDir& dir, RedisServerOptions redis_options)
+    : name_(std::move(name)), sqlite_path_(dir.File("queue.db")) {
+  if (is_redis()) redis_ = std::make_unique<RedisServer>(std::move(redis_options));
+}
+
+bool QueueBackend::Start() {
+  if (!is_redis()) return true;
+  if (!RedisServerAvailable()) return false;
+  return redis_->Start();
+}
+
+std::string QueueBackend::QueueToml(const std::string& extra_keys) const {
+  std::string where = is_redis() ? "backend = \"redis\"\nurl = \"" + redis_->Url() + "\"\n"
+                                 : "path = \"" + sqlite_path_ + "\"\n";
+  return "[queue]\n" + where + extra_keys;
+}
+
+std::string QueueBackend::Describe() const {
+  if (!is_redis()) return "sqlite at " + sqlite_path_;
+  if (!RedisServerAvailable()) return "redis: redis-server is not on PATH";
+  return "redis at " + redis_->Url() + "; redis log:\n" + redis_->Log();
+}
+
+std::vector<std::string> AllBackends() { return {"sqlite", "redis"}; }
+
+std::string BackendName(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
 
 }  // namespace firebreak::testing

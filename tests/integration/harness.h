@@ -2,14 +2,18 @@
 // `firebreak` binary started and stopped by PID.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/http_client.h"
+#include "support/redis_server.h"
 
 namespace firebreak::testing {
 
@@ -78,5 +82,43 @@ int64_t NowSeconds();
 // sample of `name` whose labels contain all of `label_matchers` (e.g. "outcome=\"timed_out\"").
 double MetricValue(const std::string& scrape, const std::string& name,
                    const std::vector<std::string>& label_matchers = {});
+// True when the scrape has at least one sample of `name` (MetricValue is 0 for both
+// "absent" and "zero").
+bool HasMetric(const std::string& scrape, const std::string& name);
+// GET /metrics from 127.0.0.1:port ("" when unreachable).
+std::string ScrapeMetrics(uint16_t port);
+// GET 127.0.0.1:port`path`; the HTTP status, or 0 when there was no answer.
+int GetStatus(uint16_t port, const std::string& path);
+
+// Jobs of `job_type` ("" = every type) still in the queue (ready + delayed + in flight),
+// read through `firebreak queue stats --json -c config`; -1 when that fails.
+int64_t QueuedJobs(const std::string& config_path, const std::string& job_type = "");
+
+// The queue backend a test runs against: "sqlite" (a file in the test's dir) or
+// "redis" (a real redis-server, started by Start() and killed with this object).
+class QueueBackend {
+ public:
+  QueueBackend(std::string name, const TempDir& dir, RedisServerOptions redis_options = {});
+  // Starts the store when it is a server; always true for sqlite. On failure see Describe().
+  bool Start();
+  const std::string& name() const { return name_; }
+  bool is_redis() const { return name_ == "redis"; }
+  // The whole [queue] table for a config: where the data lives, then `extra_keys`
+  // (e.g. "durability = \"fsync\"\n"). Call after Start(): Redis picks its port there.
+  std::string QueueToml(const std::string& extra_keys = "") const;
+  RedisServer& redis() { return *redis_; }  // is_redis() only
+  // For failure messages: the backend and, for redis, its log.
+  std::string Describe() const;
+
+ private:
+  std::string name_;
+  std::string sqlite_path_;
+  std::unique_ptr<RedisServer> redis_;
+};
+
+// Parameters and readable test names for suites that run on every backend:
+// INSTANTIATE_TEST_SUITE_P(Backends, T, ::testing::ValuesIn(AllBackends()), BackendName);
+std::vector<std::string> AllBackends();
+std::string BackendName(const ::testing::TestParamInfo<std::string>& info);
 
 }  // namespace firebreak::testing

@@ -12,11 +12,14 @@ namespace {
 constexpr char kSlackSecret[] = "slack-signing-secret-for-tests";
 constexpr char kHmacSecret[] = "hmac-secret-for-tests";
 
-class IngressTest : public ::testing::Test {
+// Runs on every queue backend (the parameter): one test body, sqlite and redis.
+class IngressTest : public ::testing::TestWithParam<std::string> {
  protected:
   // role "ingest" stores without consuming, so stored jobs can be counted.
   void StartFirebreak(const std::string& role, const std::string& handler_dir = "",
                       int max_depth = 100000) {
+    backend_ = std::make_unique<QueueBackend>(GetParam(), dir_);
+    ASSERT_TRUE(backend_->Start()) << backend_->Describe();
     port_ = FreePort();
     dir_.Write("slack.secret", kSlackSecret);
     dir_.Write("hmac.secret", std::string(kHmacSecret) + "\n");
@@ -38,11 +41,8 @@ listen = "127.0.0.1:)" + std::to_string(port_) +
 max_body = "64KiB"
 threads = 2
 
-[queue]
-path = ")" + dir_.File("queue.db") + R"("
-max_depth = )" + std::to_string(max_depth) +
+)" + backend_->QueueToml("max_depth = " + std::to_string(max_depth) + "\n") +
                                          R"(
-
 [[sources]]
 name = "slack"
 kind = "slack"
@@ -96,26 +96,14 @@ timeout = "5s"
     return Post("/hooks/slack", body, headers);
   }
 
-  // Ready jobs per type, read through `firebreak queue stats --json`.
-  int64_t Stored(const std::string& type) {
-    auto result = RunFirebreak({"queue", "stats", "--json", "-c", config_});
-    EXPECT_EQ(result.exit_code, 0) << result.out;
-    auto stats = nlohmann::json::parse(result.out, nullptr, false);
-    int64_t n = 0;
-    if (!stats.is_array()) return -1;
-    for (auto& row : stats) {
-      if (row["job_type"] == type) {
-        n += row["ready"].get<int64_t>() + row["in_flight"].get<int64_t>() +
-             row["delayed"].get<int64_t>();
-      }
-    }
-    return n;
-  }
+  // Jobs of a type still in the queue, read through `firebreak queue stats --json`.
+  int64_t Stored(const std::string& type) { return QueuedJobs(config_, type); }
 
   TempDir dir_;
+  std::unique_ptr<QueueBackend> backend_;
   uint16_t port_ = 0;
   std::string config_;
-  std::unique_ptr<FirebreakProcess> process_;
+  std::unique_ptr<FirebreakProcess> process_;  // declared after the store: stopped first
   std::unique_ptr<HttpConnection> connection_;
 };
 
@@ -124,8 +112,8 @@ std::string SlackEvent(const std::string& event_id, const std::string& text = "h
          R"(","event":{"type":"app_mention","text":")" + text + R"(","channel":"C1"}})";
 }
 
-TEST_F(IngressTest, SignedSlackAndHmacEventsReachTheHandlerAsEnvelopes) {
-  StartFirebreak("run");
+TEST_P(IngressTest, SignedSlackAndHmacEventsReachTheHandlerAsEnvelopes) {
+  ASSERT_NO_FATAL_FAILURE(StartFirebreak("run"));
   auto res =
       PostSlack(SlackEvent("Ev0001"), NowSeconds(), "application/json",
                 {{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}});
@@ -162,8 +150,8 @@ TEST_F(IngressTest, SignedSlackAndHmacEventsReachTheHandlerAsEnvelopes) {
   EXPECT_EQ(process_->Terminate(), 0);
 }
 
-TEST_F(IngressTest, RejectsForgeriesAndBadInputWithoutStoring) {
-  StartFirebreak("ingest");
+TEST_P(IngressTest, RejectsForgeriesAndBadInputWithoutStoring) {
+  ASSERT_NO_FATAL_FAILURE(StartFirebreak("ingest"));
   std::string body = SlackEvent("Ev0002");
   // Tampered body: signature computed over a different body.
   auto headers = SlackHeaders(kSlackSecret, body, NowSeconds(), "application/json");
@@ -198,8 +186,8 @@ TEST_F(IngressTest, RejectsForgeriesAndBadInputWithoutStoring) {
   EXPECT_EQ(Stored("generic.event"), 0);
 }
 
-TEST_F(IngressTest, DuplicatesAndSlackRetriesMakeOneJob) {
-  StartFirebreak("ingest");
+TEST_P(IngressTest, DuplicatesAndSlackRetriesMakeOneJob) {
+  ASSERT_NO_FATAL_FAILURE(StartFirebreak("ingest"));
   std::string body = SlackEvent("Ev0004");
   auto first = PostSlack(body);
   EXPECT_EQ(first.status, 200) << first.body;
@@ -221,8 +209,8 @@ TEST_F(IngressTest, DuplicatesAndSlackRetriesMakeOneJob) {
             1);
 }
 
-TEST_F(IngressTest, AnswersUrlVerificationAndAcceptsSlashCommands) {
-  StartFirebreak("ingest");
+TEST_P(IngressTest, AnswersUrlVerificationAndAcceptsSlashCommands) {
+  ASSERT_NO_FATAL_FAILURE(StartFirebreak("ingest"));
   auto challenge = PostSlack(
       R"({"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"})");
   EXPECT_EQ(challenge.status, 200);
@@ -239,8 +227,8 @@ TEST_F(IngressTest, AnswersUrlVerificationAndAcceptsSlashCommands) {
   EXPECT_EQ(Stored("slack.event"), 1);
 }
 
-TEST_F(IngressTest, FullQueueAnswers503WithRetryAfterAndStoresNothing) {
-  StartFirebreak("ingest", "", /*max_depth=*/2);
+TEST_P(IngressTest, FullQueueAnswers503WithRetryAfterAndStoresNothing) {
+  ASSERT_NO_FATAL_FAILURE(StartFirebreak("ingest", "", /*max_depth=*/2));
   EXPECT_EQ(PostSlack(SlackEvent("EvFull1")).status, 200);
   EXPECT_EQ(PostSlack(SlackEvent("EvFull2")).status, 200);
   auto full = PostSlack(SlackEvent("EvFull3"));
@@ -253,8 +241,8 @@ TEST_F(IngressTest, FullQueueAnswers503WithRetryAfterAndStoresNothing) {
   EXPECT_EQ(process_->Terminate(), 0);
 }
 
-TEST_F(IngressTest, ServesHealthReadinessAndMetrics) {
-  StartFirebreak("ingest");
+TEST_P(IngressTest, ServesHealthReadinessAndMetrics) {
+  ASSERT_NO_FATAL_FAILURE(StartFirebreak("ingest"));
   std::string base = "http://127.0.0.1:" + std::to_string(port_);
   EXPECT_EQ(HttpCall({"GET", base + "/healthz", {}, "", std::chrono::seconds(5)})->status, 200);
   EXPECT_EQ(HttpCall({"GET", base + "/readyz", {}, "", std::chrono::seconds(5)})->status, 200);
@@ -264,6 +252,8 @@ TEST_F(IngressTest, ServesHealthReadinessAndMetrics) {
   EXPECT_EQ(HttpCall({"GET", base + "/nope", {}, "", std::chrono::seconds(5)})->status, 404);
   EXPECT_EQ(process_->Terminate(), 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, IngressTest, ::testing::ValuesIn(AllBackends()), BackendName);
 
 }  // namespace
 }  // namespace firebreak::testing

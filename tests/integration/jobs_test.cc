@@ -15,10 +15,13 @@ namespace {
 
 constexpr char kSecret[] = "jobs-test-secret";
 
-class JobsTest : public ::testing::Test {
+// Runs on every queue backend (the parameter): one test body, sqlite and redis.
+class JobsTest : public ::testing::TestWithParam<std::string> {
  protected:
   // `job_toml` is the [[jobs]] table body for type "work".
   void Start(const std::string& job_toml) {
+    backend_ = std::make_unique<QueueBackend>(GetParam(), dir_);
+    ASSERT_TRUE(backend_->Start()) << backend_->Describe();
     port_ = FreePort();
     dir_.Write("hmac.secret", kSecret);
     config_ = dir_.Write("firebreak.toml", R"(
@@ -27,9 +30,7 @@ listen = "127.0.0.1:)" + std::to_string(port_) +
                                                R"("
 threads = 1
 
-[queue]
-path = ")" + dir_.File("queue.db") + R"("
-
+)" + backend_->QueueToml() + R"(
 [worker]
 shutdown_grace = "2s"
 
@@ -75,9 +76,10 @@ type = "work"
   }
 
   TempDir dir_;
+  std::unique_ptr<QueueBackend> backend_;
   uint16_t port_ = 0;
   std::string config_;
-  std::unique_ptr<FirebreakProcess> process_;
+  std::unique_ptr<FirebreakProcess> process_;  // declared last: stopped before the store
 };
 
 // Logs every attempt as {"id", "attempt", "t"} and fails per the job's payload.
@@ -113,13 +115,13 @@ std::vector<nlohmann::json> Attempts(const TempDir& dir, const std::string& id) 
   return out;
 }
 
-TEST_F(JobsTest, FailsTwiceThenSucceedsInThreeAttemptsWithGrowingDelays) {
-  Start(CommandHandler(Script("bot.py", kRecordingBot)) + R"(
+TEST_P(JobsTest, FailsTwiceThenSucceedsInThreeAttemptsWithGrowingDelays) {
+  ASSERT_NO_FATAL_FAILURE(Start(CommandHandler(Script("bot.py", kRecordingBot)) + R"(
 concurrency = 2
 timeout = "5s"
 max_attempts = 5
 backoff = { base = "300ms", factor = 3, max = "10s", jitter = "none" }
-)");
+)"));
   Send("flaky-1", R"(,"mode":"flaky")");
   ASSERT_TRUE(
       WaitFor([&] { return Attempts(dir_, "flaky-1").size() >= 3; }, std::chrono::seconds(15)))
@@ -141,13 +143,13 @@ backoff = { base = "300ms", factor = 3, max = "10s", jitter = "none" }
   EXPECT_NE(log.find("\"retry_in_ms\":900"), std::string::npos);
 }
 
-TEST_F(JobsTest, AlwaysFailingJobIsDeadLetteredWithEveryErrorAndReplayBringsItBack) {
-  Start(CommandHandler(Script("bot.py", kRecordingBot)) + R"(
+TEST_P(JobsTest, AlwaysFailingJobIsDeadLetteredWithEveryErrorAndReplayBringsItBack) {
+  ASSERT_NO_FATAL_FAILURE(Start(CommandHandler(Script("bot.py", kRecordingBot)) + R"(
 concurrency = 2
 timeout = "5s"
 max_attempts = 3
 backoff = { base = "100ms", factor = 2, max = "1s", jitter = "full" }
-)");
+)"));
   Send("doomed", R"(,"mode":"fail")");
   Send("fatal", R"(,"mode":"fatal")");
   std::string dead_id;
@@ -193,13 +195,13 @@ backoff = { base = "100ms", factor = 2, max = "1s", jitter = "full" }
   EXPECT_EQ(RunFirebreak({"dlq", "purge", fatal_id, "-c", config_}).exit_code, 1);
 }
 
-TEST_F(JobsTest, HandlerOverTimeoutIsKilledRetriedAndCountedAsTimedOut) {
-  Start(CommandHandler(Script("bot.py", kRecordingBot)) + R"(
+TEST_P(JobsTest, HandlerOverTimeoutIsKilledRetriedAndCountedAsTimedOut) {
+  ASSERT_NO_FATAL_FAILURE(Start(CommandHandler(Script("bot.py", kRecordingBot)) + R"(
 concurrency = 1
 timeout = "1s"
 max_attempts = 3
 backoff = { base = "100ms", factor = 2, max = "1s", jitter = "none" }
-)");
+)"));
   Send("slow", R"(,"mode":"hang")");
   ASSERT_TRUE(WaitFor([&] { return Attempts(dir_, "slow").size() >= 2; }, std::chrono::seconds(15)))
       << process_->Log();
@@ -213,7 +215,7 @@ backoff = { base = "100ms", factor = 2, max = "1s", jitter = "none" }
   EXPECT_NE(process_->Log().find("\"outcome\":\"timed_out\""), std::string::npos);
 }
 
-TEST_F(JobsTest, UrlHandlerRetryAfterIsHonoured) {
+TEST_P(JobsTest, UrlHandlerRetryAfterIsHonoured) {
   uint16_t handler_port = FreePort();
   std::string server = Script("server.py", R"PY(
 import http.server, json, sys, time, os
@@ -241,25 +243,31 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
           std::to_string(handler_port).c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  Start("handler = { url = \"http://127.0.0.1:" + std::to_string(handler_port) + "/jobs\" }\n" +
-        R"(
+  struct KillOnExit {  // the handler server goes however the test ends
+    pid_t pid;
+    ~KillOnExit() {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } server_guard{server_pid};
+  ASSERT_NO_FATAL_FAILURE(
+      Start("handler = { url = \"http://127.0.0.1:" + std::to_string(handler_port) + "/jobs\" }\n" +
+            R"(
 concurrency = 2
 timeout = "5s"
 max_attempts = 5
 backoff = { base = "100ms", factor = 2, max = "1s", jitter = "none" }
-)");
+)"));
   Send("limited");
-  bool done =
-      WaitFor([&] { return Attempts(dir_, "limited").size() >= 2; }, std::chrono::seconds(15));
-  kill(server_pid, SIGKILL);
-  waitpid(server_pid, nullptr, 0);
-  ASSERT_TRUE(done) << process_->Log();
+  ASSERT_TRUE(
+      WaitFor([&] { return Attempts(dir_, "limited").size() >= 2; }, std::chrono::seconds(15)))
+      << process_->Log();
   auto attempts = Attempts(dir_, "limited");
   EXPECT_GE(attempts[1]["t"].get<double>() - attempts[0]["t"].get<double>(), 2.0);
   EXPECT_NE(process_->Log().find("\"reason\":\"retry_after\""), std::string::npos);
 }
 
-TEST_F(JobsTest, PerTypeConcurrencyHolds) {
+TEST_P(JobsTest, PerTypeConcurrencyHolds) {
   std::string bot = Script("bot.py", R"PY(
 import json, sys, time, os, fcntl
 d = sys.argv[1]
@@ -272,10 +280,10 @@ for line in sys.stdin:
         fcntl.flock(f, fcntl.LOCK_EX); f.write("end %.6f\n" % time.time())
     print(json.dumps({"id": env["id"], "ok": True}), flush=True)
 )PY");
-  Start(CommandHandler(bot) + R"(
+  ASSERT_NO_FATAL_FAILURE(Start(CommandHandler(bot) + R"(
 concurrency = 3
 timeout = "5s"
-)");
+)"));
   for (int i = 0; i < 12; ++i) Send("c" + std::to_string(i));
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -300,7 +308,7 @@ timeout = "5s"
   EXPECT_GE(peak, 2);  // and it did run jobs in parallel
 }
 
-TEST_F(JobsTest, OrderingKeyRunsJobsOfOneKeyInOrderAndOthersInParallel) {
+TEST_P(JobsTest, OrderingKeyRunsJobsOfOneKeyInOrderAndOthersInParallel) {
   std::string bot = Script("bot.py", R"PY(
 import json, sys, time, os, fcntl
 d = sys.argv[1]
@@ -315,11 +323,11 @@ for line in sys.stdin:
     note("end", env)
     print(json.dumps({"id": env["id"], "ok": True}), flush=True)
 )PY");
-  Start(CommandHandler(bot) + R"(
+  ASSERT_NO_FATAL_FAILURE(Start(CommandHandler(bot) + R"(
 concurrency = 4
 timeout = "5s"
 ordering = "/channel"
-)");
+)"));
   for (int i = 0; i < 5; ++i) {
     for (const char* channel : {"A", "B"}) {
       Send(std::string(channel) + std::to_string(i),
@@ -358,6 +366,8 @@ ordering = "/channel"
   for (auto& [t, delta] : overlap) peak = std::max(peak, current += delta);
   EXPECT_EQ(peak, 2);  // one per channel at a time, the two channels in parallel
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, JobsTest, ::testing::ValuesIn(AllBackends()), BackendName);
 
 }  // namespace
 }  // namespace firebreak::testing

@@ -213,8 +213,7 @@ for _, typ in ipairs(redis.call('SMEMBERS', P .. 'types')) do
       local claimed_at = tonumber(f[3]) or now
       local record = '{"attempt":' .. I(attempt) .. ',"started_at_ms":' .. I(claimed_at) ..
         ',"duration_ms":' .. I(math.max(0, now - claimed_at)) ..
-        ',"outcome":"lease_expired","error":"lease expired: the worker died or stopped ' ..
-        'responding before finishing the attempt"}'
+        ',"outcome":"lease_expired","error":"lease expired: worker died or stalled"}'
       redis.call('RPUSH', P .. 'att:' .. id, record)
       redis.call('HSET', jk, 'lease_until', '0')
       if attempt >= tonumber(f[2]) then

@@ -1,0 +1,1030 @@
+// The Queue contract (queue.h, DESIGN §4), one test body per behaviour, run against every
+// backend: each TEST_P runs as .../sqlite and .../redis. Queues are opened only through
+// OpenQueue, so nothing here may depend on one backend's internals.
+//
+// Time: a FakeClock drives both backends (the redis backend hands the queue clock's now to
+// its scripts). Both sweep expired leases in the background every 250 ms of real time, so
+// after moving the clock past a lease, run_at or retry time a test polls (bounded) for
+// the effect instead of sleeping a fixed time or assuming the next call sees it.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "config/config.h"
+#include "queue/queue.h"
+#include "support/redis_server.h"
+
+namespace firebreak {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// Longest a test waits for one callback; a lost callback fails the test instead of hanging it.
+constexpr milliseconds kCallbackBound{10'000};
+// Longest a test waits for a background sweep (every 250 ms) to act on a clock change.
+constexpr milliseconds kSweepBound{3'000};
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "queue_contract_test.XXXXXX").string();
+    char* made = mkdtemp(pattern.data());
+    if (made == nullptr) std::abort();
+    path_ = made;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string JobId(int n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "job-%07d", n);
+  return buf;
+}
+
+NewJob MakeJob(const std::string& id, const std::string& type = "test.event",
+               std::vector<std::string> keys = {}) {
+  NewJob job;
+  job.id = id;
+  job.type = type;
+  job.source = "hmac";
+  job.dedupe_keys = std::move(keys);
+  job.payload_json = R"({"n":")" + id + R"("})";
+  job.headers_json = R"({"x-test":"1"})";
+  job.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  job.max_attempts = 3;
+  return job;
+}
+
+// Starts an asynchronous queue call and waits (bounded) for its callback. The promise is
+// shared with the callback so a late callback after a timeout stays harmless.
+template <typename T, typename Start>
+std::optional<T> Await(Start start) {
+  auto done = std::make_shared<std::promise<T>>();
+  std::future<T> future = done->get_future();
+  start([done](T value) { done->set_value(std::move(value)); });
+  if (future.wait_for(kCallbackBound) != std::future_status::ready) return std::nullopt;
+  return future.get();
+}
+
+Status CallbackLost(const char* call) {
+  ADD_FAILURE() << call << " callback did not run within " << kCallbackBound.count() << " ms";
+  return Status(StatusCode::kDeadlineExceeded, std::string(call) + " callback lost");
+}
+
+EnqueueResult EnqueueSync(Queue& queue, NewJob job) {
+  std::optional<EnqueueResult> result = Await<EnqueueResult>(
+      [&](EnqueueCallback done) { queue.Enqueue(std::move(job), std::move(done)); });
+  if (result) return *result;
+  EnqueueResult lost;
+  lost.status = CallbackLost("Enqueue");
+  return lost;
+}
+
+Result<std::vector<Job>> ClaimSync(Queue& queue, std::vector<ClaimSlots> slots) {
+  std::optional<Result<std::vector<Job>>> result = Await<Result<std::vector<Job>>>(
+      [&](ClaimCallback done) { queue.Claim(std::move(slots), std::move(done)); });
+  if (result) return *result;
+  return CallbackLost("Claim");
+}
+
+std::vector<Job> ClaimOk(Queue& queue, const std::string& type, int limit,
+                         int64_t lease_ms = 30'000) {
+  Result<std::vector<Job>> jobs = ClaimSync(queue, {{type, limit, lease_ms}});
+  EXPECT_TRUE(jobs.ok()) << jobs.status().ToString();
+  return jobs.ok() ? *jobs : std::vector<Job>{};
+}
+
+Status FinishSync(Queue& queue, JobFinish finish) {
+  std::optional<Status> result =
+      Await<Status>([&](StatusCallback done) { queue.Finish(std::move(finish), std::move(done)); });
+  if (result) return *result;
+  return CallbackLost("Finish");
+}
+
+JobFinish Finished(const Job& job, Disposition disposition, int64_t run_at_ms = 0,
+                   const std::string& error = "") {
+  JobFinish finish;
+  finish.job_id = job.id;
+  finish.attempt = job.attempt;
+  finish.disposition = disposition;
+  finish.run_at_ms = run_at_ms;
+  finish.record.started_at_ms = 1000 + job.attempt;
+  finish.record.duration_ms = 7;
+  finish.record.outcome = "failed";
+  finish.record.error = error;
+  return finish;
+}
+
+TypeDepth DepthOf(Queue& queue, const std::string& type) {
+  Result<std::vector<TypeDepth>> stats = queue.Stats();
+  EXPECT_TRUE(stats.ok()) << stats.status().ToString();
+  if (stats.ok()) {
+    for (const TypeDepth& depth : *stats) {
+      if (depth.type == type) return depth;
+    }
+  }
+  TypeDepth none;
+  none.type = type;
+  return none;
+}
+
+// Polls `condition` every 10 ms until it holds or `timeout` (real time) has passed.
+bool WaitUntil(const std::function<bool()>& condition, milliseconds timeout = kSweepBound) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+}
+
+// Claims until something comes back or the sweep bound passes: for jobs that became
+// runnable because the clock moved (a backend may notice that in its background sweep).
+std::vector<Job> ClaimWithinSweep(Queue& queue, const std::string& type, int limit,
+                                  int64_t lease_ms = 30'000) {
+  std::vector<Job> claimed;
+  WaitUntil([&] {
+    claimed = ClaimOk(queue, type, limit, lease_ms);
+    return !claimed.empty();
+  });
+  return claimed;
+}
+
+// Counts Enqueue callbacks. Shared with the callbacks, so one that runs after a failed
+// test has given up waiting still writes to live memory.
+struct EnqueueTally : std::enable_shared_from_this<EnqueueTally> {
+  std::atomic<int> accepted{0};
+  std::atomic<int> answered{0};
+
+  EnqueueCallback Callback() {
+    return [self = shared_from_this()](EnqueueResult r) {
+      if (r.status.ok() && r.outcome == EnqueueOutcome::kAccepted) self->accepted.fetch_add(1);
+      self->answered.fetch_add(1);
+    };
+  }
+  bool WaitAnswered(int n) {
+    return WaitUntil([&] { return answered.load() == n; }, kCallbackBound);
+  }
+};
+
+std::vector<std::string> Ids(const std::vector<Job>& jobs) {
+  std::vector<std::string> out;
+  for (const Job& job : jobs) out.push_back(job.id);
+  return out;
+}
+
+class QueueContractTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    config_.backend = GetParam();
+    config_.path = dir_.path() + "/queue.db";
+    config_.durability = Durability::kProcess;
+    config_.dedupe_ttl = milliseconds(60'000);
+    config_.max_depth = 100'000;
+    if (GetParam() == "redis") {
+      // A fresh server per test: no state leaks between tests.
+      ASSERT_TRUE(testing::RedisServerAvailable()) << "redis-server is not on PATH";
+      redis_ = std::make_unique<testing::RedisServer>();
+      ASSERT_TRUE(redis_->Start()) << redis_->Log();
+      config_.url = redis_->Url();
+    }
+  }
+
+  std::unique_ptr<Queue> Open() {
+    Result<std::unique_ptr<Queue>> queue = OpenQueue(config_, clock_);
+    EXPECT_TRUE(queue.ok()) << queue.status().ToString();
+    return queue.ok() ? std::move(*queue) : nullptr;
+  }
+
+  // Enqueues `count` jobs of `type` with max_attempts = 1, claims them and lets their
+  // leases expire, so the sweep moves them to the dead-letter queue.
+  void MakeDeadJobs(Queue& queue, const std::string& type, int first, int count) {
+    const int64_t dead_before = DepthOf(queue, type).dead;
+    auto tally = std::make_shared<EnqueueTally>();
+    for (int i = 0; i < count; ++i) {
+      NewJob job = MakeJob(JobId(first + i), type);
+      job.max_attempts = 1;
+      queue.Enqueue(std::move(job), tally->Callback());
+    }
+    // Separate calls are not ordered with each other: every enqueue must be committed
+    // before the claim.
+    ASSERT_TRUE(tally->WaitAnswered(count));
+    ASSERT_EQ(tally->accepted.load(), count);
+    size_t claimed = 0;
+    for (int tries = 0; tries < 20 && claimed < static_cast<size_t>(count); ++tries) {
+      claimed += ClaimOk(queue, type, count, 1000).size();
+    }
+    ASSERT_EQ(claimed, static_cast<size_t>(count));
+    clock_.Advance(milliseconds(1001));
+    EXPECT_TRUE(WaitUntil([&] { return DepthOf(queue, type).dead == dead_before + count; }))
+        << "dead " << DepthOf(queue, type).dead << ", want " << dead_before + count;
+  }
+
+  TempDir dir_;
+  QueueConfig config_;
+  FakeClock clock_;
+  std::unique_ptr<testing::RedisServer> redis_;
+};
+
+TEST_P(QueueContractTest, EnqueueClaimSucceed) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  EXPECT_TRUE(queue->Ping().ok());
+
+  NewJob job = MakeJob(JobId(1), "slack.event", {"slack:Ev1"});
+  job.ordering_key = "C1";
+  EnqueueResult result = EnqueueSync(*queue, job);
+  ASSERT_TRUE(result.status.ok()) << result.status.ToString();
+  EXPECT_EQ(result.outcome, EnqueueOutcome::kAccepted);
+  EXPECT_EQ(result.job_id, job.id);
+  EXPECT_EQ(DepthOf(*queue, "slack.event").ready, 1);
+
+  const int64_t now = clock_.NowMs();
+  std::vector<Job> claimed = ClaimOk(*queue, "slack.event", 10, 5000);
+  ASSERT_EQ(claimed.size(), 1u);
+  const Job& got = claimed[0];
+  EXPECT_EQ(got.id, job.id);
+  EXPECT_EQ(got.type, "slack.event");
+  EXPECT_EQ(got.source, "hmac");
+  EXPECT_EQ(got.dedupe_key, "slack:Ev1");
+  EXPECT_EQ(got.payload_json, job.payload_json);
+  EXPECT_EQ(got.headers_json, job.headers_json);
+  EXPECT_EQ(got.traceparent, job.traceparent);
+  EXPECT_EQ(got.ordering_key, "C1");
+  EXPECT_EQ(got.state, JobState::kInFlight);
+  EXPECT_EQ(got.attempt, 1);
+  EXPECT_EQ(got.max_attempts, 3);
+  EXPECT_EQ(got.enqueued_at_ms, now);
+  EXPECT_EQ(got.run_at_ms, now);
+  EXPECT_EQ(got.lease_until_ms, now + 5000);
+  EXPECT_TRUE(got.attempts.empty());
+
+  TypeDepth depth = DepthOf(*queue, "slack.event");
+  EXPECT_EQ(depth.ready, 0);
+  EXPECT_EQ(depth.in_flight, 1);
+  EXPECT_TRUE(ClaimOk(*queue, "slack.event", 10).empty());
+
+  EXPECT_TRUE(FinishSync(*queue, Finished(got, Disposition::kSucceeded)).ok());
+  EXPECT_EQ(queue->GetJob(job.id).status().code(), StatusCode::kNotFound);
+  Result<std::vector<TypeDepth>> stats = queue->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_TRUE(stats->empty());
+  // A second finish of the same attempt is stale.
+  EXPECT_EQ(FinishSync(*queue, Finished(got, Disposition::kSucceeded)).code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_P(QueueContractTest, RejectsJobWithoutIdOrType) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob("", "t")).status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob("x", "")).status.code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(EnqueueSync(*queue, MakeJob("same-id")).status.ok());
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob("same-id")).status.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(DepthOf(*queue, "test.event").ready, 1);
+  Result<std::vector<TypeDepth>> stats = queue->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->size(), 1u);  // the rejected jobs left no trace of their types
+}
+
+TEST_P(QueueContractTest, DedupeWithinTtl) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  EnqueueResult first = EnqueueSync(*queue, MakeJob(JobId(1), "t", {"k"}));
+  ASSERT_TRUE(first.status.ok());
+  EXPECT_EQ(first.outcome, EnqueueOutcome::kAccepted);
+
+  EnqueueResult second = EnqueueSync(*queue, MakeJob(JobId(2), "t", {"k"}));
+  ASSERT_TRUE(second.status.ok());
+  EXPECT_EQ(second.outcome, EnqueueOutcome::kDuplicate);
+  EXPECT_EQ(second.job_id, JobId(1));
+  EXPECT_EQ(queue->GetJob(JobId(2)).status().code(), StatusCode::kNotFound);
+
+  // Still a duplicate after the first job succeeded: the key outlives the job.
+  std::vector<Job> claimed = ClaimOk(*queue, "t", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kSucceeded)).ok());
+  clock_.Advance(milliseconds(59'999));
+  EnqueueResult late = EnqueueSync(*queue, MakeJob(JobId(3), "t", {"k"}));
+  EXPECT_EQ(late.outcome, EnqueueOutcome::kDuplicate);
+  EXPECT_EQ(late.job_id, JobId(1));
+
+  // Two keys: a duplicate if either is live; otherwise both are stored.
+  EnqueueResult either = EnqueueSync(*queue, MakeJob(JobId(4), "t", {"fresh", "k"}));
+  EXPECT_EQ(either.outcome, EnqueueOutcome::kDuplicate);
+  EXPECT_EQ(either.job_id, JobId(1));
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(5), "t", {"fresh"})).outcome,
+            EnqueueOutcome::kAccepted);  // JobId(4) stored none of its keys
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(6), "t", {"a", "b"})).outcome,
+            EnqueueOutcome::kAccepted);
+  EnqueueResult by_second_key = EnqueueSync(*queue, MakeJob(JobId(7), "t", {"b"}));
+  EXPECT_EQ(by_second_key.outcome, EnqueueOutcome::kDuplicate);
+  EXPECT_EQ(by_second_key.job_id, JobId(6));
+  // No keys: never a duplicate.
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(8), "t")).outcome, EnqueueOutcome::kAccepted);
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(9), "t")).outcome, EnqueueOutcome::kAccepted);
+}
+
+// sqlite expires a dedupe key by the queue clock (the FakeClock here); redis stores it
+// with a PX TTL that Redis itself counts down in real time from the enqueue, which no fake
+// clock can move. So the TTL is short and the test both moves the fake clock and waits
+// out the TTL for real: the key must expire in either backend, and the "within" checks
+// run milliseconds after the enqueue, well inside the real TTL.
+TEST_P(QueueContractTest, DedupeKeyExpiresAfterTtl) {
+  constexpr milliseconds kTtl{1000};
+  config_.dedupe_ttl = kTtl;
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1), "t", {"k"})).outcome, EnqueueOutcome::kAccepted);
+  const auto stored_by = std::chrono::steady_clock::now();  // the key's TTL started before this
+
+  clock_.Advance(kTtl - milliseconds(1));
+  EnqueueResult within = EnqueueSync(*queue, MakeJob(JobId(2), "t", {"k"}));
+  ASSERT_LT(std::chrono::steady_clock::now() - stored_by, kTtl)
+      << "the machine was too slow to check inside the real TTL";
+  EXPECT_EQ(within.outcome, EnqueueOutcome::kDuplicate);
+  EXPECT_EQ(within.job_id, JobId(1));
+
+  clock_.Advance(milliseconds(1));
+  std::this_thread::sleep_until(stored_by + kTtl + milliseconds(100));
+  EnqueueResult after = EnqueueSync(*queue, MakeJob(JobId(3), "t", {"k"}));
+  ASSERT_TRUE(after.status.ok()) << after.status.ToString();
+  EXPECT_EQ(after.outcome, EnqueueOutcome::kAccepted);
+  EXPECT_EQ(after.job_id, JobId(3));
+  // The key is live again, now held by the new job.
+  EnqueueResult again = EnqueueSync(*queue, MakeJob(JobId(4), "t", {"k"}));
+  EXPECT_EQ(again.outcome, EnqueueOutcome::kDuplicate);
+  EXPECT_EQ(again.job_id, JobId(3));
+}
+
+// Many concurrent enqueues with one key (likely landing in one batch or racing between
+// connections): exactly one is stored, every other one names it as the duplicate's holder.
+TEST_P(QueueContractTest, ConcurrentEnqueuesOfOneKeyAcceptExactlyOne) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 25;
+  struct Collected {
+    std::mutex mu;
+    std::vector<EnqueueResult> results;  // guarded by mu
+  };
+  auto collected = std::make_shared<Collected>();  // outlives a late callback
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&queue, collected, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        queue->Enqueue(MakeJob(JobId(t * kPerThread + i), "t", {"same"}),
+                       [collected](EnqueueResult r) {
+                         std::lock_guard lock(collected->mu);
+                         collected->results.push_back(std::move(r));
+                       });
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::lock_guard lock(collected->mu);
+        return collected->results.size() == kThreads * kPerThread;
+      },
+      kCallbackBound));
+
+  std::vector<EnqueueResult> results;
+  {
+    std::lock_guard lock(collected->mu);
+    results = collected->results;
+  }
+  std::vector<std::string> accepted;
+  for (const EnqueueResult& r : results) {
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    if (r.outcome == EnqueueOutcome::kAccepted) accepted.push_back(r.job_id);
+  }
+  ASSERT_EQ(accepted.size(), 1u);
+  for (const EnqueueResult& r : results) {
+    if (r.outcome == EnqueueOutcome::kAccepted) continue;
+    EXPECT_EQ(r.outcome, EnqueueOutcome::kDuplicate);
+    EXPECT_EQ(r.job_id, accepted[0]);
+  }
+  EXPECT_EQ(DepthOf(*queue, "t").ready, 1);
+  EXPECT_TRUE(queue->GetJob(accepted[0]).ok());
+}
+
+TEST_P(QueueContractTest, MaxDepthOverloads) {
+  config_.max_depth = 3;
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(i), "t", {"k" + std::to_string(i)})).outcome,
+              EnqueueOutcome::kAccepted);
+  }
+  EnqueueResult over = EnqueueSync(*queue, MakeJob(JobId(3), "t", {"k3"}));
+  ASSERT_TRUE(over.status.ok());
+  EXPECT_EQ(over.outcome, EnqueueOutcome::kOverloaded);
+  EXPECT_EQ(queue->GetJob(JobId(3)).status().code(), StatusCode::kNotFound);
+  // Its key was not stored either.
+  ASSERT_EQ(ClaimOk(*queue, "t", 1).size(), 1u);  // in flight does not count toward depth
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(4), "t", {"k3"})).outcome, EnqueueOutcome::kAccepted);
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(5), "t")).outcome, EnqueueOutcome::kOverloaded);
+
+  // Another type counts toward the same limit, and a reopened queue counts what is stored.
+  queue->Close();
+  queue.reset();
+  queue = Open();
+  ASSERT_NE(queue, nullptr);
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(6), "other")).outcome, EnqueueOutcome::kOverloaded);
+  // Delayed jobs count too: one leaves ready (succeeds), a delayed one takes its place.
+  std::vector<Job> claimed = ClaimOk(*queue, "t", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kSucceeded)).ok());
+  NewJob delayed = MakeJob(JobId(7), "t");
+  delayed.run_at_ms = clock_.NowMs() + 60'000;
+  EXPECT_EQ(EnqueueSync(*queue, delayed).outcome, EnqueueOutcome::kAccepted);
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(8), "t")).outcome, EnqueueOutcome::kOverloaded);
+}
+
+TEST_P(QueueContractTest, OrderingKeyRunsFifoOneInFlightPerKey) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  // Key A gets jobs 3, 2, 1 in that order (ids sort the other way round, so order by id
+  // would be caught), key B gets 4, and 5 and 6 have none; all runnable at the same time.
+  auto enqueue = [&](int n, const std::string& key) {
+    NewJob job = MakeJob(JobId(n), "t");
+    job.ordering_key = key;
+    ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+  };
+  enqueue(3, "A");
+  enqueue(2, "A");
+  enqueue(1, "A");
+  enqueue(4, "B");
+  enqueue(5, "");
+  enqueue(6, "");
+  std::vector<Job> first = ClaimOk(*queue, "t", 10);
+  EXPECT_EQ(Ids(first), (std::vector<std::string>{JobId(3), JobId(4), JobId(5), JobId(6)}));
+  ASSERT_FALSE(first.empty());
+  ASSERT_EQ(first[0].id, JobId(3));
+  // While the head of A is in flight nothing else of A runs.
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());
+  // The head fails and is retried later: the rest of A still waits behind it (FIFO, not
+  // just one in flight).
+  ASSERT_TRUE(
+      FinishSync(*queue, Finished(first[0], Disposition::kRetry, clock_.NowMs() + 1000, "busy"))
+          .ok());
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());
+  clock_.Advance(milliseconds(1000));
+  std::vector<Job> again = ClaimWithinSweep(*queue, "t", 10);
+  EXPECT_EQ(Ids(again), (std::vector<std::string>{JobId(3)}));
+  ASSERT_EQ(again.size(), 1u);
+  ASSERT_TRUE(FinishSync(*queue, Finished(again[0], Disposition::kSucceeded)).ok());
+  std::vector<Job> second = ClaimOk(*queue, "t", 10);
+  EXPECT_EQ(Ids(second), (std::vector<std::string>{JobId(2)}));
+  ASSERT_EQ(second.size(), 1u);
+  // A dead job does not block its key.
+  ASSERT_TRUE(FinishSync(*queue, Finished(second[0], Disposition::kDead, 0, "bad")).ok());
+  EXPECT_EQ(Ids(ClaimOk(*queue, "t", 10)), (std::vector<std::string>{JobId(1)}));
+}
+
+// A key's head whose worker died (lease expired) is still the head: it runs again before
+// the rest of its key. Keys are per type: the same key in another type does not wait.
+TEST_P(QueueContractTest, OrderingKeyHeadWithExpiredLeaseRunsFirst) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  for (int n : {1, 2}) {
+    NewJob job = MakeJob(JobId(n), "t");
+    job.ordering_key = "K";
+    ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+  }
+  NewJob other_type = MakeJob(JobId(3), "u");
+  other_type.ordering_key = "K";
+  ASSERT_EQ(EnqueueSync(*queue, other_type).outcome, EnqueueOutcome::kAccepted);
+
+  Result<std::vector<Job>> first = ClaimSync(*queue, {{"t", 10, 1000}, {"u", 10, 1000}});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(Ids(*first), (std::vector<std::string>{JobId(1), JobId(3)}));
+  clock_.Advance(milliseconds(1000));
+  std::vector<Job> again = ClaimWithinSweep(*queue, "t", 10, 1000);
+  EXPECT_EQ(Ids(again), (std::vector<std::string>{JobId(1)}));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].attempt, 2);
+  ASSERT_TRUE(FinishSync(*queue, Finished(again[0], Disposition::kSucceeded)).ok());
+  EXPECT_EQ(Ids(ClaimOk(*queue, "t", 10)), (std::vector<std::string>{JobId(2)}));
+}
+
+TEST_P(QueueContractTest, ReleaseReturnsTheJobWithoutSpendingTheAttempt) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1), "t")).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> claimed = ClaimOk(*queue, "t", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  JobFinish release = Finished(claimed[0], Disposition::kRelease, clock_.NowMs(), "shutdown");
+  ASSERT_TRUE(FinishSync(*queue, release).ok());
+  // The same attempt again is stale now.
+  EXPECT_EQ(FinishSync(*queue, release).code(), StatusCode::kFailedPrecondition);
+  std::vector<Job> again = ClaimOk(*queue, "t", 1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].attempt, 1);
+  Result<Job> stored = queue->GetJob(JobId(1));
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->attempts.size(), 1u);
+  EXPECT_EQ(stored->attempts[0].error, "shutdown");
+}
+
+TEST_P(QueueContractTest, DelayedJobWaitsForRunAt) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  NewJob job = MakeJob(JobId(1));
+  job.run_at_ms = clock_.NowMs() + 10'000;
+  ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+  TypeDepth depth = DepthOf(*queue, "test.event");
+  EXPECT_EQ(depth.ready, 0);
+  EXPECT_EQ(depth.delayed, 1);
+  EXPECT_TRUE(ClaimOk(*queue, "test.event", 5).empty());
+  clock_.Advance(milliseconds(9'999));
+  EXPECT_TRUE(ClaimOk(*queue, "test.event", 5).empty());
+  EXPECT_EQ(DepthOf(*queue, "test.event").delayed, 1);
+  clock_.Advance(milliseconds(1));
+  EXPECT_TRUE(WaitUntil([&] {
+    TypeDepth now = DepthOf(*queue, "test.event");
+    return now.ready == 1 && now.delayed == 0;
+  }));
+  std::vector<Job> claimed = ClaimWithinSweep(*queue, "test.event", 5);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].run_at_ms, job.run_at_ms);
+  EXPECT_EQ(claimed[0].attempt, 1);
+}
+
+TEST_P(QueueContractTest, ClaimHonoursPerTypeLimitsAndOrder) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  const int64_t now = clock_.NowMs();
+  // Enqueued in this order; a2 and a0 tie on run_at, and a2 was enqueued first although
+  // its id sorts later.
+  const std::vector<std::pair<std::string, int64_t>> jobs_a = {
+      {"a3", now - 1}, {"a2", now - 3}, {"a1", now - 2}, {"a0", now - 3}};
+  for (const auto& [id, run_at] : jobs_a) {
+    NewJob job = MakeJob(id, "a");
+    job.run_at_ms = run_at;
+    ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+  }
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(EnqueueSync(*queue, MakeJob("b" + std::to_string(i), "b")).outcome,
+              EnqueueOutcome::kAccepted);
+  }
+  Result<std::vector<Job>> claimed =
+      ClaimSync(*queue, {{"a", 3, 1000}, {"b", 1, 2000}, {"missing", 5, 1000}});
+  ASSERT_TRUE(claimed.ok()) << claimed.status().ToString();
+  // Oldest run_at first. The order of a tie is not part of the contract: SQLite gives the
+  // earlier enqueue, Redis the lower id (ULIDs made in one millisecond on different hosts
+  // have no defined order anyway). FIFO that matters is asked for with `ordering`.
+  ASSERT_EQ(claimed->size(), 4u);
+  std::vector<std::string> ids = Ids(*claimed);
+  std::sort(ids.begin(), ids.begin() + 2);
+  EXPECT_EQ(ids, (std::vector<std::string>{"a0", "a2", "a1", "b0"}));
+  EXPECT_EQ((*claimed)[0].lease_until_ms, now + 1000);
+  EXPECT_EQ((*claimed)[3].lease_until_ms, now + 2000);
+  EXPECT_EQ(DepthOf(*queue, "a").ready, 1);
+  EXPECT_EQ(DepthOf(*queue, "a").in_flight, 3);
+  EXPECT_EQ(DepthOf(*queue, "b").ready, 2);
+  EXPECT_EQ(DepthOf(*queue, "b").in_flight, 1);
+
+  EXPECT_EQ(ClaimSync(*queue, {{"a", 1, 0}}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ClaimSync(*queue, {{"a", -1, 10}}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(ClaimOk(*queue, "a", 0).empty());
+  EXPECT_EQ(DepthOf(*queue, "a").ready, 1);  // the failed claims took nothing
+}
+
+TEST_P(QueueContractTest, RetryRecordsAttemptAndRunsAtRunAt) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1))).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> claimed = ClaimOk(*queue, "test.event", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  const int64_t retry_at = clock_.NowMs() + 5000;
+  JobFinish finish = Finished(claimed[0], Disposition::kRetry, retry_at, "boom");
+  finish.record.attempt = 99;  // the queue files it under the claimed attempt
+  ASSERT_TRUE(FinishSync(*queue, finish).ok());
+
+  Result<Job> job = queue->GetJob(JobId(1));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_EQ(job->state, JobState::kReady);
+  EXPECT_EQ(job->attempt, 1);
+  EXPECT_EQ(job->run_at_ms, retry_at);
+  ASSERT_EQ(job->attempts.size(), 1u);
+  EXPECT_EQ(job->attempts[0].attempt, 1);
+  EXPECT_EQ(job->attempts[0].started_at_ms, 1001);
+  EXPECT_EQ(job->attempts[0].duration_ms, 7);
+  EXPECT_EQ(job->attempts[0].outcome, "failed");
+  EXPECT_EQ(job->attempts[0].error, "boom");
+  EXPECT_EQ(DepthOf(*queue, "test.event").delayed, 1);
+
+  EXPECT_TRUE(ClaimOk(*queue, "test.event", 1).empty());
+  clock_.Advance(milliseconds(5000));
+  claimed = ClaimWithinSweep(*queue, "test.event", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].attempt, 2);
+  ASSERT_TRUE(
+      FinishSync(*queue, Finished(claimed[0], Disposition::kRetry, clock_.NowMs(), "again")).ok());
+  job = queue->GetJob(JobId(1));
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(job->attempts.size(), 2u);
+  EXPECT_EQ(job->attempts[1].attempt, 2);
+  EXPECT_EQ(job->attempts[1].error, "again");
+
+  // A retry due now is runnable at once; success removes the job and its history.
+  claimed = ClaimOk(*queue, "test.event", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].attempt, 3);
+  ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kSucceeded)).ok());
+  EXPECT_EQ(queue->GetJob(JobId(1)).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(QueueContractTest, DeadLetterListReplayPurge) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1))).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> claimed = ClaimOk(*queue, "test.event", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(
+      FinishSync(*queue, Finished(claimed[0], Disposition::kRetry, clock_.NowMs(), "e1")).ok());
+  claimed = ClaimOk(*queue, "test.event", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kDead, 0, "e2")).ok());
+
+  EXPECT_EQ(DepthOf(*queue, "test.event").dead, 1);
+  EXPECT_EQ(DepthOf(*queue, "test.event").in_flight, 0);
+  Result<DeadListPage> page = queue->ListDead("", 10, "");
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_EQ(page->next_cursor, "");
+  const Job& dead = page->items[0];
+  EXPECT_EQ(dead.id, JobId(1));
+  EXPECT_EQ(dead.state, JobState::kDead);
+  EXPECT_EQ(dead.attempt, 2);
+  EXPECT_EQ(dead.payload_json, MakeJob(JobId(1)).payload_json);
+  ASSERT_EQ(dead.attempts.size(), 2u);
+  EXPECT_EQ(dead.attempts[0].error, "e1");
+  EXPECT_EQ(dead.attempts[1].error, "e2");
+  Result<DeadListPage> other = queue->ListDead("other.type", 10, "");
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->items.empty());
+  Result<DeadListPage> same = queue->ListDead("test.event", 10, "");
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->items.size(), 1u);
+
+  ASSERT_TRUE(queue->Replay(JobId(1)).ok());
+  EXPECT_EQ(queue->Replay(JobId(1)).code(), StatusCode::kNotFound);  // no longer dead
+  EXPECT_EQ(queue->Replay("missing").code(), StatusCode::kNotFound);
+  Result<Job> job = queue->GetJob(JobId(1));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state, JobState::kReady);
+  EXPECT_EQ(job->attempt, 0);
+  EXPECT_EQ(job->attempts.size(), 2u);  // history kept
+  EXPECT_EQ(DepthOf(*queue, "test.event").dead, 0);
+  EXPECT_EQ(DepthOf(*queue, "test.event").ready, 1);
+  claimed = ClaimOk(*queue, "test.event", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].attempt, 1);
+
+  EXPECT_EQ(queue->Purge(JobId(1)).code(), StatusCode::kNotFound);  // in flight, not dead
+  ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kDead, 0, "e3")).ok());
+  job = queue->GetJob(JobId(1));
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(job->attempts.size(), 3u);
+  EXPECT_EQ(job->attempts[2].attempt, 1);
+  EXPECT_EQ(job->attempts[2].error, "e3");
+  ASSERT_TRUE(queue->Purge(JobId(1)).ok());
+  EXPECT_EQ(queue->GetJob(JobId(1)).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(queue->Purge(JobId(1)).code(), StatusCode::kNotFound);
+  Result<std::vector<TypeDepth>> stats = queue->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_TRUE(stats->empty());
+}
+
+TEST_P(QueueContractTest, ReplayAllAndPurgeAllReportProgress) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  MakeDeadJobs(*queue, "a", 0, 1200);
+  MakeDeadJobs(*queue, "b", 10'000, 600);
+  ASSERT_FALSE(HasFatalFailure());
+
+  std::vector<int64_t> progress;
+  Result<int64_t> replayed = queue->ReplayAll("a", [&](int64_t n) { progress.push_back(n); });
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+  EXPECT_EQ(*replayed, 1200);
+  // Batch sizes are the backend's choice; progress counts up to the total.
+  ASSERT_FALSE(progress.empty());
+  for (size_t i = 1; i < progress.size(); ++i) EXPECT_GT(progress[i], progress[i - 1]);
+  EXPECT_GT(progress.front(), 0);
+  EXPECT_EQ(progress.back(), 1200);
+  EXPECT_EQ(DepthOf(*queue, "a").ready, 1200);
+  EXPECT_EQ(DepthOf(*queue, "a").dead, 0);
+  EXPECT_EQ(DepthOf(*queue, "b").dead, 600);
+
+  Result<int64_t> purged = queue->PurgeAll("b");
+  ASSERT_TRUE(purged.ok()) << purged.status().ToString();
+  EXPECT_EQ(*purged, 600);
+  EXPECT_EQ(DepthOf(*queue, "b").dead, 0);
+  EXPECT_EQ(queue->GetJob(JobId(10'000)).status().code(), StatusCode::kNotFound);
+  Result<int64_t> none_purged = queue->PurgeAll("");
+  ASSERT_TRUE(none_purged.ok());
+  EXPECT_EQ(*none_purged, 0);
+  Result<int64_t> none_replayed = queue->ReplayAll("", nullptr);
+  ASSERT_TRUE(none_replayed.ok());
+  EXPECT_EQ(*none_replayed, 0);
+  // Replayed jobs kept their history and run again from attempt 1.
+  Result<Job> job = queue->GetJob(JobId(5));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state, JobState::kReady);
+  EXPECT_EQ(job->attempt, 0);
+  ASSERT_EQ(job->attempts.size(), 1u);
+  EXPECT_EQ(job->attempts[0].outcome, "lease_expired");
+}
+
+TEST_P(QueueContractTest, ListDeadPagesNewestFirst) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  for (int i = 0; i < 5; ++i) {
+    MakeDeadJobs(*queue, i % 2 == 0 ? "even" : "odd", i, 1);
+    ASSERT_FALSE(HasFatalFailure());
+  }
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int pages = 0; pages < 10; ++pages) {
+    Result<DeadListPage> page = queue->ListDead("", 2, cursor);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    EXPECT_LE(page->items.size(), 2u);
+    for (const Job& job : page->items) seen.push_back(job.id);
+    cursor = page->next_cursor;
+    if (cursor.empty()) break;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{JobId(4), JobId(3), JobId(2), JobId(1), JobId(0)}));
+  Result<DeadListPage> odd = queue->ListDead("odd", 10, "");
+  ASSERT_TRUE(odd.ok());
+  ASSERT_EQ(odd->items.size(), 2u);
+  EXPECT_EQ(odd->items[0].id, JobId(3));
+  EXPECT_EQ(odd->items[1].id, JobId(1));
+  EXPECT_EQ(odd->next_cursor, "");
+  EXPECT_EQ(queue->ListDead("", 2, "garbage").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(queue->ListDead("", 0, "").status().code(), StatusCode::kInvalidArgument);
+}
+
+// Jobs that died in the same millisecond share their sort time: the cursor must still
+// page through them without repeating or skipping any.
+TEST_P(QueueContractTest, ListDeadCursorHandlesJobsThatDiedTogether) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  MakeDeadJobs(*queue, "t", 0, 7);  // all die in one sweep, at one clock value
+  ASSERT_FALSE(HasFatalFailure());
+  std::vector<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  for (; pages < 20; ++pages) {
+    Result<DeadListPage> page = queue->ListDead("t", 3, cursor);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    EXPECT_LE(page->items.size(), 3u);
+    for (const Job& job : page->items) seen.push_back(job.id);
+    cursor = page->next_cursor;
+    if (cursor.empty()) break;
+  }
+  EXPECT_LE(pages, 3);
+  std::vector<std::string> sorted = seen;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::string> want;
+  for (int i = 0; i < 7; ++i) want.push_back(JobId(i));
+  EXPECT_EQ(sorted, want) << "pages returned: " << ::testing::PrintToString(seen);
+}
+
+TEST_P(QueueContractTest, LeaseExpiryRedeliversAndStaleFinishFails) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  std::atomic<int> wakeups{0};
+  queue->SetWakeup([&] { wakeups.fetch_add(1); });
+  NewJob new_job = MakeJob(JobId(1));
+  new_job.max_attempts = 2;
+  ASSERT_EQ(EnqueueSync(*queue, new_job).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> first = ClaimOk(*queue, "test.event", 1, 1000);
+  ASSERT_EQ(first.size(), 1u);
+  const int64_t claimed_at = clock_.NowMs();
+
+  clock_.Advance(milliseconds(999));
+  EXPECT_TRUE(ClaimOk(*queue, "test.event", 1, 1000).empty());  // lease still held
+  const int wakeups_before = wakeups.load();
+  clock_.Advance(milliseconds(1));
+  std::vector<Job> second = ClaimWithinSweep(*queue, "test.event", 1, 1000);
+  ASSERT_EQ(second.size(), 1u) << "the expired lease was not reclaimed within "
+                               << kSweepBound.count() << " ms";
+  EXPECT_EQ(second[0].id, JobId(1));
+  EXPECT_EQ(second[0].attempt, 2);
+  EXPECT_TRUE(WaitUntil([&] { return wakeups.load() > wakeups_before; }))
+      << "no wakeup for the reclaimed job";
+
+  EXPECT_EQ(FinishSync(*queue, Finished(first[0], Disposition::kSucceeded)).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(FinishSync(*queue, Finished(first[0], Disposition::kRetry, 0)).code(),
+            StatusCode::kFailedPrecondition);
+  Result<Job> job = queue->GetJob(JobId(1));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state, JobState::kInFlight);
+  EXPECT_EQ(job->attempt, 2);
+  ASSERT_EQ(job->attempts.size(), 1u);
+  EXPECT_EQ(job->attempts[0].attempt, 1);
+  EXPECT_EQ(job->attempts[0].outcome, "lease_expired");
+  EXPECT_EQ(job->attempts[0].error, "lease expired: worker died or stalled");
+  EXPECT_EQ(job->attempts[0].started_at_ms, claimed_at);
+  EXPECT_EQ(job->attempts[0].duration_ms, 1000);
+
+  // The last attempt's lease expires too: dead, with both records.
+  clock_.Advance(milliseconds(1000));
+  EXPECT_TRUE(WaitUntil([&] { return DepthOf(*queue, "test.event").dead == 1; }))
+      << "the last attempt's expired lease did not dead-letter the job";
+  EXPECT_TRUE(ClaimOk(*queue, "test.event", 1, 1000).empty());
+  Result<DeadListPage> dead = queue->ListDead("", 10, "");
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->items.size(), 1u);
+  ASSERT_EQ(dead->items[0].attempts.size(), 2u);
+  EXPECT_EQ(dead->items[0].attempts[1].attempt, 2);
+  EXPECT_EQ(dead->items[0].attempts[1].outcome, "lease_expired");
+  EXPECT_EQ(FinishSync(*queue, Finished(second[0], Disposition::kSucceeded)).code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_P(QueueContractTest, WakeupOnlyForRunnableJobs) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  std::atomic<int> wakeups{0};
+  queue->SetWakeup([&] { wakeups.fetch_add(1); });
+  NewJob delayed = MakeJob(JobId(1));
+  delayed.run_at_ms = clock_.NowMs() + 60'000;
+  ASSERT_EQ(EnqueueSync(*queue, delayed).outcome, EnqueueOutcome::kAccepted);
+  // Proving an absence needs a wait: longer than one background sweep.
+  std::this_thread::sleep_for(milliseconds(400));
+  EXPECT_EQ(wakeups.load(), 0);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2))).outcome, EnqueueOutcome::kAccepted);
+  // At least one: a wakeup is a hint to claim now, and an extra one only costs an empty
+  // claim (the redis backend may hear its own commit again through its subscription).
+  EXPECT_TRUE(WaitUntil([&] { return wakeups.load() >= 1; })) << "no wakeup for a runnable job";
+}
+
+TEST_P(QueueContractTest, CloseDrainsSubmittedOperationsAndRejectsLaterOnes) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  auto tally = std::make_shared<EnqueueTally>();
+  for (int i = 0; i < 2000; ++i) queue->Enqueue(MakeJob(JobId(i)), tally->Callback());
+  queue->Close();
+  EXPECT_EQ(tally->answered.load(), 2000);  // every callback ran before Close returned
+  EXPECT_EQ(tally->accepted.load(), 2000);
+  queue->Close();  // idempotent
+
+  EnqueueResult late = EnqueueSync(*queue, MakeJob(JobId(5000)));
+  EXPECT_EQ(late.status.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(ClaimSync(*queue, {{"test.event", 1, 1000}}).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(queue->Ping().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(queue->Stats().status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(queue->Replay("x").code(), StatusCode::kUnavailable);
+  queue.reset();
+
+  queue = Open();
+  ASSERT_NE(queue, nullptr);
+  EXPECT_EQ(DepthOf(*queue, "test.event").ready, 2000);
+  EXPECT_EQ(queue->GetJob(JobId(5000)).status().code(), StatusCode::kNotFound);
+}
+
+// Two queue objects on one store, like an `ingest` and a `worker` process.
+TEST_P(QueueContractTest, TwoQueuesOnOneStore) {
+  auto ingest = Open();
+  auto worker = Open();
+  ASSERT_NE(ingest, nullptr);
+  ASSERT_NE(worker, nullptr);
+  ASSERT_EQ(EnqueueSync(*ingest, MakeJob(JobId(0), "t", {"shared"})).outcome,
+            EnqueueOutcome::kAccepted);
+  EnqueueResult dup = EnqueueSync(*worker, MakeJob(JobId(1), "t", {"shared"}));
+  EXPECT_EQ(dup.outcome, EnqueueOutcome::kDuplicate);
+  EXPECT_EQ(dup.job_id, JobId(0));
+
+  // Both write at once.
+  constexpr int kEach = 1000;
+  auto tally = std::make_shared<EnqueueTally>();
+  auto produce = [&](Queue& queue, int first) {
+    for (int i = 0; i < kEach; ++i) {
+      queue.Enqueue(MakeJob(JobId(first + i), "t", {"k" + std::to_string(first + i)}),
+                    tally->Callback());
+    }
+  };
+  std::thread a([&] { produce(*ingest, 100); });
+  std::thread b([&] { produce(*worker, 100'000); });
+  a.join();
+  b.join();
+  ASSERT_TRUE(tally->WaitAnswered(2 * kEach));
+  EXPECT_EQ(tally->accepted.load(), 2 * kEach);
+
+  std::vector<Job> claimed;
+  for (int tries = 0; tries < 20 && claimed.size() < 2 * kEach + 1; ++tries) {
+    std::vector<Job> more = ClaimOk(*worker, "t", 500);
+    claimed.insert(claimed.end(), more.begin(), more.end());
+  }
+  ASSERT_EQ(claimed.size(), 2u * kEach + 1);
+  EXPECT_EQ(DepthOf(*ingest, "t").in_flight, 2 * kEach + 1);  // the other object sees them
+  for (const Job& job : claimed) {
+    ASSERT_TRUE(FinishSync(*worker, Finished(job, Disposition::kSucceeded)).ok());
+  }
+  Result<std::vector<TypeDepth>> stats = ingest->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_TRUE(stats->empty());
+}
+
+TEST_P(QueueContractTest, StatsCountEachTypeAndState) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  Result<std::vector<TypeDepth>> empty = queue->Stats();
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_TRUE(empty->empty());
+
+  // Type "a": 1 in flight, 1 dead, 2 ready, 1 delayed. Type "b": 1 ready.
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(i), "a")).outcome, EnqueueOutcome::kAccepted);
+  }
+  std::vector<Job> claimed = ClaimOk(*queue, "a", 2);
+  ASSERT_EQ(claimed.size(), 2u);
+  ASSERT_TRUE(FinishSync(*queue, Finished(claimed[1], Disposition::kDead, 0, "bad")).ok());
+  NewJob delayed = MakeJob(JobId(10), "a");
+  delayed.run_at_ms = clock_.NowMs() + 1000;
+  ASSERT_EQ(EnqueueSync(*queue, delayed).outcome, EnqueueOutcome::kAccepted);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(20), "b")).outcome, EnqueueOutcome::kAccepted);
+
+  Result<std::vector<TypeDepth>> stats = queue->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->size(), 2u);
+  TypeDepth a = DepthOf(*queue, "a");
+  EXPECT_EQ(a.ready, 2);
+  EXPECT_EQ(a.delayed, 1);
+  EXPECT_EQ(a.in_flight, 1);
+  EXPECT_EQ(a.dead, 1);
+  TypeDepth b = DepthOf(*queue, "b");
+  EXPECT_EQ(b.ready, 1);
+  EXPECT_EQ(b.delayed, 0);
+  EXPECT_EQ(b.in_flight, 0);
+  EXPECT_EQ(b.dead, 0);
+
+  // GetJob reports each state.
+  Result<Job> in_flight = queue->GetJob(claimed[0].id);
+  ASSERT_TRUE(in_flight.ok());
+  EXPECT_EQ(in_flight->state, JobState::kInFlight);
+  Result<Job> dead = queue->GetJob(claimed[1].id);
+  ASSERT_TRUE(dead.ok());
+  EXPECT_EQ(dead->state, JobState::kDead);
+  ASSERT_EQ(dead->attempts.size(), 1u);
+  EXPECT_EQ(dead->attempts[0].error, "bad");
+  Result<Job> waiting = queue->GetJob(JobId(10));
+  ASSERT_TRUE(waiting.ok());
+  EXPECT_EQ(waiting->state, JobState::kReady);
+  EXPECT_EQ(waiting->run_at_ms, delayed.run_at_ms);
+  EXPECT_EQ(queue->GetJob("missing").status().code(), StatusCode::kNotFound);
+
+  // The delayed job becomes ready when its time comes.
+  clock_.Advance(milliseconds(1000));
+  EXPECT_TRUE(WaitUntil([&] {
+    TypeDepth now = DepthOf(*queue, "a");
+    return now.ready == 3 && now.delayed == 0;
+  }));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, QueueContractTest, ::testing::Values("sqlite", "redis"),
+                         [](const ::testing::TestParamInfo<std::string>& backend) {
+                           return backend.param;
+                         });
+
+TEST(OpenQueueTest, RejectsUnknownBackend) {
+  QueueConfig config;
+  config.backend = "mongo";
+  FakeClock clock;
+  Result<std::unique_ptr<Queue>> queue = OpenQueue(config, clock);
+  ASSERT_FALSE(queue.ok());
+  EXPECT_EQ(queue.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(queue.status().message().find("mongo"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace firebreak
