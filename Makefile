@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: all deps build run test test-unit test-asan bench clean
+.PHONY: all deps build run test test-unit test-asan bench chaos clean
 
 all: build
 
@@ -34,6 +34,12 @@ test-asan:
 bench: build
 	@scripts/install-deps.sh bench
 	@bench/ingest_bench.sh
+	@bench/scaleout.sh
+
+# Multi-host chaos test on the redis backend, full 5-minute run (root: network namespaces).
+chaos: build
+	@scripts/install-deps.sh test
+	@python3 tests/chaos/chaos.py --bin build/release/firebreak --seconds 300
 
 clean:
 	rm -rf build

@@ -79,6 +79,26 @@ int Serve(const std::string& config_path, Role role) {
 
   Clock& clock = SystemClock::Instance();
   auto opened = OpenQueue(config.queue, clock);
+  // A Redis that is not up yet (compose, a rebooting Redis host) is waited for rather
+  // than failing the start, as a running process does when it loses Redis. A SQLite
+  // file that cannot be opened is a setup error and fails at once.
+  std::chrono::milliseconds backoff(200);
+  while (!opened.ok() && opened.status().code() == StatusCode::kUnavailable &&
+         config.queue.backend == "redis") {
+    if (backoff.count() == 200) {
+      log::Warn("queue store unreachable at start; retrying until it answers",
+                {{"error", opened.status().ToString()}});
+    }
+    timespec wait{static_cast<time_t>(backoff.count() / 1000),
+                  static_cast<long>(backoff.count() % 1000) * 1'000'000};
+    if (sigtimedwait(&signals, nullptr, &wait) > 0) {
+      log::Info("stopped before the queue store answered");
+      log::Flush();
+      return kExitOk;
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    opened = OpenQueue(config.queue, clock);
+  }
   if (!opened.ok()) {
     log::Error("cannot open the queue", {{"error", opened.status().ToString()}});
     log::Flush();

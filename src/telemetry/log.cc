@@ -130,9 +130,10 @@ void Write(Level level, std::string_view msg, Fields fields) {
   if (logger) {
     logger->log(level >= Level::kWarn ? spdlog::level::warn : spdlog::level::info, line);
   } else {
+    // Not initialised: a CLI tool (queue stats, dlq ...), whose stdout is its output
+    // (e.g. --json for scripts). Its log lines go to stderr.
     line.push_back('\n');
-    std::fwrite(line.data(), 1, line.size(), stdout);
-    std::fflush(stdout);
+    std::fwrite(line.data(), 1, line.size(), stderr);
   }
 }
 

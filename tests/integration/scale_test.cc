@@ -309,6 +309,27 @@ TEST_F(RedisScaleTest, RedisOutageAnswers503AndRecoversWithoutRestart) {
   EXPECT_EQ(run.Terminate(), 0) << Logs();
 }
 
+// A process started before Redis (compose, a Redis host still booting) waits for it
+// instead of exiting, then serves normally.
+TEST_F(RedisScaleTest, ProcessStartedBeforeRedisWaitsForIt) {
+  ASSERT_NO_FATAL_FAILURE(StartStore("redis"));
+  uint16_t port = FreePort();
+  const std::string config = Config("run", port);
+  backend_->redis().Kill9();
+  FirebreakProcess& run = Process("run", config, port);
+  std::thread redis_later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    backend_->redis().Start();
+  });
+  const bool started = run.Start(std::chrono::seconds(20));
+  redis_later.join();
+  ASSERT_TRUE(started) << Logs();
+  EXPECT_NE(run.Log().find("queue store unreachable at start"), std::string::npos) << Logs();
+  ASSERT_EQ(Send(port, "late"), 200) << Logs();
+  EXPECT_TRUE(WaitFor([&] { return AllHandled({"late"}); }, std::chrono::seconds(10))) << Logs();
+  EXPECT_EQ(run.Terminate(), 0) << Logs();
+}
+
 // Redis persistence against queue.durability: "fsync" needs AOF with appendfsync
 // always, "process" needs AOF at least everysec (issue 3). Anything weaker is logged
 // as a warning and shown by firebreak_queue_durability_degraded = 1.
