@@ -22,22 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
-# Prints "rps p50 p99" from wrk --latency output (latencies in ms).
-parse_wrk() {
-  python3 - "$1" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-def ms(v):
-    n, u = float(re.match(r"([\d.]+)", v).group(1)), re.search(r"[a-z]+", v).group(0)
-    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", text).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
-print(f"{rps:.0f} {p50:.3f} {p99:.3f}")
-PY
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 echo "== baseline: nginx, 1 worker, return 200"
 nginx_port=$(free_port)
@@ -63,21 +49,14 @@ python3 bench/gen_requests.py bench-secret "$EVENTS" "$work/requests.txt"
 # nginx answers POSTs with 200 too; it gets the same requests, bodies and all.
 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/signed.lua \
   "http://127.0.0.1:$nginx_port" -- "$work/requests.txt" "$WRK_THREADS" > "$work/nginx.txt"
-read -r nginx_rps nginx_p50 nginx_p99 < <(parse_wrk "$work/nginx.txt")
+read -r nginx_rps nginx_p50 nginx_p99 _ < <(parse_wrk "$work/nginx.txt")
 echo "nginx: $nginx_rps req/s, p50 ${nginx_p50} ms, p99 ${nginx_p99} ms"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 
 echo "== firebreak run: durable ingest (durability=$DURABILITY), no-op handler"
 fb_port=$(free_port)
 printf 'bench-secret' > "$work/secret"
-cat > "$work/noop.py" <<'PY'
-import sys
-w = sys.stdout.write
-for line in sys.stdin:
-    i = line.index('"id":"') + 6
-    w('{"id":"%s","ok":true}\n' % line[i:line.index('"', i)])
-    sys.stdout.flush()
-PY
+write_noop_handler "$work/noop.py"
 cat > "$work/firebreak.toml" <<TOML
 [server]
 listen = "127.0.0.1:$fb_port"
@@ -104,7 +83,7 @@ wait_http "http://127.0.0.1:$fb_port/healthz"
 start_ns=$(date +%s%N)
 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/signed.lua \
   "http://127.0.0.1:$fb_port" -- "$work/requests.txt" "$WRK_THREADS" > "$work/fb.txt"
-read -r fb_rps fb_p50 fb_p99 < <(parse_wrk "$work/fb.txt")
+read -r fb_rps fb_p50 fb_p99 _ < <(parse_wrk "$work/fb.txt")
 echo "firebreak: $fb_rps req/s, p50 ${fb_p50} ms, p99 ${fb_p99} ms"
 grep -E "Non-2xx|Socket errors" "$work/fb.txt" || true
 

@@ -44,13 +44,8 @@ cleanup() {
 trap cleanup EXIT
 
 die() { echo "scaleout: $*" >&2; exit 1; }
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_http() {
-  for _ in $(seq 1 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  return 1
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 now_ns() { date +%s%N; }
 calc() { python3 -c "print($1)"; }
 # utime+stime of one process in clock ticks (the comm field may contain spaces).
@@ -129,14 +124,7 @@ echo "== scale-out on redis: redis-server $(redis-server --version | grep -o 'v=
 printf 'bench-secret' > "$work/secret"
 # The interpreter itself, not a wrapper (a pyenv shim costs ~100 ms of CPU per start).
 python=$(python3 -c 'import sys; print(sys.executable)')
-cat > "$work/noop.py" <<'PY'
-import sys
-w = sys.stdout.write
-for line in sys.stdin:
-    i = line.index('"id":"') + 6
-    w('{"id":"%s","ok":true}\n' % line[i:line.index('"', i)])
-    sys.stdout.flush()
-PY
+write_noop_handler "$work/noop.py"
 python3 bench/gen_requests.py bench-secret "$JOBS" "$work/fill.txt"
 python3 bench/gen_requests.py bench-secret "$INGEST_EVENTS" "$work/ingest.txt"
 # Two disjoint halves for the two-process ingest run (each wrk its own events).
@@ -145,21 +133,6 @@ awk 'NR % 2 == 0' "$work/ingest.txt" > "$work/ingest.b.txt"
 write_config "$work/ingest.toml" "127.0.0.1:$(free_port)" "127.0.0.1:$(free_port)" 1
 
 # -- ingest scale --------------------------------------------------------------------
-# Prints "rps p99_ms non2xx" from a wrk --latency output.
-parse_wrk() {
-  python3 - "$1" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-def ms(v):
-    n, u = float(re.match(r"([\d.]+)", v).group(1)), re.search(r"[a-z]+", v).group(0)
-    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
-m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-print(f"{rps:.0f} {p99:.2f} {m.group(1) if m else 0}")
-PY
-}
-
 declare -A ingest_rps ingest_p99 ingest_bad ingest_cpu ingest_redis_cpu
 for n in 1 2; do
   redis_flush
@@ -187,7 +160,7 @@ for n in 1 2; do
   redis_after=$(cpu_ticks "$redis_pid")
   rps=0 p99=0 bad=0
   for i in $(seq 1 "$n"); do
-    read -r r p b < <(parse_wrk "$work/wrk$n.$i.txt")
+    read -r r _ p b < <(parse_wrk "$work/wrk$n.$i.txt")
     rps=$((rps + r)); bad=$((bad + b)); p99=$(calc "max($p99, $p)")
   done
   requests=$((rps * INGEST_SECONDS))

@@ -9,6 +9,7 @@
 #include "cli/common.h"
 #include "common/units.h"
 #include "queue/queue.h"
+#include "telemetry/log.h"
 
 namespace firebreak::cli {
 namespace {
@@ -16,6 +17,7 @@ namespace {
 // Loads the config (secrets are not needed) and opens its queue. On failure prints
 // why and sets `exit_code` (usage error for a bad config, failure for the store).
 std::unique_ptr<Queue> OpenForTools(const std::string& config_path, int& exit_code) {
+  log::SendToStderr();  // e.g. a durability warning must not corrupt --json output
   auto config = LoadForCli(config_path, /*resolve_secrets=*/false);
   if (!config) {
     exit_code = kExitUsage;

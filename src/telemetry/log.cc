@@ -21,6 +21,7 @@ struct State {
   std::shared_ptr<spdlog::logger> logger;
   std::atomic<int> min_level{static_cast<int>(Level::kInfo)};
   std::atomic<bool> text{false};
+  std::atomic<bool> tool_output_on_stdout{false};  // SendToStderr was called
 };
 
 State& GetState() {
@@ -93,6 +94,8 @@ void Init(std::string_view format, std::string_view level) {
   }
 }
 
+void SendToStderr() { GetState().tool_output_on_stdout = true; }
+
 void Flush() {
   State& st = GetState();
   std::lock_guard lock(st.mu);
@@ -130,10 +133,10 @@ void Write(Level level, std::string_view msg, Fields fields) {
   if (logger) {
     logger->log(level >= Level::kWarn ? spdlog::level::warn : spdlog::level::info, line);
   } else {
-    // Not initialised: a CLI tool (queue stats, dlq ...), whose stdout is its output
-    // (e.g. --json for scripts). Its log lines go to stderr.
     line.push_back('\n');
-    std::fwrite(line.data(), 1, line.size(), stderr);
+    FILE* out = st.tool_output_on_stdout.load() ? stderr : stdout;
+    std::fwrite(line.data(), 1, line.size(), out);
+    std::fflush(out);
   }
 }
 

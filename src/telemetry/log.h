@@ -29,6 +29,9 @@ using Fields = std::initializer_list<Field>;
 // Configures the process-wide logger. Safe to call again (tests); before the first
 // call, lines go synchronously to stdout at info level in JSON.
 void Init(std::string_view format, std::string_view level);
+// For CLI tools whose stdout is their output (queue stats --json, dlq ...): log lines
+// go to stderr instead. Only before Init.
+void SendToStderr();
 // Flushes queued lines (call before exit).
 void Flush();
 bool Enabled(Level level);

@@ -1,0 +1,38 @@
+# Shared by the bench scripts (sourced): ports, readiness, wrk output.
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_http() {
+  for _ in $(seq 1 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+
+# Prints "rps p50_ms p99_ms non2xx" from a wrk --latency output file.
+parse_wrk() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(v):
+    n, u = float(re.match(r"([\d.]+)", v).group(1)), re.search(r"[a-z]+", v).group(0)
+    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p50 = ms(re.search(r"50%\s+(\S+)", text).group(1))
+p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
+m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+print(f"{rps:.0f} {p50:.3f} {p99:.3f} {m.group(1) if m else 0}")
+PY
+}
+
+# A no-op NDJSON command handler (DESIGN §5): answers ok for every job, at once.
+write_noop_handler() {
+  cat > "$1" <<'PY'
+import sys
+w = sys.stdout.write
+for line in sys.stdin:
+    i = line.index('"id":"') + 6
+    w('{"id":"%s","ok":true}\n' % line[i:line.index('"', i)])
+    sys.stdout.flush()
+PY
+}
