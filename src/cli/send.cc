@@ -30,7 +30,27 @@ std::string SampleBody(const SourceConfig& source, int64_t now) {
            "\"text\":\"<@U0BOT> hello from firebreak send\",\"ts\":\"" +
            std::to_string(now) + ".000100\"}}";
   }
-  return "{\"id\":\"" + id + "\",\"text\":\"hello from firebreak send\"}";
+  // Ids from the token's first 12 hex digits: numeric where the platform's are numbers.
+  const std::string number = std::to_string(std::stoull(id.substr(0, 12), nullptr, 16));
+  switch (source.kind) {
+    case SourceKind::kTelegram:
+      return "{\"update_id\":" + number + ",\"message\":{\"message_id\":1,\"date\":" +
+             std::to_string(now) +
+             ",\"chat\":{\"id\":1001,\"type\":\"private\"},\"from\":{\"id\":1001,"
+             "\"is_bot\":false,\"first_name\":\"Sample\"},\"text\":\"hello from firebreak "
+             "send\"}}";
+    case SourceKind::kGithub:
+      return "{\"ref\":\"refs/heads/main\",\"after\":\"" + id + id +
+             "\",\"repository\":{\"id\":1,\"full_name\":\"octo/sample\"},\"head_commit\":{"
+             "\"message\":\"hello from firebreak send\"},\"sender\":{\"login\":\"octocat\"}}";
+    case SourceKind::kDiscord:
+      return "{\"type\":2,\"id\":\"" + number + "\",\"application_id\":\"1\","
+             "\"token\":\"sample\",\"data\":{\"name\":\"hello\",\"type\":1},"
+             "\"channel_id\":\"2\",\"member\":{\"user\":{\"id\":\"3\","
+             "\"username\":\"sample\"}}}";
+    default:
+      return "{\"id\":\"" + id + "\",\"text\":\"hello from firebreak send\"}";
+  }
 }
 
 std::string ListenUrl(const std::string& listen) {

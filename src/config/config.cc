@@ -712,6 +712,7 @@ class ConfigParser {
 
     source.secret = s.SecretRef("secret");
     source.verify_token = s.SecretRef("verify_token");
+    source.signing_key = s.SecretRef("signing_key");
     s.String("public_key", source.public_key);
     s.String("header", source.header);
     s.String("prefix", source.prefix);
@@ -770,6 +771,8 @@ class ConfigParser {
       }
       if (s.Has("public_key"))
         s.Fail("public_key", "only allowed for kind \"discord\"" + this_kind);
+      if (s.Has("signing_key"))
+        s.Fail("signing_key", "only allowed for kind \"discord\"" + this_kind);
     }
 
     if (is_meta) {

@@ -82,6 +82,9 @@ struct SourceConfig {
   std::optional<Secret> verify_token;
   // kind = "discord" (a public key may be a literal)
   std::string public_key;
+  // kind = "discord", optional: the hex Ed25519 private key seed that `firebreak send`
+  // signs with (for trying a source without Discord; never needed to verify).
+  std::optional<Secret> signing_key;
   std::string where;           // "file:line:col" of the [[sources]] table
 };
 

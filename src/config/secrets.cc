@@ -106,6 +106,11 @@ Status ResolveSecrets(Config& config) {
         return status;
       }
     }
+    if (source.signing_key) {
+      if (Status status = Resolve(*source.signing_key, path + ".signing_key"); !status.ok()) {
+        return status;
+      }
+    }
   }
   for (size_t i = 0; i < config.integrations.size(); ++i) {
     IntegrationConfig& integration = config.integrations[i];

@@ -694,6 +694,22 @@ handler = { url = "http://x" }
               "only allowed for kind \"hmac\" (this source is kind \"slack\")");
 }
 
+TEST(ConfigTest, DiscordSigningKeyIsAnOptionalSecretOnlyForDiscord) {
+  const std::string job = "[[jobs]]\ntype = \"t\"\nhandler = { url = \"http://x\" }\n";
+  const std::string discord =
+      "[[sources]]\nname = \"d\"\nkind = \"discord\"\npath = \"/d\"\njob = \"t\"\n"
+      "public_key = \"" + std::string(64, 'a') + "\"\n";
+  Result<Config> parsed = Parse(discord + "signing_key = { file = \"/run/k\" }\n" + job);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ASSERT_TRUE(parsed->sources.at(0).signing_key.has_value());
+  EXPECT_EQ(parsed->sources.at(0).signing_key->ref, "/run/k");
+  EXPECT_FALSE(Parse(discord + "signing_key = \"9d61b19d\"\n" + job).ok());  // literal
+  ExpectError(
+      "[[sources]]\nname = \"s\"\nkind = \"slack\"\npath = \"/s\"\njob = \"t\"\n"
+      "secret = { env = \"S\" }\nsigning_key = { env = \"K\" }\n" + job,
+      7, "sources[0].signing_key", "only allowed for kind \"discord\"");
+}
+
 TEST(ConfigErrorTest, KindSpecificRequirements) {
   std::string job = "[[jobs]]\ntype = \"t\"\nhandler = { url = \"http://x\" }\n";
   ExpectError("[[sources]]\nname = \"s\"\nkind = \"telegram\"\npath = \"/t\"\njob = \"t\"\n" + job,
