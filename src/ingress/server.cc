@@ -110,6 +110,9 @@ struct IngressServer::Impl {
   asio::awaitable<void> Session(tcp::socket socket);
   asio::awaitable<Response> Handle(Request& req);
   asio::awaitable<Response> HandleWebhook(Request& req, const Route& route);
+  // Stores one job of a request; counts and logs its outcome.
+  asio::awaitable<EnqueueResult> StoreJob(const Route& route, SourceJob spec,
+                                          const std::string& traceparent);
   Response Simple(const Request& req, http::status status, std::string body,
                   std::string_view content_type = "application/json");
   Response Metrics(const Request& req);
@@ -294,20 +297,63 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
                      decision.content_type);
   }
 
+  std::string traceparent;
+  auto tp = req.find("traceparent");
+  if (tp != req.end() && IsValidTraceparent(tp->value())) {
+    traceparent = std::string(tp->value());
+  } else {
+    traceparent = NewTraceparent();
+  }
+
+  std::vector<SourceJob> jobs = std::move(decision.batch);
+  const bool batched = !jobs.empty();
+  if (!batched) {
+    jobs.push_back({std::move(decision.dedupe_keys), std::move(decision.payload_json),
+                    std::move(decision.headers_json)});
+  }
+  EnqueueResult result;
+  int duplicates = 0;
+  for (SourceJob& spec : jobs) {
+    result = co_await StoreJob(route, std::move(spec), traceparent);
+    if (!result.status.ok()) {
+      observe();
+      co_return ServiceUnavailable(req, "store unavailable");
+    }
+    if (result.outcome == EnqueueOutcome::kOverloaded) {
+      observe();
+      co_return ServiceUnavailable(req, "queue full");
+    }
+    if (result.outcome == EnqueueOutcome::kDuplicate) ++duplicates;
+  }
+  observe();
+  if (decision.empty_body_on_success) co_return Simple(req, http::status::ok, "");
+  if (!decision.body.empty()) {
+    co_return Simple(req, http::status::ok, std::move(decision.body), decision.content_type);
+  }
+  if (batched) {
+    co_return Simple(req, http::status::ok,
+                     "{\"ok\":true,\"jobs\":" + std::to_string(jobs.size()) +
+                         ",\"duplicates\":" + std::to_string(duplicates) + "}");
+  }
+  const bool duplicate = result.outcome == EnqueueOutcome::kDuplicate;
+  co_return Simple(
+      req, http::status::ok,
+      "{\"ok\":true,\"job\":\"" + result.job_id + (duplicate ? "\",\"duplicate\":true}" : "\"}"));
+}
+
+asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route, SourceJob spec,
+                                                             const std::string& traceparent) {
+  const SourceConfig& source = route.source->config();
+  SourceMetrics& m = *route.metrics;
   NewJob job;
   int64_t now = clock.NowMs();
   job.id = NewJobId(now);
   job.type = source.job;
   job.source = source.name;
-  job.dedupe_keys = std::move(decision.dedupe_keys);
-  job.payload_json = std::move(decision.payload_json);
-  job.headers_json = std::move(decision.headers_json);
-  auto tp = req.find("traceparent");
-  if (tp != req.end() && IsValidTraceparent(tp->value())) {
-    job.traceparent = std::string(tp->value());
-  } else {
-    job.traceparent = NewTraceparent();
-  }
+  job.dedupe_keys = std::move(spec.dedupe_keys);
+  job.payload_json = std::move(spec.payload_json);
+  job.headers_json = std::move(spec.headers_json);
+  job.traceparent = traceparent;
   job.max_attempts = route.max_attempts;
   if (!route.ordering.empty()) {
     // A payload without the key is simply unordered.
@@ -324,13 +370,12 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
   std::string trace_id = log::Enabled(log::Level::kDebug) ? TraceIdOf(job.traceparent) : "";
 
   EnqueueResult result = co_await AsyncEnqueue(queue, std::move(job), asio::use_awaitable);
-  observe();
   if (!result.status.ok()) {
     m.overloaded->Increment();
     log::Error(
         "webhook not stored: store unavailable",
         {{"source", source.name}, {"dedupe_key", dedupe_key}, {"error", result.status.ToString()}});
-    co_return ServiceUnavailable(req, "store unavailable");
+    co_return result;
   }
   switch (result.outcome) {
     case EnqueueOutcome::kAccepted:
@@ -351,22 +396,14 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
                                               {"job_type", source.job},
                                               {"dedupe_key", dedupe_key}});
       break;
-    case EnqueueOutcome::kOverloaded: {
+    case EnqueueOutcome::kOverloaded:
       m.overloaded->Increment();
       log::Warn("webhook refused: queue full", {{"source", source.name},
                                                 {"dedupe_key", dedupe_key},
                                                 {"max_depth", config.queue.max_depth}});
-      co_return ServiceUnavailable(req, "queue full");
-    }
+      break;
   }
-  if (decision.empty_body_on_success) co_return Simple(req, http::status::ok, "");
-  if (!decision.body.empty()) {
-    co_return Simple(req, http::status::ok, std::move(decision.body), decision.content_type);
-  }
-  const bool duplicate = result.outcome == EnqueueOutcome::kDuplicate;
-  co_return Simple(
-      req, http::status::ok,
-      "{\"ok\":true,\"job\":\"" + result.job_id + (duplicate ? "\",\"duplicate\":true}" : "\"}"));
+  co_return result;
 }
 
 IngressServer::IngressServer(const Config& config, std::vector<std::unique_ptr<Source>> sources,

@@ -24,6 +24,13 @@ class IngressRequest {
   virtual std::string_view Body() const = 0;
 };
 
+// One job a request asks for (a batched delivery asks for several).
+struct SourceJob {
+  std::vector<std::string> dedupe_keys;  // already prefixed with "<source name>:"
+  std::string payload_json;              // valid JSON value
+  std::string headers_json;              // JSON object, lower-case names
+};
+
 // What the source decided. For kEnqueue the server stores the job (dedupe keys
 // and all) and then answers `status`/`body`; for kRespond it answers at once
 // and stores nothing.
@@ -42,6 +49,11 @@ struct SourceDecision {
   std::string payload_json;              // valid JSON value
   std::string headers_json;              // JSON object, lower-case names
   bool empty_body_on_success = false;    // e.g. Slack slash commands: 200 with no body
+  // kEnqueue of a batched delivery (e.g. Meta): one job each, used instead of the three
+  // fields above. The answer is 200 only once every job is stored or a duplicate; if
+  // any cannot be stored it is 503 and the platform's retry of the whole batch finds
+  // the stored ones as duplicates.
+  std::vector<SourceJob> batch;
 
   static SourceDecision Reject(int status, std::string error);
 };
