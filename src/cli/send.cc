@@ -43,6 +43,16 @@ std::string SampleBody(const SourceConfig& source, int64_t now) {
       return "{\"ref\":\"refs/heads/main\",\"after\":\"" + id + id +
              "\",\"repository\":{\"id\":1,\"full_name\":\"octo/sample\"},\"head_commit\":{"
              "\"message\":\"hello from firebreak send\"},\"sender\":{\"login\":\"octocat\"}}";
+    case SourceKind::kMeta:  // a WhatsApp Cloud API delivery with two messages
+      return "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1001\","
+             "\"changes\":[{\"field\":\"messages\",\"value\":{\"messaging_product\":"
+             "\"whatsapp\",\"metadata\":{\"phone_number_id\":\"2002\"},\"messages\":["
+             "{\"id\":\"wamid." + id + "a\",\"from\":\"15550001\",\"timestamp\":\"" +
+             std::to_string(now) +
+             "\",\"type\":\"text\",\"text\":{\"body\":\"hello from firebreak send\"}},"
+             "{\"id\":\"wamid." + id + "b\",\"from\":\"15550001\",\"timestamp\":\"" +
+             std::to_string(now) + "\",\"type\":\"text\",\"text\":{\"body\":\"and again\"}}"
+             "]}}]}]}";
     case SourceKind::kDiscord:
       return "{\"type\":2,\"id\":\"" + number + "\",\"application_id\":\"1\","
              "\"token\":\"sample\",\"data\":{\"name\":\"hello\",\"type\":1},"

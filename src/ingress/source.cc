@@ -2,6 +2,7 @@
 
 #include "ingress/hmac_source.h"
 #include "ingress/json_body.h"
+#include "ingress/meta_source.h"
 #include "ingress/slack_source.h"
 
 namespace firebreak {
@@ -36,10 +37,11 @@ Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, const Clo
       return SlackSource::Create(config, clock);
     case SourceKind::kHmac:
       return HmacSource::Create(config);
+    case SourceKind::kMeta:
+      return MetaSource::Create(config);
     case SourceKind::kDiscord:
     case SourceKind::kTelegram:
     case SourceKind::kGithub:
-    case SourceKind::kMeta:
       break;
   }
   return UnsupportedKind(config.kind);
@@ -52,10 +54,11 @@ Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view b
       return SlackSource::Sign(config, body, now_seconds);
     case SourceKind::kHmac:
       return HmacSource::Sign(config, body);
+    case SourceKind::kMeta:
+      return MetaSource::Sign(config, body);
     case SourceKind::kDiscord:
     case SourceKind::kTelegram:
     case SourceKind::kGithub:
-    case SourceKind::kMeta:
       break;
   }
   return UnsupportedKind(config.kind);
