@@ -615,6 +615,7 @@ class ConfigParser {
     s.Int("threads", server.threads, 0, 4096);
     s.Size("max_body", server.max_body);
     s.Duration("read_timeout", server.read_timeout);
+    s.Int("max_connections", server.max_connections, 1, 1'000'000);
     server.admin_token = s.SecretRef("admin_token");
     if (s.String("admin_listen", server.admin_listen) && !server.admin_listen.empty()) {
       CheckAddress(s, "admin_listen", server.admin_listen);

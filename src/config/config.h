@@ -33,6 +33,7 @@ struct ServerConfig {
   int threads = 0;                         // 0 = number of cores
   uint64_t max_body = 1024 * 1024;         // larger → 413
   milliseconds read_timeout{10'000};       // whole request must arrive by then
+  int max_connections = 10'000;            // open connections; more are closed at accept
   std::optional<Secret> admin_token;       // no token → /admin is off
   std::string admin_listen;
 };

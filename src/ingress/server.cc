@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -131,6 +132,7 @@ struct IngressServer::Impl {
   // Requests read but not yet answered: shutdown waits for these, not for idle
   // keep-alive connections.
   std::atomic<int> requests_in_progress{0};
+  std::atomic<int> open_connections{0};
 
   std::mutex depth_mu;  // guards last_depth_refresh_ms (scrapes may run concurrently)
   int64_t last_depth_refresh_ms = 0;
@@ -138,22 +140,44 @@ struct IngressServer::Impl {
 };
 
 asio::awaitable<void> IngressServer::Impl::Accept() {
+  asio::steady_timer pause(acceptor.get_executor());
+  int64_t last_refusal_log_ms = 0;
   while (!stopping) {
     auto [ec, socket] = co_await acceptor.async_accept(kUseTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping) break;
       log::Warn("accept failed", {{"error", ec.message()}});
+      // Out of descriptors (EMFILE/ENFILE) fails every accept at once: pause instead of
+      // spinning, so sessions can finish and free some.
+      pause.expires_after(std::chrono::milliseconds(100));
+      co_await pause.async_wait(kUseTuple);
+      continue;
+    }
+    if (open_connections.load() >= config.server.max_connections) {
+      // A flood of idle or half-open connections must not take the process's descriptors
+      // (and memory) from everyone: past the limit, new ones are closed at once; the
+      // held ones time out after read_timeout.
+      int64_t now = clock.NowMs();
+      if (now - last_refusal_log_ms >= 1000) {
+        last_refusal_log_ms = now;
+        log::Warn("connection refused: server.max_connections reached",
+                  {{"max_connections", config.server.max_connections}});
+      }
+      socket.close(ec);
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(acceptor.get_executor(), Session(std::move(socket)), [](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        log::Error("session failed", {{"error", ex.what()}});
-      }
-    });
+    ++open_connections;
+    asio::co_spawn(acceptor.get_executor(), Session(std::move(socket)),
+                   [this](std::exception_ptr e) {
+                     --open_connections;
+                     if (!e) return;
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex) {
+                       log::Error("session failed", {{"error", ex.what()}});
+                     }
+                   });
   }
 }
 
