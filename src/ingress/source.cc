@@ -1,5 +1,6 @@
 #include "ingress/source.h"
 
+#include "ingress/discord_source.h"
 #include "ingress/hmac_source.h"
 #include "ingress/json_body.h"
 #include "ingress/meta_source.h"
@@ -40,6 +41,7 @@ Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, const Clo
     case SourceKind::kMeta:
       return MetaSource::Create(config);
     case SourceKind::kDiscord:
+      return DiscordSource::Create(config, clock);
     case SourceKind::kTelegram:
     case SourceKind::kGithub:
       break;
@@ -57,6 +59,12 @@ Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view b
     case SourceKind::kMeta:
       return MetaSource::Sign(config, body);
     case SourceKind::kDiscord:
+      if (!config.signing_key || config.signing_key->value.empty()) {
+        return InvalidArgument("source \"" + config.name +
+                               "\": set signing_key = { file = ... } (the hex Ed25519 private "
+                               "key seed) to sign Discord interactions");
+      }
+      return DiscordSource::Sign(config, config.signing_key->value, body, now_seconds);
     case SourceKind::kTelegram:
     case SourceKind::kGithub:
       break;
