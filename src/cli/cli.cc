@@ -87,7 +87,7 @@ int Main(int argc, char** argv) {
   if (*version) {
     std::cout << "firebreak " << FIREBREAK_VERSION << " (" << FIREBREAK_BUILD_TYPE << ")\n"
               << "queue backends: sqlite, redis\n"
-              << "sources: slack, hmac\n"
+              << "sources: slack, discord, telegram, github, meta, hmac\n"
               << "handlers: command, url (http)\n";
     return kExitOk;
   }

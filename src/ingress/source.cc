@@ -1,10 +1,12 @@
 #include "ingress/source.h"
 
 #include "ingress/discord_source.h"
+#include "ingress/github_source.h"
 #include "ingress/hmac_source.h"
 #include "ingress/json_body.h"
 #include "ingress/meta_source.h"
 #include "ingress/slack_source.h"
+#include "ingress/telegram_source.h"
 
 namespace firebreak {
 namespace {
@@ -43,8 +45,9 @@ Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, const Clo
     case SourceKind::kDiscord:
       return DiscordSource::Create(config, clock);
     case SourceKind::kTelegram:
+      return TelegramSource::Create(config);
     case SourceKind::kGithub:
-      break;
+      return GithubSource::Create(config);
   }
   return UnsupportedKind(config.kind);
 }
@@ -66,8 +69,9 @@ Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view b
       }
       return DiscordSource::Sign(config, config.signing_key->value, body, now_seconds);
     case SourceKind::kTelegram:
+      return TelegramSource::Sign(config, body);
     case SourceKind::kGithub:
-      break;
+      return GithubSource::Sign(config, body);
   }
   return UnsupportedKind(config.kind);
 }
