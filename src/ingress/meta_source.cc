@@ -119,9 +119,9 @@ void AddChanges(BatchBuilder& batch, std::string_view object_kind, element entry
           std::string_view id = StringField(status, "id");
           std::string_view state = StringField(status, "status");
           std::string json = simdjson::to_string(status);
-          batch.Add(id.empty() ? "sha256:" + Sha256Hex(json)
-                               : std::string(id) + ":" + std::string(state),
-                    shared + ",\"status\":" + json + "}");
+          batch.Add(
+              id.empty() ? "sha256:" + Sha256Hex(json) : std::string(id) + ":" + std::string(state),
+              shared + ",\"status\":" + json + "}");
           split = true;
         }
       }
@@ -167,8 +167,9 @@ SourceDecision MetaSource::Handshake(const IngressRequest& request) const {
   std::optional<std::string> token = QueryParam(request.Target(), "hub.verify_token");
   std::optional<std::string> challenge = QueryParam(request.Target(), "hub.challenge");
   if (!mode || *mode != "subscribe" || !token || !challenge) {
-    return SourceDecision::Reject(400, "expected hub.mode=subscribe, hub.verify_token and "
-                                       "hub.challenge");
+    return SourceDecision::Reject(400,
+                                  "expected hub.mode=subscribe, hub.verify_token and "
+                                  "hub.challenge");
   }
   if (!ConstantTimeEquals(*token, config().verify_token->value)) {
     return SourceDecision::Reject(403, "invalid verify token");

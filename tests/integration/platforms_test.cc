@@ -48,9 +48,8 @@ std::string Unhex(const std::string& hex) {
 
 EVP_PKEY* Ed25519Key(const std::string& seed_hex) {
   std::string seed = Unhex(seed_hex);
-  return EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
-                                      reinterpret_cast<const unsigned char*>(seed.data()),
-                                      seed.size());
+  return EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()), seed.size());
 }
 
 std::string Ed25519PublicHex(const std::string& seed_hex) {
@@ -98,7 +97,9 @@ std::vector<Platform> Platforms() {
     return extra;
   };
   return {
-      {"slack", "/hooks/slack", "slack.event",
+      {"slack",
+       "/hooks/slack",
+       "slack.event",
        [](const std::string& id) {
          return R"({"type":"event_callback","team_id":"T1","event_id":"Ev)" + id +
                 R"(","event":{"type":"app_mention","text":"hi","channel":"C1"}})";
@@ -106,28 +107,39 @@ std::vector<Platform> Platforms() {
        [](const std::string& body, bool right, int64_t ts) {
          return SlackHeaders(right ? kSlackSecret : "wrong", body, ts, "application/json");
        },
-       {"X-Slack-Signature", "X-Slack-Request-Timestamp"}, true},
-      {"discord", "/hooks/discord", "discord.interaction",
+       {"X-Slack-Signature", "X-Slack-Request-Timestamp"},
+       true},
+      {"discord",
+       "/hooks/discord",
+       "discord.interaction",
        [](const std::string& id) {
-         return R"({"type":2,"id":"9)" + id + R"(","application_id":"1","token":"t",)"
+         return R"({"type":2,"id":"9)" + id +
+                R"(","application_id":"1","token":"t",)"
                 R"("data":{"name":"hello"}})";
        },
        [with](const std::string& body, bool right, int64_t ts) {
          std::string t = std::to_string(ts);
-         return with({{"X-Signature-Ed25519", Ed25519SignHex(right ? kDiscordSeed : kOtherSeed,
-                                                               t + body)},
-                      {"X-Signature-Timestamp", t}});
+         return with(
+             {{"X-Signature-Ed25519", Ed25519SignHex(right ? kDiscordSeed : kOtherSeed, t + body)},
+              {"X-Signature-Timestamp", t}});
        },
-       {"X-Signature-Ed25519", "X-Signature-Timestamp"}, true},
-      {"telegram", "/hooks/telegram", "telegram.update",
+       {"X-Signature-Ed25519", "X-Signature-Timestamp"},
+       true},
+      {"telegram",
+       "/hooks/telegram",
+       "telegram.update",
        [](const std::string& id) {
          return R"({"update_id":7)" + id + R"(,"message":{"message_id":1,"text":"hi"}})";
        },
        [with](const std::string&, bool right, int64_t) {
          return with({{"X-Telegram-Bot-Api-Secret-Token", right ? kTelegramSecret : "wrong"}});
        },
-       {"X-Telegram-Bot-Api-Secret-Token"}, false, false},
-      {"github", "/hooks/github", "github.event",
+       {"X-Telegram-Bot-Api-Secret-Token"},
+       false,
+       false},
+      {"github",
+       "/hooks/github",
+       "github.event",
        [](const std::string& id) { return R"({"ref":"refs/heads/main","after":")" + id + "\"}"; },
        [with](const std::string& body, bool right, int64_t) {
          // X-GitHub-Delivery is the dedupe key: derived from the body here so the same
@@ -138,7 +150,9 @@ std::vector<Platform> Platforms() {
                       {"X-GitHub-Delivery", "d-" + HmacSha256Hex("delivery", body).substr(0, 16)}});
        },
        {"X-Hub-Signature-256"}},
-      {"meta", "/hooks/meta", "meta.message",
+      {"meta",
+       "/hooks/meta",
+       "meta.message",
        [](const std::string& id) {
          return R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[)"
                 R"({"field":"messages","value":{"messages":[{"id":"wamid.)" +
@@ -149,7 +163,9 @@ std::vector<Platform> Platforms() {
                        "sha256=" + HmacSha256Hex(right ? kMetaSecret : "wrong", body)}});
        },
        {"X-Hub-Signature-256"}},
-      {"hmac", "/hooks/hmac", "hmac.event",
+      {"hmac",
+       "/hooks/hmac",
+       "hmac.event",
        [](const std::string& id) { return R"({"id":"h)" + id + R"(","x":1})"; },
        [with](const std::string& body, bool right, int64_t) {
          return with({{"X-Signature", HmacSha256Hex(right ? kHmacSecret : "wrong", body)}});
@@ -162,19 +178,22 @@ class PlatformsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     port_ = FreePort();
-    for (auto [name, value] : std::vector<std::pair<std::string, std::string>>{
-             {"slack", kSlackSecret},
-             {"github", kGithubSecret},
-             {"telegram", kTelegramSecret},
-             {"meta", kMetaSecret},
-             {"meta_verify", kMetaVerifyToken},
-             {"hmac", kHmacSecret}}) {
+    for (auto [name, value] :
+         std::vector<std::pair<std::string, std::string>>{{"slack", kSlackSecret},
+                                                          {"github", kGithubSecret},
+                                                          {"telegram", kTelegramSecret},
+                                                          {"meta", kMetaSecret},
+                                                          {"meta_verify", kMetaVerifyToken},
+                                                          {"hmac", kHmacSecret},
+                                                          {"discord_signing", kDiscordSeed}}) {
       dir_.Write(name + ".secret", value);
     }
     std::string config = R"([server]
-listen = "127.0.0.1:)" + std::to_string(port_) + R"("
+listen = "127.0.0.1:)" + std::to_string(port_) +
+                         R"("
 [queue]
-path = ")" + dir_.File("q.db") + R"("
+path = ")" + dir_.File("q.db") +
+                         R"("
 )";
     auto source = [&](const std::string& kind, const std::string& job, const std::string& keys) {
       config += "[[sources]]\nname = \"" + kind + "\"\nkind = \"" + kind + "\"\npath = \"/hooks/" +
@@ -186,12 +205,13 @@ path = ")" + dir_.File("q.db") + R"("
     };
     source("slack", "slack.event", secret("slack"));
     source("discord", "discord.interaction",
-           "public_key = \"" + Ed25519PublicHex(kDiscordSeed) + "\"\n");
+           "public_key = \"" + Ed25519PublicHex(kDiscordSeed) + "\"\n" +
+               "signing_key = { file = \"" + dir_.File("discord_signing.secret") + "\" }\n");
     source("telegram", "telegram.update", secret("telegram"));
     source("github", "github.event", secret("github"));
-    source("meta", "meta.message",
-           secret("meta") + "verify_token = { file = \"" + dir_.File("meta_verify.secret") +
-               "\" }\n");
+    source(
+        "meta", "meta.message",
+        secret("meta") + "verify_token = { file = \"" + dir_.File("meta_verify.secret") + "\" }\n");
     source("hmac", "hmac.event", secret("hmac") + "dedupe = \"/id\"\n");
     config_ = dir_.Write("firebreak.toml", config + jobs_);
     // ingest only: stored jobs stay in the queue and can be counted.
@@ -234,8 +254,7 @@ TEST_F(PlatformsTest, EveryKindAcceptsGenuineOnceAndRefusesForgeries) {
     std::string tampered = other;
     tampered.replace(tampered.find(id), id.size(), id.substr(0, id.size() - 1) + "9");
     if (p.body_signed) {
-      EXPECT_EQ(Send("POST", p.path, p.sign(other, true, now), tampered).status, 401)
-          << "tampered";
+      EXPECT_EQ(Send("POST", p.path, p.sign(other, true, now), tampered).status, 401) << "tampered";
     }
     EXPECT_EQ(Send("POST", p.path, p.sign(other, false, now), other).status, 401)
         << "wrong secret or key";
@@ -252,10 +271,21 @@ TEST_F(PlatformsTest, EveryKindAcceptsGenuineOnceAndRefusesForgeries) {
   }
   // No secret or signature in the log (issue 4, acceptance 5).
   const std::string log = process_->Log();
-  for (const char* secret :
-       {kSlackSecret, kGithubSecret, kTelegramSecret, kMetaSecret, kMetaVerifyToken, kHmacSecret,
-        kDiscordSeed}) {
+  for (const char* secret : {kSlackSecret, kGithubSecret, kTelegramSecret, kMetaSecret,
+                             kMetaVerifyToken, kHmacSecret, kDiscordSeed}) {
     EXPECT_EQ(log.find(secret), std::string::npos) << "secret in the log";
+  }
+}
+
+TEST_F(PlatformsTest, SendSignsForEveryKindAsThePlatformWould) {
+  for (const Platform& p : Platforms()) {
+    SCOPED_TRACE(p.kind);
+    const int64_t before = QueuedJobs(config_, p.job);
+    CommandResult sent = RunFirebreak({"send", "-c", config_, "--source", p.kind});
+    EXPECT_EQ(sent.exit_code, 0) << sent.out;
+    EXPECT_NE(sent.out.find("-> 200"), std::string::npos) << sent.out;
+    // A sample delivery for meta holds two messages: one job each.
+    EXPECT_EQ(QueuedJobs(config_, p.job), before + (p.kind == "meta" ? 2 : 1)) << sent.out;
   }
 }
 
@@ -263,12 +293,11 @@ TEST_F(PlatformsTest, HandshakesAreAnsweredAsThePlatformsExpect) {
   // Discord PING (type 1) → {"type":1}; nothing stored.
   const std::string ping = R"({"type":1,"id":"1","application_id":"1","token":"t"})";
   const std::string ts = std::to_string(NowSeconds());
-  HttpResponse res = Send(
-      "POST", "/hooks/discord",
-      {{"X-Signature-Ed25519", Ed25519SignHex(kDiscordSeed, ts + ping)},
-       {"X-Signature-Timestamp", ts},
-       {"Content-Type", "application/json"}},
-      ping);
+  HttpResponse res = Send("POST", "/hooks/discord",
+                          {{"X-Signature-Ed25519", Ed25519SignHex(kDiscordSeed, ts + ping)},
+                           {"X-Signature-Timestamp", ts},
+                           {"Content-Type", "application/json"}},
+                          ping);
   EXPECT_EQ(res.status, 200);
   EXPECT_EQ(res.body, R"({"type":1})");
   EXPECT_EQ(QueuedJobs(config_, "discord.interaction"), 0);

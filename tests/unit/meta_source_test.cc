@@ -64,7 +64,8 @@ SourceDecision Post(const Source& source, const std::string& body,
 
 // A WhatsApp Cloud API delivery in the shape of Meta's documented example: two
 // messages and one status in one change.
-const std::string kWhatsAppBatch = R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Sheena Nelson"},"wa_id":"16505551234"}],"messages":[{"from":"16505551234","id":"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=","timestamp":"1749416383","type":"text","text":{"body":"Does it come in another color?"}},{"from":"16505551234","id":"wamid.second","timestamp":"1749416384","type":"text","text":{"body":"And in blue?"}}],"statuses":[{"id":"wamid.sent1","status":"delivered","timestamp":"1749416385","recipient_id":"16505551234"}]},"field":"messages"}]}]})";
+const std::string kWhatsAppBatch =
+    R"({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Sheena Nelson"},"wa_id":"16505551234"}],"messages":[{"from":"16505551234","id":"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=","timestamp":"1749416383","type":"text","text":{"body":"Does it come in another color?"}},{"from":"16505551234","id":"wamid.second","timestamp":"1749416384","type":"text","text":{"body":"And in blue?"}}],"statuses":[{"id":"wamid.sent1","status":"delivered","timestamp":"1749416385","recipient_id":"16505551234"}]},"field":"messages"}]}]})";
 
 TEST(MetaSourceTest, HandshakeEchoesTheChallengeOnlyForTheRightToken) {
   auto source = Make();
@@ -96,7 +97,8 @@ TEST(MetaSourceTest, BatchBecomesOneJobPerMessageAndStatus) {
   ASSERT_EQ(decision.kind, SourceDecision::Kind::kEnqueue) << decision.body;
   ASSERT_EQ(decision.batch.size(), 3u);
   EXPECT_EQ(decision.batch[0].dedupe_keys,
-            std::vector<std::string>{"wa:wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="});
+            std::vector<std::string>{
+                "wa:wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="});
   EXPECT_EQ(decision.batch[1].dedupe_keys, std::vector<std::string>{"wa:wamid.second"});
   EXPECT_EQ(decision.batch[2].dedupe_keys, std::vector<std::string>{"wa:wamid.sent1:delivered"});
   json first = json::parse(decision.batch[0].payload_json);
