@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: all deps build run test test-unit test-asan bench chaos clean
+.PHONY: all deps build run test test-unit test-asan bench chaos fuzz clean
 
 all: build
 
@@ -25,6 +25,7 @@ test:
 	@cmake --build --preset release -j $(JOBS)
 	@ctest --test-dir build/release --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 	@$(MAKE) --no-print-directory test-asan
+	@scripts/fuzz.sh 5    # smoke run of every fuzz target under ASan/UBSan
 
 test-asan:
 	@cmake --preset asan >/dev/null
@@ -35,6 +36,12 @@ bench: build
 	@scripts/install-deps.sh bench
 	@bench/ingest_bench.sh
 	@bench/scaleout.sh
+
+# libFuzzer targets (fuzz/), FUZZ_SECONDS each (default 10 minutes).
+FUZZ_SECONDS ?= 600
+fuzz:
+	@scripts/install-deps.sh test
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Multi-host chaos test on the redis backend, full 5-minute run (root: network namespaces).
 chaos: build

@@ -13,7 +13,7 @@ build_pkgs=(
   libcurl4-openssl-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl
 )
-test_pkgs=(sqlite3 procps redis-server iproute2)
+test_pkgs=(sqlite3 procps redis-server iproute2 clang libclang-rt-14-dev)
 bench_pkgs=(wrk nginx-light linux-perf valgrind)
 
 pkgs=("${build_pkgs[@]}")
