@@ -150,16 +150,24 @@ TEST_F(HostileTest, ConnectionsPastMaxConnectionsAreClosedAndServiceResumes) {
 }
 
 TEST_F(HostileTest, MalformedRequestsAreAnsweredOrClosedWhileValidTrafficFlows) {
-  ASSERT_NO_FATAL_FAILURE(Start("read_timeout = \"2s\"\nmax_body = \"256KiB\"\n"));
+  ASSERT_NO_FATAL_FAILURE(
+      Start("read_timeout = \"2s\"\nmax_body = \"256KiB\"\nmax_connections = 64\n"));
   const long rss_before = RssKib(process_->pid());
-  // A well-formed client keeps sending throughout.
+  // A well-formed client keeps sending throughout, on its keep-alive connection (as a
+  // platform's sender does), so the connection flood below cannot lock it out.
   std::atomic<bool> done{false};
   std::vector<int> statuses;
   std::vector<double> latencies_ms;
+  HttpConnection client("127.0.0.1", port_);
   std::thread valid([&] {
     for (int i = 0; !done && i < 5000; ++i) {
       auto started = std::chrono::steady_clock::now();
-      statuses.push_back(PostValid("valid-" + std::to_string(i)));
+      const std::string body = R"({"id":"valid-)" + std::to_string(i) + "\"}";
+      auto res = client.Send("POST", "/hooks/h",
+                             {{"Content-Type", "application/json"},
+                              {"X-Signature", HmacSha256Hex("hostile-secret", body)}},
+                             body);
+      statuses.push_back(res.ok() ? res->status : -1);
       latencies_ms.push_back(
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
               .count());
@@ -208,6 +216,18 @@ TEST_F(HostileTest, MalformedRequestsAreAnsweredOrClosedWhileValidTrafficFlows) 
     EXPECT_TRUE(closed || ClosedByServer(fd, 3000)) << "slow sender kept its connection";
     close(fd);
   }
+  // A flood of half-open connections up to the limit and past it: the ones past it are
+  // closed at once, the rest time out after read_timeout.
+  std::vector<int> flood;
+  for (int i = 0; i < 80; ++i) {
+    int fd = Connect(port_);
+    if (fd >= 0) flood.push_back(fd);
+  }
+  int closed_at_once = 0;
+  for (int fd : flood) closed_at_once += ClosedByServer(fd, 50) ? 1 : 0;
+  EXPECT_GE(closed_at_once, 80 - 64) << "connections past max_connections were kept";
+  for (int fd : flood) EXPECT_TRUE(ClosedByServer(fd, 5000)) << "flood connection kept open";
+  for (int fd : flood) close(fd);
   done = true;
   valid.join();
 

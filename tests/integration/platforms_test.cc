@@ -237,12 +237,19 @@ path = ")" + dir_.File("q.db") +
 
 TEST_F(PlatformsTest, EveryKindAcceptsGenuineOnceAndRefusesForgeries) {
   int n = 0;
+  std::vector<std::string> signatures_sent;
   for (const Platform& p : Platforms()) {
     SCOPED_TRACE(p.kind);
     const std::string id = std::to_string(100000 + ++n);
     const std::string body = p.event(id);
     const int64_t now = NowSeconds();
 
+    for (const auto& [name, value] : p.sign(body, true, now)) {
+      if (name.find("Timestamp") == std::string::npos && name != "Content-Type" &&
+          name != "X-GitHub-Event" && name != "X-GitHub-Delivery") {
+        signatures_sent.push_back(value);
+      }
+    }
     HttpResponse res = Send("POST", p.path, p.sign(body, true, now), body);
     EXPECT_EQ(res.status, 200) << res.body;
     EXPECT_EQ(QueuedJobs(config_, p.job), 1);
@@ -274,6 +281,10 @@ TEST_F(PlatformsTest, EveryKindAcceptsGenuineOnceAndRefusesForgeries) {
   for (const char* secret : {kSlackSecret, kGithubSecret, kTelegramSecret, kMetaSecret,
                              kMetaVerifyToken, kHmacSecret, kDiscordSeed}) {
     EXPECT_EQ(log.find(secret), std::string::npos) << "secret in the log";
+  }
+  ASSERT_EQ(signatures_sent.size(), 6u);
+  for (const std::string& signature : signatures_sent) {
+    EXPECT_EQ(log.find(signature), std::string::npos) << "signature in the log";
   }
 }
 
