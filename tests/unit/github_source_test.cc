@@ -6,7 +6,6 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -314,10 +313,25 @@ TEST(GithubSourceTest, OnlyPost) {
   }
 }
 
+// xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx in lower-case hex. (No std::regex: GCC 12
+// reports a false maybe-uninitialized inside it in the ASan build.)
+bool IsV4Guid(const std::string& text) {
+  if (text.size() != 36) return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return text[14] == '4' && (text[19] == '8' || text[19] == '9' || text[19] == 'a' ||
+                             text[19] == 'b');
+}
+
 TEST(GithubSourceTest, SignRoundTrips) {
   SourceConfig config = GithubConfig();
   auto source = Make(config);
-  const std::regex guid("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
   std::set<std::string> deliveries;
   for (int i = 0; i < 3; ++i) {
     Result<SignedRequest> signed_request = GithubSource::Sign(config, kPush);
@@ -330,7 +344,7 @@ TEST(GithubSourceTest, SignRoundTrips) {
               (std::pair<std::string, std::string>{"X-GitHub-Event", "push"}));
     EXPECT_EQ(signed_request->headers[2].first, "X-GitHub-Delivery");
     const std::string& delivery = signed_request->headers[2].second;
-    EXPECT_TRUE(std::regex_match(delivery, guid)) << delivery;
+    EXPECT_TRUE(IsV4Guid(delivery)) << delivery;
     deliveries.insert(delivery);
 
     FakeRequest request(kPush);
