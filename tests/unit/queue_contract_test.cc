@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "queue_test_util.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "config/config.h"
@@ -40,44 +41,9 @@ constexpr milliseconds kCallbackBound{10'000};
 // Longest a test waits for a background sweep (every 250 ms) to act on a clock change.
 constexpr milliseconds kSweepBound{3'000};
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "queue_contract_test.XXXXXX").string();
-    char* made = mkdtemp(pattern.data());
-    if (made == nullptr) std::abort();
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-std::string JobId(int n) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "job-%07d", n);
-  return buf;
-}
-
-NewJob MakeJob(const std::string& id, const std::string& type = "test.event",
-               std::vector<std::string> keys = {}) {
-  NewJob job;
-  job.id = id;
-  job.type = type;
-  job.source = "hmac";
-  job.dedupe_keys = std::move(keys);
-  job.payload_json = R"({"n":")" + id + R"("})";
-  job.headers_json = R"({"x-test":"1"})";
-  job.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-  job.max_attempts = 3;
-  return job;
-}
+using queue_test::JobId;
+using queue_test::MakeJob;
+using queue_test::TempDir;
 
 // Starts an asynchronous queue call and waits (bounded) for its callback. The promise is
 // shared with the callback so a late callback after a timeout stays harmless.

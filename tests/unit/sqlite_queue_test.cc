@@ -2,6 +2,7 @@
 // timeout), shared commits, the file (paths, schema version, pruning, crash safety) and
 // its throughput. The Queue contract itself is tested for every backend in
 // queue_contract_test.cc.
+#include "queue_test_util.h"
 #include "queue/sqlite/sqlite_queue.h"
 
 #include <gtest/gtest.h>
@@ -30,44 +31,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "sqlite_queue_test.XXXXXX").string();
-    char* made = mkdtemp(pattern.data());
-    if (made == nullptr) std::abort();
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-std::string JobId(int n) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "job-%07d", n);
-  return buf;
-}
-
-NewJob MakeJob(const std::string& id, const std::string& type = "test.event",
-               std::vector<std::string> keys = {}) {
-  NewJob job;
-  job.id = id;
-  job.type = type;
-  job.source = "hmac";
-  job.dedupe_keys = std::move(keys);
-  job.payload_json = R"({"n":")" + id + R"("})";
-  job.headers_json = R"({"x-test":"1"})";
-  job.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-  job.max_attempts = 3;
-  return job;
-}
+using queue_test::JobId;
+using queue_test::MakeJob;
+using queue_test::TempDir;
 
 EnqueueResult EnqueueSync(Queue& queue, NewJob job) {
   std::promise<EnqueueResult> done;
