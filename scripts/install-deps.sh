@@ -10,10 +10,10 @@ build_pkgs=(
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
   libssl-dev libsimdjson-dev nlohmann-json3-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
-  libcurl4-openssl-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcurl4-openssl-dev libhiredis-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl
 )
-test_pkgs=(sqlite3 procps redis-server iproute2 clang libclang-rt-14-dev)
+test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev)
 bench_pkgs=(wrk nginx-light linux-perf valgrind)
 
 pkgs=("${build_pkgs[@]}")
@@ -38,6 +38,12 @@ else
 fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Tests start their own PostgreSQL clusters; the package's default cluster (which would
+# try to start a server on port 5432) is not wanted.
+if [[ " ${missing[*]} " == *" postgresql "* && ! -e /etc/postgresql-common/createcluster.conf ]]; then
+  $SUDO mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
+fi
 $SUDO apt-get update -qq
 # nginx's package tries to start a service; policy-rc.d keeps it from doing so without systemd.
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -10,7 +10,7 @@
 #include <boost/beast/version.hpp>
 #include <optional>
 
-#include "worker/http_util.h"
+#include "common/http_util.h"
 
 namespace firebreak {
 

@@ -923,10 +923,22 @@ class ConfigParser {
     if (auto auth = s.Table("auth")) integration.auth = ParseAuth(*auth);
     s.Duration("timeout", integration.timeout);
     s.Int("max_concurrency", integration.max_concurrency, 1);
+    s.Int("max_queue", integration.max_queue, 0);
     if (auto retry = s.Table("retry")) ParseRetry(*retry, integration.retry);
     if (auto breaker = s.Table("breaker")) ParseBreaker(*breaker, integration.breaker);
-    if (auto rate_limit = s.Table("rate_limit"))
+    if (const toml::node* node = s.Find("rate_limit"); node != nullptr && node->is_string()) {
+      // Shorthand: rate_limit = "50/s" (burst 1).
+      std::string rate = node->as_string()->get();
+      if (std::optional<double> per_second = ParseRate(rate)) {
+        integration.rate_limit = RateLimitConfig{rate, *per_second, 1};
+      } else {
+        s.Fail("rate_limit", "bad rate " + Quote(rate) +
+                                 " (use e.g. \"50/s\", \"600/m\", \"1000/h\", or a table "
+                                 "{ rate = \"50/s\", burst = 10 })");
+      }
+    } else if (auto rate_limit = s.Table("rate_limit")) {
       integration.rate_limit = ParseRateLimit(*rate_limit);
+    }
     s.RejectUnknownKeys();
     config_.integrations.push_back(std::move(integration));
   }
@@ -1020,7 +1032,6 @@ class ConfigParser {
                            "\"1000/h\")");
       } else {
         limit.per_second = *per_second;
-        limit.burst = static_cast<int>(std::clamp(std::ceil(*per_second), 1.0, 1e9));
         valid = true;
       }
     }

@@ -133,7 +133,8 @@ struct CircuitBreakerConfig {
 struct RateLimitConfig {
   std::string rate;       // as written, e.g. "50/s" (units s, m, h)
   double per_second = 0;  // the same rate per second
-  int burst = 1;          // token bucket size; default ceil(per_second), at least 1
+  int burst = 1;          // token bucket size: calls that may go out back to back after a
+                          // quiet spell; default 1 (evenly spaced at the rate)
 };
 
 // An outbound API called through the worker's sidecar (DESIGN §2, §5).
@@ -143,6 +144,7 @@ struct IntegrationConfig {
   std::optional<IntegrationAuth> auth;  // none → requests go out without credentials
   milliseconds timeout{5'000};          // per attempt
   int max_concurrency = 40;             // calls in flight to this integration
+  int max_queue = 1000;                 // calls waiting for a slot; beyond → rejected at once
   IntegrationRetryConfig retry;
   CircuitBreakerConfig breaker;
   std::optional<RateLimitConfig> rate_limit;  // none → unlimited

@@ -108,7 +108,8 @@ void AppendIntegration(std::string& out, const IntegrationConfig& integration) {
   }
   const IntegrationRetryConfig& retry = integration.retry;
   out += ", timeout " + FormatDuration(integration.timeout) + ", max_concurrency " +
-         std::to_string(integration.max_concurrency) + ", retry " + std::to_string(retry.attempts) +
+         std::to_string(integration.max_concurrency) + " (queue " +
+         std::to_string(integration.max_queue) + "), retry " + std::to_string(retry.attempts) +
          " attempts [";
   for (size_t i = 0; i < retry.backoff.size(); ++i) {
     out += (i > 0 ? " " : "") + FormatDuration(retry.backoff[i]);

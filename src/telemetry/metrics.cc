@@ -47,6 +47,19 @@ Metrics::Metrics()
                     .Name("firebreak_job_wait_seconds")
                     .Help("Time from enqueue (or scheduled run) to the attempt's start.")
                     .Register(*registry_)),
+      integration_requests_(prometheus::BuildCounter()
+                                .Name("firebreak_integration_requests_total")
+                                .Help("Outbound calls to integrations by outcome: each attempt "
+                                      "sent upstream, and each call refused before sending.")
+                                .Register(*registry_)),
+      integration_duration_(prometheus::BuildHistogram()
+                                .Name("firebreak_integration_request_duration_seconds")
+                                .Help("Time of each attempt sent to an integration's upstream.")
+                                .Register(*registry_)),
+      breaker_state_(prometheus::BuildGauge()
+                         .Name("firebreak_circuit_breaker_state")
+                         .Help("Circuit breaker of an integration: 0 closed, 1 half-open, 2 open.")
+                         .Register(*registry_)),
       durability_degraded_(
           prometheus::BuildGauge()
               .Name("firebreak_queue_durability_degraded")
@@ -90,6 +103,24 @@ JobTypeMetrics& Metrics::RegisterJobType(const std::string& job_type) {
   for (const char* state : {"ready", "delayed", "in_flight", "dead"}) {
     queue_depth_.Add({{"job_type", job_type}, {"state", state}});
   }
+  return m;
+}
+
+IntegrationMetrics& Metrics::RegisterIntegration(const std::string& integration) {
+  auto [it, inserted] = integrations_.try_emplace(integration);
+  if (!inserted) return it->second;
+  IntegrationMetrics& m = it->second;
+  auto outcome = [&](const char* name) {
+    return &integration_requests_.Add({{"integration", integration}, {"outcome", name}});
+  };
+  m.ok = outcome("ok");
+  m.error = outcome("error");
+  m.timeout = outcome("timeout");
+  m.rejected_open = outcome("rejected_open");
+  m.rate_limited = outcome("rate_limited");
+  m.rejected_full = outcome("rejected_full");
+  m.duration = &integration_duration_.Add({{"integration", integration}}, LatencyBuckets());
+  m.breaker_state = &breaker_state_.Add({{"integration", integration}});
   return m;
 }
 

@@ -35,6 +35,20 @@ struct JobTypeMetrics {
   prometheus::Histogram* wait = nullptr;
 };
 
+// firebreak_integration_requests_total{integration,outcome} per attempt sent upstream
+// (ok, error, timeout, rate_limited for an upstream 429) and per call refused before
+// one was sent (rejected_open, rate_limited, rejected_full).
+struct IntegrationMetrics {
+  prometheus::Counter* ok = nullptr;
+  prometheus::Counter* error = nullptr;
+  prometheus::Counter* timeout = nullptr;
+  prometheus::Counter* rejected_open = nullptr;
+  prometheus::Counter* rate_limited = nullptr;
+  prometheus::Counter* rejected_full = nullptr;  // the concurrency cap's queue was full
+  prometheus::Histogram* duration = nullptr;     // per attempt sent upstream
+  prometheus::Gauge* breaker_state = nullptr;    // 0 closed, 1 half-open, 2 open
+};
+
 // Thread-safe after construction: Register* calls happen before traffic starts.
 class Metrics {
  public:
@@ -42,6 +56,7 @@ class Metrics {
 
   SourceMetrics& RegisterSource(const std::string& source);
   JobTypeMetrics& RegisterJobType(const std::string& job_type);
+  IntegrationMetrics& RegisterIntegration(const std::string& integration);
   // Sets firebreak_queue_depth{job_type,state}.
   void SetQueueDepth(const std::string& job_type, const std::string& state, double value);
   // firebreak_queue_durability_degraded: 1 while the store cannot give queue.durability.
@@ -59,10 +74,14 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& jobs_;
   prometheus::Family<prometheus::Histogram>& job_duration_;
   prometheus::Family<prometheus::Histogram>& job_wait_;
+  prometheus::Family<prometheus::Counter>& integration_requests_;
+  prometheus::Family<prometheus::Histogram>& integration_duration_;
+  prometheus::Family<prometheus::Gauge>& breaker_state_;
   prometheus::Gauge& durability_degraded_;
   // node-stable containers: pointers handed out stay valid
   std::map<std::string, SourceMetrics> sources_;
   std::map<std::string, JobTypeMetrics> job_types_;
+  std::map<std::string, IntegrationMetrics> integrations_;
 };
 
 }  // namespace firebreak

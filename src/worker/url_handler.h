@@ -14,7 +14,7 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "worker/handler.h"
-#include "worker/http_util.h"
+#include "common/http_util.h"
 
 namespace firebreak {
 

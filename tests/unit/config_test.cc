@@ -317,7 +317,7 @@ TEST(ConfigTest, FullConfigRoundTripsEveryField) {
   EXPECT_EQ(crm.auth->secret.Describe(), "file /run/secrets/crm");
   ASSERT_TRUE(crm.rate_limit.has_value());
   EXPECT_DOUBLE_EQ(crm.rate_limit->per_second, 2.5);
-  EXPECT_EQ(crm.rate_limit->burst, 3);  // default: ceil(rate per second)
+  EXPECT_EQ(crm.rate_limit->burst, 1);  // default: evenly spaced
   EXPECT_EQ(crm.retry.attempts, 3);     // defaults
   EXPECT_EQ(crm.timeout, milliseconds(5'000));
 

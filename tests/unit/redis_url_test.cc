@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "queue/redis/redis_client.h"
+#include "common/redis_client.h"
 
 namespace firebreak::redis {
 namespace {

@@ -18,7 +18,7 @@
 
 #include "common/clock.h"
 #include "worker/handler.h"
-#include "worker/http_util.h"
+#include "common/http_util.h"
 
 namespace firebreak {
 namespace {

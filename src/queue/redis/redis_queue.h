@@ -34,7 +34,7 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "queue/queue.h"
-#include "queue/redis/redis_client.h"
+#include "common/redis_client.h"
 #include "queue/redis/redis_scripts.h"
 
 namespace firebreak {

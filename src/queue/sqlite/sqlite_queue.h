@@ -33,7 +33,7 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "queue/queue.h"
-#include "queue/sqlite/sqlite_db.h"
+#include "common/sqlite_db.h"
 
 namespace firebreak {
 

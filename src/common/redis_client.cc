@@ -1,4 +1,4 @@
-#include "queue/redis/redis_client.h"
+#include "common/redis_client.h"
 
 #include <hiredis/hiredis.h>
 #include <sys/socket.h>

@@ -1,4 +1,4 @@
-// Thin RAII wrappers over the SQLite C API, just enough for the queue: a connection,
+// Thin RAII wrappers over the SQLite C API (queue and store): a connection,
 // cached prepared statements, and a scoped use of a statement that always resets it
 // (an un-reset SELECT would pin its read snapshot and keep the WAL from checkpointing).
 //
@@ -51,6 +51,7 @@ class Query {
 
   Query& Bind(int index, int64_t value);
   Query& Bind(int index, std::string_view value);
+  Query& BindBlob(int index, std::string_view bytes);  // any bytes, NULs included
 
   // Steps once: true when a row is available, false when the statement is done.
   Result<bool> Next();
@@ -59,6 +60,7 @@ class Query {
 
   int64_t Int(int column) const;
   std::string Text(int column) const;
+  std::string Blob(int column) const;
 
   // Rows changed by the last Run()/Next() of this connection (sqlite3_changes).
   int64_t Changes() const;

@@ -1,4 +1,4 @@
-#include "worker/http_util.h"
+#include "common/http_util.h"
 
 #include <array>
 #include <vector>

@@ -1,4 +1,4 @@
-#include "queue/sqlite/sqlite_db.h"
+#include "common/sqlite_db.h"
 
 #include <utility>
 
@@ -73,6 +73,14 @@ Query& Query::Bind(int index, std::string_view value) {
   return *this;
 }
 
+Query& Query::BindBlob(int index, std::string_view value) {
+  static const char kEmpty[] = "";
+  const char* data = value.empty() ? kEmpty : value.data();
+  int rc = sqlite3_bind_blob64(stmt_, index, data, value.size(), kNoCopy);
+  if (rc != SQLITE_OK && bind_error_ == SQLITE_OK) bind_error_ = rc;
+  return *this;
+}
+
 Result<bool> Query::Next() {
   sqlite3* db = sqlite3_db_handle(stmt_);
   if (bind_error_ != SQLITE_OK) return ErrorStatus(db, bind_error_, "binding a parameter");
@@ -97,6 +105,13 @@ std::string Query::Text(int column) const {
   if (text == nullptr) return {};
   int size = sqlite3_column_bytes(stmt_, column);
   return std::string(reinterpret_cast<const char*>(text), static_cast<size_t>(size));
+}
+
+std::string Query::Blob(int column) const {
+  const void* blob = sqlite3_column_blob(stmt_, column);
+  if (blob == nullptr) return {};
+  int size = sqlite3_column_bytes(stmt_, column);
+  return std::string(static_cast<const char*>(blob), static_cast<size_t>(size));
 }
 
 int64_t Query::Changes() const { return sqlite3_changes64(sqlite3_db_handle(stmt_)); }

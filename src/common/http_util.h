@@ -1,5 +1,5 @@
-// Small pure helpers for the URL handler: parsing a handler's http:// URL and an
-// HTTP Retry-After value. No I/O; safe to call from any thread.
+// Small pure HTTP helpers shared by the URL handler, the CLI client and egress: parsing
+// an http:// URL and an HTTP Retry-After value. No I/O; safe to call from any thread.
 #pragma once
 
 #include <chrono>

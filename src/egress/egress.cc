@@ -1,0 +1,71 @@
+#include "egress/egress.h"
+
+#include <boost/asio/post.hpp>
+#include <future>
+
+namespace firebreak::egress {
+
+Egress::Egress(const Config& config, Metrics& metrics) : work_(boost::asio::make_work_guard(io_)) {
+  long connections = 0;
+  for (const IntegrationConfig& integration : config.integrations) {
+    connections += integration.max_concurrency;
+  }
+  client_ = std::make_unique<HttpClient>(io_, std::max(16L, connections));
+  for (const IntegrationConfig& integration : config.integrations) {
+    integrations_.emplace(integration.name,
+                          std::make_unique<Integration>(integration, io_, *client_,
+                                                        &metrics.RegisterIntegration(integration.name)));
+  }
+}
+
+Egress::~Egress() { Stop(); }
+
+void Egress::Start() {
+  if (thread_.joinable()) return;
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+void Egress::Call(const std::string& name, EgressCall call, Integration::Callback done) {
+  boost::asio::post(io_, [this, name, call = std::move(call), done = std::move(done)]() mutable {
+    auto it = integrations_.find(name);
+    if (it == integrations_.end()) {
+      EgressResult result;
+      result.kind = EgressResult::Kind::kConnectionError;
+      result.error = "no integration named \"" + name + "\"";
+      done(std::move(result));
+      return;
+    }
+    it->second->Call(std::move(call), std::move(done));
+  });
+}
+
+std::vector<std::pair<std::string, IntegrationSnapshot>> Egress::Snapshots() {
+  std::vector<std::pair<std::string, IntegrationSnapshot>> out;
+  if (!thread_.joinable()) return out;
+  std::promise<void> ready;
+  boost::asio::post(io_, [&] {
+    for (auto& [name, integration] : integrations_) out.emplace_back(name, integration->Snapshot());
+    ready.set_value();
+  });
+  ready.get_future().wait();
+  return out;
+}
+
+void Egress::Stop() {
+  if (!thread_.joinable()) return;
+  std::promise<void> stopped;
+  boost::asio::post(io_, [&] {
+    for (auto& [name, integration] : integrations_) integration->Shutdown();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  // The kShutdown answers were posted before this: they run, then the loop stops (idle
+  // pooled connections and timers would otherwise keep it alive).
+  boost::asio::post(io_, [this] { io_.stop(); });
+  thread_.join();
+  work_.reset();
+  integrations_.clear();
+  client_.reset();
+}
+
+}  // namespace firebreak::egress

@@ -1,0 +1,131 @@
+// One named upstream API (DESIGN §2 [[integrations]]) and the policies every call to it
+// goes through, in this order:
+//
+//   breaker open? ──yes──▶ rejected at once (503, X-Firebreak-Breaker: open)
+//   concurrency cap (bulkhead): a slot, or wait in FIFO up to max_queue, else rejected
+//   per attempt: Retry-After gate → token bucket → breaker permit → HTTP with timeout
+//   outcome → breaker window, metrics; retry with backoff if the plan says so
+//
+// Auth is injected here (handlers never see the credential); `traceparent`, the job id
+// and an Idempotency-Key travel with the request. Design notes: docs/egress.md.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "config/config.h"
+#include "egress/circuit_breaker.h"
+#include "egress/http_client.h"
+#include "egress/limits.h"
+#include "telemetry/metrics.h"
+
+namespace firebreak::egress {
+
+struct EgressCall {
+  std::string method = "GET";  // upper case
+  std::string target = "/";    // path (and ?query) under base_url, starting with '/'
+  HeaderList headers;          // the caller's own (hop-by-hop and Host already removed)
+  std::string body;
+  std::string traceparent;      // sent as `traceparent` when non-empty
+  std::string job_id;           // sent as X-Firebreak-Job-Id when non-empty
+  std::string idempotency_key;  // sent as Idempotency-Key when non-empty (actions)
+};
+
+struct EgressResult {
+  enum class Kind {
+    kResponse,         // the upstream answered (any status): `status`, `headers`, `body`
+    kRejectedOpen,     // the breaker is open: nothing was sent
+    kRejectedFull,     // no concurrency slot within the bound: nothing was sent
+    kRateLimited,      // no token (or Retry-After gate) within the timeout: nothing sent
+    kTimeout,          // the last attempt timed out
+    kConnectionError,  // the last attempt failed to connect or broke
+    kShutdown,         // firebreak is stopping
+  };
+  Kind kind = Kind::kResponse;
+  int status = 0;
+  HeaderList headers;
+  std::string body;
+  std::string error;  // for everything but kResponse
+  int attempts = 0;   // attempts sent upstream
+  // When to try again: the upstream's Retry-After (kResponse), the breaker's remaining
+  // open time (kRejectedOpen) or the wait for a token (kRateLimited).
+  std::optional<std::chrono::milliseconds> retry_after;
+};
+
+const char* EgressResultKindName(EgressResult::Kind kind);
+
+// A read-out for logs and the admin view.
+struct IntegrationSnapshot {
+  BreakerState breaker = BreakerState::kClosed;
+  double failure_rate = 0;
+  int64_t calls_in_window = 0;
+  int in_flight = 0;
+  int queued = 0;
+};
+
+// Single-threaded: construct, Call and Shutdown on the thread that runs `io`; `done`
+// runs there exactly once, never inline in Call.
+class Integration {
+ public:
+  using Callback = std::function<void(EgressResult)>;
+
+  // `client` and `metrics` (may be null) must outlive the integration. Secrets must be
+  // resolved.
+  Integration(const IntegrationConfig& config, boost::asio::io_context& io, HttpClient& client,
+              IntegrationMetrics* metrics);
+  ~Integration();
+  Integration(const Integration&) = delete;
+  Integration& operator=(const Integration&) = delete;
+
+  void Call(EgressCall call, Callback done);
+  // Answers every call still waiting or running with kShutdown; later Calls too.
+  void Shutdown();
+
+  IntegrationSnapshot Snapshot();
+  const IntegrationConfig& config() const { return config_; }
+
+ private:
+  struct Pending;
+
+  int64_t NowUs() const;
+  void Reject(const std::shared_ptr<Pending>& call, EgressResult::Kind kind, std::string error,
+              std::optional<std::chrono::milliseconds> retry_after);
+  // Holds a slot: waits for the Retry-After gate and a token, then sends.
+  void StartAttempt(const std::shared_ptr<Pending>& call);
+  void Send(const std::shared_ptr<Pending>& call);
+  void OnResponse(const std::shared_ptr<Pending>& call, ClientResponse response);
+  void Finish(const std::shared_ptr<Pending>& call, EgressResult result);
+  void ReleaseSlot();
+  void NoteBreaker(std::optional<BreakerState> changed, const std::string& why);
+  void ScheduleHalfOpen();
+  void Wait(const std::shared_ptr<Pending>& call, std::chrono::microseconds delay,
+            void (Integration::*then)(const std::shared_ptr<Pending>&));
+
+  const IntegrationConfig config_;
+  boost::asio::io_context& io_;
+  HttpClient& client_;
+  IntegrationMetrics* const metrics_;
+  const std::string auth_header_name_;   // "" without auth
+  const std::string auth_header_value_;  // never logged
+
+  CircuitBreaker breaker_;
+  Bulkhead bulkhead_;
+  std::optional<TokenBucket> bucket_;
+  int64_t gate_until_us_ = 0;  // no attempt before this (an upstream's Retry-After)
+  boost::asio::steady_timer half_open_timer_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  uint64_t next_ticket_ = 1;
+  std::map<uint64_t, std::shared_ptr<Pending>> queued_;  // waiting for a slot, by ticket
+  std::map<Pending*, std::shared_ptr<Pending>> active_;  // holding a slot
+  bool shut_down_ = false;
+};
+
+}  // namespace firebreak::egress
