@@ -1,0 +1,99 @@
+#include "support/process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <thread>
+
+namespace firebreak::testing {
+
+uint16_t PickFreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid || (done < 0 && errno == ECHILD)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path,
+            const std::string& user) {
+  // Everything the child needs is prepared before fork: after it only async-signal-safe
+  // calls are allowed (the test process has other threads).
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (std::string& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool drop = false;
+  if (!user.empty() && geteuid() == 0) {
+    passwd* pw = getpwnam(user.c_str());
+    if (pw == nullptr) return -1;
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+    drop = true;
+  }
+  const bool search = args.at(0).find('/') == std::string::npos;
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int in = open("/dev/null", O_RDONLY);
+    int out = log_path.empty() ? open("/dev/null", O_WRONLY)
+                               : open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0666);
+    if (in < 0 || out < 0) _exit(126);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(out, 2);
+    if (drop && (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0)) _exit(126);
+    if (search) {
+      execvp(argv[0], argv.data());
+    } else {
+      execv(argv[0], argv.data());
+    }
+    _exit(127);
+  }
+  return pid;
+}
+
+int RunToCompletion(const std::vector<std::string>& args, const std::string& log_path,
+                    const std::string& user, std::chrono::milliseconds timeout) {
+  pid_t pid = Spawn(args, log_path, user);
+  if (pid < 0) return -1;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGKILL);
+  WaitExit(pid, std::chrono::seconds(5));
+  return -1;
+}
+
+}  // namespace firebreak::testing
