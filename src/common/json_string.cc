@@ -44,4 +44,11 @@ void AppendJsonString(std::string& out, std::string_view text) {
   out.push_back('"');
 }
 
+std::string ErrorJson(std::string_view error) {
+  std::string body = "{\"ok\":false,\"error\":";
+  AppendJsonString(body, error);
+  body.push_back('}');
+  return body;
+}
+
 }  // namespace firebreak

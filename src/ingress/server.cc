@@ -1,35 +1,24 @@
 #include "ingress/server.h"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <chrono>
-#include <mutex>
-#include <set>
 #include <string>
 
 #include "common/crypto.h"
 #include "common/json_string.h"
 #include "ingress/json_body.h"
+#include "net/http_server.h"
+#include "telemetry/queue_gauges.h"
 #include "telemetry/log.h"
 
 namespace firebreak {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+namespace http = boost::beast::http;
+using net::Request;
+using net::Response;
 
 namespace {
 
@@ -73,9 +62,7 @@ struct IngressServer::Impl {
         sources(std::move(srcs)),
         queue(q),
         metrics(m),
-        clock(c),
-        io(ThreadCount(cfg)),
-        acceptor(io) {
+        clock(c) {
     for (auto& source : sources) {
       Route route;
       route.source = source.get();
@@ -107,8 +94,6 @@ struct IngressServer::Impl {
   const Route* FindRoute(std::string_view target) const;
   // 503 with Retry-After: the platform retries later and nothing is lost.
   Response ServiceUnavailable(const Request& req, std::string_view error);
-  asio::awaitable<void> Accept();
-  asio::awaitable<void> Session(tcp::socket socket);
   asio::awaitable<Response> Handle(Request& req);
   asio::awaitable<Response> HandleWebhook(Request& req, const Route& route);
   // Stores one job of a request; counts and logs its outcome.
@@ -125,117 +110,14 @@ struct IngressServer::Impl {
   firebreak::Metrics& metrics;
   Clock& clock;
 
-  asio::io_context io;
-  tcp::acceptor acceptor;
-  std::vector<std::thread> threads;
-  std::atomic<bool> stopping{false};
-  // Requests read but not yet answered: shutdown waits for these, not for idle
-  // keep-alive connections.
-  std::atomic<int> requests_in_progress{0};
-  std::atomic<int> open_connections{0};
+  std::unique_ptr<net::HttpServer> http;
 
-  std::mutex depth_mu;  // guards last_depth_refresh_ms (scrapes may run concurrently)
-  int64_t last_depth_refresh_ms = 0;
-  std::set<std::string> depth_types_seen;  // guarded by depth_mu
+  QueueGauges gauges{queue, metrics, clock};
 };
-
-asio::awaitable<void> IngressServer::Impl::Accept() {
-  asio::steady_timer pause(acceptor.get_executor());
-  int64_t last_refusal_log_ms = 0;
-  while (!stopping) {
-    auto [ec, socket] = co_await acceptor.async_accept(kUseTuple);
-    if (ec) {
-      if (ec == asio::error::operation_aborted || stopping) break;
-      log::Warn("accept failed", {{"error", ec.message()}});
-      // Out of descriptors (EMFILE/ENFILE) fails every accept at once: pause instead of
-      // spinning, so sessions can finish and free some.
-      pause.expires_after(std::chrono::milliseconds(100));
-      co_await pause.async_wait(kUseTuple);
-      continue;
-    }
-    if (open_connections.load() >= config.server.max_connections) {
-      // A flood of idle or half-open connections must not take the process's descriptors
-      // (and memory) from everyone: past the limit, new ones are closed at once; the
-      // held ones time out after read_timeout.
-      int64_t now = clock.NowMs();
-      if (now - last_refusal_log_ms >= 1000) {
-        last_refusal_log_ms = now;
-        log::Warn("connection refused: server.max_connections reached",
-                  {{"max_connections", config.server.max_connections}});
-      }
-      socket.close(ec);
-      continue;
-    }
-    socket.set_option(tcp::no_delay(true), ec);
-    ++open_connections;
-    asio::co_spawn(acceptor.get_executor(), Session(std::move(socket)),
-                   [this](std::exception_ptr e) {
-                     --open_connections;
-                     if (!e) return;
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& ex) {
-                       log::Error("session failed", {{"error", ex.what()}});
-                     }
-                   });
-  }
-}
-
-asio::awaitable<void> IngressServer::Impl::Session(tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
-  beast::flat_buffer buffer;
-  for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(config.server.max_body);
-    parser.header_limit(16 * 1024);
-    // read_timeout bounds the whole request, and an idle keep-alive connection too.
-    stream.expires_after(config.server.read_timeout);
-    auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, kUseTuple);
-    (void)bytes;
-    if (ec) {
-      Response res;
-      if (ec == http::error::body_limit) {
-        res = Simple(parser.get(), http::status::payload_too_large, ErrorJson("body too large"));
-        if (const Route* route = FindRoute(parser.get().target())) {
-          route->metrics->too_large->Increment();
-        }
-      } else if (ec == http::error::header_limit) {
-        res = Simple(parser.get(), http::status::request_header_fields_too_large,
-                     ErrorJson("headers too large"));
-      } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
-                 ec != http::error::end_of_stream && ec != http::error::partial_message) {
-        res = Simple(parser.get(), http::status::bad_request, ErrorJson("malformed request"));
-      } else {
-        break;  // closed, reset or timed out: nothing to answer
-      }
-      res.keep_alive(false);
-      stream.expires_after(std::chrono::seconds(5));
-      co_await http::async_write(stream, res, kUseTuple);
-      break;
-    }
-    Request& req = parser.get();
-    ++requests_in_progress;
-    Response res = co_await Handle(req);
-    bool keep_alive = req.keep_alive() && !stopping;
-    res.keep_alive(keep_alive);  // Simple() already set the length
-    stream.expires_after(config.server.read_timeout);
-    auto [wec, wbytes] = co_await http::async_write(stream, res, kUseTuple);
-    (void)wbytes;
-    --requests_in_progress;
-    if (wec || !keep_alive) break;
-  }
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-}
 
 Response IngressServer::Impl::Simple(const Request& req, http::status status, std::string body,
                                      std::string_view content_type) {
-  Response res{status, req.version()};
-  res.set(http::field::server, "firebreak");
-  if (!body.empty()) res.set(http::field::content_type, content_type);
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
+  return net::MakeResponse(req, status, std::move(body), content_type);
 }
 
 const IngressServer::Impl::Route* IngressServer::Impl::FindRoute(std::string_view target) const {
@@ -265,34 +147,7 @@ asio::awaitable<Response> IngressServer::Impl::Handle(Request& req) {
 }
 
 Response IngressServer::Impl::Metrics(const Request& req) {
-  {
-    // Depth is read from the store at most once a second, however often we are scraped.
-    std::lock_guard lock(depth_mu);
-    int64_t now = clock.NowMs();
-    if (now - last_depth_refresh_ms >= 1000) {
-      last_depth_refresh_ms = now;
-      metrics.SetDurabilityDegraded(!queue.DurabilityShortfall().empty());
-      auto stats = queue.Stats();
-      if (stats.ok()) {
-        // Stats lists only types that still have jobs: a type seen before and missing
-        // now has drained, and its gauges must say 0 rather than keep the last value.
-        std::set<std::string> drained = depth_types_seen;
-        for (const TypeDepth& d : *stats) {
-          drained.erase(d.type);
-          depth_types_seen.insert(d.type);
-          metrics.SetQueueDepth(d.type, "ready", static_cast<double>(d.ready));
-          metrics.SetQueueDepth(d.type, "delayed", static_cast<double>(d.delayed));
-          metrics.SetQueueDepth(d.type, "in_flight", static_cast<double>(d.in_flight));
-          metrics.SetQueueDepth(d.type, "dead", static_cast<double>(d.dead));
-        }
-        for (const std::string& type : drained) {
-          for (const char* state : {"ready", "delayed", "in_flight", "dead"}) {
-            metrics.SetQueueDepth(type, state, 0);
-          }
-        }
-      }
-    }
-  }
+  gauges.Refresh();
   return Simple(req, http::status::ok, metrics.Serialize(), "text/plain; version=0.0.4");
 }
 
@@ -437,45 +292,33 @@ IngressServer::IngressServer(const Config& config, std::vector<std::unique_ptr<S
 IngressServer::~IngressServer() { Stop(std::chrono::milliseconds(0)); }
 
 Status IngressServer::Start() {
-  auto address = ParseListenAddress(impl_->config.server.listen);
-  if (!address.ok()) return address.status();
-  beast::error_code ec;
-  auto ip = asio::ip::make_address(address->first, ec);
-  if (ec) return InvalidArgument("server.listen: bad address " + address->first);
-  tcp::endpoint endpoint(ip, address->second);
-  auto& acceptor = impl_->acceptor;
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Unavailable("cannot listen on " + impl_->config.server.listen + ": " + ec.message());
-  }
-  port_ = acceptor.local_endpoint().port();
-  asio::co_spawn(impl_->io, impl_->Accept(), asio::detached);
-  int n = Impl::ThreadCount(impl_->config);
-  for (int i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->io.run(); });
+  Impl& impl = *impl_;
+  const ServerConfig& server = impl.config.server;
+  net::HttpServerOptions options;
+  options.name = "ingress";
+  options.listen = server.listen;
+  options.threads = Impl::ThreadCount(impl.config);
+  options.max_body = server.max_body;
+  options.read_timeout = server.read_timeout;
+  options.max_connections = server.max_connections;
+  options.max_connections_key = "server.max_connections";
+  impl.http = std::make_unique<net::HttpServer>(
+      options, [&impl](Request& req) { return impl.Handle(req); },
+      [&impl](std::string_view target) {
+        if (const Impl::Route* route = impl.FindRoute(target)) route->metrics->too_large->Increment();
+      });
+  Status started = impl.http->Start();
+  if (!started.ok()) return started;
+  port_ = impl.http->port();
   return Status::Ok();
 }
 
 void IngressServer::StopAccepting() {
-  impl_->stopping = true;
-  asio::post(impl_->io, [this] {
-    beast::error_code ec;
-    impl_->acceptor.close(ec);
-  });
+  if (impl_->http) impl_->http->StopAccepting();
 }
 
 void IngressServer::Stop(std::chrono::milliseconds grace) {
-  if (impl_->threads.empty()) return;
-  StopAccepting();
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  while (impl_->requests_in_progress > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  impl_->io.stop();
-  for (auto& t : impl_->threads) t.join();
-  impl_->threads.clear();
+  if (impl_->http) impl_->http->Stop(grace);
 }
 
 }  // namespace firebreak

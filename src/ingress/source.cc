@@ -18,13 +18,6 @@ Status UnsupportedKind(SourceKind kind) {
 
 }  // namespace
 
-std::string ErrorJson(std::string_view error) {
-  std::string body = "{\"ok\":false,\"error\":";
-  AppendJsonString(body, error);
-  body.push_back('}');
-  return body;
-}
-
 SourceDecision SourceDecision::Reject(int status, std::string error) {
   SourceDecision decision;
   decision.kind = Kind::kRespond;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/json_string.h"
 #include "common/status.h"
 #include "config/config.h"
 
@@ -57,9 +58,6 @@ struct SourceDecision {
 
   static SourceDecision Reject(int status, std::string error);
 };
-
-// The JSON body of every ingress error answer: {"ok":false,"error":"<error>"}.
-std::string ErrorJson(std::string_view error);
 
 // Thread-safe: Handle is called concurrently from every ingress thread and must not
 // block. It never throws on any input.
