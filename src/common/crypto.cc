@@ -94,6 +94,12 @@ std::string NewSpanId() {
 
 std::string NewTraceparent() { return "00-" + NewTraceId() + "-" + NewSpanId() + "-01"; }
 
+std::string ChildTraceparent(std::string_view parent) {
+  if (!IsValidTraceparent(parent)) return NewTraceparent();
+  // 00-<32 hex trace>-<16 hex span>-<2 hex flags>
+  return std::string(parent.substr(0, 36)) + NewSpanId() + std::string(parent.substr(52));
+}
+
 std::string TraceIdOf(std::string_view traceparent) {
   return traceparent.size() >= 35 ? std::string(traceparent.substr(3, 32)) : std::string();
 }

@@ -37,6 +37,9 @@ std::string NewTraceId();  // 32 hex
 std::string NewSpanId();   // 16 hex
 // A fresh "00-<trace>-<span>-01".
 std::string NewTraceparent();
+// The traceparent of a child span: the same trace id and flags, a fresh span id. A
+// malformed parent gives a fresh trace.
+std::string ChildTraceparent(std::string_view parent);
 // True if `value` is a well-formed version-00 traceparent.
 bool IsValidTraceparent(std::string_view value);
 // The 32-hex trace id of a traceparent, "" if it is too short to hold one.

@@ -654,8 +654,10 @@ class ConfigParser {
     WorkerConfig& worker = config_.worker;
     s.Int("max_in_flight", worker.max_in_flight, 1);
     s.Duration("shutdown_grace", worker.shutdown_grace, /*allow_zero=*/true);
-    if (s.String("sidecar", worker.sidecar)) {
-      Result<std::pair<std::string, uint16_t>> parsed = ParseListenAddress(worker.sidecar);
+    // "" turns the sidecar off; port 0 picks a free port (handlers read FIREBREAK_SIDECAR).
+    if (s.String("sidecar", worker.sidecar) && !worker.sidecar.empty()) {
+      Result<std::pair<std::string, uint16_t>> parsed =
+          ParseListenAddress(worker.sidecar, /*allow_port_zero=*/true);
       if (!parsed.ok()) {
         s.Fail("sidecar", parsed.status().message());
       } else if (!IsLoopbackHost(parsed->first)) {
@@ -1145,7 +1147,8 @@ const IntegrationConfig* Config::FindIntegration(const std::string& name) const 
   return nullptr;
 }
 
-Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view address) {
+Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view address,
+                                                         bool allow_port_zero) {
   auto bad = [address](std::string_view why) {
     return InvalidArgument("bad address " + Quote(address) + ": " + std::string(why));
   };
@@ -1179,7 +1182,10 @@ Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view add
     return bad("the port must be a number from 1 to 65535");
   }
   int port = std::stoi(std::string(port_text));
-  if (port < 1 || port > 65535) return bad("the port must be a number from 1 to 65535");
+  if ((port < 1 && !(allow_port_zero && port == 0)) || port > 65535) {
+    return bad(allow_port_zero ? "the port must be a number from 0 (any free port) to 65535"
+                               : "the port must be a number from 1 to 65535");
+  }
   return std::make_pair(std::move(host), static_cast<uint16_t>(port));
 }
 

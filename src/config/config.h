@@ -55,7 +55,7 @@ struct QueueConfig {
 struct WorkerConfig {
   int max_in_flight = 64;
   milliseconds shutdown_grace{30'000};
-  std::string sidecar = "127.0.0.1:8081";
+  std::string sidecar = "127.0.0.1:8081";  // loopback; port 0 = any free port; "" = off
 };
 
 struct StoreConfig {
@@ -196,8 +196,10 @@ Status ResolveSecrets(Config& config);
 // hides passwords inside URLs.
 std::string Summarize(const Config& config);
 
-// Splits "host:port" or "[v6-address]:port" (port 1..65535) into host (without the
-// brackets) and port. Errors (kInvalidArgument) explain what is wrong with the text.
-Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view address);
+// Splits "host:port" or "[v6-address]:port" (port 1..65535, or 0 = any free port when
+// `allow_port_zero`) into host (without the brackets) and port. Errors
+// (kInvalidArgument) explain what is wrong with the text.
+Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view address,
+                                                         bool allow_port_zero = false);
 
 }  // namespace firebreak

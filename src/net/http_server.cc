@@ -151,7 +151,7 @@ HttpServer::~HttpServer() { Stop(std::chrono::milliseconds(0)); }
 
 Status HttpServer::Start() {
   const HttpServerOptions& options = impl_->options;
-  auto address = ParseListenAddress(options.listen);
+  auto address = ParseListenAddress(options.listen, /*allow_port_zero=*/true);
   if (!address.ok()) return address.status();
   beast::error_code ec;
   auto ip = asio::ip::make_address(address->first == "localhost" ? "127.0.0.1" : address->first, ec);

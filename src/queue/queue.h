@@ -54,6 +54,12 @@ struct JobFinish {
   Disposition disposition = Disposition::kSucceeded;
   int64_t run_at_ms = 0;  // kRetry and kRelease
   AttemptRecord record;   // ignored for kSucceeded
+  // kSucceeded only: jobs stored in the same commit as the outcome (the outbox: a
+  // handler's actions). Either the job is done and all of these are stored, or neither
+  // happened. A follow-up whose dedupe key is live (or whose id exists) is skipped, so a
+  // handler that ran twice cannot create its actions twice. max_depth does not apply:
+  // they belong to work already accepted.
+  std::vector<NewJob> follow_ups;
 };
 
 struct TypeDepth {

@@ -837,6 +837,66 @@ TEST_P(QueueContractTest, LeaseExpiryRedeliversAndStaleFinishFails) {
             StatusCode::kFailedPrecondition);
 }
 
+TEST_P(QueueContractTest, FollowUpsAreStoredWithTheSuccessAndOnlyOnce) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1))).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> claimed = ClaimOk(*queue, "test.event", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+
+  JobFinish done = Finished(claimed[0], Disposition::kSucceeded);
+  done.follow_ups.push_back(MakeJob(JobId(2), "action:api", {"action:api:" + JobId(1) + ":0"}));
+  done.follow_ups.push_back(MakeJob(JobId(3), "action:api", {"action:api:" + JobId(1) + ":1"}));
+  ASSERT_TRUE(FinishSync(*queue, done).ok());
+  EXPECT_EQ(DepthOf(*queue, "test.event").ready + DepthOf(*queue, "test.event").in_flight, 0);
+  std::vector<Job> actions = ClaimOk(*queue, "action:api", 10);
+  ASSERT_EQ(actions.size(), 2u);
+  EXPECT_EQ(actions[0].dedupe_key, "action:api:" + JobId(1) + ":0");
+  EXPECT_EQ(actions[0].traceparent, MakeJob(JobId(2)).traceparent);
+
+  // The handler ran again (its first finish was lost to a crash, say): the same keys
+  // create nothing new, and a stale finish stores nothing at all.
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(4))).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> again = ClaimOk(*queue, "test.event", 1);
+  ASSERT_EQ(again.size(), 1u);
+  JobFinish repeat = Finished(again[0], Disposition::kSucceeded);
+  repeat.follow_ups.push_back(MakeJob(JobId(5), "action:api", {"action:api:" + JobId(1) + ":0"}));
+  repeat.follow_ups.push_back(MakeJob(JobId(6), "action:api", {"action:api:" + JobId(4) + ":0"}));
+  ASSERT_TRUE(FinishSync(*queue, repeat).ok());
+  std::vector<Job> new_actions = ClaimOk(*queue, "action:api", 10);
+  ASSERT_EQ(new_actions.size(), 1u);
+  EXPECT_EQ(new_actions[0].id, JobId(6));
+  JobFinish stale = Finished(claimed[0], Disposition::kSucceeded);
+  stale.follow_ups.push_back(MakeJob(JobId(7), "action:api", {"action:api:stale"}));
+  EXPECT_EQ(FinishSync(*queue, stale).code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(queue->GetJob(JobId(7)).ok());
+}
+
+TEST_P(QueueContractTest, FollowUpsIgnoreMaxDepthAndAnInvalidOneRefusesTheFinish) {
+  config_.max_depth = 1;
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1))).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> claimed = ClaimOk(*queue, "test.event", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2))).outcome, EnqueueOutcome::kAccepted);
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(3))).outcome, EnqueueOutcome::kOverloaded);
+
+  JobFinish invalid = Finished(claimed[0], Disposition::kSucceeded);
+  invalid.follow_ups.push_back(MakeJob(JobId(4), "action:api"));
+  invalid.follow_ups.push_back(MakeJob("", "action:api"));
+  EXPECT_EQ(FinishSync(*queue, invalid).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(queue->GetJob(JobId(1))->state, JobState::kInFlight);  // nothing changed
+  EXPECT_FALSE(queue->GetJob(JobId(4)).ok());
+
+  // Accepted work's actions are never refused for depth: that would lose them.
+  JobFinish done = Finished(claimed[0], Disposition::kSucceeded);
+  done.follow_ups.push_back(MakeJob(JobId(4), "action:api"));
+  done.follow_ups.push_back(MakeJob(JobId(5), "action:api"));
+  ASSERT_TRUE(FinishSync(*queue, done).ok());
+  EXPECT_EQ(DepthOf(*queue, "action:api").ready, 2);
+}
+
 TEST_P(QueueContractTest, WakeupOnlyForRunnableJobs) {
   auto queue = Open();
   ASSERT_NE(queue, nullptr);

@@ -366,12 +366,39 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
       AppendScript(session_, redis::Script::kClaim, std::move(args));
     } else if (auto* f = std::get_if<FinishOp>(&op)) {
       const JobFinish& finish = f->finish;
+      if (std::any_of(finish.follow_ups.begin(), finish.follow_ups.end(),
+                      [](const NewJob& job) { return job.id.empty() || job.type.empty(); })) {
+        continue;  // refused below without a round trip; the job stays in flight
+      }
       AttemptRecord record = finish.record;
       record.attempt = finish.attempt;  // filed under the attempt the job held
-      AppendScript(session_, redis::Script::kFinish,
-                   {now_text, finish.job_id, std::to_string(finish.attempt),
-                    DispositionName(finish.disposition), std::to_string(finish.run_at_ms),
-                    AttemptJson(record)});
+      std::vector<std::string> args = {now_text,
+                                       finish.job_id,
+                                       std::to_string(finish.attempt),
+                                       DispositionName(finish.disposition),
+                                       std::to_string(finish.run_at_ms),
+                                       AttemptJson(record)};
+      if (finish.disposition == Disposition::kSucceeded && !finish.follow_ups.empty()) {
+        args.push_back(std::to_string(std::max<int64_t>(1, config_.dedupe_ttl.count())));
+        args.push_back(std::to_string(finish.follow_ups.size()));
+        for (const NewJob& job : finish.follow_ups) {
+          const int64_t enqueued_at = job.enqueued_at_ms > 0 ? job.enqueued_at_ms : now;
+          args.insert(args.end(),
+                      {job.id, job.type, job.source, job.ordering_key,
+                       std::to_string(job.max_attempts), std::to_string(enqueued_at),
+                       std::to_string(job.run_at_ms > 0 ? job.run_at_ms : enqueued_at),
+                       job.payload_json, job.headers_json, job.traceparent, ""});
+          size_t count_at = args.size() - 1;
+          int keys = 0;
+          for (const std::string& key : job.dedupe_keys) {
+            if (key.empty()) continue;
+            args.push_back(key);
+            ++keys;
+          }
+          args[count_at] = std::to_string(keys);
+        }
+      }
+      AppendScript(session_, redis::Script::kFinish, std::move(args));
     }
     sent[i] = true;
   }
@@ -470,6 +497,10 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
       }
       c->done(std::move(jobs));
     } else if (auto* f = std::get_if<FinishOp>(&op)) {
+      if (!sent[i]) {
+        f->done(InvalidArgument("a follow-up job needs an id and a type"));
+        continue;
+      }
       Result<redis::Reply> reply = next_reply();
       if (!reply.ok()) {
         f->done(reply.status());

@@ -59,6 +59,30 @@ local function leave_order(id, typ, okey, now)
   if run_at <= now then redis.call('PUBLISH', P .. 'wake', typ) end
 end
 
+-- The job holding one of `keys` as a live dedupe key, or nil.
+local function dedupe_holder(keys)
+  for _, k in ipairs(keys) do
+    local holder = redis.call('GET', P .. 'dedupe:' .. k)
+    if holder then return holder end
+  end
+  return nil
+end
+
+-- Stores a new job and its dedupe keys (the caller checked both). True when it is
+-- runnable now.
+local function store_job(now, ttl, id, typ, source, okey, max_attempts, enqueued_at, run_at,
+                         payload, headers, traceparent, keys)
+  redis.call('HSET', P .. 'job:' .. id, 'type', typ, 'source', source,
+    'dedupe_key', keys[1] or '', 'ordering_key', okey, 'max_attempts', max_attempts,
+    'enqueued_at', enqueued_at, 'payload', payload, 'headers', headers,
+    'traceparent', traceparent, 'attempt', '0', 'lease_until', '0', 'claimed_at', '0',
+    'dead_at', '0')
+  redis.call('SADD', P .. 'types', typ)
+  local runnable = make_ready(id, typ, okey, run_at, true)
+  for _, k in ipairs(keys) do redis.call('SET', P .. 'dedupe:' .. k, id, 'PX', ttl) end
+  return runnable and run_at <= now
+end
+
 local function kill(id, typ, okey, now)
   redis.call('HSET', P .. 'job:' .. id, 'state', 'dead', 'dead_at', I(now), 'lease_until', '0')
   redis.call('ZADD', P .. 'dead:' .. typ, I(now), id)
@@ -97,30 +121,16 @@ end
 
 constexpr char kEnqueue[] = R"lua(
 local now = tonumber(ARGV[1])
-local n = tonumber(ARGV[14])
-for i = 1, n do
-  local holder = redis.call('GET', P .. 'dedupe:' .. ARGV[14 + i])
-  if holder then return {'dup', holder} end
-end
+local keys = {}
+for i = 1, tonumber(ARGV[14]) do keys[i] = ARGV[14 + i] end
+local holder = dedupe_holder(keys)
+if holder then return {'dup', holder} end
 local max_depth = tonumber(ARGV[2])
 if max_depth > 0 and depth_all() >= max_depth then return {'full', ''} end
-local id, typ, okey = ARGV[4], ARGV[5], ARGV[7]
-local jk = P .. 'job:' .. id
-if redis.call('EXISTS', jk) == 1 then return {'exists', id} end
-local first_key = ''
-if n > 0 then first_key = ARGV[15] end
-redis.call('HSET', jk, 'type', typ, 'source', ARGV[6], 'dedupe_key', first_key,
-  'ordering_key', okey, 'max_attempts', ARGV[8], 'enqueued_at', ARGV[9], 'payload', ARGV[11],
-  'headers', ARGV[12], 'traceparent', ARGV[13], 'attempt', '0', 'lease_until', '0',
-  'claimed_at', '0', 'dead_at', '0')
-redis.call('SADD', P .. 'types', typ)
-local run_at = tonumber(ARGV[10])
-local runnable = make_ready(id, typ, okey, run_at, true)
-local ttl = ARGV[3]
-for i = 1, n do
-  redis.call('SET', P .. 'dedupe:' .. ARGV[14 + i], id, 'PX', ttl)
-end
-if runnable and run_at <= now then
+local id, typ = ARGV[4], ARGV[5]
+if redis.call('EXISTS', P .. 'job:' .. id) == 1 then return {'exists', id} end
+if store_job(now, ARGV[3], id, typ, ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]),
+             ARGV[11], ARGV[12], ARGV[13], keys) then
   -- Wake idle workers only when this is the one runnable job of its type: a worker
   -- claims again for as long as its claims come back non-empty, so later jobs are
   -- found without a message per enqueue (which would cost Redis one write per worker).
@@ -176,6 +186,25 @@ local disposition = ARGV[4]
 if disposition == 'succeeded' then
   redis.call('DEL', jk, P .. 'att:' .. id)
   leave_order(id, typ, okey, now)
+  -- The outbox: follow-up jobs (a handler's actions) are stored in this same script.
+  -- ARGV[7] dedupe ttl, ARGV[8] count, then per job 10 fields, a key count and the keys.
+  local woke = false
+  local pos = 9
+  for _ = 1, tonumber(ARGV[8] or '0') do
+    local keys = {}
+    for k = 1, tonumber(ARGV[pos + 10]) do keys[k] = ARGV[pos + 10 + k] end
+    local fid, ftyp = ARGV[pos], ARGV[pos + 1]
+    if not dedupe_holder(keys) and redis.call('EXISTS', P .. 'job:' .. fid) == 0 then
+      if store_job(now, ARGV[7], fid, ftyp, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4],
+                   ARGV[pos + 5], tonumber(ARGV[pos + 6]), ARGV[pos + 7], ARGV[pos + 8],
+                   ARGV[pos + 9], keys) then
+        redis.call('PUBLISH', P .. 'wake', ftyp)
+        woke = true
+      end
+    end
+    pos = pos + 11 + #keys
+  end
+  if woke then return 'woke' end
   return 'ok'
 end
 redis.call('RPUSH', P .. 'att:' .. id, ARGV[6])

@@ -606,8 +606,11 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
 }
 
 Status SqliteQueue::ApplyEnqueue(EnqueueOp& op, int64_t now_ms) {
-  NewJob& job = op.job;
-  EnqueueResult& result = op.result;
+  return InsertJob(op.job, now_ms, /*check_depth=*/true, op.result);
+}
+
+Status SqliteQueue::InsertJob(NewJob& job, int64_t now_ms, bool check_depth,
+                              EnqueueResult& result) {
   if (job.id.empty() || job.type.empty()) {
     result.status = InvalidArgument("a job needs an id and a type");
     return Status::Ok();
@@ -624,7 +627,7 @@ Status SqliteQueue::ApplyEnqueue(EnqueueOp& op, int64_t now_ms) {
       return Status::Ok();
     }
   }
-  if (max_depth_ > 0 && depth_ >= max_depth_) {
+  if (check_depth && max_depth_ > 0 && depth_ >= max_depth_) {
     result.outcome = EnqueueOutcome::kOverloaded;
     return Status::Ok();
   }
@@ -715,7 +718,7 @@ Status SqliteQueue::InsertAttempt(const std::string& job_id, const AttemptRecord
 }
 
 Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
-  const JobFinish& finish = op.finish;
+  JobFinish& finish = op.finish;
   const int64_t attempt = finish.attempt;
   auto stale = [&] {
     return FailedPrecondition("job " + finish.job_id + " does not hold attempt " +
@@ -723,6 +726,12 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
   };
   switch (finish.disposition) {
     case Disposition::kSucceeded: {
+      for (const NewJob& follow_up : finish.follow_ups) {
+        if (follow_up.id.empty() || follow_up.type.empty()) {
+          op.status = InvalidArgument("a follow-up job needs an id and a type");
+          return Status::Ok();  // before anything changed: the job stays in flight
+        }
+      }
       sqlite::Query remove(write_.delete_job);
       remove.Bind(1, finish.job_id).Bind(2, attempt);
       if (Status s = remove.Run(); !s.ok()) return s;
@@ -732,7 +741,17 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
       }
       sqlite::Query remove_attempts(write_.delete_attempts);
       remove_attempts.Bind(1, finish.job_id);
-      return remove_attempts.Run();
+      if (Status s = remove_attempts.Run(); !s.ok()) return s;
+      // The outbox: the job's actions commit with its completion, or not at all.
+      for (NewJob& follow_up : finish.follow_ups) {
+        EnqueueResult stored;
+        if (Status s = InsertJob(follow_up, now_ms, /*check_depth=*/false, stored); !s.ok()) {
+          return s;
+        }
+        // Not stored: a duplicate (its dedupe key is live) or an id that exists already.
+        (void)stored;
+      }
+      return Status::Ok();
     }
     case Disposition::kRetry:
     case Disposition::kRelease:

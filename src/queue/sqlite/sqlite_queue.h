@@ -169,6 +169,8 @@ class SqliteQueue final : public Queue {
   Status RefreshDepth();
   Status Sweep(int64_t now_ms);
   Status ApplyEnqueue(EnqueueOp& op, int64_t now_ms);
+  // The dedupe check and insert of ApplyEnqueue; `check_depth` applies max_depth.
+  Status InsertJob(NewJob& job, int64_t now_ms, bool check_depth, EnqueueResult& result);
   Status ApplyClaim(ClaimOp& op, int64_t now_ms);
   Status ApplyFinish(FinishOp& op, int64_t now_ms);
   Status InsertAttempt(const std::string& job_id, const AttemptRecord& record);
