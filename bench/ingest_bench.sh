@@ -64,6 +64,8 @@ listen = "127.0.0.1:$fb_port"
 path = "$work/queue.db"
 durability = "$DURABILITY"
 max_depth = 10000000
+[worker]
+sidecar = "127.0.0.1:0"
 [telemetry]
 log_level = "warn"
 [[sources]]

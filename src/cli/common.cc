@@ -29,21 +29,11 @@ Status CheckSupportedByThisBuild(const Config& config) {
     return InvalidArgument(where + ": " + key + ": " + what +
                            " is not supported by this build yet; remove the key");
   };
-  if (!config.integrations.empty()) {
-    return unsupported(config.integrations.front().where, "integrations",
-                       "[[integrations]] (egress)");
-  }
   if (config.server.admin_token) {
     return unsupported(config.server.admin_token->where, "server.admin_token", "the admin API");
   }
   if (!config.telemetry.otlp_endpoint.empty()) {
     return unsupported(config.file, "telemetry.otlp_endpoint", "OTLP trace export");
-  }
-  if (config.store.sessions != "sqlite") {
-    return unsupported(config.file, "store.sessions", "a \"" + config.store.sessions + "\" store");
-  }
-  if (config.store.state != "sqlite") {
-    return unsupported(config.file, "store.state", "a \"" + config.store.state + "\" store");
   }
   return Status::Ok();
 }

@@ -13,7 +13,7 @@ namespace firebreak::cli {
 std::optional<Config> LoadForCli(const std::string& path, bool resolve_secrets = true);
 
 // Config that is valid by DESIGN §2 but asks for a feature this build does not have
-// yet (integrations, admin API, tracing export, other store backends)
+// yet (admin API, tracing export)
 // is refused rather than silently ignored. kInvalidArgument naming file/line and key.
 Status CheckSupportedByThisBuild(const Config& config);
 

@@ -2,17 +2,23 @@
 #include <signal.h>
 
 #include <atomic>
+#include <optional>
 #include <iostream>
 #include <thread>
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "egress/egress.h"
 #include "ingress/server.h"
 #include "ingress/source.h"
 #include "queue/queue.h"
+#include "sidecar/sidecar.h"
+#include "store/kv_store.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
+#include "telemetry/queue_gauges.h"
 #include "worker/handler.h"
+#include "worker/running_jobs.h"
 #include "worker/worker.h"
 
 namespace firebreak::cli {
@@ -78,44 +84,105 @@ int Serve(const std::string& config_path, Role role) {
   }
 
   Clock& clock = SystemClock::Instance();
-  auto opened = OpenQueue(config.queue, clock);
-  // A Redis that is not up yet (compose, a rebooting Redis host) is waited for rather
-  // than failing the start, as a running process does when it loses Redis. A SQLite
-  // file that cannot be opened is a setup error and fails at once.
-  std::chrono::milliseconds backoff(200);
-  while (!opened.ok() && opened.status().code() == StatusCode::kUnavailable &&
-         config.queue.backend == "redis") {
-    if (backoff.count() == 200) {
-      log::Warn("queue store unreachable at start; retrying until it answers",
-                {{"error", opened.status().ToString()}});
+  // A store that is not up yet (compose, a rebooting Redis or PostgreSQL host) is waited
+  // for rather than failing the start, as a running process does when it loses one. A
+  // SQLite file that cannot be opened is a setup error and fails at once. nullopt: a
+  // signal arrived while waiting.
+  auto open_waiting = [&signals](const char* what, bool remote, auto open)
+      -> std::optional<decltype(open())> {
+    auto opened = open();
+    std::chrono::milliseconds backoff(200);
+    while (!opened.ok() && opened.status().code() == StatusCode::kUnavailable && remote) {
+      if (backoff.count() == 200) {
+        log::Warn(std::string(what) + " unreachable at start; retrying until it answers",
+                  {{"error", opened.status().ToString()}});
+      }
+      timespec wait{static_cast<time_t>(backoff.count() / 1000),
+                    static_cast<long>(backoff.count() % 1000) * 1'000'000};
+      if (sigtimedwait(&signals, nullptr, &wait) > 0) {
+        log::Info(std::string("stopped before the ") + what + " answered");
+        log::Flush();
+        return std::nullopt;
+      }
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      opened = open();
     }
-    timespec wait{static_cast<time_t>(backoff.count() / 1000),
-                  static_cast<long>(backoff.count() % 1000) * 1'000'000};
-    if (sigtimedwait(&signals, nullptr, &wait) > 0) {
-      log::Info("stopped before the queue store answered");
-      log::Flush();
-      return kExitOk;
-    }
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-    opened = OpenQueue(config.queue, clock);
-  }
-  if (!opened.ok()) {
-    log::Error("cannot open the queue", {{"error", opened.status().ToString()}});
+    return opened;
+  };
+  auto opened = open_waiting("queue store", config.queue.backend == "redis",
+                             [&] { return OpenQueue(config.queue, clock); });
+  if (!opened) return kExitOk;
+  if (!opened->ok()) {
+    log::Error("cannot open the queue", {{"error", opened->status().ToString()}});
     log::Flush();
     return kExitFailure;
   }
-  std::unique_ptr<Queue> queue = std::move(opened).value();
+  std::unique_ptr<Queue> queue = std::move(*opened).value();
   Metrics metrics;
   // The backend logs the shortfall itself (and again if it changes after a reconnect).
   metrics.SetDurabilityDegraded(!queue->DurabilityShortfall().empty());
 
+  // The worker side: egress for integrations and actions, the stores and the sidecar
+  // handlers reach them through, then the worker itself.
+  RunningJobs running;
+  QueueGauges gauges(*queue, metrics, clock);
+  std::unique_ptr<egress::Egress> egress;
+  std::unique_ptr<KvStore> sessions;
+  std::unique_ptr<KvStore> state;
+  std::unique_ptr<Sidecar> sidecar;
   std::unique_ptr<Worker> worker;
+  auto stop_worker_side = [&] {
+    if (worker) worker->Stop(std::chrono::milliseconds(0));
+    if (sidecar) sidecar->Stop(std::chrono::milliseconds(0));
+    if (egress) egress->Stop();
+    queue->Close();
+    log::Flush();
+  };
   if (role != Role::kIngest) {
-    worker = std::make_unique<Worker>(config, *queue, metrics, clock);
+    egress = std::make_unique<egress::Egress>(config, metrics);
+    egress->Start();
+    if (!config.worker.sidecar.empty()) {
+      auto opened_sessions = open_waiting("sessions store", config.store.sessions == "redis",
+                                          [&] { return OpenSessionStore(config, clock); });
+      auto opened_state = opened_sessions && opened_sessions->ok()
+                              ? open_waiting("state store", config.store.state == "postgres",
+                                             [&] { return OpenStateStore(config, clock); })
+                              : std::nullopt;
+      if (!opened_sessions || (opened_sessions->ok() && !opened_state)) {
+        stop_worker_side();
+        return kExitOk;  // a signal arrived while waiting
+      }
+      for (auto* opened_store : {&*opened_sessions, &*opened_state}) {
+        if (!opened_store->ok()) {
+          log::Error("cannot open a store", {{"error", opened_store->status().ToString()}});
+          stop_worker_side();
+          return kExitFailure;
+        }
+      }
+      sessions = std::move(*opened_sessions).value();
+      state = std::move(*opened_state).value();
+      sidecar = std::make_unique<Sidecar>(config, egress.get(), *sessions, *state, metrics,
+                                          running, &gauges);
+      if (Status st = sidecar->Start(); !st.ok()) {
+        log::Error("cannot start the sidecar", {{"error", st.ToString()}});
+        sidecar.reset();
+        stop_worker_side();
+        return kExitFailure;
+      }
+      log::Info("sidecar listening", {{"url", sidecar->url()},
+                                      {"sessions", sessions->Describe()},
+                                      {"state", state->Describe()}});
+    }
+    WorkerContext context;
+    context.egress = egress.get();
+    context.running = &running;
+    context.sidecar_url = sidecar ? sidecar->url() : "";
+    worker = std::make_unique<Worker>(config, *queue, metrics, clock, context);
     Status st = worker->Start();
     if (!st.ok()) {
       std::cerr << "config error: " << st.message() << "\n";
-      queue->Close();
+      worker.reset();
+      stop_worker_side();
       return kExitUsage;
     }
     Worker* w = worker.get();
@@ -128,9 +195,7 @@ int Serve(const std::string& config_path, Role role) {
     Status st = server->Start();
     if (!st.ok()) {
       log::Error("cannot start ingress", {{"error", st.ToString()}});
-      if (worker) worker->Stop(std::chrono::milliseconds(0));
-      queue->Close();
-      log::Flush();
+      stop_worker_side();
       return kExitFailure;
     }
   }
@@ -157,7 +222,11 @@ int Serve(const std::string& config_path, Role role) {
   second.detach();
 
   if (server) server->StopAccepting();
+  // Handlers still running may call the sidecar: it stops after the worker, and egress
+  // (which actions and the sidecar use) after both.
   if (worker) worker->Stop(config.worker.shutdown_grace);
+  if (sidecar) sidecar->Stop(std::chrono::seconds(1));
+  if (egress) egress->Stop();
   if (server) server->Stop(std::chrono::seconds(2));
   queue->Close();
   log::Info("stopped");

@@ -673,8 +673,9 @@ class ConfigParser {
     StoreConfig& store = config_.store;
     s.Choice("sessions", store.sessions, {"sqlite", "redis"}, "sessions store");
     if (s.String("sessions_url", store.sessions_url) && store.sessions == "redis" &&
-        !HasScheme(store.sessions_url, {"redis://", "rediss://", "unix://"})) {
-      s.Fail("sessions_url", "expected a redis://, rediss:// or unix:// URL");
+        !HasScheme(store.sessions_url, {"redis://"})) {
+      s.Fail("sessions_url", "expected a redis://[[user]:password@]host[:port][/db] URL (TLS "
+                             "rediss:// and unix:// are not supported by this build)");
     }
     s.Choice("state", store.state, {"sqlite", "postgres"}, "state store");
     if (s.String("state_url", store.state_url) && store.state == "postgres" &&

@@ -20,6 +20,8 @@ struct HandlerResult {
     kFailed,    // retry per backoff (or Retry-After)
     kTimedOut,  // hit the job's timeout; the attempt was killed/cancelled; retry
     kRejected,  // the handler said "don't retry": straight to the DLQ
+    kDeferred,  // not run at all (e.g. an action whose breaker is open): run again after
+                // retry_after without spending the attempt
   };
   Kind kind = Kind::kOk;
   std::string error;  // for kFailed/kTimedOut/kRejected: short text kept in the attempt record

@@ -5,15 +5,20 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <deque>
 #include <map>
 #include <random>
 #include <thread>
 
 #include "common/crypto.h"
 #include "common/units.h"
+#include "egress/egress.h"
 #include "telemetry/log.h"
+#include "worker/action_handler.h"
+#include "worker/actions.h"
 #include "worker/envelope.h"
 #include "worker/handler.h"
+#include "worker/running_jobs.h"
 
 namespace firebreak {
 
@@ -29,16 +34,19 @@ constexpr std::chrono::milliseconds kLeaseGrace{5000};
 constexpr std::chrono::milliseconds kPollInterval{100};
 // How long handler processes get to exit after their stdin is closed at shutdown.
 constexpr std::chrono::milliseconds kHandlerExitGrace{1000};
+// A deferred action (its breaker open, say) that gave no Retry-After runs again after this.
+constexpr std::chrono::milliseconds kDefaultDeferral{1000};
 
 }  // namespace
 
 class Worker::Impl {
  public:
-  Impl(const Config& config, Queue& queue, Metrics& metrics, Clock& clock)
+  Impl(const Config& config, Queue& queue, Metrics& metrics, Clock& clock, WorkerContext context)
       : config_(config),
         queue_(queue),
         metrics_(metrics),
         clock_(clock),
+        context_(std::move(context)),
         work_(asio::make_work_guard(io_)),
         poll_timer_(io_),
         rng_(std::random_device{}()) {}
@@ -46,14 +54,28 @@ class Worker::Impl {
   ~Impl() { Join(); }
 
   Status Start() {
+    const std::string sidecar =
+        context_.sidecar_url.empty() ? config_.worker.sidecar : context_.sidecar_url;
     for (const JobConfig& job : config_.jobs) {
-      auto handler = MakeHandler(job, config_.worker.sidecar, io_);
+      auto handler = MakeHandler(job, sidecar, io_);
       if (!handler.ok()) {
         return InvalidArgument("jobs \"" + job.type + "\": " + handler.status().message());
       }
       TypeState& state = types_[job.type];
       state.config = &job;
       state.handler = std::move(handler).value();
+      state.metrics = &metrics_.RegisterJobType(job.type);
+    }
+    // Every integration's actions are jobs of their own type, run through its egress.
+    for (const IntegrationConfig& integration : config_.integrations) {
+      if (context_.egress == nullptr) {
+        return InvalidArgument("integrations \"" + integration.name +
+                               "\": actions need the egress, which this process has not");
+      }
+      const JobConfig& job = action_jobs_.emplace_back(ActionJobConfig(integration));
+      TypeState& state = types_[job.type];
+      state.config = &job;
+      state.handler = std::make_unique<ActionHandler>(integration, *context_.egress, io_);
       state.metrics = &metrics_.RegisterJobType(job.type);
     }
     thread_ = std::thread([this] { io_.run(); });
@@ -206,6 +228,7 @@ class Worker::Impl {
     ++busy_;
     running_.emplace(attempt->job.id, attempt);
     const Job& j = attempt->job;
+    if (context_.running != nullptr) context_.running->Add(j.id, j.traceparent);
     log::Debug("job started", {{"job_id", j.id},
                                {"job_type", j.type},
                                {"source", j.source},
@@ -222,6 +245,7 @@ class Worker::Impl {
     --type.in_flight;
     --in_flight_total_;
     running_.erase(attempt->job.id);
+    if (context_.running != nullptr) context_.running->Remove(attempt->job.id);
     if (attempt->released) {  // already back in the queue; busy_ was settled then
       TryClaim();
       return;
@@ -240,6 +264,21 @@ class Worker::Impl {
     finish.record.error = result.error;
     std::string trace_id = TraceIdOf(job.traceparent);
 
+    if (result.kind == HandlerResult::Kind::kOk && !result.actions_json.empty() &&
+        result.actions_json != "[]") {
+      // The outbox: the actions are stored with the job's success, in the same commit.
+      Result<std::vector<NewJob>> actions =
+          BuildActionJobs(result.actions_json, job, config_, clock_.NowMs());
+      if (actions.ok()) {
+        finish.follow_ups = std::move(actions).value();
+      } else {
+        // Running the handler again would return the same actions: dead-letter the job
+        // with the reason, so a fixed bot can replay it.
+        result.kind = HandlerResult::Kind::kRejected;
+        result.error = "invalid actions: " + actions.status().message();
+        finish.record.error = result.error;
+      }
+    }
     if (result.kind == HandlerResult::Kind::kOk) {
       type.metrics->succeeded->Increment();
       finish.disposition = Disposition::kSucceeded;
@@ -249,11 +288,22 @@ class Worker::Impl {
                                   {"dedupe_key", job.dedupe_key},
                                   {"attempt", job.attempt},
                                   {"duration_ms", duration_ms},
+                                  {"actions", static_cast<int64_t>(finish.follow_ups.size())},
                                   {"trace_id", trace_id}});
-      if (!result.actions_json.empty() && result.actions_json != "[]") {
-        log::Warn("handler returned actions; this build does not execute actions yet",
-                  {{"job_id", job.id}, {"job_type", job.type}});
-      }
+    } else if (result.kind == HandlerResult::Kind::kDeferred) {
+      // Nothing was attempted (an action whose breaker is open, rate limit exhausted): the
+      // job waits without spending an attempt, so an outage cannot push it to the DLQ.
+      type.metrics->retried->Increment();
+      std::chrono::milliseconds delay = result.retry_after.value_or(kDefaultDeferral);
+      finish.disposition = Disposition::kRelease;
+      finish.run_at_ms = clock_.NowMs() + std::max<int64_t>(delay.count(), 10);
+      finish.record.outcome = "deferred";
+      log::Info("job deferred", {{"job_id", job.id},
+                                 {"job_type", job.type},
+                                 {"attempt", job.attempt},
+                                 {"error", result.error},
+                                 {"retry_in_ms", static_cast<int64_t>(delay.count())},
+                                 {"trace_id", trace_id}});
     } else {
       bool timed_out = result.kind == HandlerResult::Kind::kTimedOut;
       bool retryable = result.kind != HandlerResult::Kind::kRejected;
@@ -337,6 +387,8 @@ class Worker::Impl {
   Queue& queue_;
   Metrics& metrics_;
   Clock& clock_;
+  const WorkerContext context_;
+  std::deque<JobConfig> action_jobs_;  // one per integration; stable addresses
 
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
@@ -359,8 +411,9 @@ class Worker::Impl {
   bool stopping_ = false;
 };
 
-Worker::Worker(const Config& config, Queue& queue, Metrics& metrics, Clock& clock)
-    : impl_(std::make_unique<Impl>(config, queue, metrics, clock)) {}
+Worker::Worker(const Config& config, Queue& queue, Metrics& metrics, Clock& clock,
+               WorkerContext context)
+    : impl_(std::make_unique<Impl>(config, queue, metrics, clock, std::move(context))) {}
 Worker::~Worker() = default;
 Status Worker::Start() { return impl_->Start(); }
 void Worker::Wake() { impl_->Wake(); }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -14,16 +15,29 @@
 
 namespace firebreak {
 
+namespace egress {
+class Egress;
+}
+class RunningJobs;
+
+// What the worker shares with the rest of the process. Null members are optional.
+struct WorkerContext {
+  egress::Egress* egress = nullptr;  // runs action jobs; required when integrations exist
+  RunningJobs* running = nullptr;    // told about every attempt (the sidecar reads it)
+  std::string sidecar_url;           // FIREBREAK_SIDECAR for command handlers
+};
+
 class Worker {
  public:
-  // `queue`, `metrics` and `clock` must outlive the worker.
-  Worker(const Config& config, Queue& queue, Metrics& metrics, Clock& clock);
+  // `queue`, `metrics`, `clock` and the context's pointers must outlive the worker.
+  Worker(const Config& config, Queue& queue, Metrics& metrics, Clock& clock,
+         WorkerContext context = {});
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Creates the handlers and starts the worker thread. kInvalidArgument if a
-  // handler cannot be built from its config.
+  // Creates the handlers (one action type per integration too) and starts the worker
+  // thread. kInvalidArgument if a handler cannot be built from its config.
   Status Start();
   // Thread-safe: new jobs may be runnable; claim now instead of at the next poll.
   void Wake();

@@ -132,6 +132,9 @@ listen = "127.0.0.1:)" + std::to_string(port_) +
 [telemetry]
 log_level = "warn"
 
+[worker]
+sidecar = "127.0.0.1:0"  # tests run in parallel: any free port
+
 [[sources]]
 name = "slack"
 kind = "slack"

@@ -81,6 +81,7 @@ for line in sys.stdin:
 listen = "127.0.0.1:)" + std::to_string(port) + R"("
 )" + backend.QueueToml() + R"(
 [worker]
+sidecar = "127.0.0.1:0"  # tests run in parallel: any free port
 shutdown_grace = "500ms"
 [[sources]]
 name = "h"

@@ -96,6 +96,8 @@ listen = "127.0.0.1:)" + std::to_string(port_) +
                                                "\"\n" + server_extra + R"(
 [queue]
 path = ")" + dir_.File("q.db") + R"("
+[worker]
+sidecar = "127.0.0.1:0"  # tests run in parallel: any free port
 [[sources]]
 name = "h"
 kind = "hmac"

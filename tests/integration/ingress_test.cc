@@ -43,6 +43,9 @@ threads = 2
 
 )" + backend_->QueueToml("max_depth = " + std::to_string(max_depth) + "\n") +
                                          R"(
+[worker]
+sidecar = "127.0.0.1:0"  # tests run in parallel: any free port
+
 [[sources]]
 name = "slack"
 kind = "slack"

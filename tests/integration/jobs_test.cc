@@ -32,6 +32,7 @@ threads = 1
 
 )" + backend_->QueueToml() + R"(
 [worker]
+sidecar = "127.0.0.1:0"  # tests run in parallel: any free port
 shutdown_grace = "2s"
 
 [[sources]]

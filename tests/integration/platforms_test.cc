@@ -194,6 +194,8 @@ listen = "127.0.0.1:)" + std::to_string(port_) +
 [queue]
 path = ")" + dir_.File("q.db") +
                          R"("
+[worker]
+sidecar = "127.0.0.1:0"  # tests run in parallel: any free port
 )";
     auto source = [&](const std::string& kind, const std::string& job, const std::string& keys) {
       config += "[[sources]]\nname = \"" + kind + "\"\nkind = \"" + kind + "\"\npath = \"/hooks/" +

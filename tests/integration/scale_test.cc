@@ -56,6 +56,7 @@ threads = 2
 
 )" + backend_->QueueToml(queue_extra) + R"(
 [worker]
+sidecar = "127.0.0.1:0"  # tests run in parallel: any free port
 shutdown_grace = "5s"
 
 [[sources]]
