@@ -1,5 +1,6 @@
 #include "sidecar/sidecar.h"
 
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -52,12 +53,14 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// Runs the blocking `fn` on `pool` and resumes the coroutine on its own executor.
+// Runs the blocking `fn` on `pool`; the awaiting coroutine resumes on its own executor.
+// Plain functions, not coroutines, returning the awaitable: g++ 12 mishandles
+// non-trivial temporaries that live across a co_await inside a coroutine's arguments.
 template <typename T, typename Fn>
 asio::awaitable<T> Offload(asio::thread_pool& pool, Fn fn) {
-  auto executor = co_await asio::this_coro::executor;
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(T)>(
-      [&pool, executor](auto handler, Fn work) {
+  return asio::async_initiate<decltype(asio::use_awaitable), void(T)>(
+      [&pool](auto handler, Fn work) {
+        auto executor = asio::get_associated_executor(handler);
         asio::post(pool, [handler = std::move(handler), work = std::move(work), executor]() mutable {
           T value = work();
           asio::post(executor, [handler = std::move(handler), value = std::move(value)]() mutable {
@@ -70,9 +73,9 @@ asio::awaitable<T> Offload(asio::thread_pool& pool, Fn fn) {
 
 asio::awaitable<egress::EgressResult> AsyncCall(egress::Egress& egress, const std::string& name,
                                                 egress::EgressCall call) {
-  auto executor = co_await asio::this_coro::executor;
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(egress::EgressResult)>(
-      [&egress, &name, executor](auto handler, egress::EgressCall c) {
+  return asio::async_initiate<decltype(asio::use_awaitable), void(egress::EgressResult)>(
+      [&egress, name](auto handler, egress::EgressCall c) {
+        auto executor = asio::get_associated_executor(handler);
         // Egress callbacks are std::function (copyable); the coroutine handler is not.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         egress.Call(name, std::move(c), [shared, executor](egress::EgressResult result) {
@@ -134,10 +137,12 @@ asio::awaitable<Response> Sidecar::Impl::Handle(Request& req) {
   }
   if (req.method() == http::verb::get && path == "/metrics") {
     if (gauges != nullptr) {
-      co_await Offload<bool>(store_pool, [this] {
+      auto refresh = [this] {
         gauges->Refresh();  // may read the queue store: off the I/O thread
         return true;
-      });
+      };
+      auto refreshed = Offload<bool>(store_pool, std::move(refresh));
+      co_await std::move(refreshed);
     }
     co_return net::MakeResponse(req, http::status::ok, metrics.Serialize(),
                                 "text/plain; version=0.0.4");
@@ -184,7 +189,8 @@ asio::awaitable<Response> Sidecar::Impl::Proxy(Request& req, const urls::url_vie
   }
   call.body = std::move(req.body());
 
-  egress::EgressResult result = co_await AsyncCall(*egress, name, std::move(call));
+  auto answer = AsyncCall(*egress, name, std::move(call));
+  egress::EgressResult result = co_await std::move(answer);
   using Kind = egress::EgressResult::Kind;
   Response res;
   switch (result.kind) {
@@ -269,8 +275,9 @@ asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::
 
   switch (req.method()) {
     case http::verb::get: {
-      auto got = co_await Offload<Result<std::optional<StoredValue>>>(
-          store_pool, [&store, key] { return store.Get(key); });
+      auto get = [&store, key] { return store.Get(key); };
+      auto pending = Offload<Result<std::optional<StoredValue>>>(store_pool, std::move(get));
+      auto got = co_await std::move(pending);
       if (!got.ok()) co_return StoreError(req, got.status(), key);
       if (!got->has_value()) co_return Own(req, http::status::not_found, "no such key");
       StoredValue& value = **got;
@@ -315,10 +322,11 @@ asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::
         co_return Own(req, http::status::payload_too_large, "value larger than 1 MiB");
       }
       std::string content_type(req[http::field::content_type]);
-      auto put = co_await Offload<Result<int64_t>>(
-          store_pool, [&store, key, value = std::move(req.body()), content_type, options] {
-            return store.Put(key, value, content_type, options);
-          });
+      auto write = [&store, key, value = std::move(req.body()), content_type, options] {
+        return store.Put(key, value, content_type, options);
+      };
+      auto pending = Offload<Result<int64_t>>(store_pool, std::move(write));
+      auto put = co_await std::move(pending);
       if (!put.ok()) co_return StoreError(req, put.status(), key);
       Response res = net::MakeResponse(req, *put == 1 ? http::status::created : http::status::ok,
                                        "{\"ok\":true,\"version\":" + std::to_string(*put) + "}");
@@ -326,8 +334,9 @@ asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::
       co_return res;
     }
     case http::verb::delete_: {
-      auto deleted = co_await Offload<Result<bool>>(
-          store_pool, [&store, key, if_version] { return store.Delete(key, if_version); });
+      auto remove = [&store, key, if_version] { return store.Delete(key, if_version); };
+      auto pending = Offload<Result<bool>>(store_pool, std::move(remove));
+      auto deleted = co_await std::move(pending);
       if (!deleted.ok()) co_return StoreError(req, deleted.status(), key);
       if (!*deleted) co_return Own(req, http::status::not_found, "no such key");
       co_return net::MakeResponse(req, http::status::no_content, "");
