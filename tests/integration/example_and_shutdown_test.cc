@@ -10,14 +10,6 @@
 namespace firebreak::testing {
 namespace {
 
-std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
-  for (size_t pos = text.find(from); pos != std::string::npos;
-       pos = text.find(from, pos + to.size())) {
-    text.replace(pos, from.size(), to);
-  }
-  return text;
-}
-
 TEST(ExampleTest, SendLineFromMakeRunIsHandledByTheEchoBot) {
   TempDir dir;
   uint16_t port = FreePort();
@@ -26,6 +18,7 @@ TEST(ExampleTest, SendLineFromMakeRunIsHandledByTheEchoBot) {
   ASSERT_FALSE(config.empty());
   config = ReplaceAll(config, "127.0.0.1:8080", "127.0.0.1:" + std::to_string(port));
   config = ReplaceAll(config, "var/echo-bot.db", dir.File("echo.db"));
+  config = ReplaceAll(config, "127.0.0.1:8081", "127.0.0.1:0");
   config = ReplaceAll(config, "\"examples/", "\"" + SourceDir() + "/examples/");
   std::string path = dir.Write("firebreak.toml", config);
 

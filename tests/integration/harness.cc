@@ -42,6 +42,14 @@ std::string FirebreakBin() {
   return bin ? bin : FIREBREAK_DEFAULT_BIN;
 }
 
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
+  for (size_t pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size())) {
+    text.replace(pos, from.size(), to);
+  }
+  return text;
+}
+
 std::string SourceDir() {
   const char* dir = std::getenv("FIREBREAK_SOURCE_DIR");
   return dir ? dir : FIREBREAK_DEFAULT_SOURCE_DIR;

@@ -31,6 +31,8 @@ class TempDir {
 };
 
 std::string FirebreakBin();
+// `text` with every `from` replaced by `to` (for adapting shipped example configs).
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to);
 std::string SourceDir();  // the repository root (examples/, bench/)
 std::string ReadFile(const std::string& path);
 std::vector<std::string> ReadLines(const std::string& path);

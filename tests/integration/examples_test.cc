@@ -1,0 +1,201 @@
+// The shipped examples, run as they are (only ports, paths and API hosts swapped for
+// simulated upstreams): the Slack-style bot replying through slack-api, and the LLM bot
+// calling a chat-completion API under a cap of 40 concurrent calls with 3 retries.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "harness.h"
+#include "support/upstream_server.h"
+
+namespace firebreak::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kSigningSecret[] = "firebreak-example-signing-secret";
+
+// The shipped config of `example`, pointed at this test's ports, files and upstreams.
+std::string AdaptExample(const std::string& example, const TempDir& dir, uint16_t port,
+                         const std::map<std::string, std::string>& hosts) {
+  std::string config = ReadFile(SourceDir() + "/examples/" + example + "/firebreak.toml");
+  EXPECT_FALSE(config.empty());
+  config = ReplaceAll(config, "127.0.0.1:8080", "127.0.0.1:" + std::to_string(port));
+  config = ReplaceAll(config, "127.0.0.1:8081", "127.0.0.1:0");
+  config = ReplaceAll(config, "var/" + example + ".db", dir.File("q.db"));
+  config = ReplaceAll(config, "\"examples/", "\"" + SourceDir() + "/examples/");
+  config = ReplaceAll(config, "\"python3\"", "\"/usr/bin/python3\"");
+  for (const auto& [from, to] : hosts) config = ReplaceAll(config, from, to);
+  return dir.Write("firebreak.toml", config);
+}
+
+Result<HttpResponse> SendSlackMessage(uint16_t port, const std::string& event_id,
+                                      const std::string& user, const std::string& text) {
+  nlohmann::json body = {{"type", "event_callback"},
+                         {"team_id", "T1"},
+                         {"event_id", event_id},
+                         {"event",
+                          {{"type", "message"},
+                           {"channel", "C1"},
+                           {"user", user},
+                           {"text", text},
+                           {"ts", "1700000000." + event_id.substr(2)}}}};
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/slack";
+  req.body = body.dump();
+  req.headers = SlackHeaders(kSigningSecret, req.body, NowSeconds(), "application/json");
+  return HttpCall(req);
+}
+
+std::vector<nlohmann::json> PostedMessages(const UpstreamServer& slack) {
+  std::vector<nlohmann::json> out;
+  for (const UpstreamRequest& req : slack.Requests()) {
+    if (req.target != "/api/chat.postMessage") continue;
+    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+    body["_authorization"] = req.Header("authorization");
+    body["_idempotency_key"] = req.Header("idempotency-key");
+    out.push_back(body);
+  }
+  return out;
+}
+
+TEST(ExamplesTest, SlackBotRepliesInTheThreadThroughSlackApiAndRemembersTheConversation) {
+  TempDir dir;
+  UpstreamServer slack([](const UpstreamRequest&) {
+    return UpstreamReply{200, {}, "{\"ok\":true,\"ts\":\"1700000001.000200\"}"};
+  });
+  setenv("SLACK_BOT_TOKEN", "xoxb-example-test", 1);
+  uint16_t port = FreePort();
+  std::string config = AdaptExample("slack-bot", dir, port, {{"https://slack.com", slack.Url()}});
+  FirebreakProcess process("run", config, dir.File("log.txt"), port);
+  ASSERT_TRUE(process.Start()) << process.Log();
+
+  ASSERT_EQ(SendSlackMessage(port, "Ev1", "U1", "hello")->status, 200);
+  ASSERT_EQ(SendSlackMessage(port, "Ev2", "U1", "again")->status, 200);
+  ASSERT_EQ(SendSlackMessage(port, "Ev1", "U1", "hello")->status, 200);  // a Slack retry
+  ASSERT_TRUE(WaitFor([&] { return PostedMessages(slack).size() >= 2; }, milliseconds(20'000)))
+      << process.Log();
+  std::this_thread::sleep_for(milliseconds(300));
+  std::vector<nlohmann::json> posted = PostedMessages(slack);
+  ASSERT_EQ(posted.size(), 2u) << "the duplicate delivery must not reply twice";
+  // ordering = "/event/channel": the channel's replies go out in order.
+  EXPECT_NE(posted[0]["text"].get<std::string>().find("'hello' (message 1 "), std::string::npos)
+      << posted[0].dump();
+  EXPECT_NE(posted[1]["text"].get<std::string>().find("'again' (message 2 "), std::string::npos)
+      << posted[1].dump();
+  for (const nlohmann::json& message : posted) {
+    EXPECT_EQ(message["channel"], "C1");
+    EXPECT_EQ(message["_authorization"], "Bearer xoxb-example-test");
+    EXPECT_FALSE(message["_idempotency_key"].get<std::string>().empty());
+  }
+  EXPECT_EQ(posted[0]["thread_ts"], "1700000000.1");
+  EXPECT_EQ(process.Log().find("xoxb-example-test"), std::string::npos);
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
+TEST(ExamplesTest, LlmBotCapsModelCallsAtFortyAndRetriesOnTheSchedule) {
+  TempDir dir;
+  std::mutex mu;
+  std::map<std::string, std::vector<Clock::time_point>> attempts;  // by Idempotency-Key
+  std::map<std::string, std::string> last_prompt;                  // by user text
+  UpstreamServer llm(
+      [&](const UpstreamRequest& req) {
+        nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+        std::string said = body["messages"].back()["content"];
+        int attempt = 0;
+        {
+          std::lock_guard lock(mu);
+          auto& times = attempts[req.Header("idempotency-key")];
+          times.push_back(req.at);
+          attempt = static_cast<int>(times.size());
+          last_prompt[said] = req.body;
+        }
+        if (said.find("flaky") != std::string::npos && attempt <= 2) {
+          return UpstreamReply{503, {}, "{\"error\":{\"message\":\"overloaded\"}}"};
+        }
+        UpstreamReply reply;
+        reply.delay = milliseconds(1000);  // slow enough that the handlers' calls overlap
+        reply.body = nlohmann::json{{"choices", {{{"message", {{"role", "assistant"},
+                                                               {"content", "model: " + said}}}}}}}
+                         .dump();
+        return reply;
+      },
+      4);
+  UpstreamServer slack;
+  setenv("SLACK_BOT_TOKEN", "xoxb-example-test", 1);
+  setenv("OPENAI_API_KEY", "sk-example-test", 1);
+  uint16_t port = FreePort();
+  std::string config = AdaptExample(
+      "llm-bot", dir, port, {{"https://slack.com", slack.Url()}, {"https://api.openai.com", llm.Url()}});
+  FirebreakProcess process("run", config, dir.File("log.txt"), port);
+  ASSERT_TRUE(process.Start()) << process.Log();
+
+  // Two waves of 50 at once: the first also starts the 50 handler processes, the second
+  // finds them warm. 5 of each wave get two 503s before the model answers.
+  constexpr int kMessages = 100;
+  for (int wave = 0; wave < 2; ++wave) {
+    std::vector<std::thread> senders;
+    for (int i = wave * 50; i < wave * 50 + 50; ++i) {
+      senders.emplace_back([&, i] {
+        std::string text = (i % 10 == 3 ? "flaky question " : "question ") + std::to_string(i);
+        auto res = SendSlackMessage(port, "Ev" + std::to_string(i), "U" + std::to_string(i), text);
+        EXPECT_TRUE(res.ok() && res->status == 200);
+      });
+    }
+    for (std::thread& t : senders) t.join();
+    ASSERT_TRUE(WaitFor(
+        [&] { return PostedMessages(slack).size() >= static_cast<size_t>(wave * 50 + 50); },
+        milliseconds(60'000)))
+        << PostedMessages(slack).size() << " replies\n"
+        << process.Log();
+  }
+
+  // The cap held, and was used.
+  EXPECT_LE(llm.peak_in_flight(), 40);
+  EXPECT_GE(llm.peak_in_flight(), 30);
+  std::map<std::string, std::string> replies;
+  for (const nlohmann::json& message : PostedMessages(slack)) {
+    replies[message["text"]] = message["thread_ts"];
+  }
+  EXPECT_EQ(replies.size(), static_cast<size_t>(kMessages));
+  EXPECT_EQ(replies.count("model: flaky question 3"), 1u);
+  {
+    std::lock_guard lock(mu);
+    int flaky = 0;
+    for (const auto& [key, times] : attempts) {
+      if (times.size() == 1) continue;
+      ++flaky;
+      // 503, retry after 250 ms (jittered to 125..375), 503, retry after 1 s (500..1500).
+      ASSERT_EQ(times.size(), 3u) << key;
+      EXPECT_GE(times[1] - times[0], milliseconds(125)) << key;
+      EXPECT_GE(times[2] - times[1], milliseconds(500)) << key;
+      EXPECT_LE(times[2] - times[1], milliseconds(1500 + 300)) << key;
+    }
+    EXPECT_EQ(flaky, 10);
+  }
+
+  // The conversation is remembered: a follow-up carries the earlier turn.
+  ASSERT_EQ(SendSlackMessage(port, "Ev900", "U7", "and then?")->status, 200);
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard lock(mu);
+    return last_prompt.count("and then?") > 0;
+  }, milliseconds(20'000)));
+  {
+    std::lock_guard lock(mu);
+    nlohmann::json prompt = nlohmann::json::parse(last_prompt["and then?"]);
+    ASSERT_GE(prompt["messages"].size(), 4u) << prompt.dump();  // system, user, model, user
+    EXPECT_EQ(prompt["messages"][1]["content"], "question 7");
+    EXPECT_EQ(prompt["messages"][2]["content"], "model: question 7");
+  }
+  EXPECT_EQ(llm.Requests().front().Header("authorization"), "Bearer sk-example-test");
+  std::cout << "llm upstream peak concurrency " << llm.peak_in_flight()
+            << " for waves of 50 simultaneous messages (cap 40)\n";
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
+}  // namespace
+}  // namespace firebreak::testing
