@@ -36,6 +36,7 @@ bench: build
 	@scripts/install-deps.sh bench
 	@bench/ingest_bench.sh
 	@bench/scaleout.sh
+	@bench/sidecar_bench.sh
 
 # libFuzzer targets (fuzz/), FUZZ_SECONDS each (default 10 minutes).
 FUZZ_SECONDS ?= 600

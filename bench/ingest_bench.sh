@@ -13,17 +13,9 @@ EVENTS=${EVENTS:-600000}
 BIN=${BIN:-build/release/firebreak}
 DURABILITY=${DURABILITY:-fsync}
 
-work=$(mktemp -d /tmp/firebreak-bench-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+bench_workdir firebreak-bench
 
 echo "== baseline: nginx, 1 worker, return 200"
 nginx_port=$(free_port)

@@ -1,4 +1,17 @@
-# Shared by the bench scripts (sourced): ports, readiness, wrk output.
+# Shared by the bench scripts (sourced): a work dir, ports, readiness, wrk output.
+
+# Makes $work (a temp dir named after $1) and an empty $pids; on exit every PID in $pids
+# is stopped (only what the script started) and $work removed.
+bench_workdir() {
+  work=$(mktemp -d "/tmp/$1-XXXXXX")
+  pids=()
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

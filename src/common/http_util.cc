@@ -28,16 +28,6 @@ int64_t ParseDigitsCapped(std::string_view digits, int64_t cap) {
   return value;
 }
 
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
-  }
-  return true;
-}
-
 // 1..12 for "Jan".."Dec", 0 otherwise.
 unsigned MonthNumber(std::string_view token) {
   static constexpr std::array<std::string_view, 12> kMonths = {
@@ -123,6 +113,22 @@ std::string_view Trim(std::string_view s) {
 }
 
 }  // namespace
+
+char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string AsciiLower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = AsciiLower(c);
+  return out;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
+  }
+  return true;
+}
 
 Result<HttpUrl> ParseHttpUrl(std::string_view url, std::string_view what) {
   const std::string subject(what);

@@ -12,6 +12,11 @@
 
 namespace firebreak {
 
+// ASCII case folding for header names (locale-independent, unlike std::tolower).
+char AsciiLower(char c);
+std::string AsciiLower(std::string_view text);
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
 // "http://host[:port][/path][?query]" split into what a client needs.
 struct HttpUrl {
   std::string host;  // "example.com", "127.0.0.1", "::1" (brackets removed)

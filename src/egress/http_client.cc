@@ -7,6 +7,8 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <mutex>
 
+#include "common/http_util.h"
+
 namespace firebreak::egress {
 namespace {
 
@@ -19,16 +21,6 @@ constexpr const char* kUserAgent = "firebreak";
 void GlobalInit() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
-  }
-  return true;
 }
 
 std::string_view TrimView(std::string_view s) {
@@ -90,9 +82,7 @@ struct HttpClient::Transfer {
     if (line.rfind("HTTP/", 0) == 0) {
       transfer->response.headers.clear();  // a new response (after 100 Continue or a retry)
     } else if (size_t colon = line.find(':'); colon != std::string_view::npos && colon > 0) {
-      std::string name(line.substr(0, colon));
-      std::transform(name.begin(), name.end(), name.begin(), AsciiLower);
-      transfer->response.headers.emplace_back(std::move(name),
+      transfer->response.headers.emplace_back(AsciiLower(line.substr(0, colon)),
                                               std::string(TrimView(line.substr(colon + 1))));
     }
     return size * count;
@@ -162,17 +152,22 @@ int HttpClient::OnSocket(void* /*easy*/, int fd, int what, void* client, void* /
 
 int HttpClient::OnTimer(void* /*multi*/, long timeout_ms, void* client) {
   auto* self = static_cast<HttpClient*>(client);
-  if (timeout_ms < 0) {
-    self->timer_.cancel();
-    return 0;
-  }
-  // curl must not be re-entered from its own callback: even a zero timeout goes through
-  // the io_context.
-  self->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+  // curl moves its timer at nearly every call. Re-arming an Asio timer reprograms the
+  // reactor's timerfd (a syscall each time), so the timer is only moved *earlier*: a
+  // timer that fires before curl needs it, or after curl cancelled it, costs one cheap
+  // socket_action call that finds nothing due. curl must not be re-entered from its own
+  // callback: even a zero timeout goes through the io_context.
+  if (timeout_ms < 0) return 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  if (self->timer_armed_ && self->timer_deadline_ <= deadline) return 0;
+  self->timer_armed_ = true;
+  self->timer_deadline_ = deadline;
+  self->timer_.expires_at(deadline);
   std::weak_ptr<bool> alive = self->alive_;
   self->timer_.async_wait([self, alive](const boost::system::error_code& ec) {
     auto still = alive.lock();
-    if (ec || !still || !*still) return;
+    if (ec == boost::asio::error::operation_aborted || !still || !*still) return;
+    self->timer_armed_ = false;
     self->OnTimeout();
   });
   return 0;

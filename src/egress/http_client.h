@@ -75,6 +75,8 @@ class HttpClient {
   boost::asio::io_context& io_;
   void* multi_ = nullptr;  // CURLM*
   boost::asio::steady_timer timer_;
+  bool timer_armed_ = false;  // a wait on timer_ is pending
+  std::chrono::steady_clock::time_point timer_deadline_;
   std::map<int, std::shared_ptr<Socket>> sockets_;  // by fd, while curl watches it
   std::map<uint64_t, std::unique_ptr<Transfer>> transfers_;
   uint64_t next_id_ = 1;

@@ -15,14 +15,6 @@ namespace {
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), AsciiLower);
-  return out;
-}
-
 // Headers a caller may not pass through: hop-by-hop ones (RFC 9110 §7.6.1), framing
 // (curl frames the body itself), and the ones firebreak sets.
 bool Dropped(const std::string& lower_name, bool has_auth) {
@@ -137,13 +129,13 @@ void Integration::Call(EgressCall call, Callback done) {
   HeaderList& headers = pending->headers;
   headers.reserve(call.headers.size() + 4);
   for (auto& [name, value] : call.headers) {
-    std::string lower = Lower(name);
+    std::string lower = AsciiLower(name);
     if (Dropped(lower, has_auth)) continue;
     if (lower == "idempotency-key") {
       if (!call.idempotency_key.empty()) continue;  // the action's own key wins
       idempotency_key = true;
     }
-    if (has_auth && lower == Lower(auth_header_name_)) continue;
+    if (has_auth && lower == AsciiLower(auth_header_name_)) continue;
     headers.emplace_back(std::move(name), std::move(value));
   }
   if (has_auth) headers.emplace_back(auth_header_name_, auth_header_value_);

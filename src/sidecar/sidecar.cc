@@ -10,6 +10,7 @@
 #include <charconv>
 
 #include "common/crypto.h"
+#include "common/http_util.h"
 #include "common/json_string.h"
 #include "common/units.h"
 #include "telemetry/log.h"
@@ -45,12 +46,6 @@ bool HopByHop(std::string_view lower) {
   return lower == "connection" || lower == "keep-alive" || lower == "transfer-encoding" ||
          lower == "content-length" || lower == "te" || lower == "trailer" || lower == "upgrade" ||
          lower == "proxy-connection";
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  return out;
 }
 
 // Runs the blocking `fn` on `pool`; the awaiting coroutine resumes on its own executor.
@@ -169,7 +164,7 @@ asio::awaitable<Response> Sidecar::Impl::Proxy(Request& req, const urls::url_vie
   call.target = sub_path.empty() ? "/" : std::string(sub_path);
   if (url.has_query()) call.target += "?" + std::string(url.encoded_query());
   for (const auto& field : req) {
-    std::string lower = Lower(field.name_string());
+    std::string lower = AsciiLower(field.name_string());
     if (HopByHop(lower) || lower == "host") continue;
     if (lower == "traceparent") {
       if (IsValidTraceparent(field.value())) call.traceparent = std::string(field.value());

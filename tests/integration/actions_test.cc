@@ -80,25 +80,19 @@ class EffectsUpstream {
   UpstreamServer server_;  // last: stops before the maps go
 };
 
-class ActionsTest : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(ActionsTest, EveryActionIsAppliedOnceUnderOneKeyAcrossRandomKill9s) {
-  TempDir dir;
-  QueueBackend backend(GetParam(), dir);
-  ASSERT_TRUE(backend.Start()) << backend.Describe();
-  EffectsUpstream upstream;
-  const uint16_t port = FreePort();
+// A `run` config: an hmac source "test" (dedupe on /id) feeding job type "work", run by
+// `handler` (a TOML command array), and the integration `name` at `base_url`.
+std::string ActionsConfig(const TempDir& dir, uint16_t port, const std::string& queue_toml,
+                          const std::string& handler, const std::string& job_keys,
+                          const std::string& name, const std::string& base_url,
+                          const std::string& integration_keys) {
   dir.Write("secret", kSecret);
-  const std::string bot = dir.Write("bot.py", kActingBot);
-  const std::string runs = dir.File("runs.ndjson");
-  const std::string config = dir.Write("firebreak.toml", R"([server]
+  return dir.Write("firebreak.toml", R"([server]
 listen = "127.0.0.1:)" + std::to_string(port) + R"("
 threads = 1
-)" + backend.QueueToml() + R"(
+)" + queue_toml + R"(
 [worker]
 sidecar = "127.0.0.1:0"
-[telemetry]
-log_level = "warn"
 [[sources]]
 name = "test"
 kind = "hmac"
@@ -108,17 +102,32 @@ dedupe = "/id"
 job = "work"
 [[jobs]]
 type = "work"
-handler = { command = ["/usr/bin/python3", ")" + bot + R"(", ")" + runs + R"("] }
-concurrency = 4
-timeout = "1s"
-max_attempts = 20
+handler = { command = )" + handler + R"( }
+)" + job_keys + R"(
 [[integrations]]
-name = "effects"
-base_url = ")" + upstream.Url() + R"("
-timeout = "500ms"
-max_concurrency = 8
-retry = { attempts = 2, backoff = ["100ms"] }
-)");
+name = ")" + name + R"("
+base_url = ")" + base_url + R"("
+)" + integration_keys);
+}
+
+std::string Python(const std::string& script, const std::string& arg = "") {
+  return "[\"/usr/bin/python3\", \"" + script + "\"" + (arg.empty() ? "" : ", \"" + arg + "\"") + "]";
+}
+
+class ActionsTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ActionsTest, EveryActionIsAppliedOnceUnderOneKeyAcrossRandomKill9s) {
+  TempDir dir;
+  QueueBackend backend(GetParam(), dir);
+  ASSERT_TRUE(backend.Start()) << backend.Describe();
+  EffectsUpstream upstream;
+  const uint16_t port = FreePort();
+  const std::string bot = dir.Write("bot.py", kActingBot);
+  const std::string runs = dir.File("runs.ndjson");
+  const std::string config = ActionsConfig(
+      dir, port, backend.QueueToml() + "[telemetry]\nlog_level = \"warn\"\n", Python(bot, runs),
+      "concurrency = 4\ntimeout = \"1s\"\nmax_attempts = 20\n", "effects", upstream.Url(),
+      "timeout = \"500ms\"\nmax_concurrency = 8\nretry = { attempts = 2, backoff = [\"100ms\"] }\n");
 
   std::mt19937 rng(GetParam() == "sqlite" ? 7 : 11);
   constexpr int kCycles = 6;
@@ -189,31 +198,12 @@ TEST(ActionsCrashTest, AHandlerRerunAfterItsAnswerWasLostCreatesNoNewActions) {
   TempDir dir;
   EffectsUpstream upstream;
   const uint16_t port = FreePort();
-  dir.Write("secret", kSecret);
   const std::string bot = dir.Write("bot.py", kActingBot);
   const std::string runs = dir.File("runs.ndjson");
   const std::string db = dir.File("q.db");
-  const std::string config = dir.Write("firebreak.toml", R"([server]
-listen = "127.0.0.1:)" + std::to_string(port) + R"("
-[queue]
-path = ")" + db + R"("
-[worker]
-sidecar = "127.0.0.1:0"
-[[sources]]
-name = "test"
-kind = "hmac"
-path = "/hooks/test"
-secret = { file = ")" + dir.File("secret") + R"(" }
-dedupe = "/id"
-job = "work"
-[[jobs]]
-type = "work"
-handler = { command = ["/usr/bin/python3", ")" + bot + R"(", ")" + runs + R"("] }
-timeout = "1s"
-[[integrations]]
-name = "effects"
-base_url = ")" + upstream.Url() + R"("
-)");
+  const std::string config =
+      ActionsConfig(dir, port, "[queue]\npath = \"" + db + "\"\n", Python(bot, runs),
+                    "timeout = \"1s\"\n", "effects", upstream.Url(), "");
   auto answers = [&] {
     int n = 0;
     for (const std::string& line : ReadLines(runs)) n += line.find("answered") != std::string::npos;
@@ -276,36 +266,16 @@ TEST(ActionsErrorsTest, BadActionsAndUpstreamRefusalsEndInTheDeadLetterQueue) {
     return UpstreamReply{};
   });
   const uint16_t port = FreePort();
-  dir.Write("secret", kSecret);
   const std::string bot = dir.Write("bot.py", R"PY(
 import json, sys
 for line in sys.stdin:
     env = json.loads(line)
     print(json.dumps({"id": env["id"], "ok": True, "actions": env["payload"]["actions"]}), flush=True)
 )PY");
-  const std::string config = dir.Write("firebreak.toml", R"([server]
-listen = "127.0.0.1:)" + std::to_string(port) + R"("
-[queue]
-path = ")" + dir.File("q.db") + R"("
-[worker]
-sidecar = "127.0.0.1:0"
-[[sources]]
-name = "test"
-kind = "hmac"
-path = "/hooks/test"
-secret = { file = ")" + dir.File("secret") + R"(" }
-dedupe = "/id"
-job = "work"
-[[jobs]]
-type = "work"
-handler = { command = ["/usr/bin/python3", ")" + bot + R"("] }
-max_attempts = 2
-backoff = { base = "50ms", factor = 1, max = "50ms" }
-[[integrations]]
-name = "api"
-base_url = ")" + upstream.Url() + R"("
-retry = { attempts = 1 }
-)");
+  const std::string config = ActionsConfig(
+      dir, port, "[queue]\npath = \"" + dir.File("q.db") + "\"\n", Python(bot),
+      "max_attempts = 2\nbackoff = { base = \"50ms\", factor = 1, max = \"50ms\" }\n", "api",
+      upstream.Url(), "retry = { attempts = 1 }\n");
   FirebreakProcess process("run", config, dir.File("log.txt"), port);
   ASSERT_TRUE(process.Start()) << process.Log();
   auto send = [&](const std::string& id, const std::string& actions) {

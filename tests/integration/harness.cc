@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "support/process.h"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
@@ -72,39 +74,15 @@ std::vector<std::string> ReadLines(const std::string& path) {
   return lines;
 }
 
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+uint16_t FreePort() { return PickFreePort(); }
 
 namespace {
 
-pid_t Spawn(const std::vector<std::string>& args, const std::string& out_path) {
-  std::vector<char*> argv;
-  std::string bin = FirebreakBin();
-  argv.push_back(bin.data());
-  std::vector<std::string> copy = args;
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
+// The firebreak binary with `args`, output appended to `out_path`.
+pid_t SpawnFirebreak(const std::vector<std::string>& args, const std::string& out_path) {
+  std::vector<std::string> argv = {FirebreakBin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Spawn(argv, out_path);
 }
 
 int WaitPid(pid_t pid, std::chrono::milliseconds timeout) {
@@ -126,7 +104,7 @@ int WaitPid(pid_t pid, std::chrono::milliseconds timeout) {
 CommandResult RunFirebreak(const std::vector<std::string>& args, std::chrono::seconds timeout) {
   TempDir dir;
   std::string out = dir.File("out.txt");
-  pid_t pid = Spawn(args, out);
+  pid_t pid = SpawnFirebreak(args, out);
   CommandResult result;
   result.exit_code = WaitPid(pid, timeout);
   if (result.exit_code == -1) {
@@ -149,7 +127,7 @@ FirebreakProcess::~FirebreakProcess() {
 }
 
 bool FirebreakProcess::Start(std::chrono::seconds timeout) {
-  pid_ = Spawn({role_, "-c", config_path_}, log_path_);
+  pid_ = SpawnFirebreak({role_, "-c", config_path_}, log_path_);
   if (role_ == "worker") {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     return waitpid(pid_, nullptr, WNOHANG) == 0;
