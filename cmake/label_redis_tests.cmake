@@ -1,9 +1,15 @@
 # Included by ctest after gtest_discover_tests' own files: tests that start a real
-# redis-server get the extra label "redis" (ctest -L redis / -LE redis), per STYLE.md.
+# redis-server get the extra label "redis", tests that start a PostgreSQL cluster the
+# label "postgres" (ctest -L redis / -LE postgres), per STYLE.md.
 foreach(suite unit integration)
   foreach(test_name IN LISTS ${suite}_tests_TESTS)
+    set(labels "${suite}")
     if(test_name MATCHES "/redis( |$)|Redis")
-      set_tests_properties("${test_name}" PROPERTIES LABELS "${suite};redis")
+      list(APPEND labels redis)
     endif()
+    if(test_name MATCHES "/postgres( |$)|Postgres")
+      list(APPEND labels postgres)
+    endif()
+    set_tests_properties("${test_name}" PROPERTIES LABELS "${labels}")
   endforeach()
 endforeach()

@@ -36,6 +36,14 @@ std::string HeaderValue(const HeaderList& headers, std::string_view lower_name) 
   return "";
 }
 
+EgressResult ShutdownResult(int attempts) {
+  EgressResult result;
+  result.kind = EgressResult::Kind::kShutdown;
+  result.error = "firebreak is stopping";
+  result.attempts = attempts;
+  return result;
+}
+
 }  // namespace
 
 const char* EgressResultKindName(EgressResult::Kind kind) {
@@ -120,7 +128,7 @@ void Integration::Call(EgressCall call, Callback done) {
   auto pending = std::make_shared<Pending>(io_);
   pending->done = std::move(done);
   if (shut_down_) {
-    Finish(pending, {EgressResult::Kind::kShutdown, 0, {}, "", "firebreak is stopping", 0, {}});
+    Finish(pending, ShutdownResult(0));
     return;
   }
   // Everything below is decided on this thread in microseconds; a rejection costs no I/O.
@@ -333,6 +341,7 @@ void Integration::OnResponse(const std::shared_ptr<Pending>& call, ClientRespons
 
   EgressResult result;
   result.attempts = call->attempts;
+  result.opened_breaker = changed && *changed == BreakerState::kOpen;
   ClientResponse& last = call->last;
   switch (last.outcome.kind) {
     case AttemptOutcome::Kind::kResponse:
@@ -351,6 +360,10 @@ void Integration::OnResponse(const std::shared_ptr<Pending>& call, ClientRespons
       result.kind = EgressResult::Kind::kConnectionError;
       result.error = last.error;
       break;
+  }
+  if (result.opened_breaker && !result.retry_after) {
+    result.retry_after = std::chrono::ceil<milliseconds>(
+        microseconds(std::max<int64_t>(0, breaker_.OpenUntilUs() - now)));
   }
   if (failed || (answered && last.outcome.status == 429)) {
     log::Warn("integration call failed",
@@ -473,8 +486,7 @@ void Integration::Shutdown() {
   queued_.clear();
   for (auto& [raw, call] : active_) calls.push_back(call);
   for (const std::shared_ptr<Pending>& call : calls) {
-    Finish(call, {EgressResult::Kind::kShutdown, 0, {}, "", "firebreak is stopping",
-                  call->attempts, {}});
+    Finish(call, ShutdownResult(call->attempts));
   }
 }
 

@@ -55,6 +55,10 @@ struct EgressResult {
   std::string body;
   std::string error;  // for everything but kResponse
   int attempts = 0;   // attempts sent upstream
+  // The last attempt's failure opened (or, as a half-open probe, reopened) the breaker:
+  // the upstream is down, not this request wrong. Actions defer instead of spending an
+  // attempt, so the one that happens to be the probe is not pushed to the DLQ.
+  bool opened_breaker = false;
   // When to try again: the upstream's Retry-After (kResponse), the breaker's remaining
   // open time (kRejectedOpen) or the wait for a token (kRateLimited).
   std::optional<std::chrono::milliseconds> retry_after;

@@ -54,6 +54,9 @@ struct JobFinish {
   Disposition disposition = Disposition::kSucceeded;
   int64_t run_at_ms = 0;  // kRetry and kRelease
   AttemptRecord record;   // ignored for kSucceeded
+  // kRelease only: false leaves no attempt record (a deferral that sent nothing: an
+  // action waiting out an open breaker must not grow its history every open_for).
+  bool keep_record = true;
   // kSucceeded only: jobs stored in the same commit as the outcome (the outbox: a
   // handler's actions). Either the job is done and all of these are stored, or neither
   // happened. A follow-up whose dedupe key is live (or whose id exists) is skipped, so a

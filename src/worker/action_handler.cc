@@ -33,6 +33,7 @@ HandlerResult FromEgress(egress::EgressResult result) {
       const bool retryable = status == 408 || status == 429 || status >= 500 || status < 200 ||
                              (status >= 300 && status < 400);
       out.kind = retryable ? HandlerResult::Kind::kFailed : HandlerResult::Kind::kRejected;
+      if (retryable && result.opened_breaker) out.kind = HandlerResult::Kind::kDeferred;
       return out;
     }
     case Kind::kRejectedOpen:
@@ -44,7 +45,8 @@ HandlerResult FromEgress(egress::EgressResult result) {
     case Kind::kTimeout:
     case Kind::kConnectionError:
     case Kind::kShutdown:
-      out.kind = HandlerResult::Kind::kFailed;
+      out.kind = result.opened_breaker ? HandlerResult::Kind::kDeferred
+                                       : HandlerResult::Kind::kFailed;
       out.error = result.error;
       return out;
   }

@@ -298,6 +298,7 @@ class Worker::Impl {
       finish.disposition = Disposition::kRelease;
       finish.run_at_ms = clock_.NowMs() + std::max<int64_t>(delay.count(), 10);
       finish.record.outcome = "deferred";
+      finish.keep_record = false;
       log::Info("job deferred", {{"job_id", job.id},
                                  {"job_type", job.type},
                                  {"attempt", job.attempt},

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -309,6 +310,52 @@ for line in sys.stdin:
         return false;
       },
       milliseconds(10'000)));
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
+// An upstream outage opens the breaker: actions wait it out (deferred, attempts not
+// spent) instead of exhausting max_attempts into the DLQ, and go out once it is back.
+TEST(ActionsErrorsTest, AnOpenBreakerDefersActionsInsteadOfDeadLetteringThem) {
+  TempDir dir;
+  std::atomic<bool> healthy{false};
+  UpstreamServer upstream([&](const UpstreamRequest&) {
+    return healthy ? UpstreamReply{} : UpstreamReply{500, {}, "{\"error\":\"down\"}"};
+  });
+  const uint16_t port = FreePort();
+  const std::string bot = dir.Write("bot.py", R"PY(
+import json, sys
+for line in sys.stdin:
+    env = json.loads(line)
+    action = {"integration": "api", "path": "/notify", "json": {"event": env["payload"]["id"]}}
+    print(json.dumps({"id": env["id"], "ok": True, "actions": [action]}), flush=True)
+)PY");
+  const std::string config = ActionsConfig(
+      dir, port, "[queue]\npath = \"" + dir.File("q.db") + "\"\n", Python(bot),
+      "max_attempts = 3\nbackoff = { base = \"100ms\", factor = 1, max = \"100ms\" }\n", "api",
+      upstream.Url(),
+      "retry = { attempts = 1 }\nbreaker = { failure_rate = 0.5, min_calls = 2, window = \"30s\", "
+      "open_for = \"1s\" }\n");
+  FirebreakProcess process("run", config, dir.File("log.txt"), port);
+  ASSERT_TRUE(process.Start()) << process.Log();
+  for (int i = 0; i < 5; ++i) {
+    auto res = PostHmacSigned(port, "/hooks/test", kSecret, "{\"id\":\"n" + std::to_string(i) + "\"}");
+    ASSERT_TRUE(res.ok() && res->status == 200);
+  }
+  // Down for 4 s: far more than 3 attempts' worth of 100 ms backoff.
+  std::this_thread::sleep_for(milliseconds(4000));
+  EXPECT_NE(process.Log().find("\"msg\":\"job deferred\""), std::string::npos) << process.Log();
+  healthy = true;
+  EXPECT_TRUE(WaitFor([&] { return QueuedJobs(config) == 0; }, milliseconds(20'000)))
+      << process.Log();
+  auto dead = RunFirebreak({"dlq", "list", "-c", config});
+  EXPECT_EQ(dead.out.find("action:api"), std::string::npos) << dead.out;
+  std::string scrape = ScrapeMetrics(port);
+  EXPECT_EQ(MetricValue(scrape, "firebreak_jobs_total",
+                        {"job_type=\"action:api\"", "outcome=\"succeeded\""}),
+            5);
+  EXPECT_GT(MetricValue(scrape, "firebreak_integration_requests_total",
+                        {"integration=\"api\"", "outcome=\"rejected_open\""}),
+            0);
   EXPECT_EQ(process.Terminate(), 0);
 }
 

@@ -518,6 +518,23 @@ TEST_P(QueueContractTest, ReleaseReturnsTheJobWithoutSpendingTheAttempt) {
   EXPECT_EQ(stored->attempts[0].error, "shutdown");
 }
 
+TEST_P(QueueContractTest, AReleaseCanLeaveNoAttemptRecord) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1))).outcome, EnqueueOutcome::kAccepted);
+  for (int i = 0; i < 3; ++i) {
+    std::vector<Job> claimed = ClaimWithinSweep(*queue, "test.event", 1);
+    ASSERT_EQ(claimed.size(), 1u);
+    EXPECT_EQ(claimed[0].attempt, 1);  // deferrals do not spend attempts
+    JobFinish deferred = Finished(claimed[0], Disposition::kRelease, clock_.NowMs());
+    deferred.keep_record = false;
+    ASSERT_TRUE(FinishSync(*queue, deferred).ok());
+  }
+  Result<Job> job = queue->GetJob(JobId(1));
+  ASSERT_TRUE(job.ok());
+  EXPECT_TRUE(job->attempts.empty());
+}
+
 TEST_P(QueueContractTest, DelayedJobWaitsForRunAt) {
   auto queue = Open();
   ASSERT_NE(queue, nullptr);

@@ -377,7 +377,10 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
                                        std::to_string(finish.attempt),
                                        DispositionName(finish.disposition),
                                        std::to_string(finish.run_at_ms),
-                                       AttemptJson(record)};
+                                       finish.keep_record ||
+                                               finish.disposition != Disposition::kRelease
+                                           ? AttemptJson(record)
+                                           : std::string()};
       if (finish.disposition == Disposition::kSucceeded && !finish.follow_ups.empty()) {
         args.push_back(std::to_string(std::max<int64_t>(1, config_.dedupe_ttl.count())));
         args.push_back(std::to_string(finish.follow_ups.size()));

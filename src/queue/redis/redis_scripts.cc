@@ -207,7 +207,7 @@ if disposition == 'succeeded' then
   if woke then return 'woke' end
   return 'ok'
 end
-redis.call('RPUSH', P .. 'att:' .. id, ARGV[6])
+if ARGV[6] ~= '' then redis.call('RPUSH', P .. 'att:' .. id, ARGV[6]) end
 redis.call('HSET', jk, 'lease_until', '0')
 if disposition == 'dead' then
   kill(id, typ, okey, now)

@@ -773,7 +773,10 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
       // The record is filed under the attempt the job held, whatever the caller wrote.
       AttemptRecord record = finish.record;
       record.attempt = finish.attempt;
-      if (Status s = InsertAttempt(finish.job_id, record); !s.ok()) return s;
+      const bool keep = finish.keep_record || finish.disposition != Disposition::kRelease;
+      if (keep) {
+        if (Status s = InsertAttempt(finish.job_id, record); !s.ok()) return s;
+      }
       if (retry) {
         ++depth_;
         wake_after_commit_ = true;
