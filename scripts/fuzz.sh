@@ -12,7 +12,7 @@ cmake -S fuzz -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
 cmake --build build/fuzz -j "$(nproc)"
 
 status=0
-for target in sources form_json config; do
+for target in sources form_json config actions; do
   corpus=build/fuzz/corpus/$target
   mkdir -p "$corpus"
   log=build/fuzz/$target.log

@@ -1,0 +1,42 @@
+// A handler's "actions" array (untrusted: any bot, any language): BuildActionJobs must never
+// crash, and every job it builds must carry a payload that ParseActionPayload reads back
+// to the same integration and path, with a dedupe key and a JSON payload.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "ingress/json_body.h"
+#include "worker/actions.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace firebreak;
+  static const Config config = [] {
+    Config c;
+    IntegrationConfig api;
+    api.name = "slack-api";
+    api.base_url = "https://slack.com";
+    c.integrations.push_back(api);
+    return c;
+  }();
+  Job parent;
+  parent.id = "01JFUZZPARENT0000000000000";
+  parent.type = "slack.event";
+  parent.source = "slack";
+  parent.max_attempts = 5;
+  parent.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  Result<std::vector<NewJob>> jobs = BuildActionJobs(input, parent, config, 1'700'000'000'000);
+  if (!jobs.ok()) return 0;
+  for (const NewJob& job : *jobs) {
+    if (job.dedupe_keys.size() != 1 || job.type != "action:slack-api") std::abort();
+    if (!ParseJsonBody(job.payload_json).ok()) std::abort();
+    Result<Action> action = ParseActionPayload(job.payload_json);
+    if (!action.ok() || action->integration != "slack-api" || action->path.empty() ||
+        action->path.front() != '/') {
+      std::abort();
+    }
+  }
+  return 0;
+}
