@@ -11,7 +11,7 @@ build_pkgs=(
   libssl-dev libsimdjson-dev nlohmann-json3-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libcurl4-openssl-dev libhiredis-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
-  python3 curl
+  python3 curl ca-certificates
 )
 test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev)
 bench_pkgs=(wrk nginx-light linux-perf valgrind)
