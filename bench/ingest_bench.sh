@@ -19,24 +19,7 @@ bench_workdir firebreak-bench
 
 echo "== baseline: nginx, 1 worker, return 200"
 nginx_port=$(free_port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / { return 200 "OK"; }
-  }
-}
-NGINX
-/usr/sbin/nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & pids+=($!)
-wait_http "http://127.0.0.1:$nginx_port/"
+start_nginx "$nginx_port" '"OK"'
 python3 bench/gen_requests.py bench-secret "$EVENTS" "$work/requests.txt"
 # nginx answers POSTs with 200 too; it gets the same requests, bodies and all.
 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/signed.lua \

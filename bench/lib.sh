@@ -17,6 +17,31 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# A bare nginx (one worker) on 127.0.0.1:$1 answering every request with 200 and the
+# body $2 (nginx `return` syntax, e.g. '"OK"'), as a baseline or a simulated upstream.
+# Appends its PID to $pids and waits until it answers.
+start_nginx() {
+  mkdir -p "$work/nginx"
+  cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$1;
+    keepalive_requests 1000000;
+    location / { default_type application/json; return 200 $2; }
+  }
+}
+NGINX
+  /usr/sbin/nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & pids+=($!)
+  wait_http "http://127.0.0.1:$1/"
+}
+
 wait_http() {
   for _ in $(seq 1 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
   return 1

@@ -16,24 +16,7 @@ source bench/lib.sh
 bench_workdir firebreak-sidecar-bench
 
 up_port=$(free_port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server {
-    listen 127.0.0.1:$up_port;
-    keepalive_requests 1000000;
-    location / { default_type application/json; return 200 '{"ok":true,"channel":"C1","ts":"1700000000.000100"}'; }
-  }
-}
-NGINX
-/usr/sbin/nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & pids+=($!)
-wait_http "http://127.0.0.1:$up_port/"
+start_nginx "$up_port" "'{\"ok\":true,\"channel\":\"C1\",\"ts\":\"1700000000.000100\"}'"
 
 sidecar_port=$(free_port)
 cat > "$work/firebreak.toml" <<TOML
@@ -77,7 +60,7 @@ d1r, d1a, d1b, s1r, s1a, s1b, d32r, d32a, d32b, s32r, s32a, s32b = map(float, sy
 print("== sidecar proxy overhead (GET through /v1/integrations/up/... vs. the upstream directly)")
 print(f"1 connection:   direct p50 {d1a*1000:.0f} us p99 {d1b*1000:.0f} us ({d1r:.0f}/s); "
       f"sidecar p50 {s1a*1000:.0f} us p99 {s1b*1000:.0f} us ({s1r:.0f}/s)")
-print(f"                overhead per call: p50 +{(s1a-d1a)*1000:.0f} us, p99 +{(s1b-d1b)*1000:.0f} us")
+print(f"                overhead per call: p50 {(s1a-d1a)*1000:+.0f} us, p99 {(s1b-d1b)*1000:+.0f} us")
 print(f"32 connections: direct p50 {d32a:.2f} ms p99 {d32b:.2f} ms ({d32r:.0f}/s); "
       f"sidecar p50 {s32a:.2f} ms p99 {s32b:.2f} ms ({s32r:.0f}/s, {s32r/d32r:.2f}x direct)")
 PY

@@ -1,10 +1,16 @@
 #include "store/kv_store.h"
 
+#include <algorithm>
+
 #include "store/postgres/postgres_kv.h"
 #include "store/redis/redis_kv.h"
 #include "store/sqlite/sqlite_kv.h"
 
 namespace firebreak {
+
+int64_t ExpiresAt(const PutOptions& options, int64_t now_ms) {
+  return options.ttl ? now_ms + std::max<int64_t>(1, options.ttl->count()) : 0;
+}
 
 Status CheckStoreKey(const std::string& key) {
   if (key.empty()) return InvalidArgument("key is empty");

@@ -61,6 +61,9 @@ class KvStore {
 Result<std::unique_ptr<KvStore>> OpenSessionStore(const Config& config, Clock& clock);
 Result<std::unique_ptr<KvStore>> OpenStateStore(const Config& config, Clock& clock);
 
+// When a value put now with `options` expires (wall-clock ms; 0 = never).
+int64_t ExpiresAt(const PutOptions& options, int64_t now_ms);
+
 // Checks key and value against the limits (kInvalidArgument naming the problem).
 Status CheckStoreKey(const std::string& key);
 Status CheckStoreValue(const std::string& value);

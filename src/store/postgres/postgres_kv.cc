@@ -130,7 +130,7 @@ Result<int64_t> PostgresKvStore::Put(const std::string& key, const std::string& 
   if (Status s = CheckStoreValue(value); !s.ok()) return s;
   std::lock_guard lock(mu_);
   const int64_t now = clock_.NowMs();
-  const int64_t expires_at = options.ttl ? now + std::max<int64_t>(1, options.ttl->count()) : 0;
+  const int64_t expires_at = ExpiresAt(options, now);
   std::string sql;
   std::vector<pg::Param> params = {Text(namespace_), Text(key), Bytes(value), Text(content_type),
                                    Number(expires_at), Number(now)};

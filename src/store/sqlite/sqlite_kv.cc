@@ -127,7 +127,7 @@ Result<int64_t> SqliteKvStore::Put(const std::string& key, const std::string& va
   if (Status s = CheckStoreValue(value); !s.ok()) return s;
   std::lock_guard lock(mu_);
   const int64_t now = clock_.NowMs();
-  const int64_t expires_at = options.ttl ? now + std::max<int64_t>(1, options.ttl->count()) : 0;
+  const int64_t expires_at = ExpiresAt(options, now);
   sqlite::Statement& statement = !options.if_version       ? upsert_
                                  : *options.if_version == 0 ? create_
                                                             : update_if_;
