@@ -32,9 +32,6 @@ Status CheckSupportedByThisBuild(const Config& config) {
   if (config.server.admin_token) {
     return unsupported(config.server.admin_token->where, "server.admin_token", "the admin API");
   }
-  if (!config.telemetry.otlp_endpoint.empty()) {
-    return unsupported(config.file, "telemetry.otlp_endpoint", "OTLP trace export");
-  }
   return Status::Ok();
 }
 

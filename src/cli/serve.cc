@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "common/http_util.h"
 #include "egress/egress.h"
 #include "ingress/server.h"
 #include "ingress/source.h"
@@ -17,6 +18,7 @@
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/queue_gauges.h"
+#include "telemetry/tracing.h"
 #include "worker/handler.h"
 #include "worker/running_jobs.h"
 #include "worker/worker.h"
@@ -119,6 +121,19 @@ int Serve(const std::string& config_path, Role role) {
   }
   std::unique_ptr<Queue> queue = std::move(*opened).value();
   Metrics metrics;
+  if (!config.telemetry.otlp_endpoint.empty()) {
+    trace::ExporterOptions options;
+    options.endpoint = config.telemetry.otlp_endpoint;
+    options.service_name = config.telemetry.service_name;
+    trace::StartExport(options, metrics.trace());
+    log::Info("exporting traces", {{"otlp_endpoint", RedactUrl(config.telemetry.otlp_endpoint)},
+                                   {"service_name", config.telemetry.service_name}});
+  }
+  // On every way out: sends the spans still queued (bounded by one export timeout) and
+  // stops the export thread before `metrics`, which it counts into, goes away.
+  struct StopTracing {
+    ~StopTracing() { trace::StopExport(); }
+  } stop_tracing;
   // The backend logs the shortfall itself (and again if it changes after a reconnect).
   metrics.SetDurabilityDegraded(!queue->DurabilityShortfall().empty());
 

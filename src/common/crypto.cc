@@ -104,6 +104,10 @@ std::string TraceIdOf(std::string_view traceparent) {
   return traceparent.size() >= 35 ? std::string(traceparent.substr(3, 32)) : std::string();
 }
 
+std::string SpanIdOf(std::string_view traceparent) {
+  return IsValidTraceparent(traceparent) ? std::string(traceparent.substr(36, 16)) : std::string();
+}
+
 bool IsValidTraceparent(std::string_view v) {
   // 00-<32 hex>-<16 hex>-<2 hex>, trace and span not all zeros.
   if (v.size() != 55 || v.substr(0, 3) != "00-" || v[35] != '-' || v[52] != '-') return false;

@@ -44,5 +44,7 @@ std::string ChildTraceparent(std::string_view parent);
 bool IsValidTraceparent(std::string_view value);
 // The 32-hex trace id of a traceparent, "" if it is too short to hold one.
 std::string TraceIdOf(std::string_view traceparent);
+// The 16-hex span id of a valid traceparent, else "".
+std::string SpanIdOf(std::string_view traceparent);
 
 }  // namespace firebreak

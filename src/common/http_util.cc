@@ -219,4 +219,18 @@ std::optional<milliseconds> ParseRetryAfter(std::string_view value, int64_t now_
   return milliseconds(delta_ms);
 }
 
+// "redis://:hunter2@host/0" → "redis://:***@host/0".
+std::string RedactUrl(const std::string& url) {
+  size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return url;
+  size_t authority_start = scheme_end + 3;
+  size_t authority_end = url.find_first_of("/?#", authority_start);
+  if (authority_end == std::string::npos) authority_end = url.size();
+  size_t at = url.rfind('@', authority_end);
+  if (at == std::string::npos || at < authority_start) return url;
+  size_t colon = url.find(':', authority_start);
+  if (colon == std::string::npos || colon > at) return url;
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
 }  // namespace firebreak

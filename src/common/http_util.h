@@ -36,4 +36,8 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url, std::string_view what = "hand
 std::optional<std::chrono::milliseconds> ParseRetryAfter(std::string_view value,
                                                          int64_t now_epoch_ms);
 
+// A URL with the password of its userinfo masked, for logs and summaries:
+// "redis://:hunter2@host/0" → "redis://:***@host/0".
+std::string RedactUrl(const std::string& url);
+
 }  // namespace firebreak

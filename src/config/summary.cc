@@ -3,25 +3,12 @@
 #include <cstdio>
 #include <string>
 
+#include "common/http_util.h"
 #include "common/units.h"
 #include "config/config.h"
 
 namespace firebreak {
 namespace {
-
-// "redis://:hunter2@host/0" → "redis://:***@host/0".
-std::string RedactUrl(const std::string& url) {
-  size_t scheme_end = url.find("://");
-  if (scheme_end == std::string::npos) return url;
-  size_t authority_start = scheme_end + 3;
-  size_t authority_end = url.find_first_of("/?#", authority_start);
-  if (authority_end == std::string::npos) authority_end = url.size();
-  size_t at = url.rfind('@', authority_end);
-  if (at == std::string::npos || at < authority_start) return url;
-  size_t colon = url.find(':', authority_start);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
-}
 
 std::string FormatSize(uint64_t bytes) {
   constexpr uint64_t kKiB = 1024;

@@ -8,6 +8,7 @@
 #include "common/http_util.h"
 #include "common/units.h"
 #include "telemetry/log.h"
+#include "telemetry/tracing.h"
 
 namespace firebreak::egress {
 namespace {
@@ -80,6 +81,8 @@ struct Integration::Pending {
   uint64_t transfer = 0;  // the running HTTP transfer, 0 when none
   bool finished = false;
   ClientResponse last;  // the last attempt's answer, for the final result
+  std::string parent_traceparent;  // the caller's context; call.traceparent is this call's
+  int64_t started_unix_ns = 0;     // 0 when tracing is off
   boost::asio::steady_timer timer;  // queue deadline, waits for a token, backoff
 };
 
@@ -147,7 +150,12 @@ void Integration::Call(EgressCall call, Callback done) {
     headers.emplace_back(std::move(name), std::move(value));
   }
   if (has_auth) headers.emplace_back(auth_header_name_, auth_header_value_);
-  if (!call.traceparent.empty()) headers.emplace_back("traceparent", call.traceparent);
+  // The call's own span is a child of the caller's context (a job attempt), or starts a
+  // trace; the upstream sees the call's span as its parent.
+  pending->parent_traceparent = std::move(call.traceparent);
+  call.traceparent = ChildTraceparent(pending->parent_traceparent);
+  if (trace::Enabled()) pending->started_unix_ns = trace::NowUnixNs();
+  headers.emplace_back("traceparent", call.traceparent);
   if (!call.job_id.empty()) headers.emplace_back("X-Firebreak-Job-Id", call.job_id);
   if (!call.idempotency_key.empty()) headers.emplace_back("Idempotency-Key", call.idempotency_key);
   pending->replay_safe = ReplaySafe(call.method, idempotency_key);
@@ -417,9 +425,33 @@ void Integration::Finish(const std::shared_ptr<Pending>& call, EgressResult resu
     call->probe = false;
   }
   if (active_.erase(call.get()) > 0) ReleaseSlot();
+  if (call->started_unix_ns != 0) RecordSpan(*call, result);
   boost::asio::post(io_, [done = std::move(call->done), result = std::move(result)]() mutable {
     done(std::move(result));
   });
+}
+
+void Integration::RecordSpan(const Pending& call, const EgressResult& result) const {
+  trace::Span span = trace::Span::For(call.call.method + " " + config_.name,
+                                      trace::SpanKind::kClient, call.call.traceparent,
+                                      call.parent_traceparent, call.started_unix_ns);
+  span.end_unix_ns = trace::NowUnixNs();
+  span.Set("http.request.method", call.call.method);
+  // Without the query: it may carry tokens.
+  span.Set("url.full", call.url.substr(0, call.url.find('?')));
+  span.Set("firebreak.integration", config_.name);
+  span.Set("firebreak.outcome", std::string(EgressResultKindName(result.kind)));
+  span.Set("firebreak.attempts", static_cast<int64_t>(result.attempts));
+  if (!call.call.job_id.empty()) span.Set("firebreak.job_id", call.call.job_id);
+  if (result.kind == EgressResult::Kind::kResponse) {
+    span.Set("http.response.status_code", static_cast<int64_t>(result.status));
+    span.error = result.status >= 500;
+    if (span.error) span.status_message = "HTTP " + std::to_string(result.status);
+  } else {
+    span.error = true;
+    span.status_message = result.error;
+  }
+  trace::Record(std::move(span));
 }
 
 void Integration::ReleaseSlot() {

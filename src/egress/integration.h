@@ -34,7 +34,9 @@ struct EgressCall {
   std::string target = "/";    // path (and ?query) under base_url, starting with '/'
   HeaderList headers;          // the caller's own (hop-by-hop and Host already removed)
   std::string body;
-  std::string traceparent;      // sent as `traceparent` when non-empty
+  // The caller's trace context (e.g. the job attempt's); the call gets a child span of
+  // it (a new trace when empty) and sends that as `traceparent`.
+  std::string traceparent;
   std::string job_id;           // sent as X-Firebreak-Job-Id when non-empty
   std::string idempotency_key;  // sent as Idempotency-Key when non-empty (actions)
 };
@@ -108,6 +110,8 @@ class Integration {
   void OnResponse(const std::shared_ptr<Pending>& call, ClientResponse response);
   void Finish(const std::shared_ptr<Pending>& call, EgressResult result);
   void ReleaseSlot();
+  // The call's client span (tracing on only).
+  void RecordSpan(const Pending& call, const EgressResult& result) const;
   void NoteBreaker(std::optional<BreakerState> changed, const std::string& why);
   void ScheduleHalfOpen();
   void Wait(const std::shared_ptr<Pending>& call, std::chrono::microseconds delay,

@@ -10,8 +10,9 @@
 #include "common/json_string.h"
 #include "ingress/json_body.h"
 #include "net/http_server.h"
-#include "telemetry/queue_gauges.h"
 #include "telemetry/log.h"
+#include "telemetry/queue_gauges.h"
+#include "telemetry/tracing.h"
 
 namespace firebreak {
 
@@ -153,35 +154,61 @@ Response IngressServer::Impl::Metrics(const Request& req) {
 
 asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const Route& route) {
   auto started = std::chrono::steady_clock::now();
+  const int64_t started_unix_ns = trace::Enabled() ? trace::NowUnixNs() : 0;
   const SourceConfig& source = route.source->config();
   SourceMetrics& m = *route.metrics;
-  auto observe = [&] {
+
+  // This request's span: a child of the platform's traceparent, or a new trace. Its
+  // context is what the job carries, so the worker's span is the ingress span's child.
+  std::string_view incoming;
+  if (auto tp = req.find("traceparent"); tp != req.end() && IsValidTraceparent(tp->value())) {
+    incoming = tp->value();
+  }
+  const std::string traceparent =
+      incoming.empty() ? NewTraceparent() : ChildTraceparent(incoming);
+  std::string_view outcome = "accepted";
+  std::string job_id;
+  auto observe = [&](int status) {
     m.duration->Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    if (started_unix_ns == 0) return;
+    trace::Span span = trace::Span::For("webhook " + source.name, trace::SpanKind::kServer,
+                                        traceparent, incoming, started_unix_ns);
+    span.end_unix_ns = trace::NowUnixNs();
+    span.Set("http.request.method", std::string(req.method_string()));
+    span.Set("http.route", source.path);
+    span.Set("http.response.status_code", static_cast<int64_t>(status));
+    span.Set("firebreak.source", source.name);
+    span.Set("firebreak.outcome", std::string(outcome));
+    if (!job_id.empty()) span.Set("firebreak.job_id", job_id);
+    if (status >= 500) {
+      span.error = true;
+      span.status_message = std::string(outcome);
+    }
+    trace::Record(std::move(span));
   };
 
   SourceDecision decision = route.source->Handle(BeastRequestView(req));
   if (decision.kind == SourceDecision::Kind::kRespond) {
+    outcome = "answered";  // e.g. a url_verification challenge or a ping
     if (decision.status == 401) {
+      outcome = "unauthorized";
       m.unauthorized->Increment();
-      log::Warn("webhook rejected",
-                {{"source", source.name}, {"status", decision.status}, {"error", decision.error}});
+      log::Warn("webhook rejected", {{"source", source.name},
+                                     {"status", decision.status},
+                                     {"error", decision.error},
+                                     {"trace_id", TraceIdOf(traceparent)}});
     } else if (decision.status >= 400) {
+      outcome = "bad_request";
       m.bad_request->Increment();
-      log::Info("webhook rejected",
-                {{"source", source.name}, {"status", decision.status}, {"error", decision.error}});
+      log::Info("webhook rejected", {{"source", source.name},
+                                     {"status", decision.status},
+                                     {"error", decision.error},
+                                     {"trace_id", TraceIdOf(traceparent)}});
     }
-    observe();
+    observe(decision.status);
     co_return Simple(req, static_cast<http::status>(decision.status), std::move(decision.body),
                      decision.content_type);
-  }
-
-  std::string traceparent;
-  auto tp = req.find("traceparent");
-  if (tp != req.end() && IsValidTraceparent(tp->value())) {
-    traceparent = std::string(tp->value());
-  } else {
-    traceparent = NewTraceparent();
   }
 
   std::vector<SourceJob> jobs = std::move(decision.batch);
@@ -195,16 +222,20 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
   for (SourceJob& spec : jobs) {
     result = co_await StoreJob(route, std::move(spec), traceparent);
     if (!result.status.ok()) {
-      observe();
+      outcome = "store_unavailable";
+      observe(503);
       co_return ServiceUnavailable(req, "store unavailable");
     }
     if (result.outcome == EnqueueOutcome::kOverloaded) {
-      observe();
+      outcome = "overloaded";
+      observe(503);
       co_return ServiceUnavailable(req, "queue full");
     }
     if (result.outcome == EnqueueOutcome::kDuplicate) ++duplicates;
+    if (!batched) job_id = result.job_id;
   }
-  observe();
+  if (!batched && result.outcome == EnqueueOutcome::kDuplicate) outcome = "duplicate";
+  observe(200);
   if (decision.empty_body_on_success) co_return Simple(req, http::status::ok, "");
   if (!decision.body.empty()) {
     co_return Simple(req, http::status::ok, std::move(decision.body), decision.content_type);
@@ -245,15 +276,37 @@ asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route,
   job.enqueued_at_ms = now;
   job.run_at_ms = now;
   std::string dedupe_key = job.dedupe_keys.empty() ? std::string() : job.dedupe_keys.front();
-  // Only the debug line below needs it: no copy per request otherwise.
-  std::string trace_id = log::Enabled(log::Level::kDebug) ? TraceIdOf(job.traceparent) : "";
+  const int64_t started_unix_ns = trace::Enabled() ? trace::NowUnixNs() : 0;
 
   EnqueueResult result = co_await AsyncEnqueue(queue, std::move(job), asio::use_awaitable);
+  if (started_unix_ns != 0) {
+    trace::Span span = trace::Span::For("enqueue " + source.job, trace::SpanKind::kProducer,
+                                        ChildTraceparent(traceparent), traceparent,
+                                        started_unix_ns);
+    span.end_unix_ns = trace::NowUnixNs();
+    span.Set("messaging.system", std::string("firebreak"));
+    span.Set("messaging.destination.name", source.job);
+    span.Set("firebreak.job_type", source.job);
+    span.Set("firebreak.dedupe_key", dedupe_key);
+    if (!result.job_id.empty()) span.Set("firebreak.job_id", result.job_id);
+    span.Set("firebreak.outcome", std::string(!result.status.ok() ? "store_unavailable"
+                                              : result.outcome == EnqueueOutcome::kAccepted
+                                                  ? "accepted"
+                                              : result.outcome == EnqueueOutcome::kDuplicate
+                                                  ? "duplicate"
+                                                  : "overloaded"));
+    if (!result.status.ok()) {
+      span.error = true;
+      span.status_message = result.status.ToString();
+    }
+    trace::Record(std::move(span));
+  }
   if (!result.status.ok()) {
     m.overloaded->Increment();
-    log::Error(
-        "webhook not stored: store unavailable",
-        {{"source", source.name}, {"dedupe_key", dedupe_key}, {"error", result.status.ToString()}});
+    log::Error("webhook not stored: store unavailable", {{"source", source.name},
+                                                         {"dedupe_key", dedupe_key},
+                                                         {"error", result.status.ToString()},
+                                                         {"trace_id", TraceIdOf(traceparent)}});
     co_return result;
   }
   switch (result.outcome) {
@@ -264,7 +317,7 @@ asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route,
                                         {"job_id", result.job_id},
                                         {"job_type", source.job},
                                         {"dedupe_key", dedupe_key},
-                                        {"trace_id", trace_id}});
+                                        {"trace_id", TraceIdOf(traceparent)}});
       }
       break;
     case EnqueueOutcome::kDuplicate:
@@ -273,13 +326,15 @@ asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route,
       log::Info("duplicate webhook ignored", {{"source", source.name},
                                               {"job_id", result.job_id},
                                               {"job_type", source.job},
-                                              {"dedupe_key", dedupe_key}});
+                                              {"dedupe_key", dedupe_key},
+                                              {"trace_id", TraceIdOf(traceparent)}});
       break;
     case EnqueueOutcome::kOverloaded:
       m.overloaded->Increment();
       log::Warn("webhook refused: queue full", {{"source", source.name},
                                                 {"dedupe_key", dedupe_key},
-                                                {"max_depth", config.queue.max_depth}});
+                                                {"max_depth", config.queue.max_depth},
+                                                {"trace_id", TraceIdOf(traceparent)}});
       break;
   }
   co_return result;

@@ -179,8 +179,7 @@ asio::awaitable<Response> Sidecar::Impl::Proxy(Request& req, const urls::url_vie
   }
   if (call.traceparent.empty() && !call.job_id.empty()) {
     // The handler named its job but sent no trace context: continue the job's trace.
-    std::string parent = running.Traceparent(call.job_id);
-    if (!parent.empty()) call.traceparent = ChildTraceparent(parent);
+    call.traceparent = running.Traceparent(call.job_id);
   }
   call.body = std::move(req.body());
 

@@ -7,12 +7,18 @@
 namespace firebreak {
 namespace {
 
-const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
-  // 100µs .. 60s: ingress ACKs live at the low end, handlers at the high end.
-  static const prometheus::Histogram::BucketBoundaries kBuckets = {
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-      0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
-  return kBuckets;
+// Ingress ACKs are tens of microseconds to a few milliseconds: fine buckets there, so
+// p99 of a sub-millisecond ACK is readable.
+std::vector<double> AckBuckets() {
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005,
+          0.01,    0.025,  0.05,    0.1,    0.25,    0.5,   1,      2.5};
+}
+
+// Jobs and outbound calls: milliseconds to minutes (handlers have hard timeouts up to
+// minutes; integrations retry with backoff of seconds).
+std::vector<double> JobBuckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+          2.5,   5,      10,    20,   30,    60,   120, 300};
 }
 
 }  // namespace
@@ -23,10 +29,8 @@ Metrics::Metrics()
                             .Name("firebreak_ingress_requests_total")
                             .Help("Webhook requests by source and outcome.")
                             .Register(*registry_)),
-      ingress_duration_(prometheus::BuildHistogram()
-                            .Name("firebreak_ingress_request_duration_seconds")
-                            .Help("Time from a webhook request's arrival to its answer.")
-                            .Register(*registry_)),
+      ingress_duration_("firebreak_ingress_request_duration_seconds",
+                        "Time from a webhook request's arrival to its answer.", AckBuckets()),
       duplicates_(prometheus::BuildCounter()
                       .Name("firebreak_duplicates_total")
                       .Help("Webhook deliveries dropped as duplicates of a stored job.")
@@ -39,23 +43,17 @@ Metrics::Metrics()
                 .Name("firebreak_jobs_total")
                 .Help("Job attempts and decisions by type and outcome.")
                 .Register(*registry_)),
-      job_duration_(prometheus::BuildHistogram()
-                        .Name("firebreak_job_duration_seconds")
-                        .Help("Handler time per attempt.")
-                        .Register(*registry_)),
-      job_wait_(prometheus::BuildHistogram()
-                    .Name("firebreak_job_wait_seconds")
-                    .Help("Time from enqueue (or scheduled run) to the attempt's start.")
-                    .Register(*registry_)),
+      job_duration_("firebreak_job_duration_seconds", "Handler time per attempt.", JobBuckets()),
+      job_wait_("firebreak_job_wait_seconds",
+                "Time from enqueue (or scheduled run) to the attempt's start.", JobBuckets()),
       integration_requests_(prometheus::BuildCounter()
                                 .Name("firebreak_integration_requests_total")
                                 .Help("Outbound calls to integrations by outcome: each attempt "
                                       "sent upstream, and each call refused before sending.")
                                 .Register(*registry_)),
-      integration_duration_(prometheus::BuildHistogram()
-                                .Name("firebreak_integration_request_duration_seconds")
-                                .Help("Time of each attempt sent to an integration's upstream.")
-                                .Register(*registry_)),
+      integration_duration_("firebreak_integration_request_duration_seconds",
+                            "Time of each attempt sent to an integration's upstream.",
+                            JobBuckets()),
       breaker_state_(prometheus::BuildGauge()
                          .Name("firebreak_circuit_breaker_state")
                          .Help("Circuit breaker of an integration: 0 closed, 1 half-open, 2 open.")
@@ -66,7 +64,20 @@ Metrics::Metrics()
               .Help("1 while the queue store's persistence settings cannot give "
                     "queue.durability (see the warning log), else 0.")
               .Register(*registry_)
-              .Add({})) {}
+              .Add({})) {
+  auto& spans_exported = prometheus::BuildCounter()
+                             .Name("firebreak_trace_spans_exported_total")
+                             .Help("Spans accepted by the OTLP collector.")
+                             .Register(*registry_);
+  auto& spans_dropped = prometheus::BuildCounter()
+                            .Name("firebreak_trace_spans_dropped_total")
+                            .Help("Spans dropped instead of blocking: the export queue was "
+                                  "full, or the collector failed or was unreachable.")
+                            .Register(*registry_);
+  trace_.exported = &spans_exported.Add({});
+  trace_.dropped_queue_full = &spans_dropped.Add({{"reason", "queue_full"}});
+  trace_.dropped_export_failed = &spans_dropped.Add({{"reason", "export_failed"}});
+}
 
 SourceMetrics& Metrics::RegisterSource(const std::string& source) {
   auto [it, inserted] = sources_.try_emplace(source);
@@ -82,7 +93,7 @@ SourceMetrics& Metrics::RegisterSource(const std::string& source) {
   m.too_large = outcome("too_large");
   m.overloaded = outcome("overloaded");
   m.duplicates_total = &duplicates_.Add({{"source", source}});
-  m.duration = &ingress_duration_.Add({{"source", source}}, LatencyBuckets());
+  m.duration = &ingress_duration_.Add({{"source", source}});
   return m;
 }
 
@@ -98,8 +109,8 @@ JobTypeMetrics& Metrics::RegisterJobType(const std::string& job_type) {
   m.failed = outcome("failed");
   m.timed_out = outcome("timed_out");
   m.dead_lettered = outcome("dead_lettered");
-  m.duration = &job_duration_.Add({{"job_type", job_type}}, LatencyBuckets());
-  m.wait = &job_wait_.Add({{"job_type", job_type}}, LatencyBuckets());
+  m.duration = &job_duration_.Add({{"job_type", job_type}});
+  m.wait = &job_wait_.Add({{"job_type", job_type}});
   for (const char* state : {"ready", "delayed", "in_flight", "dead"}) {
     queue_depth_.Add({{"job_type", job_type}, {"state", state}});
   }
@@ -119,7 +130,7 @@ IntegrationMetrics& Metrics::RegisterIntegration(const std::string& integration)
   m.rejected_open = outcome("rejected_open");
   m.rate_limited = outcome("rate_limited");
   m.rejected_full = outcome("rejected_full");
-  m.duration = &integration_duration_.Add({{"integration", integration}}, LatencyBuckets());
+  m.duration = &integration_duration_.Add({{"integration", integration}});
   m.breaker_state = &breaker_state_.Add({{"integration", integration}});
   return m;
 }
@@ -133,7 +144,12 @@ void Metrics::SetDurabilityDegraded(bool degraded) { durability_degraded_.Set(de
 std::string Metrics::Serialize() const {
   prometheus::TextSerializer serializer;
   std::ostringstream out;
-  serializer.Serialize(out, registry_->Collect());
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (const HistogramFamily* h :
+       {&ingress_duration_, &job_duration_, &job_wait_, &integration_duration_}) {
+    families.push_back(h->Collect());
+  }
+  serializer.Serialize(out, families);
   return out.str();
 }
 

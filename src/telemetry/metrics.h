@@ -1,16 +1,18 @@
 // Process-wide Prometheus metrics (DESIGN §6). Label sets are resolved once, at
-// start-up, into plain pointers, so the request path only bumps atomics.
+// start-up, into plain pointers, so the request path only bumps atomics: counters are
+// prometheus-cpp's (an atomic add), histograms our own lock-free ones (histogram.h).
 #pragma once
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "telemetry/histogram.h"
 
 namespace firebreak {
 
@@ -22,7 +24,7 @@ struct SourceMetrics {
   prometheus::Counter* too_large = nullptr;
   prometheus::Counter* overloaded = nullptr;
   prometheus::Counter* duplicates_total = nullptr;  // firebreak_duplicates_total{source}
-  prometheus::Histogram* duration = nullptr;
+  Histogram* duration = nullptr;
 };
 
 struct JobTypeMetrics {
@@ -31,8 +33,8 @@ struct JobTypeMetrics {
   prometheus::Counter* failed = nullptr;
   prometheus::Counter* timed_out = nullptr;
   prometheus::Counter* dead_lettered = nullptr;
-  prometheus::Histogram* duration = nullptr;
-  prometheus::Histogram* wait = nullptr;
+  Histogram* duration = nullptr;
+  Histogram* wait = nullptr;
 };
 
 // firebreak_integration_requests_total{integration,outcome} per attempt sent upstream
@@ -45,8 +47,16 @@ struct IntegrationMetrics {
   prometheus::Counter* rejected_open = nullptr;
   prometheus::Counter* rate_limited = nullptr;
   prometheus::Counter* rejected_full = nullptr;  // the concurrency cap's queue was full
-  prometheus::Histogram* duration = nullptr;     // per attempt sent upstream
+  Histogram* duration = nullptr;     // per attempt sent upstream
   prometheus::Gauge* breaker_state = nullptr;    // 0 closed, 1 half-open, 2 open
+};
+
+// Span export (telemetry/tracing.h): spans sent to the collector, and spans dropped
+// rather than letting a slow or absent collector block anything.
+struct TraceMetrics {
+  prometheus::Counter* exported = nullptr;
+  prometheus::Counter* dropped_queue_full = nullptr;     // the export queue was full
+  prometheus::Counter* dropped_export_failed = nullptr;  // the collector refused or was down
 };
 
 // Thread-safe after construction: Register* calls happen before traffic starts.
@@ -61,6 +71,7 @@ class Metrics {
   void SetQueueDepth(const std::string& job_type, const std::string& state, double value);
   // firebreak_queue_durability_degraded: 1 while the store cannot give queue.durability.
   void SetDurabilityDegraded(bool degraded);
+  TraceMetrics& trace() { return trace_; }
 
   // Prometheus text exposition format 0.0.4.
   std::string Serialize() const;
@@ -68,16 +79,17 @@ class Metrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& ingress_requests_;
-  prometheus::Family<prometheus::Histogram>& ingress_duration_;
+  HistogramFamily ingress_duration_;
   prometheus::Family<prometheus::Counter>& duplicates_;
   prometheus::Family<prometheus::Gauge>& queue_depth_;
   prometheus::Family<prometheus::Counter>& jobs_;
-  prometheus::Family<prometheus::Histogram>& job_duration_;
-  prometheus::Family<prometheus::Histogram>& job_wait_;
+  HistogramFamily job_duration_;
+  HistogramFamily job_wait_;
   prometheus::Family<prometheus::Counter>& integration_requests_;
-  prometheus::Family<prometheus::Histogram>& integration_duration_;
+  HistogramFamily integration_duration_;
   prometheus::Family<prometheus::Gauge>& breaker_state_;
   prometheus::Gauge& durability_degraded_;
+  TraceMetrics trace_;
   // node-stable containers: pointers handed out stay valid
   std::map<std::string, SourceMetrics> sources_;
   std::map<std::string, JobTypeMetrics> job_types_;

@@ -113,7 +113,7 @@ void ActionHandler::Run(std::string job_id, std::string envelope_json,
   call.idempotency_key = action->idempotency_key;
   call.job_id = job_id;
   std::string traceparent = envelope.value("traceparent", std::string());
-  if (IsValidTraceparent(traceparent)) call.traceparent = ChildTraceparent(traceparent);
+  if (IsValidTraceparent(traceparent)) call.traceparent = std::move(traceparent);
 
   // The call is bounded by the integration's own limits; the job's timeout (which covers
   // them) is the backstop.

@@ -21,9 +21,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/crypto.h"
 #include "common/json_string.h"
 #include "common/units.h"
 #include "telemetry/log.h"
+#include "worker/envelope.h"
 
 extern char** environ;  // POSIX; <unistd.h> declares it only under _GNU_SOURCE
 
@@ -253,6 +255,7 @@ struct CommandHandler::Process {
   std::optional<PendingRun> job;
   // The running or the last job: stderr lines are often read after the answer line.
   std::string log_job_id;
+  std::string log_trace_id;
   std::string stdin_line;
   std::array<char, 16 * 1024> stdout_chunk{};
   std::string stdout_pending;
@@ -262,13 +265,15 @@ struct CommandHandler::Process {
 
 namespace {
 
-void LogStderrLine(const std::string& job_id, const std::string& job_type, pid_t pid,
-                   std::string_view line) {
+void LogStderrLine(const std::string& job_id, const std::string& trace_id,
+                   const std::string& job_type, pid_t pid, std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.empty()) return;
-  log::Info(
-      "handler stderr",
-      {{"job_id", job_id}, {"job_type", job_type}, {"pid", static_cast<int>(pid)}, {"line", line}});
+  log::Info("handler stderr", {{"job_id", job_id},
+                               {"job_type", job_type},
+                               {"pid", static_cast<int>(pid)},
+                               {"line", line},
+                               {"trace_id", trace_id}});
 }
 
 }  // namespace
@@ -335,7 +340,9 @@ void CommandHandler::Run(std::string job_id, std::string envelope_json,
     Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}});
     return;
   }
-  waiting_.push_back({std::move(job_id), std::move(envelope_json), timeout, std::move(done)});
+  std::string trace_id = TraceIdOf(EnvelopeTraceparent(envelope_json));
+  waiting_.push_back({std::move(job_id), std::move(envelope_json), timeout, std::move(done),
+                      std::move(trace_id)});
   Dispatch();
 }
 
@@ -384,7 +391,8 @@ void CommandHandler::Dispatch() {
         waiting_.pop_front();
         log::Error("handler process failed to start", {{"job_id", run.job_id},
                                                        {"job_type", job_type_},
-                                                       {"error", spawned.status().message()}});
+                                                       {"error", spawned.status().message()},
+                                                       {"trace_id", run.trace_id}});
         Answer(std::move(run.done),
                {HandlerResult::Kind::kFailed, spawned.status().message(), {}, {}});
         continue;
@@ -494,6 +502,7 @@ void CommandHandler::StartJob(const std::shared_ptr<Process>& proc, PendingRun r
   proc->state = Process::State::kBusy;
   uint64_t seq = ++proc->job_seq;
   proc->log_job_id = run.job_id;
+  proc->log_trace_id = run.trace_id;
   // The envelope is one JSON line; stray newlines (JSON whitespace) would split it.
   proc->stdin_line = std::move(run.envelope_json);
   std::replace(proc->stdin_line.begin(), proc->stdin_line.end(), '\n', ' ');
@@ -550,12 +559,12 @@ void CommandHandler::ReadStderr(const std::shared_ptr<Process>& proc) {
         size_t start = 0;
         for (size_t newline; (newline = pending.find('\n', start)) != std::string::npos;
              start = newline + 1) {
-          LogStderrLine(proc->log_job_id, proc->job_type, proc->pid,
+          LogStderrLine(proc->log_job_id, proc->log_trace_id, proc->job_type, proc->pid,
                         std::string_view(pending).substr(start, newline - start));
         }
         pending.erase(0, start);
         if (pending.size() >= kMaxStderrLine || (ec && !pending.empty())) {
-          LogStderrLine(proc->log_job_id, proc->job_type, proc->pid, pending);
+          LogStderrLine(proc->log_job_id, proc->log_trace_id, proc->job_type, proc->pid, pending);
           pending.clear();
         }
         if (ec) {
@@ -687,8 +696,11 @@ void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optiona
     PendingRun run = std::move(*proc->job);
     proc->job.reset();
     std::string text = killed_by_us ? error : "handler process " + how;
-    log::Warn("handler process ended during a job",
-              {{"job_id", run.job_id}, {"job_type", job_type_}, {"pid", pid}, {"error", text}});
+    log::Warn("handler process ended during a job", {{"job_id", run.job_id},
+                                                     {"job_type", job_type_},
+                                                     {"pid", pid},
+                                                     {"error", text},
+                                                     {"trace_id", run.trace_id}});
     Answer(std::move(run.done), {kind, TruncateUtf8(text, kMaxErrorText), {}, {}});
   } else if (killed_by_us) {
     log::Warn("handler process killed", {{"job_type", job_type_}, {"pid", pid}, {"error", error}});

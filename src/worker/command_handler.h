@@ -68,6 +68,7 @@ class CommandHandler final : public Handler {
     std::string envelope_json;
     std::chrono::milliseconds timeout;
     HandlerCallback done;
+    std::string trace_id;  // for log lines about the job
   };
 
   CommandHandler(const JobConfig& job, const std::string& sidecar, boost::asio::io_context& io);

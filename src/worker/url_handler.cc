@@ -1,5 +1,7 @@
 #include "worker/url_handler.h"
 
+#include "worker/envelope.h"
+
 #include <fcntl.h>
 #include <simdjson.h>
 
@@ -14,6 +16,7 @@
 
 #include "common/units.h"
 #include "telemetry/log.h"
+#include "worker/envelope.h"
 
 namespace firebreak {
 namespace {
@@ -129,6 +132,11 @@ void UrlHandler::Run(std::string job_id, std::string envelope_json,
   request.set(http::field::user_agent, kUserAgent);
   request.set(http::field::content_type, "application/json");
   request.set("X-Firebreak-Job-Id", HeaderSafe(job_id));
+  // The attempt's span context: the bot's own spans (and its calls back through the
+  // sidecar) continue the trace.
+  if (std::string_view tp = EnvelopeTraceparent(envelope_json); !tp.empty()) {
+    request.set("traceparent", tp);
+  }
   request.body() = std::move(envelope_json);
   request.prepare_payload();
   running_.insert(attempt);

@@ -14,6 +14,7 @@
 #include "common/units.h"
 #include "egress/egress.h"
 #include "telemetry/log.h"
+#include "telemetry/tracing.h"
 #include "worker/action_handler.h"
 #include "worker/actions.h"
 #include "worker/envelope.h"
@@ -140,8 +141,34 @@ class Worker::Impl {
     TypeState* type = nullptr;
     std::chrono::steady_clock::time_point started;
     int64_t started_at_ms = 0;
+    int64_t started_unix_ns = 0;  // 0 when tracing is off
+    // The context the job was stored with (the ingress span, or the job that created
+    // it); job.traceparent is this attempt's own span, which the handler continues.
+    std::string parent_traceparent;
     bool released = false;  // put back by shutdown; the handler's answer is ignored
   };
+
+  static void RecordAttemptSpan(const Attempt& attempt, std::string_view outcome,
+                                const std::string& error) {
+    if (attempt.started_unix_ns == 0) return;
+    const Job& job = attempt.job;
+    trace::Span span = trace::Span::For("job " + job.type, trace::SpanKind::kConsumer,
+                                        job.traceparent, attempt.parent_traceparent,
+                                        attempt.started_unix_ns);
+    span.end_unix_ns = trace::NowUnixNs();
+    span.Set("messaging.system", std::string("firebreak"));
+    span.Set("firebreak.job_id", job.id);
+    span.Set("firebreak.job_type", job.type);
+    span.Set("firebreak.source", job.source);
+    span.Set("firebreak.attempt", static_cast<int64_t>(job.attempt));
+    span.Set("firebreak.max_attempts", static_cast<int64_t>(job.max_attempts));
+    span.Set("firebreak.outcome", std::string(outcome));
+    if (!error.empty()) {
+      span.error = outcome != "deferred";
+      span.status_message = error;
+    }
+    trace::Record(std::move(span));
+  }
 
   void Join() {
     if (!thread_.joinable()) return;
@@ -212,7 +239,9 @@ class Worker::Impl {
   void StartAttempt(Job job) {
     auto found = types_.find(job.type);
     if (found == types_.end()) {
-      log::Error("claimed a job of an unknown type", {{"job_id", job.id}, {"job_type", job.type}});
+      log::Error("claimed a job of an unknown type", {{"job_id", job.id},
+                                                      {"job_type", job.type},
+                                                      {"trace_id", TraceIdOf(job.traceparent)}});
       return;
     }
     auto attempt = std::make_shared<Attempt>();
@@ -222,6 +251,9 @@ class Worker::Impl {
     int64_t due_ms = std::max(job.run_at_ms, job.enqueued_at_ms);
     attempt->type->metrics->wait->Observe(
         static_cast<double>(std::max<int64_t>(0, attempt->started_at_ms - due_ms)) / 1000.0);
+    if (trace::Enabled()) attempt->started_unix_ns = trace::NowUnixNs();
+    attempt->parent_traceparent = std::move(job.traceparent);
+    job.traceparent = ChildTraceparent(attempt->parent_traceparent);
     attempt->job = std::move(job);
     ++attempt->type->in_flight;
     ++in_flight_total_;
@@ -263,6 +295,7 @@ class Worker::Impl {
     finish.record.duration_ms = duration_ms;
     finish.record.error = result.error;
     std::string trace_id = TraceIdOf(job.traceparent);
+    std::string_view span_outcome;
 
     if (result.kind == HandlerResult::Kind::kOk && !result.actions_json.empty() &&
         result.actions_json != "[]") {
@@ -282,6 +315,7 @@ class Worker::Impl {
     if (result.kind == HandlerResult::Kind::kOk) {
       type.metrics->succeeded->Increment();
       finish.disposition = Disposition::kSucceeded;
+      span_outcome = "succeeded";
       log::Info("job succeeded", {{"job_id", job.id},
                                   {"job_type", job.type},
                                   {"source", job.source},
@@ -299,6 +333,7 @@ class Worker::Impl {
       finish.run_at_ms = clock_.NowMs() + std::max<int64_t>(delay.count(), 10);
       finish.record.outcome = "deferred";
       finish.keep_record = false;
+      span_outcome = "deferred";
       log::Info("job deferred", {{"job_id", job.id},
                                  {"job_type", job.type},
                                  {"attempt", job.attempt},
@@ -315,6 +350,7 @@ class Worker::Impl {
       if (decision.retry) {
         type.metrics->retried->Increment();
         finish.disposition = Disposition::kRetry;
+        span_outcome = "retried";
         finish.run_at_ms = clock_.NowMs() + decision.delay.count();
         log::Warn("job failed; retrying", {{"job_id", job.id},
                                            {"job_type", job.type},
@@ -331,6 +367,7 @@ class Worker::Impl {
       } else {
         type.metrics->dead_lettered->Increment();
         finish.disposition = Disposition::kDead;
+        span_outcome = "dead_lettered";
         log::Error("job dead-lettered", {{"job_id", job.id},
                                          {"job_type", job.type},
                                          {"source", job.source},
@@ -343,7 +380,8 @@ class Worker::Impl {
                                          {"trace_id", trace_id}});
       }
     }
-    RecordFinish(std::move(finish), /*release=*/false);
+    RecordAttemptSpan(*attempt, span_outcome, result.error);
+    RecordFinish(std::move(finish), /*release=*/false, std::move(trace_id));
     TryClaim();
   }
 
@@ -366,18 +404,21 @@ class Worker::Impl {
       log::Warn("job interrupted by shutdown; back to the queue",
                 {{"job_id", attempt->job.id},
                  {"job_type", attempt->job.type},
-                 {"attempt", attempt->job.attempt}});
-      RecordFinish(std::move(finish), /*release=*/true);
+                 {"attempt", attempt->job.attempt},
+                 {"trace_id", TraceIdOf(attempt->job.traceparent)}});
+      RecordAttemptSpan(*attempt, "interrupted", finish.record.error);
+      RecordFinish(std::move(finish), /*release=*/true, TraceIdOf(attempt->job.traceparent));
     }
   }
 
-  void RecordFinish(JobFinish finish, bool release) {
+  void RecordFinish(JobFinish finish, bool release, std::string trace_id) {
     // A finished attempt stays counted in busy_ until its outcome is committed.
     if (release) ++pending_releases_;
     std::string job_id = finish.job_id;
-    queue_.Finish(std::move(finish), [this, job_id, release](Status status) {
+    queue_.Finish(std::move(finish), [this, job_id, release, trace_id](Status status) {
       if (!status.ok()) {
-        log::Warn("job outcome not recorded", {{"job_id", job_id}, {"error", status.ToString()}});
+        log::Warn("job outcome not recorded",
+                  {{"job_id", job_id}, {"error", status.ToString()}, {"trace_id", trace_id}});
       }
       --(release ? pending_releases_ : busy_);
       if (!release) Wake();

@@ -281,8 +281,11 @@ TEST_F(SidecarTest, RetryAfterFromTheUpstreamIsHonouredAndHeadersAreInjected) {
   EXPECT_GE(seen[1].at - seen[0].at, milliseconds(1000));
   EXPECT_EQ(seen[1].target, "/api/conversations.info?channel=C1");
   EXPECT_EQ(seen[1].Header("authorization"), "Bearer xoxb-test-token");
-  EXPECT_EQ(seen[1].Header("traceparent"),
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  // The call's span is a child of the handler's context: same trace, new span id.
+  EXPECT_EQ(seen[1].Header("traceparent").substr(0, 36),
+            "00-0af7651916cd43dd8448eb211c80319c-");
+  EXPECT_NE(seen[1].Header("traceparent").substr(36, 16), "b7ad6b7169203331");
+  EXPECT_EQ(seen[0].Header("traceparent"), seen[1].Header("traceparent"));  // one call, one span
   EXPECT_EQ(process_->Log().find("xoxb-test-token"), std::string::npos) << "token in the log";
 
   // Refusals that never reach an upstream.

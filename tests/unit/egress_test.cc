@@ -132,7 +132,11 @@ TEST(EgressTest, ForwardsTheRequestWithInjectedAuthAndTraceHeaders) {
   EXPECT_EQ(seen.method, "POST");
   EXPECT_EQ(seen.target, "/prefix/api/chat.postMessage?x=1");
   EXPECT_EQ(seen.Header("authorization"), "Bearer s3cret-token");  // the handler's is replaced
-  EXPECT_EQ(seen.Header("traceparent"), call.traceparent);
+  // The call's own span: the caller's trace, a new span id, the caller's flags.
+  std::string sent_traceparent = seen.Header("traceparent");
+  EXPECT_EQ(sent_traceparent.substr(0, 36), call.traceparent.substr(0, 36));
+  EXPECT_NE(sent_traceparent.substr(36, 16), call.traceparent.substr(36, 16));
+  EXPECT_EQ(sent_traceparent.substr(52), "-01");
   EXPECT_EQ(seen.Header("x-firebreak-job-id"), "01JOB");
   EXPECT_EQ(seen.Header("idempotency-key"), "01JOB:0");
   EXPECT_EQ(seen.Header("x-custom"), "kept");

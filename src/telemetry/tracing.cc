@@ -1,0 +1,264 @@
+#include "telemetry/tracing.h"
+
+#include <curl/curl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <charconv>
+#include <climits>
+
+#include "common/crypto.h"
+#include "common/http_util.h"
+#include "common/json_string.h"
+#include "telemetry/log.h"
+
+#ifndef FIREBREAK_VERSION
+#define FIREBREAK_VERSION "dev"
+#endif
+
+namespace firebreak::trace {
+namespace {
+
+constexpr int64_t kFailureLogEveryNs = 60'000'000'000;  // one warning a minute at most
+
+void AppendInt(std::string& out, int64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+void AppendAttribute(std::string& out, std::string_view key, const AttributeValue& value) {
+  out.append("{\"key\":");
+  AppendJsonString(out, key);
+  out.append(",\"value\":{");
+  if (auto* s = std::get_if<std::string>(&value)) {
+    out.append("\"stringValue\":");
+    AppendJsonString(out, *s);
+  } else if (auto* i = std::get_if<int64_t>(&value)) {
+    out.append("\"intValue\":\"");  // proto3 JSON: int64 as a string
+    AppendInt(out, *i);
+    out.append("\"");
+  } else if (auto* b = std::get_if<bool>(&value)) {
+    out.append("\"boolValue\":").append(*b ? "true" : "false");
+  } else {
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, std::get<double>(value));
+    out.append("\"doubleValue\":").append(buf, r.ptr);
+  }
+  out.append("}}");
+}
+
+std::string HostName() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+size_t DiscardBody(char*, size_t size, size_t n, void*) { return size * n; }
+
+std::string TracesUrl(std::string endpoint) {
+  const std::string suffix = "/v1/traces";
+  if (endpoint.size() >= suffix.size() &&
+      endpoint.compare(endpoint.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    return endpoint;
+  }
+  while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
+  return endpoint + suffix;
+}
+
+std::atomic<SpanExporter*> g_exporter{nullptr};
+
+}  // namespace
+
+int64_t NowUnixNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Span Span::For(std::string name, SpanKind kind, std::string_view traceparent,
+               std::string_view parent_traceparent, int64_t start_unix_ns) {
+  Span span;
+  span.trace_id = TraceIdOf(traceparent);
+  span.span_id = SpanIdOf(traceparent);
+  if (TraceIdOf(parent_traceparent) == span.trace_id) {
+    span.parent_span_id = SpanIdOf(parent_traceparent);
+  }
+  span.name = std::move(name);
+  span.kind = kind;
+  span.start_unix_ns = start_unix_ns;
+  return span;
+}
+
+std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view service_name) {
+  static const std::string host = HostName();
+  static const int64_t pid = static_cast<int64_t>(getpid());
+  std::string out;
+  out.reserve(256 + spans.size() * 400);
+  out.append("{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+  AppendAttribute(out, "service.name", std::string(service_name));
+  out.append(",");
+  AppendAttribute(out, "service.version", std::string(FIREBREAK_VERSION));
+  out.append(",");
+  AppendAttribute(out, "host.name", host);
+  out.append(",");
+  AppendAttribute(out, "process.pid", pid);
+  out.append("]},\"scopeSpans\":[{\"scope\":{\"name\":\"firebreak\",\"version\":");
+  AppendJsonString(out, FIREBREAK_VERSION);
+  out.append("},\"spans\":[");
+  bool first = true;
+  for (const Span& span : spans) {
+    if (!first) out.append(",");
+    first = false;
+    out.append("{\"traceId\":\"").append(span.trace_id);
+    out.append("\",\"spanId\":\"").append(span.span_id).append("\"");
+    if (!span.parent_span_id.empty()) {
+      out.append(",\"parentSpanId\":\"").append(span.parent_span_id).append("\"");
+    }
+    out.append(",\"name\":");
+    AppendJsonString(out, span.name);
+    out.append(",\"kind\":");
+    AppendInt(out, static_cast<int64_t>(span.kind));
+    out.append(",\"startTimeUnixNano\":\"");
+    AppendInt(out, span.start_unix_ns);
+    out.append("\",\"endTimeUnixNano\":\"");
+    AppendInt(out, std::max(span.end_unix_ns, span.start_unix_ns));
+    out.append("\",\"attributes\":[");
+    for (size_t i = 0; i < span.attributes.size(); ++i) {
+      if (i > 0) out.append(",");
+      AppendAttribute(out, span.attributes[i].first, span.attributes[i].second);
+    }
+    out.append("]");
+    if (span.error) {
+      out.append(",\"status\":{\"code\":2,\"message\":");
+      AppendJsonString(out, span.status_message);
+      out.append("}");
+    }
+    out.append("}");
+  }
+  out.append("]}]}]}");
+  return out;
+}
+
+SpanExporter::SpanExporter(ExporterOptions options, TraceMetrics& metrics)
+    : options_(std::move(options)), url_(TracesUrl(options_.endpoint)), metrics_(metrics) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);  // reference-counted; thread-safe in curl ≥ 7.84
+  thread_ = std::thread([this] { Run(); });
+}
+
+SpanExporter::~SpanExporter() { Stop(); }
+
+void SpanExporter::Record(Span span) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;  // shutting down: the process is about to exit
+    if (queue_.size() < options_.max_queue) {
+      queue_.push_back(std::move(span));
+      if (queue_.size() == options_.max_batch) wake_.notify_one();
+      return;
+    }
+  }
+  metrics_.dropped_queue_full->Increment();
+}
+
+void SpanExporter::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SpanExporter::Run() {
+  // One handle for the thread's life: the connection to the collector is kept alive.
+  CURL* curl = curl_easy_init();
+  std::unique_lock lock(mu_);
+  while (true) {
+    wake_.wait_for(lock, options_.interval,
+                   [this] { return stopping_ || queue_.size() >= options_.max_batch; });
+    if (queue_.empty()) {
+      if (stopping_) break;
+      continue;
+    }
+    // On stop, send what is queued, one final round of batches.
+    const bool last_round = stopping_;
+    while (!queue_.empty()) {
+      std::vector<Span> batch;
+      size_t n = std::min(queue_.size(), options_.max_batch);
+      batch.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      lock.unlock();
+      bool ok = Export(curl, batch);
+      (ok ? metrics_.exported : metrics_.dropped_export_failed)
+          ->Increment(static_cast<double>(batch.size()));
+      lock.lock();
+      if (!ok && last_round) {  // the collector is gone: do not wait on it per batch
+        metrics_.dropped_export_failed->Increment(static_cast<double>(queue_.size()));
+        queue_.clear();
+      }
+      if (!last_round && queue_.size() < options_.max_batch) break;
+    }
+    if (last_round) break;
+  }
+  lock.unlock();
+  if (curl != nullptr) curl_easy_cleanup(curl);
+}
+
+bool SpanExporter::Export(void* handle, const std::vector<Span>& batch) {
+  CURL* curl = static_cast<CURL*>(handle);
+  if (curl == nullptr) return false;
+  std::string body = EncodeOtlpJson(batch, options_.service_name);
+  curl_easy_reset(curl);
+  struct curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(curl, CURLOPT_URL, url_.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::min<int64_t>(options_.timeout.count(), 1000)));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, DiscardBody);
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  bool ok = rc == CURLE_OK && status >= 200 && status < 300;
+  if (!ok) {
+    int64_t now = NowUnixNs();
+    if (now - last_failure_log_ns_ >= kFailureLogEveryNs) {
+      last_failure_log_ns_ = now;
+      std::string why = rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP " + std::to_string(status);
+      log::Warn("trace export failed; spans dropped (logged once a minute)",
+                {{"endpoint", RedactUrl(url_)},
+                 {"error", why},
+                 {"spans", static_cast<int64_t>(batch.size())}});
+    }
+  }
+  return ok;
+}
+
+void StartExport(ExporterOptions options, TraceMetrics& metrics) {
+  if (g_exporter.load() != nullptr) return;
+  // Leaked on purpose, like the logger: spans may be recorded until the process exits.
+  g_exporter.store(new SpanExporter(std::move(options), metrics));
+}
+
+bool Enabled() { return g_exporter.load(std::memory_order_relaxed) != nullptr; }
+
+void Record(Span span) {
+  if (SpanExporter* exporter = g_exporter.load(std::memory_order_acquire)) {
+    exporter->Record(std::move(span));
+  }
+}
+
+void StopExport() {
+  if (SpanExporter* exporter = g_exporter.load()) exporter->Stop();
+}
+
+}  // namespace firebreak::trace

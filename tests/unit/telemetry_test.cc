@@ -1,0 +1,213 @@
+// Lock-free histograms in the Prometheus exposition, and span export: OTLP/HTTP JSON in
+// batches to a real local HTTP server, drops counted (never waited for) when the
+// collector is down or slow.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "common/crypto.h"
+#include "support/process.h"
+#include "support/upstream_server.h"
+#include "telemetry/histogram.h"
+#include "telemetry/metrics.h"
+#include "telemetry/tracing.h"
+#include "worker/envelope.h"
+
+namespace firebreak {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::UpstreamReply;
+using testing::UpstreamRequest;
+using testing::UpstreamServer;
+
+TEST(HistogramTest, BucketsAreCumulativeAndLessOrEqual) {
+  Histogram h({0.001, 0.01, 0.1});
+  for (double v : {0.0005, 0.001, 0.002, 0.01, 0.05, 0.5, 7.0}) h.Observe(v);
+  auto snap = h.Snapshot();
+  ASSERT_EQ(snap.bucket.size(), 4u);
+  EXPECT_EQ(snap.bucket[0].cumulative_count, 2u);  // 0.0005, 0.001 (le is inclusive)
+  EXPECT_EQ(snap.bucket[1].cumulative_count, 4u);  // + 0.002, 0.01
+  EXPECT_EQ(snap.bucket[2].cumulative_count, 5u);  // + 0.05
+  EXPECT_EQ(snap.bucket[3].cumulative_count, 7u);  // +Inf
+  EXPECT_TRUE(std::isinf(snap.bucket[3].upper_bound));
+  EXPECT_EQ(snap.sample_count, 7u);
+  EXPECT_NEAR(snap.sample_sum, 7.5635, 1e-9);
+}
+
+TEST(HistogramTest, ConcurrentObservesAreAllCounted) {
+  Histogram h({0.001, 0.01});
+  constexpr int kThreads = 4, kEach = 100'000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&h, t] {
+      for (int i = 0; i < kEach; ++i) h.Observe(t % 2 == 0 ? 0.0001 : 0.5);
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto snap = h.Snapshot();
+  EXPECT_EQ(snap.sample_count, static_cast<uint64_t>(kThreads * kEach));
+  EXPECT_EQ(snap.bucket[0].cumulative_count, static_cast<uint64_t>(2 * kEach));
+  EXPECT_NEAR(snap.sample_sum, 2 * kEach * 0.0001 + 2 * kEach * 0.5, 1e-3);
+}
+
+TEST(MetricsTest, HistogramsAreExposedWithTheirLabelsAndBuckets) {
+  Metrics metrics;
+  metrics.RegisterSource("slack").duration->Observe(0.0003);
+  metrics.RegisterJobType("slack.event").duration->Observe(1.5);
+  std::string text = metrics.Serialize();
+  EXPECT_NE(text.find("# TYPE firebreak_ingress_request_duration_seconds histogram"),
+            std::string::npos);
+  EXPECT_NE(text.find("firebreak_ingress_request_duration_seconds_bucket{source=\"slack\","
+                      "le=\"0.0005\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("firebreak_ingress_request_duration_seconds_bucket{source=\"slack\","
+                      "le=\"0.00025\"} 0"),
+            std::string::npos);
+  EXPECT_NE(text.find("firebreak_job_duration_seconds_count{job_type=\"slack.event\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("firebreak_job_wait_seconds_bucket{job_type=\"slack.event\",le=\"+Inf\"} 0"),
+            std::string::npos);
+  EXPECT_NE(text.find("firebreak_trace_spans_dropped_total{reason=\"queue_full\"} 0"),
+            std::string::npos);
+}
+
+trace::Span MakeSpan(const std::string& name) {
+  std::string parent = NewTraceparent();
+  std::string self = ChildTraceparent(parent);
+  trace::Span span =
+      trace::Span::For(name, trace::SpanKind::kServer, self, parent, trace::NowUnixNs());
+  span.end_unix_ns = span.start_unix_ns + 1000;
+  span.Set("firebreak.source", std::string("slack"));
+  span.Set("firebreak.attempt", int64_t{2});
+  span.Set("firebreak.flag", true);
+  return span;
+}
+
+TEST(OtlpTest, EncodesAnExportTraceServiceRequest) {
+  trace::Span span = MakeSpan("webhook \"slack\"");
+  span.error = true;
+  span.status_message = "boom";
+  trace::Span root = MakeSpan("root");
+  root.parent_span_id.clear();
+  auto doc = nlohmann::json::parse(trace::EncodeOtlpJson({span, root}, "my-bot"));
+  const auto& rs = doc.at("resourceSpans").at(0);
+  EXPECT_EQ(rs.at("resource").at("attributes").at(0).at("key"), "service.name");
+  EXPECT_EQ(rs.at("resource").at("attributes").at(0).at("value").at("stringValue"), "my-bot");
+  const auto& spans = rs.at("scopeSpans").at(0).at("spans");
+  ASSERT_EQ(spans.size(), 2u);
+  const auto& s = spans.at(0);
+  EXPECT_EQ(s.at("traceId"), span.trace_id);
+  EXPECT_EQ(s.at("spanId"), span.span_id);
+  EXPECT_EQ(s.at("parentSpanId"), span.parent_span_id);
+  EXPECT_EQ(s.at("traceId").get<std::string>().size(), 32u);
+  EXPECT_EQ(s.at("spanId").get<std::string>().size(), 16u);
+  EXPECT_EQ(s.at("name"), "webhook \"slack\"");
+  EXPECT_EQ(s.at("kind"), 2);
+  EXPECT_EQ(s.at("startTimeUnixNano"), std::to_string(span.start_unix_ns));
+  EXPECT_EQ(s.at("endTimeUnixNano"), std::to_string(span.end_unix_ns));
+  EXPECT_EQ(s.at("status").at("code"), 2);
+  EXPECT_EQ(s.at("status").at("message"), "boom");
+  EXPECT_EQ(s.at("attributes").at(1).at("value").at("intValue"), "2");
+  EXPECT_EQ(s.at("attributes").at(2).at("value").at("boolValue"), true);
+  EXPECT_FALSE(spans.at(1).contains("parentSpanId"));
+  EXPECT_FALSE(spans.at(1).contains("status"));
+}
+
+size_t SpansIn(const std::vector<UpstreamRequest>& requests) {
+  size_t n = 0;
+  for (const auto& r : requests) {
+    auto doc = nlohmann::json::parse(r.body);
+    n += doc["resourceSpans"][0]["scopeSpans"][0]["spans"].size();
+  }
+  return n;
+}
+
+TEST(SpanExporterTest, SendsBatchesToTheCollector) {
+  UpstreamServer collector;
+  Metrics metrics;
+  trace::ExporterOptions options;
+  options.endpoint = collector.Url() + "/";
+  options.service_name = "firebreak-test";
+  options.max_batch = 100;
+  options.interval = milliseconds(50);
+  {
+    trace::SpanExporter exporter(options, metrics.trace());
+    for (int i = 0; i < 450; ++i) exporter.Record(MakeSpan("s" + std::to_string(i)));
+    exporter.Stop();  // sends what is still queued
+  }
+  auto requests = collector.Requests();
+  ASSERT_GE(requests.size(), 5u);  // 450 spans in batches of at most 100
+  for (const auto& r : requests) {
+    EXPECT_EQ(r.method, "POST");
+    EXPECT_EQ(r.target, "/v1/traces");
+    EXPECT_EQ(r.Header("content-type"), "application/json");
+    EXPECT_LE(nlohmann::json::parse(r.body)["resourceSpans"][0]["scopeSpans"][0]["spans"].size(),
+              100u);
+  }
+  EXPECT_EQ(SpansIn(requests), 450u);
+  EXPECT_EQ(metrics.trace().exported->Value(), 450);
+  EXPECT_EQ(metrics.trace().dropped_export_failed->Value(), 0);
+}
+
+TEST(SpanExporterTest, ACollectorThatIsDownCostsDroppedSpansNotWaiting) {
+  Metrics metrics;
+  trace::ExporterOptions options;
+  options.endpoint = "http://127.0.0.1:" + std::to_string(testing::PickFreePort());  // closed
+  options.max_queue = 1000;
+  options.max_batch = 100;
+  options.interval = milliseconds(20);
+  trace::SpanExporter exporter(options, metrics.trace());
+  constexpr int kSpans = 20'000;
+  for (int i = 0; i < kSpans; ++i) exporter.Record(MakeSpan("s"));
+  exporter.Stop();
+  const auto& t = metrics.trace();
+  EXPECT_EQ(t.exported->Value(), 0);
+  EXPECT_GT(t.dropped_export_failed->Value(), 0);
+  // Every span is accounted for: refused by the collector, or (if recording outran the
+  // failing exports) dropped at the full queue.
+  EXPECT_EQ(t.dropped_export_failed->Value() + t.dropped_queue_full->Value(), kSpans);
+}
+
+TEST(SpanExporterTest, AHangingCollectorNeverBlocksRecord) {
+  UpstreamServer collector([](const UpstreamRequest&) {
+    UpstreamReply reply;
+    reply.hang = true;
+    return reply;
+  });
+  Metrics metrics;
+  trace::ExporterOptions options;
+  options.endpoint = collector.Url();
+  options.max_queue = 500;
+  options.max_batch = 100;
+  options.interval = milliseconds(20);
+  options.timeout = milliseconds(300);
+  trace::SpanExporter exporter(options, metrics.trace());
+  for (int i = 0; i < 5000; ++i) exporter.Record(MakeSpan("s"));
+  // The exporter is stuck in a request: the queue filled and the rest was dropped.
+  EXPECT_GE(metrics.trace().dropped_queue_full->Value(), 5000 - 500 - 100);
+  auto stop_started = std::chrono::steady_clock::now();
+  exporter.Stop();
+  // At most the stuck request and one final one, each bounded by the timeout.
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_started, milliseconds(3000));
+  EXPECT_EQ(metrics.trace().exported->Value(), 0);
+}
+
+TEST(EnvelopeTest, TheTraceparentIsFoundWithoutParsing) {
+  Job job;
+  job.id = "01J";
+  job.type = "t";
+  job.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  job.headers_json = R"({"traceparent":"00-11111111111111111111111111111111-2222222222222222-01"})";
+  job.payload_json = "{}";
+  EXPECT_EQ(EnvelopeTraceparent(BuildEnvelope(job)), job.traceparent);
+  job.traceparent = "";
+  EXPECT_EQ(EnvelopeTraceparent(BuildEnvelope(job)), "");
+}
+
+}  // namespace
+}  // namespace firebreak
