@@ -4,9 +4,12 @@
 // metric table of DESIGN §6.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "harness.h"
 #include "support/process.h"
@@ -258,6 +261,165 @@ TEST_F(ObservabilityTest, EveryLogLineAboutAJobCarriesItsJobIdAndTraceId) {
                           "job succeeded", "job failed; retrying", "job dead-lettered"}) {
     EXPECT_TRUE(messages.count(msg)) << msg << " missing; saw " << ::testing::PrintToString(messages);
   }
+}
+
+
+std::vector<std::string> ReadLinesOf(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+bool HasLabeled(const std::vector<std::string>& samples, const std::string& matcher) {
+  return std::any_of(samples.begin(), samples.end(),
+                     [&](const std::string& s) { return s.find(matcher) != std::string::npos; });
+}
+
+// DESIGN §6's metric table: name, Prometheus type, labels, and the values a label takes.
+struct DesignMetric {
+  std::string name;
+  std::string type;
+  std::vector<std::string> labels;
+  std::map<std::string, std::vector<std::string>> values;
+};
+
+const std::vector<DesignMetric>& DesignMetrics() {
+  static const std::vector<DesignMetric> kTable = {
+      {"firebreak_ingress_requests_total", "counter", {"source", "outcome"},
+       {{"outcome",
+         {"accepted", "duplicate", "unauthorized", "bad_request", "too_large", "overloaded"}}}},
+      {"firebreak_ingress_request_duration_seconds", "histogram", {"source"}, {}},
+      {"firebreak_queue_depth", "gauge", {"job_type", "state"},
+       {{"state", {"ready", "delayed", "in_flight", "dead"}}}},
+      {"firebreak_jobs_total", "counter", {"job_type", "outcome"},
+       {{"outcome", {"succeeded", "retried", "failed", "timed_out", "dead_lettered"}}}},
+      {"firebreak_job_duration_seconds", "histogram", {"job_type"}, {}},
+      {"firebreak_job_wait_seconds", "histogram", {"job_type"}, {}},
+      {"firebreak_integration_requests_total", "counter", {"integration", "outcome"},
+       {{"outcome", {"ok", "error", "timeout", "rejected_open", "rate_limited"}}}},
+      {"firebreak_integration_request_duration_seconds", "histogram", {"integration"}, {}},
+      {"firebreak_circuit_breaker_state", "gauge", {"integration"}, {}},
+      {"firebreak_duplicates_total", "counter", {"source"}, {}},
+  };
+  return kTable;
+}
+
+// The sample lines of `name` (for a histogram: of name_bucket/_sum/_count).
+std::vector<std::string> Samples(const std::string& scrape, const std::string& name) {
+  std::vector<std::string> out;
+  for (const std::string& line : ReadLinesOf(scrape)) {
+    if (line.empty() || line[0] == '#' || line.rfind(name, 0) != 0) continue;
+    std::string rest = line.substr(name.size());
+    for (const char* suffix : {"", "_bucket", "_sum", "_count"}) {
+      std::string s = suffix;
+      if (rest.rfind(s, 0) == 0 && rest.size() > s.size() &&
+          (rest[s.size()] == '{' || rest[s.size()] == ' ')) {
+        out.push_back(line);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+TEST_F(ObservabilityTest, AScrapeAfterAMixedRunPassesPromtoolAndHasEveryDesignMetric) {
+  UpstreamServer api([](const UpstreamRequest&) {
+    UpstreamReply reply;
+    reply.status = 500;
+    return reply;
+  });
+  ASSERT_NO_FATAL_FAILURE(Start(
+      "[[integrations]]\nname = \"llm\"\nbase_url = \"" + api.Url() +
+      "\"\nretry = { attempts = 1 }\n"
+      "breaker = { failure_rate = 0.5, min_calls = 2, window = \"30s\", open_for = \"60s\" }\n"));
+  // accepted, duplicate, unauthorized, bad_request, too_large
+  for (const char* body : {R"({"id":"ok1","mode":"ok"})", R"({"id":"ok2","mode":"ok"})",
+                           R"({"id":"ok1","mode":"ok"})", R"({"id":"f1","mode":"fail"})"}) {
+    auto res = Post(body);
+    ASSERT_TRUE(res.ok() && res->status == 200);
+  }
+  HttpRequest forged;
+  forged.url = "http://127.0.0.1:" + std::to_string(port_) + "/hooks/bot";
+  forged.body = R"({"id":"x"})";
+  forged.headers = {{"X-Signature", "00"}, {"Content-Type", "application/json"}};
+  auto unauthorized = HttpCall(forged);
+  ASSERT_TRUE(unauthorized.ok());
+  EXPECT_EQ(unauthorized->status, 401);
+  auto malformed = Post("{not json");
+  ASSERT_TRUE(malformed.ok());
+  EXPECT_EQ(malformed->status, 400);
+  auto large = Post(R"({"id":"big","pad":")" + std::string(8000, 'x') + "\"}");
+  ASSERT_TRUE(large.ok());
+  EXPECT_EQ(large->status, 413);
+  // Integration errors until the breaker opens, then a call it rejects.
+  for (int i = 0; i < 3; ++i) {
+    auto res = Post(R"({"id":"c)" + std::to_string(i) + R"(","mode":"call","integration":"llm"})");
+    ASSERT_TRUE(res.ok() && res->status == 200);
+    const double want = i + 1;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return MetricValue(ScrapeMetrics(port_), "firebreak_jobs_total",
+                             {"outcome=\"succeeded\""}) >= 2 + want;
+        },
+        milliseconds(15'000)))
+        << process_->Log();
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return MetricValue(ScrapeMetrics(port_), "firebreak_jobs_total",
+                           {"outcome=\"dead_lettered\""}) >= 1;
+      },
+      milliseconds(15'000)))
+      << process_->Log();
+  std::this_thread::sleep_for(milliseconds(1100));  // queue gauges refresh once a second
+  const std::string scrape = ScrapeMetrics(port_);
+  ASSERT_FALSE(scrape.empty());
+  std::string scrape_file = dir_.Write("scrape.prom", scrape);
+
+  // promtool's own linter (Debian's prometheus package).
+  std::string promtool_out = dir_.File("promtool.txt");
+  int rc = RunToCompletion({"/bin/sh", "-c", "promtool check metrics < " + scrape_file},
+                           promtool_out, "", milliseconds(30'000));
+  EXPECT_EQ(rc, 0) << ReadFile(promtool_out) << "\n" << scrape;
+
+  for (const DesignMetric& m : DesignMetrics()) {
+    EXPECT_NE(scrape.find("# TYPE " + m.name + " " + m.type + "\n"), std::string::npos)
+        << m.name << " is not a " << m.type;
+    std::vector<std::string> samples = Samples(scrape, m.name);
+    ASSERT_FALSE(samples.empty()) << m.name;
+    for (const std::string& label : m.labels) {
+      bool everywhere = std::all_of(samples.begin(), samples.end(), [&](const std::string& s) {
+        return s.find(label + "=\"") != std::string::npos;
+      });
+      EXPECT_TRUE(everywhere) << m.name << " lacks label " << label;
+    }
+    for (const auto& [label, values] : m.values) {
+      for (const std::string& value : values) {
+        EXPECT_TRUE(HasLabeled(samples, label + "=\"" + value + "\""))
+            << m.name << "{" << label << "=\"" << value << "\"} missing";
+      }
+    }
+  }
+  // The mixed run shows up in them.
+  auto value = [&](const std::string& name, std::vector<std::string> labels) {
+    return MetricValue(scrape, name, labels);
+  };
+  EXPECT_GE(value("firebreak_ingress_requests_total", {"outcome=\"accepted\""}), 6);
+  EXPECT_EQ(value("firebreak_ingress_requests_total", {"outcome=\"duplicate\""}), 1);
+  EXPECT_EQ(value("firebreak_ingress_requests_total", {"outcome=\"unauthorized\""}), 1);
+  EXPECT_EQ(value("firebreak_ingress_requests_total", {"outcome=\"bad_request\""}), 1);
+  EXPECT_EQ(value("firebreak_ingress_requests_total", {"outcome=\"too_large\""}), 1);
+  EXPECT_EQ(value("firebreak_duplicates_total", {"source=\"bot\""}), 1);
+  EXPECT_GE(value("firebreak_jobs_total", {"outcome=\"retried\""}), 1);
+  EXPECT_EQ(value("firebreak_jobs_total", {"outcome=\"dead_lettered\""}), 1);
+  EXPECT_EQ(value("firebreak_integration_requests_total", {"outcome=\"error\""}), 2);
+  EXPECT_EQ(value("firebreak_integration_requests_total", {"outcome=\"rejected_open\""}), 1);
+  EXPECT_EQ(value("firebreak_circuit_breaker_state", {"integration=\"llm\""}), 2);
+  EXPECT_EQ(value("firebreak_queue_depth", {"job_type=\"bot.event\"", "state=\"dead\""}), 1);
+  EXPECT_GE(value("firebreak_ingress_request_duration_seconds_count", {"source=\"bot\""}), 9);
+  EXPECT_GE(value("firebreak_job_wait_seconds_count", {"job_type=\"bot.event\""}), 6);
+  EXPECT_EQ(process_->Terminate(), 0);
 }
 
 }  // namespace
