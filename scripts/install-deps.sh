@@ -13,7 +13,7 @@ build_pkgs=(
   libcurl4-openssl-dev libhiredis-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl ca-certificates
 )
-test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev)
+test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev prometheus)
 bench_pkgs=(wrk nginx-light linux-perf valgrind)
 
 pkgs=("${build_pkgs[@]}")
