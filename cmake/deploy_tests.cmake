@@ -29,11 +29,9 @@ set_tests_properties(deploy_alert_rules_check deploy_alert_rules_test
 # The metric contract: every metric, label and label value the dashboard and the rules use
 # must be in the /metrics of the binary just built (`firebreak run` on free loopback
 # ports, stopped by its PID). Needs the build, hence its own label (not "deploy").
-# firebreak_trace_spans_dropped_total may be absent until the OTLP exporter lands.
 add_test(NAME deploy_metrics_contract
   COMMAND python3 ${FIREBREAK_ASSET_CHECK}
     --dashboard ${FIREBREAK_DEPLOY_DIR}/grafana/dashboard.json
     --rules ${FIREBREAK_DEPLOY_DIR}/prometheus/alerts.yml
-    --run-binary $<TARGET_FILE:firebreak>
-    --allow-missing firebreak_trace_spans_dropped_total)
+    --run-binary $<TARGET_FILE:firebreak>)
 set_tests_properties(deploy_metrics_contract PROPERTIES LABELS metrics_contract TIMEOUT 60)
