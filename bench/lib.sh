@@ -56,8 +56,9 @@ def ms(v):
     n, u = float(re.match(r"([\d.]+)", v).group(1)), re.search(r"[a-z]+", v).group(0)
     return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", text).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
+# Anchored to the distribution's own lines: "62.50%" in the Req/Sec row also ends in 50%.
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
 m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
 print(f"{rps:.0f} {p50:.3f} {p99:.3f} {m.group(1) if m else 0}")
 PY

@@ -9,7 +9,7 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git
   libboost1.81-dev libboost-url1.81-dev libboost-json1.81-dev
   libssl-dev libsimdjson-dev nlohmann-json3-dev libsqlite3-dev
-  libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
+  libtomlplusplus-dev libcli11-dev prometheus-cpp-dev
   libcurl4-openssl-dev libhiredis-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl ca-certificates
 )

@@ -5,8 +5,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 namespace firebreak {
 
@@ -80,24 +82,67 @@ std::string NewJobId(int64_t now_ms) {
   return out;
 }
 
+namespace {
+
+// Trace and span ids must be unique and unpredictable enough not to collide, not secret
+// (W3C trace-context §3.2): a per-thread generator seeded from the OS RNG, because
+// RAND_bytes per id costs microseconds on the request path.
+uint64_t NextIdBits() {
+  thread_local std::mt19937_64 generator = [] {
+    std::array<uint64_t, 4> seed;
+    RandomBytes(seed.data(), sizeof seed);
+    std::seed_seq sequence(reinterpret_cast<const uint32_t*>(seed.data()),
+                           reinterpret_cast<const uint32_t*>(seed.data() + seed.size()));
+    return std::mt19937_64(sequence);
+  }();
+  uint64_t bits = 0;
+  while (bits == 0) bits = generator();  // an all-zero id is invalid
+  return bits;
+}
+
+void AppendHex64(std::string& out, uint64_t bits) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kHex[(bits >> shift) & 0xf]);
+}
+
+}  // namespace
+
 std::string NewTraceId() {
-  unsigned char bytes[16];
-  RandomBytes(bytes, sizeof bytes);
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+  std::string out;
+  out.reserve(32);
+  AppendHex64(out, NextIdBits());
+  AppendHex64(out, NextIdBits());
+  return out;
 }
 
 std::string NewSpanId() {
-  unsigned char bytes[8];
-  RandomBytes(bytes, sizeof bytes);
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+  std::string out;
+  out.reserve(16);
+  AppendHex64(out, NextIdBits());
+  return out;
 }
 
-std::string NewTraceparent() { return "00-" + NewTraceId() + "-" + NewSpanId() + "-01"; }
+std::string NewTraceparent() {
+  std::string out;
+  out.reserve(55);
+  out.append("00-");
+  AppendHex64(out, NextIdBits());
+  AppendHex64(out, NextIdBits());
+  out.push_back('-');
+  AppendHex64(out, NextIdBits());
+  out.append("-01");
+  return out;
+}
 
 std::string ChildTraceparent(std::string_view parent) {
   if (!IsValidTraceparent(parent)) return NewTraceparent();
   // 00-<32 hex trace>-<16 hex span>-<2 hex flags>
-  return std::string(parent.substr(0, 36)) + NewSpanId() + std::string(parent.substr(52));
+  std::string out;
+  out.reserve(55);
+  out.append(parent.substr(0, 36));
+  AppendHex64(out, NextIdBits());
+  out.append(parent.substr(52));
+  return out;
 }
 
 std::string TraceIdOf(std::string_view traceparent) {
@@ -119,7 +164,8 @@ bool IsValidTraceparent(std::string_view v) {
   };
   auto trace = v.substr(3, 32), span = v.substr(36, 16), flags = v.substr(53, 2);
   if (!all_hex(trace) || !all_hex(span) || !all_hex(flags)) return false;
-  return trace != std::string(32, '0') && span != std::string(16, '0');
+  auto all_zero = [](std::string_view s) { return s.find_first_not_of('0') == s.npos; };
+  return !all_zero(trace) && !all_zero(span);
 }
 
 }  // namespace firebreak

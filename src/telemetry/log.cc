@@ -1,13 +1,13 @@
 #include "telemetry/log.h"
 
-#include <spdlog/async.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
 #include <mutex>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/json_string.h"
@@ -16,9 +16,25 @@
 namespace firebreak::log {
 namespace {
 
+// Lines wait in memory and one background thread writes them in chunks. spdlog's async
+// logger (used before) wakes its thread for every line and its stdout sink flushes after
+// every line: a context switch and a write(2) per line. Here a request thread only
+// appends under a mutex and wakes the writer when the first line of a chunk arrives; the
+// writer lets a chunk gather for 2 ms (not for warnings and errors) and writes it with
+// one flush. So lines show within milliseconds, and at thousands of lines a second
+// there are hundreds of wake-ups, not thousands.
+constexpr std::chrono::milliseconds kGather{2};
+// Beyond this many waiting lines (a stuck stdout) the oldest are dropped, and counted.
+constexpr size_t kMaxWaitingLines = 65536;
+
 struct State {
-  std::mutex mu;  // guards (re)initialisation only
-  std::shared_ptr<spdlog::logger> logger;
+  std::mutex mu;  // guards the fields below it
+  std::condition_variable wake;
+  std::deque<std::string> waiting;  // formatted lines, '\n' included
+  bool urgent = false;              // a warning or error is waiting
+  bool writer_running = false;
+  int64_t dropped = 0;              // since the last report
+  std::mutex write_mu;  // held while lines are taken and written: keeps their order
   std::atomic<int> min_level{static_cast<int>(Level::kInfo)};
   std::atomic<bool> text{false};
   std::atomic<bool> tool_output_on_stdout{false};  // SendToStderr was called
@@ -27,6 +43,41 @@ struct State {
 State& GetState() {
   static State* state = new State();  // leaked on purpose: used until the last line at exit
   return *state;
+}
+
+// Takes what is waiting and writes it out. Called by the writer thread and by Flush.
+void WriteWaiting(State& st) {
+  std::lock_guard write_lock(st.write_mu);
+  std::deque<std::string> lines;
+  int64_t dropped = 0;
+  {
+    std::lock_guard lock(st.mu);
+    lines.swap(st.waiting);
+    st.urgent = false;
+    dropped = st.dropped;
+    st.dropped = 0;
+  }
+  FILE* out = st.tool_output_on_stdout.load() ? stderr : stdout;
+  if (dropped > 0) {
+    std::string note = "{\"ts\":\"" + FormatTimestampMs(SystemClock::Instance().NowMs()) +
+                       "\",\"level\":\"warn\",\"msg\":\"log lines dropped: output too slow\","
+                       "\"dropped\":" + std::to_string(dropped) + "}\n";
+    std::fwrite(note.data(), 1, note.size(), out);
+  }
+  for (const std::string& line : lines) std::fwrite(line.data(), 1, line.size(), out);
+  std::fflush(out);
+}
+
+void RunWriter(State& st) {
+  std::unique_lock lock(st.mu);
+  for (;;) {
+    st.wake.wait(lock, [&st] { return !st.waiting.empty() || st.dropped > 0; });
+    const bool urgent = st.urgent;
+    lock.unlock();
+    if (!urgent) std::this_thread::sleep_for(kGather);
+    WriteWaiting(st);
+    lock.lock();
+  }
 }
 
 const char* LevelName(Level level) {
@@ -68,7 +119,6 @@ void AppendValue(std::string& out, const Field& f, bool quote_strings) {
 
 void Init(std::string_view format, std::string_view level) {
   State& st = GetState();
-  std::lock_guard lock(st.mu);
   Level lv = Level::kInfo;
   if (level == "trace")
     lv = Level::kTrace;
@@ -80,28 +130,16 @@ void Init(std::string_view format, std::string_view level) {
     lv = Level::kError;
   st.min_level = static_cast<int>(lv);
   st.text = (format == "text");
-  if (!st.logger) {
-    // Lines are queued and written by one background thread; when the queue is full
-    // the oldest line is dropped rather than blocking a request.
-    spdlog::init_thread_pool(65536, 1);
-    auto sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-    st.logger = std::make_shared<spdlog::async_logger>(
-        "firebreak", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
-    st.logger->set_pattern("%v");
-    st.logger->set_level(spdlog::level::trace);
-    st.logger->flush_on(spdlog::level::warn);
-    spdlog::flush_every(std::chrono::seconds(1));
+  std::lock_guard lock(st.mu);
+  if (!st.writer_running) {
+    st.writer_running = true;
+    std::thread([&st] { RunWriter(st); }).detach();  // lives as long as the process
   }
 }
 
 void SendToStderr() { GetState().tool_output_on_stdout = true; }
 
-void Flush() {
-  State& st = GetState();
-  std::lock_guard lock(st.mu);
-  if (st.logger) st.logger->flush();
-  std::fflush(stdout);
-}
+void Flush() { WriteWaiting(GetState()); }
 
 bool Enabled(Level level) { return static_cast<int>(level) >= GetState().min_level.load(); }
 
@@ -129,15 +167,26 @@ void Write(Level level, std::string_view msg, Fields fields) {
     }
     line.append("}");
   }
-  auto logger = st.logger;
-  if (logger) {
-    logger->log(level >= Level::kWarn ? spdlog::level::warn : spdlog::level::info, line);
-  } else {
-    line.push_back('\n');
-    FILE* out = st.tool_output_on_stdout.load() ? stderr : stdout;
-    std::fwrite(line.data(), 1, line.size(), out);
-    std::fflush(out);
+  line.push_back('\n');
+  {
+    std::lock_guard lock(st.mu);
+    if (st.writer_running) {
+      if (st.waiting.size() >= kMaxWaitingLines) {
+        st.waiting.pop_front();
+        ++st.dropped;
+      }
+      const bool first = st.waiting.empty();
+      st.waiting.push_back(std::move(line));
+      const bool urgent = level >= Level::kWarn;
+      st.urgent = st.urgent || urgent;
+      if (first || urgent) st.wake.notify_one();
+      return;
+    }
   }
+  // Before Init (tools, early errors): synchronously.
+  FILE* out = st.tool_output_on_stdout.load() ? stderr : stdout;
+  std::fwrite(line.data(), 1, line.size(), out);
+  std::fflush(out);
 }
 
 }  // namespace firebreak::log

@@ -1,6 +1,7 @@
 // Structured logs: one JSON object per line on stdout (DESIGN §6), or a readable
-// text line with log_format = "text". Lines are handed to a background thread
-// (spdlog's async logger), so a slow stdout never blocks the request path.
+// text line with log_format = "text". Lines are handed to a background thread that
+// writes them in chunks, so a slow stdout never blocks the request path (if it stays
+// stuck, the oldest waiting lines are dropped and the drop is logged).
 #pragma once
 
 #include <cstdint>

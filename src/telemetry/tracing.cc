@@ -78,11 +78,17 @@ int64_t NowUnixNs() {
 
 Span Span::For(std::string name, SpanKind kind, std::string_view traceparent,
                std::string_view parent_traceparent, int64_t start_unix_ns) {
+  // "00-<32 hex trace>-<16 hex span>-<2 hex flags>"; callers pass valid ones (ours).
   Span span;
-  span.trace_id = TraceIdOf(traceparent);
-  span.span_id = SpanIdOf(traceparent);
-  if (TraceIdOf(parent_traceparent) == span.trace_id) {
-    span.parent_span_id = SpanIdOf(parent_traceparent);
+  span.attributes.reserve(8);
+  if (traceparent.size() == 55) {
+    traceparent.copy(span.trace_id.data(), 32, 3);
+    traceparent.copy(span.span_id.data(), 16, 36);
+  }
+  if (parent_traceparent.size() == 55 &&
+      parent_traceparent.substr(3, 32) == std::string_view(span.trace_id.data(), 32)) {
+    parent_traceparent.copy(span.parent_span_id.data(), 16, 36);
+    span.has_parent = true;
   }
   span.name = std::move(name);
   span.kind = kind;
@@ -110,10 +116,10 @@ std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view serv
   for (const Span& span : spans) {
     if (!first) out.append(",");
     first = false;
-    out.append("{\"traceId\":\"").append(span.trace_id);
-    out.append("\",\"spanId\":\"").append(span.span_id).append("\"");
-    if (!span.parent_span_id.empty()) {
-      out.append(",\"parentSpanId\":\"").append(span.parent_span_id).append("\"");
+    out.append("{\"traceId\":\"").append(span.TraceId());
+    out.append("\",\"spanId\":\"").append(span.SpanId()).append("\"");
+    if (span.has_parent) {
+      out.append(",\"parentSpanId\":\"").append(span.ParentSpanId()).append("\"");
     }
     out.append(",\"name\":");
     AppendJsonString(out, span.name);
@@ -174,36 +180,32 @@ void SpanExporter::Stop() {
 void SpanExporter::Run() {
   // One handle for the thread's life: the connection to the collector is kept alive.
   CURL* curl = curl_easy_init();
+  std::deque<Span> taken;
   std::unique_lock lock(mu_);
-  while (true) {
+  bool last_round = false;
+  while (!last_round) {
     wake_.wait_for(lock, options_.interval,
                    [this] { return stopping_ || queue_.size() >= options_.max_batch; });
-    if (queue_.empty()) {
-      if (stopping_) break;
-      continue;
-    }
-    // On stop, send what is queued, one final round of batches.
-    const bool last_round = stopping_;
-    while (!queue_.empty()) {
-      std::vector<Span> batch;
-      size_t n = std::min(queue_.size(), options_.max_batch);
-      batch.reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+    last_round = stopping_;  // on stop: send what is queued, then end
+    taken.clear();
+    taken.swap(queue_);  // O(1): Record never waits behind encoding or I/O
+    lock.unlock();
+    bool collector_down = false;
+    while (!taken.empty()) {
+      size_t n = std::min(taken.size(), options_.max_batch);
+      if (collector_down) {  // the last round does not wait on a dead collector per batch
+        metrics_.dropped_export_failed->Increment(static_cast<double>(taken.size()));
+        break;
       }
-      lock.unlock();
+      std::vector<Span> batch(std::make_move_iterator(taken.begin()),
+                              std::make_move_iterator(taken.begin() + static_cast<long>(n)));
+      taken.erase(taken.begin(), taken.begin() + static_cast<long>(n));
       bool ok = Export(curl, batch);
       (ok ? metrics_.exported : metrics_.dropped_export_failed)
           ->Increment(static_cast<double>(batch.size()));
-      lock.lock();
-      if (!ok && last_round) {  // the collector is gone: do not wait on it per batch
-        metrics_.dropped_export_failed->Increment(static_cast<double>(queue_.size()));
-        queue_.clear();
-      }
-      if (!last_round && queue_.size() < options_.max_batch) break;
+      collector_down = !ok && last_round;
     }
-    if (last_round) break;
+    lock.lock();
   }
   lock.unlock();
   if (curl != nullptr) curl_easy_cleanup(curl);

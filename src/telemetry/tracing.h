@@ -7,6 +7,7 @@
 // Context travels as W3C traceparent everywhere, whether or not export is on.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -28,24 +29,34 @@ enum class SpanKind { kInternal = 1, kServer = 2, kClient = 3, kProducer = 4, kC
 
 using AttributeValue = std::variant<std::string, int64_t, bool, double>;
 
+// Built on the request path, so it avoids the heap where it can: ids are fixed arrays,
+// attribute keys are string literals, short values fit std::string's inline buffer.
 struct Span {
-  std::string trace_id;        // 32 hex
-  std::string span_id;         // 16 hex
-  std::string parent_span_id;  // 16 hex, "" for a root span
+  std::array<char, 32> trace_id{};  // hex
+  std::array<char, 16> span_id{};
+  std::array<char, 16> parent_span_id{};
+  bool has_parent = false;  // false: a root span
   std::string name;
   SpanKind kind = SpanKind::kInternal;
   int64_t start_unix_ns = 0;
   int64_t end_unix_ns = 0;
-  std::vector<std::pair<std::string, AttributeValue>> attributes;
+  std::vector<std::pair<const char*, AttributeValue>> attributes;  // keys: literals
   bool error = false;  // OTLP status ERROR (else UNSET)
   std::string status_message;
 
   // A span whose own context is `traceparent` (trace and span id) and whose parent is
-  // the span of `parent_traceparent` ("" or invalid: a root span).
+  // the span of `parent_traceparent` (if it is of the same trace; else a root span).
   static Span For(std::string name, SpanKind kind, std::string_view traceparent,
                   std::string_view parent_traceparent, int64_t start_unix_ns);
-  void Set(std::string key, AttributeValue value) {
-    attributes.emplace_back(std::move(key), std::move(value));
+  // `key` must be a string literal (it is kept as a pointer).
+  void Set(const char* key, AttributeValue value) {
+    attributes.emplace_back(key, std::move(value));
+  }
+  std::string_view TraceId() const { return {trace_id.data(), trace_id.size()}; }
+  std::string_view SpanId() const { return {span_id.data(), span_id.size()}; }
+  std::string_view ParentSpanId() const {
+    return has_parent ? std::string_view(parent_span_id.data(), parent_span_id.size())
+                      : std::string_view();
   }
 };
 

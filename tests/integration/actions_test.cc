@@ -204,7 +204,9 @@ TEST(ActionsCrashTest, AHandlerRerunAfterItsAnswerWasLostCreatesNoNewActions) {
   const std::string db = dir.File("q.db");
   const std::string config =
       ActionsConfig(dir, port, "[queue]\npath = \"" + db + "\"\n", Python(bot, runs),
-                    "timeout = \"1s\"\n", "effects", upstream.Url(), "");
+                    // 2 s: a slow python start on a loaded machine must not time out
+                    // the attempt before it answers.
+                    "timeout = \"2s\"\n", "effects", upstream.Url(), "");
   auto answers = [&] {
     int n = 0;
     for (const std::string& line : ReadLines(runs)) n += line.find("answered") != std::string::npos;

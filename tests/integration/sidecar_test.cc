@@ -220,7 +220,10 @@ TEST_F(SidecarTest, BreakerOpensRejectsAtOnceWithoutTheUpstreamAndClosesOnRecove
             0);
   for (const char* line : {"circuit breaker opened", "circuit breaker half-open: probing",
                            "circuit breaker closed"}) {
-    EXPECT_NE(process_->Log().find(line), std::string::npos) << line;
+    // Log lines are written asynchronously, within milliseconds.
+    EXPECT_TRUE(WaitFor([&] { return process_->Log().find(line) != std::string::npos; },
+                        milliseconds(2000)))
+        << line;
   }
 }
 
