@@ -63,8 +63,21 @@ void BM_MetricsPrometheusCppHistogramObserve(benchmark::State& state) {
 }
 BENCHMARK(BM_MetricsPrometheusCppHistogramObserve)->ThreadRange(1, 4)->UseRealTime();
 
-// A span as the ingress builds it, recorded into an exporter whose collector is a
-// closed port (so the queue drains by failing, as when the collector is down).
+// A span as the ingress builds it.
+trace::Span IngressSpan(const std::string& parent) {
+  std::string self = ChildTraceparent(parent);
+  trace::Span span = trace::Span::For("webhook slack", trace::SpanKind::kServer, self, parent,
+                                      trace::NowUnixNs());
+  span.Set("http.request.method", std::string("POST"));
+  span.Set("http.route", std::string("/hooks/slack"));
+  span.Set("http.response.status_code", int64_t{200});
+  span.Set("firebreak.source", std::string("slack"));
+  span.end_unix_ns = trace::NowUnixNs();
+  return span;
+}
+
+// That span recorded into an exporter whose collector is a closed port (so the queue
+// drains by failing, as when the collector is down).
 void BM_MetricsSpanRecord(benchmark::State& state) {
   static trace::SpanExporter* exporter = [] {
     trace::ExporterOptions options;
@@ -73,15 +86,7 @@ void BM_MetricsSpanRecord(benchmark::State& state) {
   }();
   const std::string parent = NewTraceparent();
   for (auto _ : state) {
-    std::string self = ChildTraceparent(parent);
-    trace::Span span = trace::Span::For("webhook slack", trace::SpanKind::kServer, self, parent,
-                                        trace::NowUnixNs());
-    span.Set("http.request.method", std::string("POST"));
-    span.Set("http.route", std::string("/hooks/slack"));
-    span.Set("http.response.status_code", int64_t{200});
-    span.Set("firebreak.source", std::string("slack"));
-    span.end_unix_ns = trace::NowUnixNs();
-    exporter->Record(std::move(span));
+    exporter->Record(IngressSpan(parent));
   }
 }
 BENCHMARK(BM_MetricsSpanRecord)->ThreadRange(1, 2)->UseRealTime();
@@ -90,14 +95,7 @@ BENCHMARK(BM_MetricsSpanRecord)->ThreadRange(1, 2)->UseRealTime();
 void BM_MetricsSpanBuildOnly(benchmark::State& state) {
   const std::string parent = NewTraceparent();
   for (auto _ : state) {
-    std::string self = ChildTraceparent(parent);
-    trace::Span span = trace::Span::For("webhook slack", trace::SpanKind::kServer, self, parent,
-                                        trace::NowUnixNs());
-    span.Set("http.request.method", std::string("POST"));
-    span.Set("http.route", std::string("/hooks/slack"));
-    span.Set("http.response.status_code", int64_t{200});
-    span.Set("firebreak.source", std::string("slack"));
-    span.end_unix_ns = trace::NowUnixNs();
+    trace::Span span = IngressSpan(parent);
     benchmark::DoNotOptimize(span);
   }
 }
