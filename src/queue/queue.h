@@ -53,7 +53,10 @@ struct JobFinish {
   int attempt = 0;  // the claimed attempt; a finish for an attempt the job no longer holds is stale
   Disposition disposition = Disposition::kSucceeded;
   int64_t run_at_ms = 0;  // kRetry and kRelease
-  AttemptRecord record;   // ignored for kSucceeded
+  // Kept as the attempt's history for kRetry, kDead (and kRelease, see keep_record);
+  // for kSucceeded only record.duration_ms is used: it is the handler time Throughput
+  // counts for every disposition but kRelease.
+  AttemptRecord record;
   // kRelease only: false leaves no attempt record (a deferral that sent nothing: an
   // action waiting out an open breaker must not grow its history every open_for).
   bool keep_record = true;
@@ -72,6 +75,30 @@ struct TypeDepth {
   int64_t in_flight = 0;
   int64_t dead = 0;
 };
+
+// What one job type's work looked like over a recent window (Queue::Throughput). The
+// backends count it in the store itself, in per-minute buckets kept for 2 hours, so
+// every process sharing the store (ingest, workers, `firebreak queue stats`) reads the
+// same numbers.
+struct TypeThroughput {
+  std::string type;
+  // The span the counts cover, ending now: the window asked for, rounded to whole
+  // minutes (at most a minute shorter, never shorter than the current minute so far),
+  // or less when the store began counting within it (a fresh store: from its first
+  // counted event). At least 1000.
+  int64_t window_ms = 0;
+  // Jobs stored: accepted enqueues and follow-up jobs stored by a success (not
+  // duplicates, refusals for max_depth, or replays from the dead-letter queue).
+  int64_t arrived = 0;
+  // Attempts that ended with an outcome (kSucceeded, kRetry, kDead); not releases, and
+  // not attempts whose lease expired (their worker died: no handler time is known).
+  int64_t finished = 0;
+  // Handler time of those attempts: the sum of their record.duration_ms.
+  int64_t busy_ms = 0;
+};
+
+// The longest window Throughput reads; longer ones are cut to it.
+inline constexpr int64_t kThroughputMaxWindowMs = 60 * 60 * 1000;
 
 struct DeadListPage {
   std::vector<Job> items;   // with attempts
@@ -114,6 +141,12 @@ class Queue {
 
   // Depth per job type and state, for every type that has jobs.
   virtual Result<std::vector<TypeDepth>> Stats() = 0;
+  // Arrivals, finished attempts and handler time per job type over the last
+  // `window_ms` (cut to kThroughputMaxWindowMs; <= 0 reads the current minute), for
+  // every type with any of them, sorted by type. The counts are updated in the same
+  // commit (sqlite) or script (redis) as the change they count. kUnavailable when the
+  // store cannot be read.
+  virtual Result<std::vector<TypeThroughput>> Throughput(int64_t window_ms) = 0;
   // Cheap reachability check for /readyz.
   virtual Status Ping() = 0;
 

@@ -118,6 +118,19 @@ TypeDepth DepthOf(Queue& queue, const std::string& type) {
   return none;
 }
 
+// Throughput of one type over `window_ms` (zeros when the type has no counts).
+TypeThroughput ThroughputOf(Queue& queue, const std::string& type, int64_t window_ms = 5 * 60'000) {
+  Result<std::vector<TypeThroughput>> all = queue.Throughput(window_ms);
+  EXPECT_TRUE(all.ok()) << all.status().ToString();
+  TypeThroughput none;
+  none.type = type;
+  if (!all.ok()) return none;
+  for (const TypeThroughput& t : *all) {
+    if (t.type == type) return t;
+  }
+  return none;
+}
+
 // Polls `condition` every 10 ms until it holds or `timeout` (real time) has passed.
 bool WaitUntil(const std::function<bool()>& condition, milliseconds timeout = kSweepBound) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -996,6 +1009,131 @@ TEST_P(QueueContractTest, TwoQueuesOnOneStore) {
   Result<std::vector<TypeDepth>> stats = ingest->Stats();
   ASSERT_TRUE(stats.ok());
   EXPECT_TRUE(stats->empty());
+}
+
+TEST_P(QueueContractTest, ThroughputCountsEachStoredJobOnce) {
+  config_.max_depth = 4;
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  Result<std::vector<TypeThroughput>> empty = queue->Throughput(5 * 60'000);
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_TRUE(empty->empty());
+
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1), "a", {"k1"})).outcome, EnqueueOutcome::kAccepted);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2), "a", {"k2"})).outcome, EnqueueOutcome::kAccepted);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(3), "b")).outcome, EnqueueOutcome::kAccepted);
+  // Neither a duplicate, nor an id that exists, nor a refusal for depth is an arrival.
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(4), "a", {"k1"})).outcome,
+            EnqueueOutcome::kDuplicate);
+  EXPECT_EQ(EnqueueSync(*queue, MakeJob(JobId(1), "a")).status.code(), StatusCode::kAlreadyExists);
+  NewJob delayed = MakeJob(JobId(5), "a");
+  delayed.run_at_ms = clock_.NowMs() + 60'000;  // a delayed job arrives when it is stored
+  ASSERT_EQ(EnqueueSync(*queue, delayed).outcome, EnqueueOutcome::kAccepted);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(6), "a")).outcome, EnqueueOutcome::kOverloaded);
+
+  TypeThroughput a = ThroughputOf(*queue, "a");
+  EXPECT_EQ(a.arrived, 3);
+  EXPECT_EQ(a.finished, 0);
+  EXPECT_EQ(a.busy_ms, 0);
+  EXPECT_EQ(ThroughputOf(*queue, "b").arrived, 1);
+  // A fresh store: the rates cover the time since its first count (at least a second).
+  EXPECT_EQ(a.window_ms, 1000);
+  clock_.Advance(seconds(30));
+  EXPECT_EQ(ThroughputOf(*queue, "a").window_ms, 30'000);
+
+  // Another queue object on the same store (another process) reads the same numbers.
+  auto other = Open();
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(ThroughputOf(*other, "a").arrived, 3);
+  EXPECT_EQ(ThroughputOf(*other, "b").arrived, 1);
+}
+
+TEST_P(QueueContractTest, ThroughputCountsFinishedAttemptsAndTheirHandlerTime) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(i), "t")).outcome, EnqueueOutcome::kAccepted);
+  }
+  std::vector<Job> claimed = ClaimOk(*queue, "t", 3);
+  ASSERT_EQ(claimed.size(), 3u);
+  auto finish = [&](const Job& job, Disposition disposition, int64_t duration_ms) {
+    JobFinish f = Finished(job, disposition, clock_.NowMs());
+    f.record.duration_ms = duration_ms;
+    return FinishSync(*queue, f);
+  };
+  ASSERT_TRUE(finish(claimed[0], Disposition::kSucceeded, 40).ok());
+  ASSERT_TRUE(finish(claimed[1], Disposition::kRetry, 60).ok());
+  ASSERT_TRUE(finish(claimed[2], Disposition::kDead, 25).ok());
+  TypeThroughput t = ThroughputOf(*queue, "t");
+  EXPECT_EQ(t.arrived, 3);
+  EXPECT_EQ(t.finished, 3);
+  EXPECT_EQ(t.busy_ms, 125);
+
+  // A stale finish changes nothing, and a release is not an attempt that finished.
+  EXPECT_EQ(finish(claimed[0], Disposition::kSucceeded, 1000).code(),
+            StatusCode::kFailedPrecondition);
+  std::vector<Job> again = ClaimOk(*queue, "t", 1);
+  ASSERT_EQ(again.size(), 1u);
+  ASSERT_TRUE(finish(again[0], Disposition::kRelease, 500).ok());
+  t = ThroughputOf(*queue, "t");
+  EXPECT_EQ(t.arrived, 3);  // a retry is not a new arrival
+  EXPECT_EQ(t.finished, 3);
+  EXPECT_EQ(t.busy_ms, 125);
+}
+
+TEST_P(QueueContractTest, ThroughputCountsStoredFollowUpsAsArrivals) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1))).outcome, EnqueueOutcome::kAccepted);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2))).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> claimed = ClaimOk(*queue, "test.event", 2);
+  ASSERT_EQ(claimed.size(), 2u);
+  JobFinish done = Finished(claimed[0], Disposition::kSucceeded);
+  done.follow_ups.push_back(MakeJob(JobId(10), "action:api", {"action:api:1:0"}));
+  done.follow_ups.push_back(MakeJob(JobId(11), "action:api", {"action:api:1:1"}));
+  ASSERT_TRUE(FinishSync(*queue, done).ok());
+  // The second handler returned one key already stored: only the new one arrives.
+  JobFinish repeat = Finished(claimed[1], Disposition::kSucceeded);
+  repeat.follow_ups.push_back(MakeJob(JobId(12), "action:api", {"action:api:1:0"}));
+  repeat.follow_ups.push_back(MakeJob(JobId(13), "action:api", {"action:api:2:0"}));
+  ASSERT_TRUE(FinishSync(*queue, repeat).ok());
+
+  TypeThroughput actions = ThroughputOf(*queue, "action:api");
+  EXPECT_EQ(actions.arrived, 3);
+  EXPECT_EQ(actions.finished, 0);
+  TypeThroughput jobs = ThroughputOf(*queue, "test.event");
+  EXPECT_EQ(jobs.arrived, 2);
+  EXPECT_EQ(jobs.finished, 2);
+  EXPECT_EQ(jobs.busy_ms, 14);  // Finished() records 7 ms
+}
+
+TEST_P(QueueContractTest, ThroughputReadsOnlyTheWindowsMinutes) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  const int64_t first_at = clock_.NowMs();
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1), "t")).outcome, EnqueueOutcome::kAccepted);
+  clock_.Advance(milliseconds(10 * 60'000));
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2), "t")).outcome, EnqueueOutcome::kAccepted);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(3), "t")).outcome, EnqueueOutcome::kAccepted);
+
+  // Five minutes: whole minutes that start within them, so 4 to 5 minutes.
+  TypeThroughput recent = ThroughputOf(*queue, "t", 5 * 60'000);
+  EXPECT_EQ(recent.arrived, 2);
+  EXPECT_GT(recent.window_ms, 4 * 60'000);
+  EXPECT_LE(recent.window_ms, 5 * 60'000);
+  // An hour: everything, over the time since the store's first count.
+  TypeThroughput hour = ThroughputOf(*queue, "t", 60 * 60'000);
+  EXPECT_EQ(hour.arrived, 3);
+  EXPECT_EQ(hour.window_ms, clock_.NowMs() - first_at);
+  // A window past the longest is cut to it; none reads the current minute.
+  EXPECT_EQ(ThroughputOf(*queue, "t", 24 * 60 * 60'000).arrived, 3);
+  TypeThroughput now = ThroughputOf(*queue, "t", 0);
+  EXPECT_EQ(now.arrived, 2);
+  EXPECT_LE(now.window_ms, 60'000);
+  EXPECT_GE(now.window_ms, 1000);
+  // After the hour has passed, nothing is left in it.
+  clock_.Advance(milliseconds(61 * 60'000));
+  EXPECT_EQ(ThroughputOf(*queue, "t", 60 * 60'000).arrived, 0);
 }
 
 TEST_P(QueueContractTest, StatsCountEachTypeAndState) {

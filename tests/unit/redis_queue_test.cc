@@ -483,6 +483,29 @@ TEST_F(RedisQueueTest, DurabilityShortfallFollowsRedisPersistence) {
   }
 }
 
+// Throughput counts live in one hash per minute that expires 2 hours after its first
+// write, so a Redis shared by many processes does not grow with them.
+TEST_F(RedisQueueTest, ThroughputBucketsExpire) {
+  testing::RedisServer server;
+  ASSERT_TRUE(server.Start()) << server.Log();
+  auto queue = OpenOk(RedisConfig(server.Url()), clock_);
+  ASSERT_NE(queue, nullptr);
+  ASSERT_TRUE(Accepted(EnqueueSync(*queue, MakeJob(JobId(1), "t"))));
+  ASSERT_TRUE(Accepted(EnqueueSync(*queue, MakeJob(JobId(2), "t:with:colons"))));
+  const std::string key = "fb:tput:" + std::to_string(clock_.NowMs() / 60'000);
+  EXPECT_EQ(server.Cli({"HGET", key, "a:t"}), "1\n");
+  EXPECT_EQ(server.Cli({"HGET", key, "a:t:with:colons"}), "1\n");
+  int64_t ttl = std::stoll(server.Cli({"PTTL", key}));
+  EXPECT_GT(ttl, 2 * 60 * 60'000 - 60'000);
+  EXPECT_LE(ttl, 2 * 60 * 60'000);
+  Result<std::vector<TypeThroughput>> counts = queue->Throughput(60'000);
+  ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+  ASSERT_EQ(counts->size(), 2u);
+  EXPECT_EQ((*counts)[0].type, "t");
+  EXPECT_EQ((*counts)[1].type, "t:with:colons");
+  EXPECT_EQ((*counts)[1].arrived, 1);
+}
+
 // Everything firebreak stores is under "fb:", so a shared Redis can hold other data.
 TEST_F(RedisQueueTest, KeysStayUnderThePrefix) {
   testing::RedisServer server;

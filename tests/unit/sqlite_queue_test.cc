@@ -251,6 +251,68 @@ TEST_F(SqliteQueueTest, OpenErrors) {
   EXPECT_EQ(OpenQueue(config, clock).status().code(), StatusCode::kInvalidArgument);
 }
 
+// Runs one SQL query on the file through a connection of its own; the first column of
+// the first row as an integer (-1 when there is no row).
+int64_t QueryInt(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  int64_t n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return n;
+}
+
+// A file written by a build of schema version 1 (no throughput table) is migrated in
+// place at open: its jobs stay, and counting starts.
+TEST_F(SqliteQueueTest, MigratesAVersionOneFile) {
+  {
+    auto queue = Open();
+    ASSERT_NE(queue, nullptr);
+    ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1))).outcome, EnqueueOutcome::kAccepted);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(config_.path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db, "DROP TABLE throughput; PRAGMA user_version = 1", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(db);
+
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  EXPECT_EQ(QueryInt(config_.path, "PRAGMA user_version"), kSqliteQueueSchemaVersion);
+  EXPECT_EQ(kSqliteQueueSchemaVersion, 2);
+  EXPECT_EQ(DepthOf(*queue, "test.event").ready, 1);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2))).outcome, EnqueueOutcome::kAccepted);
+  Result<std::vector<TypeThroughput>> counts = queue->Throughput(60'000);
+  ASSERT_TRUE(counts.ok()) << counts.status().ToString();
+  ASSERT_EQ(counts->size(), 1u);
+  EXPECT_EQ((*counts)[0].arrived, 1);
+}
+
+// One row per minute and type however many jobs a batch holds; rows past the 2 h
+// retention are pruned.
+TEST_F(SqliteQueueTest, ThroughputRowsPerMinuteArePrunedAfterRetention) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  auto tally = std::make_shared<std::atomic<int>>(0);
+  for (int i = 0; i < 200; ++i) {
+    queue->Enqueue(MakeJob(JobId(i), i % 2 == 0 ? "a" : "b"),
+                   [tally](EnqueueResult) { tally->fetch_add(1); });
+  }
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1000), "a")).outcome, EnqueueOutcome::kAccepted);
+  EXPECT_EQ(tally->load(), 200);
+  EXPECT_EQ(QueryInt(config_.path, "SELECT COUNT(*) FROM throughput"), 2);
+  EXPECT_EQ(QueryInt(config_.path, "SELECT SUM(arrived) FROM throughput"), 201);
+
+  clock_.Advance(milliseconds(2 * 60 * 60'000 + 60'000));
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2000), "a")).outcome, EnqueueOutcome::kAccepted);
+  RunWriterBatch(*queue);
+  EXPECT_EQ(QueryInt(config_.path, "SELECT COUNT(*) FROM throughput"), 1);
+  EXPECT_EQ(QueryInt(config_.path, "SELECT SUM(arrived) FROM throughput"), 1);
+}
+
 TEST_F(SqliteQueueTest, RefusesNewerSchema) {
   { ASSERT_NE(Open(), nullptr); }
   sqlite3* db = nullptr;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "queue/throughput.h"
 #include "telemetry/log.h"
 
 namespace firebreak {
@@ -372,15 +373,15 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
       }
       AttemptRecord record = finish.record;
       record.attempt = finish.attempt;  // filed under the attempt the job held
-      std::vector<std::string> args = {now_text,
-                                       finish.job_id,
-                                       std::to_string(finish.attempt),
-                                       DispositionName(finish.disposition),
-                                       std::to_string(finish.run_at_ms),
-                                       finish.keep_record ||
-                                               finish.disposition != Disposition::kRelease
-                                           ? AttemptJson(record)
-                                           : std::string()};
+      std::vector<std::string> args = {
+          now_text,
+          finish.job_id,
+          std::to_string(finish.attempt),
+          DispositionName(finish.disposition),
+          std::to_string(finish.run_at_ms),
+          finish.keep_record || finish.disposition != Disposition::kRelease ? AttemptJson(record)
+                                                                            : std::string(),
+          std::to_string(std::max<int64_t>(0, record.duration_ms))};
       if (finish.disposition == Disposition::kSucceeded && !finish.follow_ups.empty()) {
         args.push_back(std::to_string(std::max<int64_t>(1, config_.dedupe_ttl.count())));
         args.push_back(std::to_string(finish.follow_ups.size()));
@@ -639,6 +640,46 @@ Result<std::vector<TypeDepth>> RedisQueue::Stats() {
   }
   std::sort(out.begin(), out.end(),
             [](const TypeDepth& a, const TypeDepth& b) { return a.type < b.type; });
+  return out;
+}
+
+Result<std::vector<TypeThroughput>> RedisQueue::Throughput(int64_t window_ms) {
+  const int64_t now = clock_.NowMs();
+  const ThroughputBuckets buckets = ThroughputBucketsAt(now, window_ms);
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply = RunAdminScript(
+      redis::Script::kThroughput, {std::to_string(now), std::to_string(buckets.first_minute)});
+  if (!reply.ok()) return reply.status();
+  const redisReply* r = reply->get();
+  const int64_t since = ToInt(redis::ReplyString(redis::ReplyElement(r, 0)));
+  const int64_t covered_ms = ThroughputCoveredMs(now, buckets, since);
+  std::map<std::string, TypeThroughput, std::less<>> by_type;
+  for (size_t i = 1; i + 1 < redis::ReplyLength(r); i += 2) {
+    std::string field = redis::ReplyString(redis::ReplyElement(r, i));
+    const int64_t count = ToInt(redis::ReplyString(redis::ReplyElement(r, i + 1)));
+    if (field.size() < 3 || field[1] != ':') continue;  // not one of ours
+    TypeThroughput& t = by_type[field.substr(2)];
+    switch (field[0]) {
+      case 'a':
+        t.arrived += count;
+        break;
+      case 'f':
+        t.finished += count;
+        break;
+      case 'b':
+        t.busy_ms += count;
+        break;
+      default:
+        break;
+    }
+  }
+  std::vector<TypeThroughput> out;
+  out.reserve(by_type.size());
+  for (auto& [type, t] : by_type) {
+    t.type = type;
+    t.window_ms = covered_ms;
+    out.push_back(std::move(t));
+  }
   return out;
 }
 

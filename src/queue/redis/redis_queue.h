@@ -63,6 +63,7 @@ class RedisQueue final : public Queue {
   void SetWakeup(std::function<void()> wakeup) override;
 
   Result<std::vector<TypeDepth>> Stats() override;
+  Result<std::vector<TypeThroughput>> Throughput(int64_t window_ms) override;
   Status Ping() override;
   Result<Job> GetJob(const std::string& id) override;
   Result<DeadListPage> ListDead(const std::string& type, int limit,

@@ -117,6 +117,18 @@ local function dead_key(typ)
   if typ == '' then return P .. 'dead' end
   return P .. 'dead:' .. typ
 end
+
+-- Throughput counts (Queue::Throughput): one hash per minute, fb:tput:<minute>, with
+-- fields a:<type> (jobs stored), f:<type> (attempts finished), b:<type> (their handler
+-- ms) and `first` (the first event counted in that minute). Each expires 2 hours after
+-- its first write.
+local function tally(now, typ, arrived, finished, busy_ms)
+  local k = P .. 'tput:' .. I(math.floor(now / 60000))
+  if redis.call('HSETNX', k, 'first', I(now)) == 1 then redis.call('PEXPIRE', k, 7200000) end
+  if arrived > 0 then redis.call('HINCRBY', k, 'a:' .. typ, arrived) end
+  if finished > 0 then redis.call('HINCRBY', k, 'f:' .. typ, finished) end
+  if busy_ms > 0 then redis.call('HINCRBY', k, 'b:' .. typ, busy_ms) end
+end
 )lua";
 
 constexpr char kEnqueue[] = R"lua(
@@ -129,6 +141,7 @@ local max_depth = tonumber(ARGV[2])
 if max_depth > 0 and depth_all() >= max_depth then return {'full', ''} end
 local id, typ = ARGV[4], ARGV[5]
 if redis.call('EXISTS', P .. 'job:' .. id) == 1 then return {'exists', id} end
+tally(now, typ, 1, 0, 0)
 if store_job(now, ARGV[3], id, typ, ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]),
              ARGV[11], ARGV[12], ARGV[13], keys) then
   -- Wake idle workers only when this is the one runnable job of its type: a worker
@@ -183,18 +196,20 @@ if f[1] ~= 'in_flight' or f[2] ~= ARGV[3] then return 'stale' end
 local typ, okey = f[3], f[4] or ''
 redis.call('ZREM', P .. 'inflight:' .. typ, id)
 local disposition = ARGV[4]
+if disposition ~= 'release' then tally(now, typ, 0, 1, math.max(0, tonumber(ARGV[7]))) end
 if disposition == 'succeeded' then
   redis.call('DEL', jk, P .. 'att:' .. id)
   leave_order(id, typ, okey, now)
   -- The outbox: follow-up jobs (a handler's actions) are stored in this same script.
-  -- ARGV[7] dedupe ttl, ARGV[8] count, then per job 10 fields, a key count and the keys.
+  -- ARGV[8] dedupe ttl, ARGV[9] count, then per job 10 fields, a key count and the keys.
   local woke = false
-  local pos = 9
-  for _ = 1, tonumber(ARGV[8] or '0') do
+  local pos = 10
+  for _ = 1, tonumber(ARGV[9] or '0') do
     local keys = {}
     for k = 1, tonumber(ARGV[pos + 10]) do keys[k] = ARGV[pos + 10 + k] end
     local fid, ftyp = ARGV[pos], ARGV[pos + 1]
     if not dedupe_holder(keys) and redis.call('EXISTS', P .. 'job:' .. fid) == 0 then
+      tally(now, ftyp, 1, 0, 0)
       if store_job(now, ARGV[7], fid, ftyp, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4],
                    ARGV[pos + 5], tonumber(ARGV[pos + 6]), ARGV[pos + 7], ARGV[pos + 8],
                    ARGV[pos + 9], keys) then
@@ -271,6 +286,39 @@ for _, typ in ipairs(redis.call('SMEMBERS', P .. 'types')) do
   out[#out + 1] = redis.call('ZCOUNT', rk, '(' .. now, '+inf')
   out[#out + 1] = redis.call('ZCARD', P .. 'inflight:' .. typ)
   out[#out + 1] = redis.call('ZCARD', P .. 'dead:' .. typ)
+end
+return out
+)lua";
+
+// ARGV: now first_minute. Reply: {since, field, count, field, count, ...} summed over
+// the minutes from first_minute to the current one; `since` is the first event of the
+// oldest minute still kept ('' when none is).
+constexpr char kThroughput[] = R"lua(
+local now = tonumber(ARGV[1])
+local last = math.floor(now / 60000)
+local since = ''
+for m = last - 120, last do
+  local first = redis.call('HGET', P .. 'tput:' .. I(m), 'first')
+  if first then
+    since = first
+    break
+  end
+end
+local sums, order = {}, {}
+for m = tonumber(ARGV[2]), last do
+  local h = redis.call('HGETALL', P .. 'tput:' .. I(m))
+  for i = 1, #h, 2 do
+    local field = h[i]
+    if field ~= 'first' then
+      if not sums[field] then order[#order + 1] = field end
+      sums[field] = (sums[field] or 0) + tonumber(h[i + 1])
+    end
+  end
+end
+local out = {since}
+for _, field in ipairs(order) do
+  out[#out + 1] = field
+  out[#out + 1] = I(sums[field])
 end
 return out
 )lua";
@@ -352,6 +400,7 @@ constexpr std::array<Entry, kScriptCount> kScripts = {{
     {"purge", kPurge},
     {"replay_chunk", kReplayChunk},
     {"purge_chunk", kPurgeChunk},
+    {"throughput", kThroughput},
 }};
 
 }  // namespace

@@ -20,7 +20,8 @@ enum class Script {
                  //      | {"exists",id}
   kClaim,        // now n (type limit lease_ms)*n -> flat {id attempt type source dedupe_key
                  //   payload headers traceparent ordering_key max_attempts enqueued_at run_at}*
-  kFinish,       // now id attempt disposition run_at record_json -> "ok"|"woke"|"stale"
+  kFinish,       // now id attempt disposition run_at record_json busy_ms
+                 //   [dedupe_ttl_ms n follow-ups...] -> "ok"|"woke"|"stale"
   kSweep,        // now limit -> {requeued dead more}
   kStats,        // now -> flat {type ready delayed in_flight dead}*
   kGetJob,       // id -> {hgetall-flat, attempts}
@@ -29,8 +30,9 @@ enum class Script {
   kPurge,        // id -> 1|0
   kReplayChunk,  // now type|"" n -> replayed
   kPurgeChunk,   // type|"" n -> purged
+  kThroughput,   // now first_minute -> {since, ("a:"|"f:"|"b:" .. type, count)*}
 };
-inline constexpr int kScriptCount = 11;
+inline constexpr int kScriptCount = 12;
 
 const std::string& ScriptSource(Script script);
 const char* ScriptName(Script script);

@@ -10,6 +10,7 @@
 #include <system_error>
 #include <utility>
 
+#include "queue/throughput.h"
 #include "telemetry/log.h"
 
 namespace firebreak {
@@ -77,6 +78,26 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_by_job ON attempts (job_id);
 )sql";
+
+// Version 2: per-minute counts behind Throughput (queue/throughput.h). One row per
+// minute and type, upserted once per type per write batch; `first_at` is the first
+// event counted in it (a fresh store's rates are divided by the time since then).
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE IF NOT EXISTS throughput (
+  minute INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  arrived INTEGER NOT NULL,
+  finished INTEGER NOT NULL,
+  busy_ms INTEGER NOT NULL,
+  first_at INTEGER NOT NULL,
+  PRIMARY KEY (minute, type)
+) WITHOUT ROWID;
+)sql";
+
+// Migrations by the version they bring the file to. Append only: a released migration
+// is never edited; a change is a new entry (and kSqliteQueueSchemaVersion + 1).
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
+static_assert(std::size(kMigrations) == kSqliteQueueSchemaVersion);
 
 // The job columns every reader selects, in the order RowToJob expects.
 #define FIREBREAK_JOB_COLUMNS                                                 \
@@ -232,8 +253,12 @@ Status SqliteQueue::Init() {
                          " is newer than this build supports (" +
                          std::to_string(kSqliteQueueSchemaVersion) + ")");
     }
-    if (version == 0) {
-      if (Status s = w.Exec(kSchemaV1); !s.ok()) return s;
+    if (version < kSqliteQueueSchemaVersion) {
+      // Under BEGIN IMMEDIATE: a second process opening the file at the same time waits,
+      // then finds it migrated.
+      for (int64_t next = version; next < kSqliteQueueSchemaVersion; ++next) {
+        if (Status s = w.Exec(kMigrations[next]); !s.ok()) return s;
+      }
       if (Status s = w.Exec("PRAGMA user_version = " + std::to_string(kSqliteQueueSchemaVersion));
           !s.ok()) {
         return s;
@@ -273,20 +298,23 @@ Status SqliteQueue::Init() {
        "AND o.ordering_key = j.ordering_key AND o.ordering_key != '' "
        "AND (o.state = 1 OR (o.state = 0 AND o.seq < j.seq)))) "
        "ORDER BY run_at, seq LIMIT ?4) RETURNING " FIREBREAK_JOB_COLUMNS ", seq"},
-      {&write_.delete_job, "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND attempt = ?2"},
+      // The outcome statements return the job's type: a row means the attempt was the
+      // job's (the finish is not stale), and Throughput counts it under that type.
+      {&write_.delete_job,
+       "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
       {&write_.delete_attempts, "DELETE FROM attempts WHERE job_id = ?1"},
       {&write_.insert_attempt,
        "INSERT INTO attempts (job_id, attempt, started_at, duration_ms, outcome, error) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
       {&write_.release_job,
        "UPDATE jobs SET state = 0, run_at = ?3, lease_until = 0, attempt = attempt - 1 "
-       "WHERE id = ?1 AND state = 1 AND attempt = ?2"},
+       "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
       {&write_.retry_job,
        "UPDATE jobs SET state = 0, run_at = ?3, lease_until = 0 "
-       "WHERE id = ?1 AND state = 1 AND attempt = ?2"},
+       "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
       {&write_.kill_job,
        "UPDATE jobs SET state = 2, dead_at = ?3, lease_until = 0 "
-       "WHERE id = ?1 AND state = 1 AND attempt = ?2"},
+       "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
       {&write_.expired_leases,
        "SELECT id, attempt, max_attempts, claimed_at FROM jobs "
        "WHERE state = 1 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2"},
@@ -302,6 +330,12 @@ Status SqliteQueue::Init() {
        "UPDATE jobs SET state = 0, attempt = 0, run_at = ?1, lease_until = 0, dead_at = 0 "
        "WHERE seq IN (SELECT seq FROM jobs WHERE state = 2 AND (?2 = '' OR type = ?2) "
        "ORDER BY dead_at, seq LIMIT ?3)"},
+      {&write_.add_throughput,
+       "INSERT INTO throughput (minute, type, arrived, finished, busy_ms, first_at) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (minute, type) DO UPDATE SET "
+       "arrived = arrived + excluded.arrived, finished = finished + excluded.finished, "
+       "busy_ms = busy_ms + excluded.busy_ms, first_at = MIN(first_at, excluded.first_at)"},
+      {&write_.prune_throughput, "DELETE FROM throughput WHERE minute < ?1"},
       {&write_.purge_job, "DELETE FROM jobs WHERE id = ?1 AND state = 2"},
       {&write_.purge_chunk,
        "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE state = 2 "
@@ -333,6 +367,11 @@ Status SqliteQueue::Init() {
        "GROUP BY type"},
       {&read_.depth_in_flight, "SELECT type, COUNT(*) FROM jobs WHERE state = 1 GROUP BY type"},
       {&read_.depth_dead, "SELECT type, COUNT(*) FROM jobs WHERE state = 2 GROUP BY type"},
+      {&read_.throughput,
+       "SELECT type, SUM(arrived), SUM(finished), SUM(busy_ms) FROM throughput "
+       "WHERE minute BETWEEN ?1 AND ?2 GROUP BY type ORDER BY type"},
+      {&read_.throughput_since,
+       "SELECT MIN(first_at) FROM throughput WHERE minute = (SELECT MIN(minute) FROM throughput)"},
   };
   for (const Prepared& p : read_statements) {
     Result<sqlite::Statement> statement = read_db_->Prepare(p.sql);
@@ -444,6 +483,7 @@ void SqliteQueue::RunBatch(std::vector<Op>& batch) {
   const int64_t now_ms = clock_.NowMs();
   const int64_t depth_before = depth_;
   wake_after_commit_ = false;
+  batch_throughput_.clear();
 
   Status status = ChooseSyncMode(batch);
   if (status.ok()) {
@@ -468,6 +508,7 @@ void SqliteQueue::RunBatch(std::vector<Op>& batch) {
       status = a->apply(now_ms);
     }
   }
+  if (status.ok()) status = WriteThroughput(now_ms);
   if (status.ok()) {
     sqlite::Query commit(write_.commit);
     status = commit.Run();
@@ -602,6 +643,15 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
   prune.Bind(1, now_ms).Bind(2, kPruneChunk);
   if (Status s = prune.Run(); !s.ok()) return s;
   if (prune.Changes() >= kPruneChunk) more_to_sweep_ = true;
+
+  // Throughput rows past retention: at most a few per type each new minute.
+  const int64_t minute = ThroughputMinute(now_ms);
+  if (minute != throughput_pruned_minute_) {
+    sqlite::Query prune_counts(write_.prune_throughput);
+    prune_counts.Bind(1, minute - kThroughputRetentionMs / kThroughputBucketMs);
+    if (Status s = prune_counts.Run(); !s.ok()) return s;
+    throughput_pruned_minute_ = minute;
+  }
   return Status::Ok();
 }
 
@@ -666,6 +716,7 @@ Status SqliteQueue::InsertJob(NewJob& job, int64_t now_ms, bool check_depth,
   }
   ++depth_;
   if (run_at <= now_ms) wake_after_commit_ = true;
+  ++batch_throughput_[job.type].arrived;
   result.outcome = EnqueueOutcome::kAccepted;
   result.job_id = job.id;
   return Status::Ok();
@@ -717,6 +768,29 @@ Status SqliteQueue::InsertAttempt(const std::string& job_id, const AttemptRecord
   return insert.Run();
 }
 
+void SqliteQueue::CountFinished(const std::string& type, const JobFinish& finish) {
+  if (finish.disposition == Disposition::kRelease) return;
+  ThroughputDelta& delta = batch_throughput_[type];
+  ++delta.finished;
+  delta.busy_ms += std::max<int64_t>(0, finish.record.duration_ms);
+}
+
+Status SqliteQueue::WriteThroughput(int64_t now_ms) {
+  const int64_t minute = ThroughputMinute(now_ms);
+  for (const auto& [type, delta] : batch_throughput_) {
+    sqlite::Query add(write_.add_throughput);
+    add.Bind(1, minute)
+        .Bind(2, type)
+        .Bind(3, delta.arrived)
+        .Bind(4, delta.finished)
+        .Bind(5, delta.busy_ms)
+        .Bind(6, now_ms);
+    if (Status s = add.Run(); !s.ok()) return s;
+  }
+  batch_throughput_.clear();
+  return Status::Ok();
+}
+
 Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
   JobFinish& finish = op.finish;
   const int64_t attempt = finish.attempt;
@@ -732,12 +806,16 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
           return Status::Ok();  // before anything changed: the job stays in flight
         }
       }
-      sqlite::Query remove(write_.delete_job);
-      remove.Bind(1, finish.job_id).Bind(2, attempt);
-      if (Status s = remove.Run(); !s.ok()) return s;
-      if (remove.Changes() == 0) {
-        op.status = stale();
-        return Status::Ok();
+      {
+        sqlite::Query remove(write_.delete_job);
+        remove.Bind(1, finish.job_id).Bind(2, attempt);
+        Result<bool> removed = remove.Next();  // RETURNING: the change is made at this step
+        if (!removed.ok()) return removed.status();
+        if (!*removed) {
+          op.status = stale();
+          return Status::Ok();
+        }
+        CountFinished(remove.Text(0), finish);
       }
       sqlite::Query remove_attempts(write_.delete_attempts);
       remove_attempts.Bind(1, finish.job_id);
@@ -764,11 +842,13 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
                                            : write_.kill_job;
         sqlite::Query update(statement);
         update.Bind(1, finish.job_id).Bind(2, attempt).Bind(3, retry ? finish.run_at_ms : now_ms);
-        if (Status s = update.Run(); !s.ok()) return s;
-        if (update.Changes() == 0) {
+        Result<bool> updated = update.Next();  // RETURNING: the change is made at this step
+        if (!updated.ok()) return updated.status();
+        if (!*updated) {
           op.status = stale();
           return Status::Ok();
         }
+        CountFinished(update.Text(0), finish);
       }
       // The record is filed under the attempt the job held, whatever the caller wrote.
       AttemptRecord record = finish.record;
@@ -826,6 +906,39 @@ Result<std::vector<TypeDepth>> SqliteQueue::Stats() {
   std::vector<TypeDepth> out;
   out.reserve(by_type.size());
   for (auto& [type, depth] : by_type) out.push_back(std::move(depth));
+  return out;
+}
+
+Result<std::vector<TypeThroughput>> SqliteQueue::Throughput(int64_t window_ms) {
+  std::lock_guard lock(read_mu_);
+  if (closed_.load() || !read_db_) return ClosedStatus();
+  ReadTransaction transaction(read_.begin, read_.commit);
+  if (!transaction.status().ok()) return Unavailable(path_ + ": " + transaction.status().message());
+  const int64_t now_ms = clock_.NowMs();
+  const ThroughputBuckets buckets = ThroughputBucketsAt(now_ms, window_ms);
+  int64_t since_ms = 0;
+  {
+    sqlite::Query since(read_.throughput_since);
+    Result<bool> row = since.Next();
+    if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+    if (*row) since_ms = since.Int(0);  // NULL (no rows at all) reads as 0
+  }
+  const int64_t covered_ms = ThroughputCoveredMs(now_ms, buckets, since_ms);
+  std::vector<TypeThroughput> out;
+  sqlite::Query sums(read_.throughput);
+  sums.Bind(1, buckets.first_minute).Bind(2, buckets.last_minute);
+  for (;;) {
+    Result<bool> row = sums.Next();
+    if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+    if (!*row) break;
+    TypeThroughput t;
+    t.type = sums.Text(0);
+    t.window_ms = covered_ms;
+    t.arrived = sums.Int(1);
+    t.finished = sums.Int(2);
+    t.busy_ms = sums.Int(3);
+    out.push_back(std::move(t));
+  }
   return out;
 }
 

@@ -22,6 +22,7 @@
 #include <deque>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,10 +31,10 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/sqlite_db.h"
 #include "common/status.h"
 #include "config/config.h"
 #include "queue/queue.h"
-#include "common/sqlite_db.h"
 
 namespace firebreak {
 
@@ -52,7 +53,8 @@ struct SqliteQueueOptions {
 };
 
 // The schema version this build writes (PRAGMA user_version).
-inline constexpr int kSqliteQueueSchemaVersion = 1;
+// 1: jobs, dedupe keys, attempts. 2: + per-minute throughput counts.
+inline constexpr int kSqliteQueueSchemaVersion = 2;
 
 class SqliteQueue final : public Queue {
  public:
@@ -74,6 +76,7 @@ class SqliteQueue final : public Queue {
   void SetWakeup(std::function<void()> wakeup) override;
 
   Result<std::vector<TypeDepth>> Stats() override;
+  Result<std::vector<TypeThroughput>> Throughput(int64_t window_ms) override;
   Status Ping() override;
   Result<Job> GetJob(const std::string& id) override;
   // `limit` is capped at 1000; the cursor is opaque ("<dead_at>.<seq>").
@@ -140,6 +143,8 @@ class SqliteQueue final : public Queue {
     sqlite::Statement replay_chunk;
     sqlite::Statement purge_job;
     sqlite::Statement purge_chunk;
+    sqlite::Statement add_throughput;
+    sqlite::Statement prune_throughput;
   };
   struct ReadStatements {
     sqlite::Statement begin;
@@ -151,6 +156,8 @@ class SqliteQueue final : public Queue {
     sqlite::Statement depth_ready;
     sqlite::Statement depth_in_flight;
     sqlite::Statement depth_dead;
+    sqlite::Statement throughput;
+    sqlite::Statement throughput_since;
   };
 
   SqliteQueue(const QueueConfig& config, Clock& clock, const SqliteQueueOptions& options);
@@ -174,6 +181,10 @@ class SqliteQueue final : public Queue {
   Status ApplyClaim(ClaimOp& op, int64_t now_ms);
   Status ApplyFinish(FinishOp& op, int64_t now_ms);
   Status InsertAttempt(const std::string& job_id, const AttemptRecord& record);
+  // Counts an attempt's end for Throughput (kRelease is not one).
+  void CountFinished(const std::string& type, const JobFinish& finish);
+  // One upsert per type into this minute's throughput row; just before the commit.
+  Status WriteThroughput(int64_t now_ms);
   void Deliver(Op& op, const Status& batch_status);
 
   Status ReadAttempts(const std::string& job_id, std::vector<AttemptRecord>& out);
@@ -198,6 +209,14 @@ class SqliteQueue final : public Queue {
   // by the periodic sweep.
   int64_t next_lease_expiry_ms_ = std::numeric_limits<int64_t>::max();
   int64_t last_sweep_clock_ms_ = 0;
+  // This batch's throughput counts per type, written by WriteThroughput.
+  struct ThroughputDelta {
+    int64_t arrived = 0;
+    int64_t finished = 0;
+    int64_t busy_ms = 0;
+  };
+  std::map<std::string, ThroughputDelta, std::less<>> batch_throughput_;
+  int64_t throughput_pruned_minute_ = 0;  // the minute of the last prune
   std::chrono::steady_clock::time_point last_sweep_steady_;
   std::chrono::steady_clock::time_point last_depth_refresh_;
 
