@@ -31,7 +31,8 @@ int Main(int argc, char** argv) {
 
   auto* queue = app.add_subcommand("queue", "queue tools");
   queue->require_subcommand(1);
-  auto* stats = queue->add_subcommand("stats", "depth per job type and state");
+  auto* stats = queue->add_subcommand(
+      "stats", "depth per job type and state; arrivals/s, mean job time, workers needed");
   add_config(stats);
   bool json = false;
   stats->add_flag("--json", json, "print JSON");

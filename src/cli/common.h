@@ -13,8 +13,8 @@ namespace firebreak::cli {
 std::optional<Config> LoadForCli(const std::string& path, bool resolve_secrets = true);
 
 // Config that is valid by DESIGN §2 but asks for a feature this build does not have
-// yet (admin API, tracing export)
-// is refused rather than silently ignored. kInvalidArgument naming file/line and key.
+// yet is refused rather than silently ignored (none at the moment). kInvalidArgument
+// naming file/line and key.
 Status CheckSupportedByThisBuild(const Config& config);
 
 }  // namespace firebreak::cli

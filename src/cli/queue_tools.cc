@@ -3,11 +3,15 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "admin/admin_api.h"
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "common/units.h"
+#include "queue/capacity.h"
 #include "queue/queue.h"
 #include "telemetry/log.h"
 
@@ -16,13 +20,16 @@ namespace {
 
 // Loads the config (secrets are not needed) and opens its queue. On failure prints
 // why and sets `exit_code` (usage error for a bad config, failure for the store).
-std::unique_ptr<Queue> OpenForTools(const std::string& config_path, int& exit_code) {
+// `loaded`, when given, receives the config.
+std::unique_ptr<Queue> OpenForTools(const std::string& config_path, int& exit_code,
+                                    Config* loaded = nullptr) {
   log::SendToStderr();  // e.g. a durability warning must not corrupt --json output
   auto config = LoadForCli(config_path, /*resolve_secrets=*/false);
   if (!config) {
     exit_code = kExitUsage;
     return nullptr;
   }
+  if (loaded != nullptr) *loaded = *config;
   auto queue = OpenQueue(config->queue, SystemClock::Instance());
   if (!queue.ok()) {
     std::cerr << "cannot open the queue: " << queue.status().message() << "\n";
@@ -62,32 +69,80 @@ nlohmann::json JobJson(const Job& job) {
 
 }  // namespace
 
+// "52ms", "1.30s", "2m05s"; "-" when unknown.
+std::string JobTime(const std::optional<double>& seconds) {
+  if (!seconds) return "-";
+  char buf[32];
+  if (*seconds < 1) {
+    std::snprintf(buf, sizeof buf, "%.0fms", *seconds * 1000);
+  } else if (*seconds < 60) {
+    std::snprintf(buf, sizeof buf, "%.2fs", *seconds);
+  } else {
+    auto whole = static_cast<long long>(*seconds);
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", whole / 60, whole % 60);
+  }
+  return buf;
+}
+
 int QueueStats(const std::string& config_path, bool json) {
   int exit_code = kExitOk;
-  auto queue = OpenForTools(config_path, exit_code);
+  Config config;
+  auto queue = OpenForTools(config_path, exit_code, &config);
   if (!queue) return exit_code;
   auto stats = queue->Stats();
   if (!stats.ok()) {
     std::cerr << "queue stats: " << stats.status().message() << "\n";
     return kExitFailure;
   }
+  auto throughput = queue->Throughput(kCapacityWindowMs);
+  if (!throughput.ok()) {
+    std::cerr << "queue stats: " << throughput.status().message() << "\n";
+    return kExitFailure;
+  }
+  std::map<std::string, TypeDepth> depth;
+  for (const TypeDepth& d : *stats) depth[d.type] = d;
+  // Every type with jobs, recent traffic or a place in the config, sorted by type.
+  std::vector<TypeCapacity> rows =
+      ComputeCapacity(*throughput, *stats, ConfiguredConcurrency(config), kCapacityWindowMs);
   if (json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const TypeDepth& d : *stats) {
-      out.push_back({{"job_type", d.type},
-                     {"ready", d.ready},
-                     {"delayed", d.delayed},
-                     {"in_flight", d.in_flight},
-                     {"dead", d.dead}});
+    for (const TypeCapacity& c : rows) {
+      nlohmann::json row = {{"job_type", c.type},
+                            {"ready", c.ready},
+                            {"delayed", c.delayed},
+                            {"in_flight", c.in_flight},
+                            {"dead", depth[c.type].dead}};
+      row.update(CapacityFieldsJson(c));
+      out.push_back(std::move(row));
     }
-    std::cout << out.dump() << "\n";
+    std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
-  std::printf("%-32s %10s %10s %10s %10s\n", "JOB TYPE", "READY", "DELAYED", "IN_FLIGHT", "DEAD");
-  for (const TypeDepth& d : *stats) {
-    std::printf("%-32s %10lld %10lld %10lld %10lld\n", d.type.c_str(),
-                static_cast<long long>(d.ready), static_cast<long long>(d.delayed),
-                static_cast<long long>(d.in_flight), static_cast<long long>(d.dead));
+  std::printf("%-32s %10s %10s %10s %10s %11s %9s %8s %10s\n", "JOB TYPE", "READY", "DELAYED",
+              "IN_FLIGHT", "DEAD", "ARRIVALS/S", "MEAN_JOB", "NEEDED", "CONFIGURED");
+  for (const TypeCapacity& c : rows) {
+    std::string needed = "-";
+    if (c.concurrency_needed) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1f", *c.concurrency_needed);
+      needed = buf;
+    }
+    std::string configured =
+        c.concurrency_configured > 0 ? std::to_string(c.concurrency_configured) : "-";
+    std::printf("%-32s %10lld %10lld %10lld %10lld %11.2f %9s %8s %10s\n", c.type.c_str(),
+                static_cast<long long>(c.ready), static_cast<long long>(c.delayed),
+                static_cast<long long>(c.in_flight), static_cast<long long>(depth[c.type].dead),
+                c.arrival_rate_per_s, JobTime(c.mean_job_seconds).c_str(), needed.c_str(),
+                configured.c_str());
+  }
+  if (!rows.empty()) {
+    std::printf(
+        "\nARRIVALS/S and MEAN_JOB over the last %s; NEEDED = ARRIVALS/S x MEAN_JOB (Little's "
+        "law): workers busy on average; CONFIGURED: concurrency per worker process.\n",
+        FormatWindow(rows.front().window_seconds).c_str());
+  }
+  for (const TypeCapacity& c : rows) {
+    for (const std::string& hint : c.hints) std::printf("%s: %s\n", c.type.c_str(), hint.c_str());
   }
   return kExitOk;
 }

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <thread>
 
+#include "admin/admin_api.h"
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "common/http_util.h"
@@ -204,15 +205,36 @@ int Serve(const std::string& config_path, Role role) {
     queue->SetWakeup([w] { w->Wake(); });
   }
 
+  // The admin API runs where ingress does: on its listener or on server.admin_listen.
+  // Declared before the server but stopped right after it (its queue reads resume on
+  // the server's threads).
+  std::unique_ptr<AdminApi> admin;
   std::unique_ptr<IngressServer> server;
   if (role != Role::kWorker) {
     server = std::make_unique<IngressServer>(config, std::move(sources), *queue, metrics, clock);
+    if (config.server.admin_token) {
+      admin = std::make_unique<AdminApi>(config, *queue, config.server.admin_token->value);
+      if (config.server.admin_listen.empty()) server->SetAdmin(admin.get());
+    }
     Status st = server->Start();
+    if (st.ok() && admin && !config.server.admin_listen.empty()) {
+      st = admin->Listen(config.server.admin_listen, config.server.read_timeout);
+    }
     if (!st.ok()) {
       log::Error("cannot start ingress", {{"error", st.ToString()}});
+      server->Stop(std::chrono::milliseconds(0));
+      if (admin) admin->Stop();
       stop_worker_side();
       return kExitFailure;
     }
+    if (admin) {
+      log::Info("admin API on",
+                {{"listen", config.server.admin_listen.empty() ? config.server.listen
+                                                               : config.server.admin_listen},
+                 {"port", static_cast<int>(admin->port() != 0 ? admin->port() : server->port())}});
+    }
+  } else if (config.server.admin_token) {
+    log::Info("admin API not served by worker processes: it runs with ingress (run, ingest)");
   }
   log::Info("firebreak started", {{"role", RoleName(role)},
                                   {"config", config.file},
@@ -243,6 +265,7 @@ int Serve(const std::string& config_path, Role role) {
   if (sidecar) sidecar->Stop(std::chrono::seconds(1));
   if (egress) egress->Stop();
   if (server) server->Stop(std::chrono::seconds(2));
+  if (admin) admin->Stop();
   queue->Close();
   log::Info("stopped");
   log::Flush();

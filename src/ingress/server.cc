@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include "admin/admin_api.h"
 #include "common/crypto.h"
 #include "common/json_string.h"
 #include "ingress/json_body.h"
@@ -112,6 +113,7 @@ struct IngressServer::Impl {
   Clock& clock;
 
   std::unique_ptr<net::HttpServer> http;
+  AdminApi* admin = nullptr;  // set before Start, when the admin API is on this listener
 
   QueueGauges gauges{queue, metrics, clock};
 };
@@ -133,6 +135,7 @@ Response IngressServer::Impl::ServiceUnavailable(const Request& req, std::string
 }
 
 asio::awaitable<Response> IngressServer::Impl::Handle(Request& req) {
+  if (admin && AdminApi::IsAdminPath(req.target())) co_return co_await admin->Handle(req);
   if (const Route* route = FindRoute(req.target())) co_return co_await HandleWebhook(req, *route);
   std::string_view path = PathOf(req.target());
   if (req.method() == http::verb::get || req.method() == http::verb::head) {
@@ -345,6 +348,8 @@ IngressServer::IngressServer(const Config& config, std::vector<std::unique_ptr<S
     : impl_(std::make_unique<Impl>(config, std::move(sources), queue, metrics, clock)) {}
 
 IngressServer::~IngressServer() { Stop(std::chrono::milliseconds(0)); }
+
+void IngressServer::SetAdmin(AdminApi* admin) { impl_->admin = admin; }
 
 Status IngressServer::Start() {
   Impl& impl = *impl_;

@@ -20,6 +20,8 @@
 
 namespace firebreak {
 
+class AdminApi;
+
 class IngressServer {
  public:
   // `queue` and `metrics` must outlive the server. Sources must have resolved secrets.
@@ -29,6 +31,9 @@ class IngressServer {
   IngressServer(const IngressServer&) = delete;
   IngressServer& operator=(const IngressServer&) = delete;
 
+  // Serves /admin and everything under it with `admin` (which must outlive the server).
+  // Call before Start(); without it those paths are 404.
+  void SetAdmin(AdminApi* admin);
   // Binds server.listen and starts server.threads I/O threads. kUnavailable if the
   // address cannot be bound.
   Status Start();

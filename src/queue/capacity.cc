@@ -14,8 +14,13 @@ std::string Format(const char* format, double value) {
   return buf;
 }
 
-// "4m40s", "45s", "1.5s": how long the window was, for hints.
-std::string Span(double seconds) {
+nlohmann::json OrNull(const std::optional<double>& value) {
+  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+}
+
+}  // namespace
+
+std::string FormatWindow(double seconds) {
   if (seconds >= 60) {
     auto whole = static_cast<long long>(std::llround(seconds));
     std::string out = std::to_string(whole / 60) + "m";
@@ -24,12 +29,6 @@ std::string Span(double seconds) {
   }
   return Format(seconds >= 10 ? "%.0fs" : "%.1fs", seconds);
 }
-
-nlohmann::json OrNull(const std::optional<double>& value) {
-  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
-}
-
-}  // namespace
 
 TypeCapacity ComputeTypeCapacity(const TypeThroughput& throughput, const TypeDepth& depth,
                                  int configured) {
@@ -57,7 +56,7 @@ TypeCapacity ComputeTypeCapacity(const TypeThroughput& throughput, const TypeDep
     c.hints.push_back("not a job type of this config: no worker with it runs these jobs");
   }
   if (!c.mean_job_seconds && (c.arrived > 0 || c.in_flight > 0)) {
-    c.hints.push_back("no attempt finished in the last " + Span(c.window_seconds) +
+    c.hints.push_back("no attempt finished in the last " + FormatWindow(c.window_seconds) +
                       ": mean job time (and so the concurrency needed) is not known yet");
   }
   if (c.utilization && *c.utilization > 1.0) {
@@ -72,7 +71,7 @@ TypeCapacity ComputeTypeCapacity(const TypeThroughput& throughput, const TypeDep
   if (c.ready > 0 && c.arrived > c.finished) {
     c.hints.push_back("backlog growing: " + std::to_string(c.ready) + " ready, " +
                       std::to_string(c.arrived) + " arrived and " + std::to_string(c.finished) +
-                      " attempts finished in the last " + Span(c.window_seconds));
+                      " attempts finished in the last " + FormatWindow(c.window_seconds));
   }
   return c;
 }

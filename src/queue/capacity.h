@@ -54,6 +54,9 @@ std::vector<TypeCapacity> ComputeCapacity(const std::vector<TypeThroughput>& thr
                                           const std::map<std::string, int>& configured,
                                           int64_t asked_window_ms);
 
+// A window for people: "4m40s", "45s", "1.5s".
+std::string FormatWindow(double seconds);
+
 // The read-out's fields as JSON (without depth, which callers add as they list it):
 // window_seconds, arrived, finished, arrival_rate_per_s, mean_job_seconds,
 // concurrency_needed, concurrency_configured, utilization (null where unknown), hints.
