@@ -875,6 +875,9 @@ TEST_P(QueueContractTest, FollowUpsAreStoredWithTheSuccessAndOnlyOnce) {
   ASSERT_EQ(claimed.size(), 1u);
 
   JobFinish done = Finished(claimed[0], Disposition::kSucceeded);
+  // A short attempt: the follow-ups' dedupe keys live for dedupe_ttl, not for the
+  // attempt's duration (a Redis script once read one argument for the other).
+  done.record.duration_ms = 1;
   done.follow_ups.push_back(MakeJob(JobId(2), "action:api", {"action:api:" + JobId(1) + ":0"}));
   done.follow_ups.push_back(MakeJob(JobId(3), "action:api", {"action:api:" + JobId(1) + ":1"}));
   ASSERT_TRUE(FinishSync(*queue, done).ok());
@@ -886,6 +889,7 @@ TEST_P(QueueContractTest, FollowUpsAreStoredWithTheSuccessAndOnlyOnce) {
 
   // The handler ran again (its first finish was lost to a crash, say): the same keys
   // create nothing new, and a stale finish stores nothing at all.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(4))).outcome, EnqueueOutcome::kAccepted);
   std::vector<Job> again = ClaimOk(*queue, "test.event", 1);
   ASSERT_EQ(again.size(), 1u);

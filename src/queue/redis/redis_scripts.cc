@@ -210,7 +210,7 @@ if disposition == 'succeeded' then
     local fid, ftyp = ARGV[pos], ARGV[pos + 1]
     if not dedupe_holder(keys) and redis.call('EXISTS', P .. 'job:' .. fid) == 0 then
       tally(now, ftyp, 1, 0, 0)
-      if store_job(now, ARGV[7], fid, ftyp, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4],
+      if store_job(now, ARGV[8], fid, ftyp, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4],
                    ARGV[pos + 5], tonumber(ARGV[pos + 6]), ARGV[pos + 7], ARGV[pos + 8],
                    ARGV[pos + 9], keys) then
         redis.call('PUBLISH', P .. 'wake', ftyp)

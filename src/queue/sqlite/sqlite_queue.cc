@@ -10,6 +10,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/crypto.h"
 #include "queue/throughput.h"
 #include "telemetry/log.h"
 
@@ -316,7 +317,7 @@ Status SqliteQueue::Init() {
        "UPDATE jobs SET state = 2, dead_at = ?3, lease_until = 0 "
        "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
       {&write_.expired_leases,
-       "SELECT id, attempt, max_attempts, claimed_at FROM jobs "
+       "SELECT id, attempt, max_attempts, claimed_at, traceparent FROM jobs "
        "WHERE state = 1 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2"},
       {&write_.prune_dedupe_keys,
        "DELETE FROM dedupe_keys WHERE key IN "
@@ -597,6 +598,7 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
     int64_t attempt;
     int64_t max_attempts;
     int64_t claimed_at;
+    std::string traceparent;
   };
   std::vector<Expired> expired;
   {
@@ -606,7 +608,7 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
       Result<bool> row = query.Next();
       if (!row.ok()) return row.status();
       if (!*row) break;
-      expired.push_back({query.Text(0), query.Int(1), query.Int(2), query.Int(3)});
+      expired.push_back({query.Text(0), query.Int(1), query.Int(2), query.Int(3), query.Text(4)});
     }
   }
   if (static_cast<int64_t>(expired.size()) == kSweepChunk) more_to_sweep_ = true;
@@ -627,7 +629,9 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
       wake_after_commit_ = true;
     } else {
       log::Warn("job dead-lettered after its last lease expired",
-                {{"job_id", job.id}, {"attempt", job.attempt}});
+                {{"job_id", job.id},
+                 {"attempt", job.attempt},
+                 {"trace_id", TraceIdOf(job.traceparent)}});
     }
   }
 
