@@ -2,6 +2,9 @@
 // batches to a real local HTTP server, drops counted (never waited for) when the
 // collector is down or slow.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -12,6 +15,7 @@
 #include "support/process.h"
 #include "support/upstream_server.h"
 #include "telemetry/histogram.h"
+#include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/tracing.h"
 #include "worker/envelope.h"
@@ -197,6 +201,39 @@ TEST(SpanExporterTest, AHangingCollectorNeverBlocksRecord) {
   // At most the stuck request and one final one, each bounded by the timeout.
   EXPECT_LT(std::chrono::steady_clock::now() - stop_started, milliseconds(3000));
   EXPECT_EQ(metrics.trace().exported->Value(), 0);
+}
+
+// stdout is a pipe nobody reads (a stuck terminal, a wedged log shipper): 200,000 lines
+// are logged anyway, without waiting; once the pipe drains, the drop is reported.
+TEST(LogTest, AStuckStdoutNeverBlocksTheCallerAndDropsAreReported) {
+  signal(SIGPIPE, SIG_IGN);  // as firebreak does: the writer may still be mid-write at the end
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::fflush(stdout);
+  const int saved_stdout = dup(STDOUT_FILENO);
+  ASSERT_GE(saved_stdout, 0);
+  ASSERT_GE(dup2(fds[1], STDOUT_FILENO), 0);
+  log::Init("json", "info");
+  for (int i = 0; i < 200'000; ++i) log::Info("filler", {{"i", i}});  // returns: not blocked
+  // Now drain the pipe until the writer reports what it had to drop.
+  std::string seen;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool reported = false;
+  char buf[65536];
+  while (!reported && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fds[0], POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    seen.append(buf, static_cast<size_t>(n));
+    reported = seen.find("log lines dropped") != std::string::npos;
+    if (seen.size() > (1u << 20)) seen.erase(0, seen.size() - 4096);  // keep the tail
+  }
+  dup2(saved_stdout, STDOUT_FILENO);
+  close(saved_stdout);
+  close(fds[1]);
+  close(fds[0]);
+  EXPECT_TRUE(reported);
 }
 
 TEST(EnvelopeTest, TheTraceparentIsFoundWithoutParsing) {
