@@ -38,10 +38,7 @@ bench: build
 	@bench/scaleout.sh
 	@bench/sidecar_bench.sh
 	@bench/telemetry_bench.sh
-	@cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DFIREBREAK_BUILD_BENCH=ON \
-	  -DFIREBREAK_BUILD_TESTS=OFF >/dev/null
-	@cmake --build build/bench -j $(JOBS) --target micro_bench
-	@build/bench/micro_bench --benchmark_filter=BM_Metrics
+	@build/release/micro_bench --benchmark_filter=BM_Metrics
 
 # libFuzzer targets (fuzz/), FUZZ_SECONDS each (default 10 minutes).
 FUZZ_SECONDS ?= 600
