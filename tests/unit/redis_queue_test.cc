@@ -506,6 +506,35 @@ TEST_F(RedisQueueTest, ThroughputBucketsExpire) {
   EXPECT_EQ((*counts)[1].arrived, 1);
 }
 
+// A success's follow-up jobs (actions) keep their dedupe keys for dedupe_ttl, like an
+// enqueue's: the finish script's other numbers (the attempt's handler time) must not
+// take that place.
+TEST_F(RedisQueueTest, FollowUpDedupeKeysLiveForTheDedupeTtl) {
+  testing::RedisServer server;
+  ASSERT_TRUE(server.Start()) << server.Log();
+  auto queue = OpenOk(RedisConfig(server.Url()), clock_);
+  ASSERT_NE(queue, nullptr);
+  ASSERT_TRUE(Accepted(EnqueueSync(*queue, MakeJob(JobId(1), "t", {"k1"}))));
+  Result<std::vector<Job>> claimed = ClaimSync(*queue, {{"t", 1, 30'000}});
+  ASSERT_TRUE(claimed.ok()) << claimed.status().ToString();
+  ASSERT_EQ(claimed->size(), 1u);
+  JobFinish done;
+  done.job_id = (*claimed)[0].id;
+  done.attempt = (*claimed)[0].attempt;
+  done.disposition = Disposition::kSucceeded;
+  done.record.duration_ms = 5;
+  done.follow_ups.push_back(MakeJob(JobId(2), "action:api", {"action:api:1:0"}));
+  std::optional<Status> finished =
+      Await<Status>([&](StatusCallback cb) { queue->Finish(done, std::move(cb)); });
+  ASSERT_TRUE(finished.has_value());
+  ASSERT_TRUE(finished->ok()) << finished->ToString();
+  for (const std::string key : {"fb:dedupe:k1", "fb:dedupe:action:api:1:0"}) {
+    int64_t ttl = std::stoll(server.Cli({"PTTL", key}));
+    EXPECT_GT(ttl, 50'000) << key;
+    EXPECT_LE(ttl, 60'000) << key;
+  }
+}
+
 // Everything firebreak stores is under "fb:", so a shared Redis can hold other data.
 TEST_F(RedisQueueTest, KeysStayUnderThePrefix) {
   testing::RedisServer server;
