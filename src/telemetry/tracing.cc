@@ -20,6 +20,7 @@ namespace firebreak::trace {
 namespace {
 
 constexpr int64_t kFailureLogEveryNs = 60'000'000'000;  // one warning a minute at most
+constexpr int64_t kExportBackoffNs = 2'000'000'000;     // after a failed export
 
 void AppendInt(std::string& out, int64_t v) {
   char buf[24];
@@ -193,7 +194,10 @@ void SpanExporter::Run() {
     bool collector_down = false;
     while (!taken.empty()) {
       size_t n = std::min(taken.size(), options_.max_batch);
-      if (collector_down) {  // the last round does not wait on a dead collector per batch
+      // After a failed export, spans are dropped unencoded until the backoff is over: a
+      // dead collector must not cost the CPU of encoding everything for nothing. (The
+      // last round does not wait on a dead collector per batch either.)
+      if (collector_down || NowUnixNs() < retry_after_ns_) {
         metrics_.dropped_export_failed->Increment(static_cast<double>(taken.size()));
         break;
       }
@@ -201,6 +205,7 @@ void SpanExporter::Run() {
                               std::make_move_iterator(taken.begin() + static_cast<long>(n)));
       taken.erase(taken.begin(), taken.begin() + static_cast<long>(n));
       bool ok = Export(curl, batch);
+      retry_after_ns_ = ok ? 0 : NowUnixNs() + kExportBackoffNs;
       (ok ? metrics_.exported : metrics_.dropped_export_failed)
           ->Increment(static_cast<double>(batch.size()));
       collector_down = !ok && last_round;

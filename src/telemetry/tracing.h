@@ -101,6 +101,7 @@ class SpanExporter {
   std::deque<Span> queue_;  // guarded by mu_
   bool stopping_ = false;   // guarded by mu_
   int64_t last_failure_log_ns_ = 0;  // export thread only
+  int64_t retry_after_ns_ = 0;       // export thread only: no export before this
   std::thread thread_;
 };
 
