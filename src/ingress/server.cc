@@ -163,12 +163,11 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
 
   // This request's span: a child of the platform's traceparent, or a new trace. Its
   // context is what the job carries, so the worker's span is the ingress span's child.
+  // (ChildTraceparent checks the header: a malformed one starts a new trace, and the span
+  // then has no parent, since the trace ids differ.)
   std::string_view incoming;
-  if (auto tp = req.find("traceparent"); tp != req.end() && IsValidTraceparent(tp->value())) {
-    incoming = tp->value();
-  }
-  const std::string traceparent =
-      incoming.empty() ? NewTraceparent() : ChildTraceparent(incoming);
+  if (auto tp = req.find("traceparent"); tp != req.end()) incoming = tp->value();
+  const std::string traceparent = ChildTraceparent(incoming);
   std::string_view outcome = "accepted";
   std::string job_id;
   auto observe = [&](int status) {

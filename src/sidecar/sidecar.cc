@@ -13,6 +13,7 @@
 #include "common/http_util.h"
 #include "common/json_string.h"
 #include "common/units.h"
+#include "net/offload.h"
 #include "telemetry/log.h"
 
 namespace firebreak {
@@ -46,24 +47,6 @@ bool HopByHop(std::string_view lower) {
   return lower == "connection" || lower == "keep-alive" || lower == "transfer-encoding" ||
          lower == "content-length" || lower == "te" || lower == "trailer" || lower == "upgrade" ||
          lower == "proxy-connection";
-}
-
-// Runs the blocking `fn` on `pool`; the awaiting coroutine resumes on its own executor.
-// Plain functions, not coroutines, returning the awaitable: g++ 12 mishandles
-// non-trivial temporaries that live across a co_await inside a coroutine's arguments.
-template <typename T, typename Fn>
-asio::awaitable<T> Offload(asio::thread_pool& pool, Fn fn) {
-  return asio::async_initiate<decltype(asio::use_awaitable), void(T)>(
-      [&pool](auto handler, Fn work) {
-        auto executor = asio::get_associated_executor(handler);
-        asio::post(pool, [handler = std::move(handler), work = std::move(work), executor]() mutable {
-          T value = work();
-          asio::post(executor, [handler = std::move(handler), value = std::move(value)]() mutable {
-            handler(std::move(value));
-          });
-        });
-      },
-      asio::use_awaitable, std::move(fn));
 }
 
 asio::awaitable<egress::EgressResult> AsyncCall(egress::Egress& egress, const std::string& name,
@@ -136,7 +119,7 @@ asio::awaitable<Response> Sidecar::Impl::Handle(Request& req) {
         gauges->Refresh();  // may read the queue store: off the I/O thread
         return true;
       };
-      auto refreshed = Offload<bool>(store_pool, std::move(refresh));
+      auto refreshed = net::Offload<bool>(store_pool, std::move(refresh));
       co_await std::move(refreshed);
     }
     co_return net::MakeResponse(req, http::status::ok, metrics.Serialize(),
@@ -270,7 +253,7 @@ asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::
   switch (req.method()) {
     case http::verb::get: {
       auto get = [&store, key] { return store.Get(key); };
-      auto pending = Offload<Result<std::optional<StoredValue>>>(store_pool, std::move(get));
+      auto pending = net::Offload<Result<std::optional<StoredValue>>>(store_pool, std::move(get));
       auto got = co_await std::move(pending);
       if (!got.ok()) co_return StoreError(req, got.status(), key);
       if (!got->has_value()) co_return Own(req, http::status::not_found, "no such key");
@@ -319,7 +302,7 @@ asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::
       auto write = [&store, key, value = std::move(req.body()), content_type, options] {
         return store.Put(key, value, content_type, options);
       };
-      auto pending = Offload<Result<int64_t>>(store_pool, std::move(write));
+      auto pending = net::Offload<Result<int64_t>>(store_pool, std::move(write));
       auto put = co_await std::move(pending);
       if (!put.ok()) co_return StoreError(req, put.status(), key);
       Response res = net::MakeResponse(req, *put == 1 ? http::status::created : http::status::ok,
@@ -329,7 +312,7 @@ asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::
     }
     case http::verb::delete_: {
       auto remove = [&store, key, if_version] { return store.Delete(key, if_version); };
-      auto pending = Offload<Result<bool>>(store_pool, std::move(remove));
+      auto pending = net::Offload<Result<bool>>(store_pool, std::move(remove));
       auto deleted = co_await std::move(pending);
       if (!deleted.ok()) co_return StoreError(req, deleted.status(), key);
       if (!*deleted) co_return Own(req, http::status::not_found, "no such key");
