@@ -107,21 +107,6 @@ void AppendHex64(std::string& out, uint64_t bits) {
 
 }  // namespace
 
-std::string NewTraceId() {
-  std::string out;
-  out.reserve(32);
-  AppendHex64(out, NextIdBits());
-  AppendHex64(out, NextIdBits());
-  return out;
-}
-
-std::string NewSpanId() {
-  std::string out;
-  out.reserve(16);
-  AppendHex64(out, NextIdBits());
-  return out;
-}
-
 std::string NewTraceparent() {
   std::string out;
   out.reserve(55);
@@ -147,10 +132,6 @@ std::string ChildTraceparent(std::string_view parent) {
 
 std::string TraceIdOf(std::string_view traceparent) {
   return traceparent.size() >= 35 ? std::string(traceparent.substr(3, 32)) : std::string();
-}
-
-std::string SpanIdOf(std::string_view traceparent) {
-  return IsValidTraceparent(traceparent) ? std::string(traceparent.substr(36, 16)) : std::string();
 }
 
 bool IsValidTraceparent(std::string_view v) {

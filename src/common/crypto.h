@@ -32,10 +32,7 @@ std::string HexEncode(std::string_view bytes);
 // chars), so they sort by creation time.
 std::string NewJobId(int64_t now_ms);
 
-// W3C trace-context ids.
-std::string NewTraceId();  // 32 hex
-std::string NewSpanId();   // 16 hex
-// A fresh "00-<trace>-<span>-01".
+// W3C trace context. A fresh "00-<trace>-<span>-01".
 std::string NewTraceparent();
 // The traceparent of a child span: the same trace id and flags, a fresh span id. A
 // malformed parent gives a fresh trace.
@@ -44,7 +41,5 @@ std::string ChildTraceparent(std::string_view parent);
 bool IsValidTraceparent(std::string_view value);
 // The 32-hex trace id of a traceparent, "" if it is too short to hold one.
 std::string TraceIdOf(std::string_view traceparent);
-// The 16-hex span id of a valid traceparent, else "".
-std::string SpanIdOf(std::string_view traceparent);
 
 }  // namespace firebreak
