@@ -438,9 +438,9 @@ void Integration::RecordSpan(const Pending& call, const EgressResult& result) co
   span.end_unix_ns = trace::NowUnixNs();
   span.Set("http.request.method", call.call.method);
   // Without the query: it may carry tokens.
-  span.Set("url.full", call.url.substr(0, call.url.find('?')));
+  span.Set("url.full", std::string_view(call.url).substr(0, call.url.find('?')));
   span.Set("firebreak.integration", config_.name);
-  span.Set("firebreak.outcome", std::string(EgressResultKindName(result.kind)));
+  span.Set("firebreak.outcome", EgressResultKindName(result.kind));
   span.Set("firebreak.attempts", static_cast<int64_t>(result.attempts));
   if (!call.call.job_id.empty()) span.Set("firebreak.job_id", call.call.job_id);
   if (result.kind == EgressResult::Kind::kResponse) {
@@ -451,7 +451,7 @@ void Integration::RecordSpan(const Pending& call, const EgressResult& result) co
     span.error = true;
     span.status_message = result.error;
   }
-  trace::Record(std::move(span));
+  trace::Record(span);
 }
 
 void Integration::ReleaseSlot() {

@@ -177,17 +177,17 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
     trace::Span span = trace::Span::For("webhook " + source.name, trace::SpanKind::kServer,
                                         traceparent, incoming, started_unix_ns);
     span.end_unix_ns = trace::NowUnixNs();
-    span.Set("http.request.method", std::string(req.method_string()));
+    span.Set("http.request.method", std::string_view(req.method_string()));
     span.Set("http.route", source.path);
     span.Set("http.response.status_code", static_cast<int64_t>(status));
     span.Set("firebreak.source", source.name);
-    span.Set("firebreak.outcome", std::string(outcome));
+    span.Set("firebreak.outcome", outcome);
     if (!job_id.empty()) span.Set("firebreak.job_id", job_id);
     if (status >= 500) {
       span.error = true;
       span.status_message = std::string(outcome);
     }
-    trace::Record(std::move(span));
+    trace::Record(span);
   };
 
   SourceDecision decision = route.source->Handle(BeastRequestView(req));
@@ -286,22 +286,20 @@ asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route,
                                         ChildTraceparent(traceparent), traceparent,
                                         started_unix_ns);
     span.end_unix_ns = trace::NowUnixNs();
-    span.Set("messaging.system", std::string("firebreak"));
+    span.Set("messaging.system", "firebreak");
     span.Set("messaging.destination.name", source.job);
     span.Set("firebreak.job_type", source.job);
     span.Set("firebreak.dedupe_key", dedupe_key);
     if (!result.job_id.empty()) span.Set("firebreak.job_id", result.job_id);
-    span.Set("firebreak.outcome", std::string(!result.status.ok() ? "store_unavailable"
-                                              : result.outcome == EnqueueOutcome::kAccepted
-                                                  ? "accepted"
-                                              : result.outcome == EnqueueOutcome::kDuplicate
-                                                  ? "duplicate"
-                                                  : "overloaded"));
+    span.Set("firebreak.outcome", !result.status.ok() ? "store_unavailable"
+                                  : result.outcome == EnqueueOutcome::kAccepted  ? "accepted"
+                                  : result.outcome == EnqueueOutcome::kDuplicate ? "duplicate"
+                                                                                 : "overloaded");
     if (!result.status.ok()) {
       span.error = true;
       span.status_message = result.status.ToString();
     }
-    trace::Record(std::move(span));
+    trace::Record(span);
   }
   if (!result.status.ok()) {
     m.overloaded->Increment();

@@ -28,11 +28,10 @@ void AppendInt(std::string& out, int64_t v) {
   out.append(buf, r.ptr);
 }
 
+// Keys are our own literals: plain ASCII, nothing to escape.
 void AppendAttribute(std::string& out, std::string_view key, const AttributeValue& value) {
-  out.append("{\"key\":");
-  AppendJsonString(out, key);
-  out.append(",\"value\":{");
-  if (auto* s = std::get_if<std::string>(&value)) {
+  out.append("{\"key\":\"").append(key).append("\",\"value\":{");
+  if (auto* s = std::get_if<std::string_view>(&value)) {
     out.append("\"stringValue\":");
     AppendJsonString(out, *s);
   } else if (auto* i = std::get_if<int64_t>(&value)) {
@@ -81,7 +80,6 @@ Span Span::For(std::string name, SpanKind kind, std::string_view traceparent,
                std::string_view parent_traceparent, int64_t start_unix_ns) {
   // "00-<32 hex trace>-<16 hex span>-<2 hex flags>"; callers pass valid ones (ours).
   Span span;
-  span.attributes.reserve(8);
   if (traceparent.size() == 55) {
     traceparent.copy(span.trace_id.data(), 32, 3);
     traceparent.copy(span.span_id.data(), 16, 36);
@@ -97,71 +95,92 @@ Span Span::For(std::string name, SpanKind kind, std::string_view traceparent,
   return span;
 }
 
-std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view service_name) {
+namespace {
+
+// Everything of an export request before its spans: the resource and the scope.
+std::string BodyPrefix(std::string_view service_name) {
   static const std::string host = HostName();
-  static const int64_t pid = static_cast<int64_t>(getpid());
-  std::string out;
-  out.reserve(256 + spans.size() * 400);
-  out.append("{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
-  AppendAttribute(out, "service.name", std::string(service_name));
+  std::string out = "{\"resourceSpans\":[{\"resource\":{\"attributes\":[";
+  AppendAttribute(out, "service.name", service_name);
   out.append(",");
-  AppendAttribute(out, "service.version", std::string(FIREBREAK_VERSION));
+  AppendAttribute(out, "service.version", FIREBREAK_VERSION);
   out.append(",");
   AppendAttribute(out, "host.name", host);
   out.append(",");
-  AppendAttribute(out, "process.pid", pid);
+  AppendAttribute(out, "process.pid", static_cast<int64_t>(getpid()));
   out.append("]},\"scopeSpans\":[{\"scope\":{\"name\":\"firebreak\",\"version\":");
   AppendJsonString(out, FIREBREAK_VERSION);
   out.append("},\"spans\":[");
-  bool first = true;
-  for (const Span& span : spans) {
-    if (!first) out.append(",");
-    first = false;
-    out.append("{\"traceId\":\"").append(span.TraceId());
-    out.append("\",\"spanId\":\"").append(span.SpanId()).append("\"");
-    if (span.has_parent) {
-      out.append(",\"parentSpanId\":\"").append(span.ParentSpanId()).append("\"");
-    }
-    out.append(",\"name\":");
-    AppendJsonString(out, span.name);
-    out.append(",\"kind\":");
-    AppendInt(out, static_cast<int64_t>(span.kind));
-    out.append(",\"startTimeUnixNano\":\"");
-    AppendInt(out, span.start_unix_ns);
-    out.append("\",\"endTimeUnixNano\":\"");
-    AppendInt(out, std::max(span.end_unix_ns, span.start_unix_ns));
-    out.append("\",\"attributes\":[");
-    for (size_t i = 0; i < span.attributes.size(); ++i) {
-      if (i > 0) out.append(",");
-      AppendAttribute(out, span.attributes[i].first, span.attributes[i].second);
-    }
-    out.append("]");
-    if (span.error) {
-      out.append(",\"status\":{\"code\":2,\"message\":");
-      AppendJsonString(out, span.status_message);
-      out.append("}");
-    }
+  return out;
+}
+
+constexpr std::string_view kBodySuffix = "]}]}]}";
+
+}  // namespace
+
+void AppendSpanJson(std::string& out, const Span& span) {
+  out.append("{\"traceId\":\"").append(span.TraceId());
+  out.append("\",\"spanId\":\"").append(span.SpanId()).append("\"");
+  if (span.has_parent) {
+    out.append(",\"parentSpanId\":\"").append(span.ParentSpanId()).append("\"");
+  }
+  out.append(",\"name\":");
+  AppendJsonString(out, span.name);
+  out.append(",\"kind\":");
+  AppendInt(out, static_cast<int64_t>(span.kind));
+  out.append(",\"startTimeUnixNano\":\"");
+  AppendInt(out, span.start_unix_ns);
+  out.append("\",\"endTimeUnixNano\":\"");
+  AppendInt(out, std::max(span.end_unix_ns, span.start_unix_ns));
+  out.append("\",\"attributes\":[");
+  for (size_t i = 0; i < span.attribute_count; ++i) {
+    if (i > 0) out.append(",");
+    AppendAttribute(out, span.attributes[i].key, span.attributes[i].value);
+  }
+  out.append("]");
+  if (span.error) {
+    out.append(",\"status\":{\"code\":2,\"message\":");
+    AppendJsonString(out, span.status_message);
     out.append("}");
   }
-  out.append("]}]}]}");
+  out.append("}");
+}
+
+std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view service_name) {
+  std::string out = BodyPrefix(service_name);
+  for (size_t i = 0; i < spans.size(); ++i) {
+    if (i > 0) out.append(",");
+    AppendSpanJson(out, spans[i]);
+  }
+  out.append(kBodySuffix);
   return out;
 }
 
 SpanExporter::SpanExporter(ExporterOptions options, TraceMetrics& metrics)
-    : options_(std::move(options)), url_(TracesUrl(options_.endpoint)), metrics_(metrics) {
+    : options_(std::move(options)),
+      url_(TracesUrl(options_.endpoint)),
+      body_prefix_(BodyPrefix(options_.service_name)),
+      metrics_(metrics) {
   curl_global_init(CURL_GLOBAL_DEFAULT);  // reference-counted; thread-safe in curl ≥ 7.84
   thread_ = std::thread([this] { Run(); });
 }
 
 SpanExporter::~SpanExporter() { Stop(); }
 
-void SpanExporter::Record(Span span) {
+void SpanExporter::Record(const Span& span) {
+  // Encoded here, outside the lock: the thread's own buffer keeps its capacity, so this
+  // allocates nothing once warm.
+  thread_local std::string encoded;
+  encoded.clear();
+  AppendSpanJson(encoded, span);
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;  // shutting down: the process is about to exit
-    if (queue_.size() < options_.max_queue) {
-      queue_.push_back(std::move(span));
-      if (queue_.size() == options_.max_batch) wake_.notify_one();
+    if (queue_.ends.size() < options_.max_queue &&
+        queue_.json.size() + encoded.size() <= options_.max_queue_bytes) {
+      queue_.json.append(encoded);
+      queue_.ends.push_back(queue_.json.size());
+      if (queue_.ends.size() == options_.max_batch) wake_.notify_one();
       return;
     }
   }
@@ -181,34 +200,31 @@ void SpanExporter::Stop() {
 void SpanExporter::Run() {
   // One handle for the thread's life: the connection to the collector is kept alive.
   CURL* curl = curl_easy_init();
-  std::deque<Span> taken;
+  Encoded taken;
   std::unique_lock lock(mu_);
   bool last_round = false;
   while (!last_round) {
     wake_.wait_for(lock, options_.interval,
-                   [this] { return stopping_ || queue_.size() >= options_.max_batch; });
+                   [this] { return stopping_ || queue_.ends.size() >= options_.max_batch; });
     last_round = stopping_;  // on stop: send what is queued, then end
-    taken.clear();
-    taken.swap(queue_);  // O(1): Record never waits behind encoding or I/O
+    taken.Clear();
+    std::swap(taken, queue_);  // O(1): Record never waits behind the export's I/O
     lock.unlock();
-    bool collector_down = false;
-    while (!taken.empty()) {
-      size_t n = std::min(taken.size(), options_.max_batch);
-      // After a failed export, spans are dropped unencoded until the backoff is over: a
-      // dead collector must not cost the CPU of encoding everything for nothing. (The
-      // last round does not wait on a dead collector per batch either.)
-      if (collector_down || NowUnixNs() < retry_after_ns_) {
-        metrics_.dropped_export_failed->Increment(static_cast<double>(taken.size()));
+    for (size_t first = 0; first < taken.ends.size();) {
+      // After a failed export, spans are dropped until the backoff is over: a dead
+      // collector is not asked again for every batch. (The last round does not wait on
+      // a dead collector per batch either.)
+      if (NowUnixNs() < retry_after_ns_) {
+        metrics_.dropped_export_failed->Increment(
+            static_cast<double>(taken.ends.size() - first));
         break;
       }
-      std::vector<Span> batch(std::make_move_iterator(taken.begin()),
-                              std::make_move_iterator(taken.begin() + static_cast<long>(n)));
-      taken.erase(taken.begin(), taken.begin() + static_cast<long>(n));
-      bool ok = Export(curl, batch);
+      size_t last = std::min(taken.ends.size(), first + options_.max_batch);
+      bool ok = Export(curl, taken, first, last);
       retry_after_ns_ = ok ? 0 : NowUnixNs() + kExportBackoffNs;
       (ok ? metrics_.exported : metrics_.dropped_export_failed)
-          ->Increment(static_cast<double>(batch.size()));
-      collector_down = !ok && last_round;
+          ->Increment(static_cast<double>(last - first));
+      first = last;
     }
     lock.lock();
   }
@@ -216,16 +232,23 @@ void SpanExporter::Run() {
   if (curl != nullptr) curl_easy_cleanup(curl);
 }
 
-bool SpanExporter::Export(void* handle, const std::vector<Span>& batch) {
+bool SpanExporter::Export(void* handle, const Encoded& spans, size_t first, size_t last) {
   CURL* curl = static_cast<CURL*>(handle);
   if (curl == nullptr) return false;
-  std::string body = EncodeOtlpJson(batch, options_.service_name);
+  // The spans are already JSON: the body is the prefix, them comma-separated, the suffix.
+  body_.assign(body_prefix_);
+  for (size_t i = first; i < last; ++i) {
+    size_t begin = i == 0 ? 0 : spans.ends[i - 1];
+    if (i > first) body_.push_back(',');
+    body_.append(spans.json, begin, spans.ends[i] - begin);
+  }
+  body_.append(kBodySuffix);
   curl_easy_reset(curl);
   struct curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   curl_easy_setopt(curl, CURLOPT_URL, url_.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body_.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body_.size()));
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout.count()));
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::min<int64_t>(options_.timeout.count(), 1000)));
@@ -244,7 +267,7 @@ bool SpanExporter::Export(void* handle, const std::vector<Span>& batch) {
       log::Warn("trace export failed; spans dropped (logged once a minute)",
                 {{"endpoint", RedactUrl(url_)},
                  {"error", why},
-                 {"spans", static_cast<int64_t>(batch.size())}});
+                 {"spans", static_cast<int64_t>(last - first)}});
     }
   }
   return ok;
@@ -258,9 +281,9 @@ void StartExport(ExporterOptions options, TraceMetrics& metrics) {
 
 bool Enabled() { return g_exporter.load(std::memory_order_relaxed) != nullptr; }
 
-void Record(Span span) {
+void Record(const Span& span) {
   if (SpanExporter* exporter = g_exporter.load(std::memory_order_acquire)) {
-    exporter->Record(std::move(span));
+    exporter->Record(span);
   }
 }
 

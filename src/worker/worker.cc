@@ -156,18 +156,18 @@ class Worker::Impl {
                                         job.traceparent, attempt.parent_traceparent,
                                         attempt.started_unix_ns);
     span.end_unix_ns = trace::NowUnixNs();
-    span.Set("messaging.system", std::string("firebreak"));
+    span.Set("messaging.system", "firebreak");
     span.Set("firebreak.job_id", job.id);
     span.Set("firebreak.job_type", job.type);
     span.Set("firebreak.source", job.source);
     span.Set("firebreak.attempt", static_cast<int64_t>(job.attempt));
     span.Set("firebreak.max_attempts", static_cast<int64_t>(job.max_attempts));
-    span.Set("firebreak.outcome", std::string(outcome));
+    span.Set("firebreak.outcome", outcome);
     if (!error.empty()) {
       span.error = outcome != "deferred";
       span.status_message = error;
     }
-    trace::Record(std::move(span));
+    trace::Record(span);
   }
 
   void Join() {

@@ -86,7 +86,7 @@ trace::Span MakeSpan(const std::string& name) {
   trace::Span span =
       trace::Span::For(name, trace::SpanKind::kServer, self, parent, trace::NowUnixNs());
   span.end_unix_ns = span.start_unix_ns + 1000;
-  span.Set("firebreak.source", std::string("slack"));
+  span.Set("firebreak.source", "slack");
   span.Set("firebreak.attempt", int64_t{2});
   span.Set("firebreak.flag", true);
   return span;
@@ -121,6 +121,16 @@ TEST(OtlpTest, EncodesAnExportTraceServiceRequest) {
   EXPECT_EQ(s.at("attributes").at(2).at("value").at("boolValue"), true);
   EXPECT_FALSE(spans.at(1).contains("parentSpanId"));
   EXPECT_FALSE(spans.at(1).contains("status"));
+}
+
+TEST(OtlpTest, AttributesBeyondTheLimitAreLeftOutNotOverrun) {
+  trace::Span span = MakeSpan("s");  // 3 attributes
+  for (size_t i = 0; i < trace::Span::kMaxAttributes; ++i) span.Set("extra", int64_t{7});
+  EXPECT_EQ(span.attribute_count, trace::Span::kMaxAttributes);
+  auto doc = nlohmann::json::parse(trace::EncodeOtlpJson({span}, "my-bot"));
+  const auto& attributes = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"];
+  ASSERT_EQ(attributes.size(), trace::Span::kMaxAttributes);
+  EXPECT_EQ(attributes.at(0).at("value").at("stringValue"), "slack");
 }
 
 size_t SpansIn(const std::vector<UpstreamRequest>& requests) {
@@ -176,6 +186,40 @@ TEST(SpanExporterTest, ACollectorThatIsDownCostsDroppedSpansNotWaiting) {
   // Every span is accounted for: refused by the collector, or (if recording outran the
   // failing exports) dropped at the full queue.
   EXPECT_EQ(t.dropped_export_failed->Value() + t.dropped_queue_full->Value(), kSpans);
+}
+
+// The queue is bounded in bytes as well as in spans: big spans (long error messages)
+// cannot make it hold more memory than max_queue_bytes.
+TEST(SpanExporterTest, TheQueueIsBoundedInBytes) {
+  UpstreamServer collector([](const UpstreamRequest&) {
+    UpstreamReply reply;
+    reply.hang = true;  // the first batch is stuck in flight; the rest has to queue
+    return reply;
+  });
+  Metrics metrics;
+  trace::ExporterOptions options;
+  options.endpoint = collector.Url();
+  options.max_queue = 100000;
+  options.max_queue_bytes = 64 * 1024;
+  options.max_batch = 1;
+  options.interval = milliseconds(20);
+  options.timeout = milliseconds(300);
+  trace::SpanExporter exporter(options, metrics.trace());
+  const std::string long_error(4096, 'x');
+  constexpr int kSpans = 200;
+  for (int i = 0; i < kSpans; ++i) {
+    trace::Span span = MakeSpan("s");
+    span.error = true;
+    span.status_message = long_error;
+    exporter.Record(span);
+  }
+  // 200 spans of over 4 KiB are over 800 KiB: at most 64 KiB of them (15) wait, plus
+  // what the export thread already took.
+  EXPECT_GE(metrics.trace().dropped_queue_full->Value(), kSpans - 2 * 16);
+  exporter.Stop();
+  const auto& t = metrics.trace();
+  EXPECT_EQ(t.exported->Value() + t.dropped_export_failed->Value() + t.dropped_queue_full->Value(),
+            kSpans);
 }
 
 TEST(SpanExporterTest, AHangingCollectorNeverBlocksRecord) {
