@@ -90,8 +90,8 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # Each round runs every config once, and each is compared with the off run of its own
 # round: runs seconds apart share the machine's drift (other tenants, CPU speed) much
-# more than runs minutes apart. The order rotates from round to round: with a fixed
-# order, whichever config ran later came out slower. "control" is "off" again: its
+# more than runs minutes apart. The order rotates from round to round, so that no
+# config always runs right after the same one. "control" is "off" again: its
 # ratio to off is this machine's noise floor, printed next to the result. Single runs on
 # this 2-vCPU VM vary by ±15%; the medians of ROUNDS paired ratios are the result.
 results="$work/results.txt"
