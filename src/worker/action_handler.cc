@@ -86,8 +86,7 @@ void ActionHandler::Finish(const std::shared_ptr<Attempt>& attempt, HandlerResul
   });
 }
 
-void ActionHandler::Run(std::string job_id, std::string envelope_json,
-                        std::chrono::milliseconds timeout, HandlerCallback done) {
+void ActionHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) {
   auto attempt = std::make_shared<Attempt>(io_);
   attempt->done = std::move(done);
   running_.insert(attempt);
@@ -95,7 +94,7 @@ void ActionHandler::Run(std::string job_id, std::string envelope_json,
     Finish(attempt, {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}});
     return;
   }
-  nlohmann::json envelope = nlohmann::json::parse(envelope_json, nullptr, false);
+  nlohmann::json envelope = nlohmann::json::parse(job.envelope_json, nullptr, false);
   Result<Action> action =
       envelope.is_object() && envelope.contains("payload")
           ? ParseActionPayload(envelope["payload"].dump())
@@ -111,9 +110,8 @@ void ActionHandler::Run(std::string job_id, std::string envelope_json,
   if (!action->content_type.empty()) call.headers.emplace_back("Content-Type", action->content_type);
   call.body = std::move(action->body);
   call.idempotency_key = action->idempotency_key;
-  call.job_id = job_id;
-  std::string traceparent = envelope.value("traceparent", std::string());
-  if (IsValidTraceparent(traceparent)) call.traceparent = std::move(traceparent);
+  call.job_id = std::move(job.id);
+  if (IsValidTraceparent(job.traceparent)) call.traceparent = std::move(job.traceparent);
 
   // The call is bounded by the integration's own limits; the job's timeout (which covers
   // them) is the backstop.

@@ -27,8 +27,7 @@ class ActionHandler final : public Handler {
                 boost::asio::io_context& io);
   ~ActionHandler() override;  // answers running attempts kFailed "handler stopped"
 
-  void Run(std::string job_id, std::string envelope_json, std::chrono::milliseconds timeout,
-           HandlerCallback done) override;
+  void Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) override;
   void Shutdown() override { shutting_down_ = true; }
   bool Drained() const override { return true; }  // no processes or connections of its own
 

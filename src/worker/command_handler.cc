@@ -25,7 +25,6 @@
 #include "common/json_string.h"
 #include "common/units.h"
 #include "telemetry/log.h"
-#include "worker/envelope.h"
 
 extern char** environ;  // POSIX; <unistd.h> declares it only under _GNU_SOURCE
 
@@ -334,15 +333,13 @@ CommandHandler::~CommandHandler() {
   }
 }
 
-void CommandHandler::Run(std::string job_id, std::string envelope_json,
-                         std::chrono::milliseconds timeout, HandlerCallback done) {
+void CommandHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) {
   if (shutting_down_) {
     Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}});
     return;
   }
-  std::string trace_id = TraceIdOf(EnvelopeTraceparent(envelope_json));
-  waiting_.push_back({std::move(job_id), std::move(envelope_json), timeout, std::move(done),
-                      std::move(trace_id)});
+  waiting_.push_back({std::move(job.id), std::move(job.envelope_json), timeout, std::move(done),
+                      TraceIdOf(job.traceparent)});
   Dispatch();
 }
 

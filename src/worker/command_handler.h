@@ -47,8 +47,7 @@ class CommandHandler final : public Handler {
   CommandHandler(const CommandHandler&) = delete;
   CommandHandler& operator=(const CommandHandler&) = delete;
 
-  void Run(std::string job_id, std::string envelope_json, std::chrono::milliseconds timeout,
-           HandlerCallback done) override;
+  void Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) override;
 
   // Closes the stdin of idle processes (and of busy ones once their job and the queue
   // are done); a process that has not exited 1 s later is SIGKILLed and reaped.

@@ -1,6 +1,5 @@
 #include "worker/envelope.h"
 
-#include "common/crypto.h"
 #include "common/json_string.h"
 #include "common/units.h"
 #include "telemetry/log.h"
@@ -28,14 +27,6 @@ std::string BuildEnvelope(const Job& job) {
   out.append(",\"payload\":").append(job.payload_json.empty() ? "null" : job.payload_json);
   out.append("}");
   return out;
-}
-
-std::string_view EnvelopeTraceparent(std::string_view envelope_json) {
-  constexpr std::string_view kField = ",\"traceparent\":\"";
-  size_t at = envelope_json.find(kField);
-  if (at == std::string_view::npos) return {};
-  std::string_view value = envelope_json.substr(at + kField.size()).substr(0, 55);
-  return IsValidTraceparent(value) ? value : std::string_view();
 }
 
 }  // namespace firebreak

@@ -31,15 +31,20 @@ struct HandlerResult {
 
 using HandlerCallback = std::function<void(HandlerResult)>;
 
+// One attempt, as a handler gets it.
+struct HandlerJob {
+  std::string id;
+  std::string traceparent;    // the attempt's own span context (W3C), also in the envelope
+  std::string envelope_json;  // the DESIGN §4 envelope, one line (no newlines)
+};
+
 // Single-threaded: all calls happen on the io_context given at creation, and the
 // callback runs there too, exactly once per Run. A handler enforces `timeout`
 // itself (kills the process / cancels the request) and then answers kTimedOut.
 class Handler {
  public:
   virtual ~Handler() = default;
-  // `envelope_json` is the DESIGN §4 envelope, one line (no newlines).
-  virtual void Run(std::string job_id, std::string envelope_json, std::chrono::milliseconds timeout,
-                   HandlerCallback done) = 0;
+  virtual void Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) = 0;
   // Stops idle processes/connections; attempts still running complete normally.
   virtual void Shutdown() = 0;
   // After Shutdown: true once nothing is left that is exiting on its own (processes

@@ -1,7 +1,5 @@
 #include "worker/url_handler.h"
 
-#include "worker/envelope.h"
-
 #include <fcntl.h>
 #include <simdjson.h>
 
@@ -14,9 +12,9 @@
 #include <boost/beast/http.hpp>
 #include <optional>
 
+#include "common/crypto.h"
 #include "common/units.h"
 #include "telemetry/log.h"
-#include "worker/envelope.h"
 
 namespace firebreak {
 namespace {
@@ -114,8 +112,7 @@ UrlHandler::~UrlHandler() {
   }
 }
 
-void UrlHandler::Run(std::string job_id, std::string envelope_json,
-                     std::chrono::milliseconds timeout, HandlerCallback done) {
+void UrlHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) {
   if (shutting_down_) {
     Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}});
     return;
@@ -131,13 +128,11 @@ void UrlHandler::Run(std::string job_id, std::string envelope_json,
   request.set(http::field::host, url_.host_header);
   request.set(http::field::user_agent, kUserAgent);
   request.set(http::field::content_type, "application/json");
-  request.set("X-Firebreak-Job-Id", HeaderSafe(job_id));
+  request.set("X-Firebreak-Job-Id", HeaderSafe(job.id));
   // The attempt's span context: the bot's own spans (and its calls back through the
   // sidecar) continue the trace.
-  if (std::string_view tp = EnvelopeTraceparent(envelope_json); !tp.empty()) {
-    request.set("traceparent", tp);
-  }
-  request.body() = std::move(envelope_json);
+  if (IsValidTraceparent(job.traceparent)) request.set("traceparent", job.traceparent);
+  request.body() = std::move(job.envelope_json);
   request.prepare_payload();
   running_.insert(attempt);
 

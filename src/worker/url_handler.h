@@ -49,8 +49,7 @@ class UrlHandler final : public Handler {
   UrlHandler(const UrlHandler&) = delete;
   UrlHandler& operator=(const UrlHandler&) = delete;
 
-  void Run(std::string job_id, std::string envelope_json, std::chrono::milliseconds timeout,
-           HandlerCallback done) override;
+  void Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) override;
 
   // Closes idle connections; running attempts finish, then close their connection.
   // Runs after Shutdown are answered kFailed "handler is shut down".

@@ -268,7 +268,7 @@ class Worker::Impl {
                                {"attempt", j.attempt},
                                {"trace_id", TraceIdOf(j.traceparent)}});
     attempt->type->handler->Run(
-        j.id, BuildEnvelope(j), attempt->type->config->timeout,
+        {j.id, j.traceparent, BuildEnvelope(j)}, attempt->type->config->timeout,
         [this, attempt](HandlerResult result) { OnAttemptDone(attempt, std::move(result)); });
   }
 

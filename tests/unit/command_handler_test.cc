@@ -154,7 +154,7 @@ class CommandHandlerTest : public ::testing::Test {
     int calls = 0;
     bool returned = false;
     HandlerResult result;
-    handler.Run(id, Envelope(id, payload), timeout, [&](HandlerResult r) {
+    handler.Run({id, "", Envelope(id, payload)}, timeout, [&](HandlerResult r) {
       EXPECT_TRUE(returned) << "callback ran inside Run";
       ++calls;
       result = std::move(r);
@@ -346,7 +346,7 @@ TEST_F(CommandHandlerTest, ConcurrencyBoundsProcessesAndQueuesFifo) {
   auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 6; ++i) {
     std::string id = "job-" + std::to_string(i);
-    handler->Run(id, Envelope(id, R"({"mode":"sleep","seconds":0.4})"), milliseconds(5000),
+    handler->Run({id, "", Envelope(id, R"({"mode":"sleep","seconds":0.4})")}, milliseconds(5000),
                  [&, i](HandlerResult r) {
                    results[i] = std::move(r);
                    finished.push_back(i);
@@ -403,12 +403,12 @@ TEST_F(CommandHandlerTest, DestructorKillsAndAnswersRunningJobs) {
   auto* pool = dynamic_cast<CommandHandler*>(handler.get());
   int calls = 0;
   HandlerResult result;
-  handler->Run("job-long", Envelope("job-long", R"({"mode":"sleep","seconds":30})"),
+  handler->Run({"job-long", "", Envelope("job-long", R"({"mode":"sleep","seconds":30})")},
                milliseconds(60000), [&](HandlerResult r) {
                  ++calls;
                  result = std::move(r);
                });
-  handler->Run("job-queued", Envelope("job-queued", R"({"mode":"ok"})"), milliseconds(60000),
+  handler->Run({"job-queued", "", Envelope("job-queued", R"({"mode":"ok"})")}, milliseconds(60000),
                [&](HandlerResult) { ++calls; });
   ASSERT_TRUE(RunUntil([&] { return !pool->ProcessIds().empty(); }));
   pid_t pid = pool->ProcessIds().front();

@@ -280,16 +280,17 @@ TEST(LogTest, AStuckStdoutNeverBlocksTheCallerAndDropsAreReported) {
   EXPECT_TRUE(reported);
 }
 
-TEST(EnvelopeTest, TheTraceparentIsFoundWithoutParsing) {
+TEST(EnvelopeTest, CarriesTheAttemptsTraceparentNotThePlatformHeader) {
   Job job;
   job.id = "01J";
   job.type = "t";
   job.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
   job.headers_json = R"({"traceparent":"00-11111111111111111111111111111111-2222222222222222-01"})";
   job.payload_json = "{}";
-  EXPECT_EQ(EnvelopeTraceparent(BuildEnvelope(job)), job.traceparent);
-  job.traceparent = "";
-  EXPECT_EQ(EnvelopeTraceparent(BuildEnvelope(job)), "");
+  auto envelope = nlohmann::json::parse(BuildEnvelope(job));
+  EXPECT_EQ(envelope.at("traceparent"), job.traceparent);
+  EXPECT_EQ(envelope.at("headers").at("traceparent"),
+            "00-11111111111111111111111111111111-2222222222222222-01");
 }
 
 }  // namespace

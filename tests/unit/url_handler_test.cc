@@ -46,6 +46,7 @@ struct SeenRequest {
   std::string content_type;
   std::string job_id;
   std::string body;
+  std::string traceparent;
 };
 
 // A scripted HTTP/1.1 server on 127.0.0.1, port 0, driven by the test's io_context.
@@ -87,7 +88,8 @@ class TestHttpServer {
                        std::string(request[http::field::host]),
                        std::string(request[http::field::content_type]),
                        std::string(request["X-Firebreak-Job-Id"]),
-                       request.body()};
+                       request.body(),
+                       std::string(request["traceparent"])};
       server->requests.push_back(seen);
       CannedResponse canned = server->respond(seen);
       if (canned.drop_request) {
@@ -179,7 +181,7 @@ class UrlHandlerTest : public ::testing::Test {
     int calls = 0;
     bool returned = false;
     HandlerResult result;
-    handler.Run(id, Envelope(id), timeout, [&](HandlerResult r) {
+    handler.Run({id, "", Envelope(id)}, timeout, [&](HandlerResult r) {
       EXPECT_TRUE(returned) << "callback ran inside Run";
       ++calls;
       result = std::move(r);
@@ -289,6 +291,25 @@ TEST_F(UrlHandlerTest, SuccessPostsEnvelopeAndReturnsActions) {
   EXPECT_EQ(seen.content_type, "application/json");
   EXPECT_EQ(seen.job_id, "job-1");
   EXPECT_EQ(seen.body, Envelope("job-1"));
+  EXPECT_EQ(seen.traceparent, "");  // none given, none sent
+}
+
+// The attempt's span context goes out as the traceparent header, so the bot's own spans
+// (and its calls back through the sidecar) continue the trace; a malformed one is not sent.
+TEST_F(UrlHandlerTest, SendsTheAttemptsTraceparent) {
+  TestHttpServer server(io_);
+  auto handler = Make(server.Url("/"));
+  const std::string traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  int calls = 0;
+  handler->Run({"job-1", traceparent, Envelope("job-1")}, milliseconds(3000),
+               [&](HandlerResult) { ++calls; });
+  handler->Run({"job-2", "00-not-a-traceparent", Envelope("job-2")}, milliseconds(3000),
+               [&](HandlerResult) { ++calls; });
+  ASSERT_TRUE(RunUntil([&] { return calls == 2; }));
+  ASSERT_EQ(server.requests.size(), 2u);
+  for (const SeenRequest& seen : server.requests) {
+    EXPECT_EQ(seen.traceparent, seen.job_id == "job-1" ? traceparent : "") << seen.job_id;
+  }
 }
 
 TEST_F(UrlHandlerTest, OtherSuccessBodiesAreFine) {
@@ -483,7 +504,7 @@ TEST_F(UrlHandlerTest, DestructorAnswersRunningAttempts) {
   auto handler = Make(server.Url("/"));
   int calls = 0;
   HandlerResult result;
-  handler->Run("job-1", Envelope("job-1"), milliseconds(5000), [&](HandlerResult r) {
+  handler->Run({"job-1", "", Envelope("job-1")}, milliseconds(5000), [&](HandlerResult r) {
     ++calls;
     result = std::move(r);
   });
@@ -508,7 +529,7 @@ TEST_F(UrlHandlerTest, ConcurrentRunsEachGetAnAnswer) {
   int done = 0;
   for (int i = 0; i < 4; ++i) {
     std::string id = "job-" + std::to_string(i);
-    handler->Run(id, Envelope(id), milliseconds(3000), [&, i](HandlerResult r) {
+    handler->Run({id, "", Envelope(id)}, milliseconds(3000), [&, i](HandlerResult r) {
       results[i] = std::move(r);
       ++done;
     });
