@@ -114,11 +114,17 @@ TEST(ExamplesTest, LlmBotCapsModelCallsAtFortyAndRetriesOnTheSchedule) {
           attempt = static_cast<int>(times.size());
           last_prompt[said] = req.body;
         }
-        if (said.find("flaky") != std::string::npos && attempt <= 2) {
-          return UpstreamReply{503, {}, "{\"error\":{\"message\":\"overloaded\"}}"};
-        }
         UpstreamReply reply;
-        reply.delay = milliseconds(1000);  // slow enough that the handlers' calls overlap
+        // Slow enough that the handlers' calls overlap. The 503s take as long as the
+        // answers: a fast 503 finishes before any answer, and when a loaded machine
+        // spreads the first wave's calls out, 10 fast failures could meet fewer than 10
+        // finished answers and open the example's breaker (50% of 20 calls) for 15 s.
+        reply.delay = milliseconds(1000);
+        if (said.find("flaky") != std::string::npos && attempt <= 2) {
+          reply.status = 503;
+          reply.body = "{\"error\":{\"message\":\"overloaded\"}}";
+          return reply;
+        }
         reply.body = nlohmann::json{{"choices", {{{"message", {{"role", "assistant"},
                                                                {"content", "model: " + said}}}}}}}
                          .dump();
@@ -169,11 +175,12 @@ TEST(ExamplesTest, LlmBotCapsModelCallsAtFortyAndRetriesOnTheSchedule) {
     for (const auto& [key, times] : attempts) {
       if (times.size() == 1) continue;
       ++flaky;
-      // 503, retry after 250 ms (jittered to 125..375), 503, retry after 1 s (500..1500).
+      // A 503 after 1 s, retry after 250 ms (jittered to 125..375), a 503 after 1 s,
+      // retry after 1 s (500..1500).
       ASSERT_EQ(times.size(), 3u) << key;
-      EXPECT_GE(times[1] - times[0], milliseconds(125)) << key;
-      EXPECT_GE(times[2] - times[1], milliseconds(500)) << key;
-      EXPECT_LE(times[2] - times[1], milliseconds(1500 + 300)) << key;
+      EXPECT_GE(times[1] - times[0], milliseconds(1000 + 125)) << key;
+      EXPECT_GE(times[2] - times[1], milliseconds(1000 + 500)) << key;
+      EXPECT_LE(times[2] - times[1], milliseconds(1000 + 1500 + 300)) << key;
     }
     EXPECT_EQ(flaky, 10);
   }
