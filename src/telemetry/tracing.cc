@@ -116,6 +116,19 @@ std::string BodyPrefix(std::string_view service_name) {
 
 constexpr std::string_view kBodySuffix = "]}]}]}";
 
+// An export request's body from spans already encoded back to back in `json` (span i
+// ends at ends[i]): the prefix, spans [first, last) comma-separated, the suffix.
+void AssembleBody(std::string& body, std::string_view prefix, std::string_view json,
+                  const std::vector<size_t>& ends, size_t first, size_t last) {
+  body.assign(prefix);
+  for (size_t i = first; i < last; ++i) {
+    size_t begin = i == 0 ? 0 : ends[i - 1];
+    if (i > first) body.push_back(',');
+    body.append(json.substr(begin, ends[i] - begin));
+  }
+  body.append(kBodySuffix);
+}
+
 }  // namespace
 
 void AppendSpanJson(std::string& out, const Span& span) {
@@ -147,13 +160,15 @@ void AppendSpanJson(std::string& out, const Span& span) {
 }
 
 std::string EncodeOtlpJson(const std::vector<Span>& spans, std::string_view service_name) {
-  std::string out = BodyPrefix(service_name);
-  for (size_t i = 0; i < spans.size(); ++i) {
-    if (i > 0) out.append(",");
-    AppendSpanJson(out, spans[i]);
+  std::string json;
+  std::vector<size_t> ends;
+  for (const Span& span : spans) {
+    AppendSpanJson(json, span);
+    ends.push_back(json.size());
   }
-  out.append(kBodySuffix);
-  return out;
+  std::string body;
+  AssembleBody(body, BodyPrefix(service_name), json, ends, 0, ends.size());
+  return body;
 }
 
 SpanExporter::SpanExporter(ExporterOptions options, TraceMetrics& metrics)
@@ -235,14 +250,7 @@ void SpanExporter::Run() {
 bool SpanExporter::Export(void* handle, const Encoded& spans, size_t first, size_t last) {
   CURL* curl = static_cast<CURL*>(handle);
   if (curl == nullptr) return false;
-  // The spans are already JSON: the body is the prefix, them comma-separated, the suffix.
-  body_.assign(body_prefix_);
-  for (size_t i = first; i < last; ++i) {
-    size_t begin = i == 0 ? 0 : spans.ends[i - 1];
-    if (i > first) body_.push_back(',');
-    body_.append(spans.json, begin, spans.ends[i] - begin);
-  }
-  body_.append(kBodySuffix);
+  AssembleBody(body_, body_prefix_, spans.json, spans.ends, first, last);
   curl_easy_reset(curl);
   struct curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   curl_easy_setopt(curl, CURLOPT_URL, url_.c_str());
