@@ -6,8 +6,10 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/json_string.h"
@@ -26,6 +28,25 @@ namespace {
 constexpr std::chrono::milliseconds kGather{2};
 // Beyond this many waiting lines (a stuck stdout) the oldest are dropped, and counted.
 constexpr size_t kMaxWaitingLines = 65536;
+// WriteLimited keys counted at once; beyond, lines are written unlimited.
+constexpr size_t kMaxRepeatKeys = 4096;
+// While repeats are being counted, the writer looks for ended windows this often.
+constexpr std::chrono::milliseconds kRepeatCheck{250};
+
+// A field that owns its text: a suppressed line is kept until its repeat report.
+struct OwnedField {
+  std::string key;
+  std::variant<std::string, int64_t, double, bool> value;
+};
+
+// One WriteLimited key's current window.
+struct Repeat {
+  int64_t window_end_ms = 0;  // steady clock
+  int64_t suppressed = 0;     // lines counted, not written, in this window
+  Level level = Level::kInfo;
+  std::string msg;                  // the last suppressed line
+  std::vector<OwnedField> fields;
+};
 
 struct State {
   std::mutex mu;  // guards the fields below it
@@ -38,6 +59,10 @@ struct State {
   std::atomic<int> min_level{static_cast<int>(Level::kInfo)};
   std::atomic<bool> text{false};
   std::atomic<bool> tool_output_on_stdout{false};  // SendToStderr was called
+
+  std::mutex repeat_mu;  // guards `repeats`; never held while taking `mu`
+  std::map<std::string, Repeat, std::less<>> repeats;
+  std::atomic<bool> repeats_pending{false};  // some window has suppressed lines
 };
 
 State& GetState() {
@@ -68,12 +93,26 @@ void WriteWaiting(State& st) {
   std::fflush(out);
 }
 
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void ReportRepeats(State& st, bool end_all);
+
 void RunWriter(State& st) {
   std::unique_lock lock(st.mu);
   for (;;) {
-    st.wake.wait(lock, [&st] { return !st.waiting.empty() || st.dropped > 0; });
+    auto has_lines = [&st] { return !st.waiting.empty() || st.dropped > 0; };
+    if (st.repeats_pending.load()) {
+      st.wake.wait_for(lock, kRepeatCheck, has_lines);
+    } else {
+      st.wake.wait(lock, has_lines);
+    }
     const bool urgent = st.urgent;
     lock.unlock();
+    if (st.repeats_pending.load()) ReportRepeats(st, /*end_all=*/false);
     if (!urgent) std::this_thread::sleep_for(kGather);
     WriteWaiting(st);
     lock.lock();
@@ -139,35 +178,51 @@ void Init(std::string_view format, std::string_view level) {
 
 void SendToStderr() { GetState().tool_output_on_stdout = true; }
 
-void Flush() { WriteWaiting(GetState()); }
+void Flush() {
+  State& st = GetState();
+  ReportRepeats(st, /*end_all=*/true);
+  WriteWaiting(st);
+}
 
 bool Enabled(Level level) { return static_cast<int>(level) >= GetState().min_level.load(); }
 
-void Write(Level level, std::string_view msg, Fields fields) {
-  State& st = GetState();
-  if (!Enabled(level)) return;
+namespace {
+
+// One formatted line, '\n' included; `repeated` >= 0 adds that field last.
+template <typename FieldRange>
+std::string FormatLine(const State& st, Level level, std::string_view msg,
+                       const FieldRange& fields, int64_t repeated = -1) {
   std::string line;
   line.reserve(128 + msg.size());
   std::string ts = FormatTimestampMs(SystemClock::Instance().NowMs());
+  const Field repeat_field("repeated", repeated);
   if (st.text) {
     line.append(ts).append(" ").append(LevelName(level)).append(" ").append(msg);
-    for (const Field& f : fields) {
+    auto add = [&line](const Field& f) {
       line.append(" ").append(f.key).append("=");
       AppendValue(line, f, false);
-    }
+    };
+    for (const Field& f : fields) add(f);
+    if (repeated >= 0) add(repeat_field);
   } else {
     line.append("{\"ts\":\"").append(ts).append("\",\"level\":\"").append(LevelName(level));
     line.append("\",\"msg\":");
     AppendJsonString(line, msg);
-    for (const Field& f : fields) {
+    auto add = [&line](const Field& f) {
       line.append(",");
       AppendJsonString(line, f.key);
       line.append(":");
       AppendValue(line, f, true);
-    }
+    };
+    for (const Field& f : fields) add(f);
+    if (repeated >= 0) add(repeat_field);
     line.append("}");
   }
   line.push_back('\n');
+  return line;
+}
+
+void Enqueue(State& st, Level level, std::string line) {
   {
     std::lock_guard lock(st.mu);
     if (st.writer_running) {
@@ -187,6 +242,113 @@ void Write(Level level, std::string_view msg, Fields fields) {
   FILE* out = st.tool_output_on_stdout.load() ? stderr : stdout;
   std::fwrite(line.data(), 1, line.size(), out);
   std::fflush(out);
+}
+
+std::vector<OwnedField> Own(Fields fields) {
+  std::vector<OwnedField> owned;
+  owned.reserve(fields.size());
+  for (const Field& f : fields) {
+    OwnedField o{std::string(f.key), {}};
+    std::visit(
+        [&o](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string_view>) {
+            o.value = std::string(v);
+          } else {
+            o.value = v;
+          }
+        },
+        f.value);
+    owned.push_back(std::move(o));
+  }
+  return owned;
+}
+
+std::vector<Field> View(const std::vector<OwnedField>& owned) {
+  std::vector<Field> fields;
+  fields.reserve(owned.size());
+  for (const OwnedField& o : owned) {
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            fields.emplace_back(std::string_view(o.key), std::string_view(v));
+          } else {
+            fields.emplace_back(std::string_view(o.key), v);
+          }
+        },
+        o.value);
+  }
+  return fields;
+}
+
+std::string RepeatReport(const State& st, const Repeat& r) {
+  return FormatLine(st, r.level, r.msg, View(r.fields), r.suppressed);
+}
+
+// Writes a report for every window that has ended (all of them with `end_all`) and
+// forgets quiet keys whose window is over.
+void ReportRepeats(State& st, bool end_all) {
+  const int64_t now = SteadyMs();
+  std::vector<std::pair<Level, std::string>> reports;
+  bool pending = false;
+  {
+    std::lock_guard lock(st.repeat_mu);
+    for (auto it = st.repeats.begin(); it != st.repeats.end();) {
+      Repeat& r = it->second;
+      if (!end_all && now < r.window_end_ms) {
+        pending = pending || r.suppressed > 0;
+        ++it;
+        continue;
+      }
+      if (r.suppressed > 0) reports.emplace_back(r.level, RepeatReport(st, r));
+      it = st.repeats.erase(it);
+    }
+    st.repeats_pending = pending;
+  }
+  for (auto& [level, line] : reports) Enqueue(st, level, std::move(line));
+}
+
+}  // namespace
+
+void Write(Level level, std::string_view msg, Fields fields) {
+  State& st = GetState();
+  if (!Enabled(level)) return;
+  Enqueue(st, level, FormatLine(st, level, msg, fields));
+}
+
+void WriteLimited(Level level, std::string_view repeat_key, std::string_view msg, Fields fields,
+                  std::chrono::milliseconds window) {
+  State& st = GetState();
+  if (!Enabled(level)) return;
+  const int64_t now = SteadyMs();
+  std::string report;
+  Level report_level = level;
+  {
+    std::lock_guard lock(st.repeat_mu);
+    auto it = st.repeats.find(repeat_key);
+    if (it != st.repeats.end() && now < it->second.window_end_ms) {
+      Repeat& r = it->second;
+      ++r.suppressed;
+      r.level = level;
+      r.msg = std::string(msg);
+      r.fields = Own(fields);
+      st.repeats_pending = true;
+      return;
+    }
+    if (it != st.repeats.end()) {
+      // The window ended before the writer reported it: report now, then start anew.
+      if (it->second.suppressed > 0) {
+        report = RepeatReport(st, it->second);
+        report_level = it->second.level;
+      }
+      it->second = Repeat{now + window.count(), 0, level, {}, {}};
+    } else if (st.repeats.size() < kMaxRepeatKeys) {
+      st.repeats.emplace(std::string(repeat_key), Repeat{now + window.count(), 0, level, {}, {}});
+    }
+  }
+  if (!report.empty()) Enqueue(st, report_level, std::move(report));
+  Enqueue(st, level, FormatLine(st, level, msg, fields));
 }
 
 }  // namespace firebreak::log

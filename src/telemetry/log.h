@@ -4,6 +4,7 @@
 // stuck, the oldest waiting lines are dropped and the drop is logged).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -33,7 +34,8 @@ void Init(std::string_view format, std::string_view level);
 // For CLI tools whose stdout is their output (queue stats --json, dlq ...): log lines
 // go to stderr instead. Only before Init.
 void SendToStderr();
-// Flushes queued lines (call before exit).
+// Flushes queued lines (call before exit), and reports the repeats WriteLimited is
+// still counting (their windows end here).
 void Flush();
 bool Enabled(Level level);
 
@@ -42,5 +44,19 @@ inline void Debug(std::string_view msg, Fields f = {}) { Write(Level::kDebug, ms
 inline void Info(std::string_view msg, Fields f = {}) { Write(Level::kInfo, msg, f); }
 inline void Warn(std::string_view msg, Fields f = {}) { Write(Level::kWarn, msg, f); }
 inline void Error(std::string_view msg, Fields f = {}) { Write(Level::kError, msg, f); }
+
+// How long WriteLimited counts repeats of a line before it reports them.
+inline constexpr std::chrono::milliseconds kRepeatWindow{10'000};
+
+// Like Write, for lines that can come by the hundred per second from one cause (a full
+// disk failing every commit, a handler printing the same traceback in a loop). The
+// first line of `repeat_key` is written at once; more of the same key within `window`
+// are only counted, and when the window is over one line reports them: the last one's
+// message and fields plus "repeated": N (how many were not written). The next one after
+// that starts a new window. Keys are the caller's choice: the message and the error
+// text, not what differs per request (ids), or nothing would ever repeat. Past 4096
+// live keys, lines are written as by Write.
+void WriteLimited(Level level, std::string_view repeat_key, std::string_view msg,
+                  Fields fields = {}, std::chrono::milliseconds window = kRepeatWindow);
 
 }  // namespace firebreak::log

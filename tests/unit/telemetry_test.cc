@@ -6,7 +6,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
@@ -278,6 +282,45 @@ TEST(LogTest, AStuckStdoutNeverBlocksTheCallerAndDropsAreReported) {
   close(fds[1]);
   close(fds[0]);
   EXPECT_TRUE(reported);
+}
+
+// A full disk fails every commit: hundreds of identical errors a second become one
+// line, then one line with the count when the window ends. Another key is not held up.
+TEST(LogTest, RepeatedLinesAreCountedNotWritten) {
+  char path[] = "/tmp/firebreak-log-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::fflush(stdout);
+  const int saved_stdout = dup(STDOUT_FILENO);
+  ASSERT_GE(dup2(fd, STDOUT_FILENO), 0);
+  log::Init("json", "info");
+  for (int i = 0; i < 400; ++i) {
+    log::WriteLimited(log::Level::kWarn, "disk full", "queue write failed",
+                      {{"error", "database or disk is full"}, {"i", i}}, milliseconds(300));
+  }
+  log::WriteLimited(log::Level::kWarn, "other", "another error", {}, milliseconds(300));
+  std::this_thread::sleep_for(milliseconds(900));  // the window ends; the writer reports it
+  log::Flush();
+  std::fflush(stdout);
+  dup2(saved_stdout, STDOUT_FILENO);
+  close(saved_stdout);
+  close(fd);
+  std::ifstream in(path);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  std::remove(path);
+  std::vector<nlohmann::json> failed;
+  for (const auto& line : lines) {
+    if (line.at("msg") == "queue write failed") failed.push_back(line);
+  }
+  ASSERT_EQ(failed.size(), 2u);
+  EXPECT_EQ(failed[0].at("i"), 0);
+  EXPECT_FALSE(failed[0].contains("repeated"));
+  EXPECT_EQ(failed[1].at("repeated"), 399);
+  EXPECT_EQ(failed[1].at("i"), 399);  // the last one's fields
+  EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
+                          [](const auto& l) { return l.at("msg") == "another error"; }),
+            1);
 }
 
 TEST(EnvelopeTest, CarriesTheAttemptsTraceparentNotThePlatformHeader) {
