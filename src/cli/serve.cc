@@ -141,7 +141,7 @@ int Serve(const std::string& config_path, Role role) {
   // The worker side: egress for integrations and actions, the stores and the sidecar
   // handlers reach them through, then the worker itself.
   RunningJobs running;
-  QueueGauges gauges(*queue, metrics, clock);
+  QueueGauges gauges(*queue, metrics);
   std::unique_ptr<egress::Egress> egress;
   std::unique_ptr<KvStore> sessions;
   std::unique_ptr<KvStore> state;

@@ -28,6 +28,7 @@ namespace {
 
 constexpr int64_t kIntMax = std::numeric_limits<int>::max();
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+constexpr uint64_t kMinCacheSize = 64 * 1024;
 // A config file is a few KiB; anything far larger is a wrong path, not a config.
 constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
 
@@ -609,6 +610,18 @@ class ConfigParser {
     if (!parsed.ok()) section.Fail(key, parsed.status().message());
   }
 
+  // queue.timeout / store.timeout: a duration within [kMinStoreTimeout, kMaxStoreTimeout].
+  static void StoreTimeout(Section& s, milliseconds& out) {
+    milliseconds timeout = out;
+    if (!s.Duration("timeout", timeout)) return;
+    if (timeout < kMinStoreTimeout || timeout > kMaxStoreTimeout) {
+      s.Fail("timeout", "must be between " + FormatDuration(kMinStoreTimeout) + " and " +
+                            FormatDuration(kMaxStoreTimeout));
+      return;
+    }
+    out = timeout;
+  }
+
   void ParseServer(Section& s) {
     ServerConfig& server = config_.server;
     if (s.String("listen", server.listen)) CheckAddress(s, "listen", server.listen);
@@ -647,6 +660,10 @@ class ConfigParser {
     if (s.Choice("durability", durability, {"fsync", "process"}, "durability")) {
       queue.durability = durability == "fsync" ? Durability::kFsync : Durability::kProcess;
     }
+    StoreTimeout(s, queue.timeout);
+    if (s.Size("cache_size", queue.cache_size) && queue.cache_size < kMinCacheSize) {
+      s.Fail("cache_size", "must be at least 64KiB");
+    }
     s.RejectUnknownKeys();
   }
 
@@ -682,6 +699,7 @@ class ConfigParser {
         !HasScheme(store.state_url, {"postgresql://", "postgres://"})) {
       s.Fail("state_url", "expected a postgresql:// URL");
     }
+    StoreTimeout(s, store.timeout);
     s.RejectUnknownKeys();
   }
 

@@ -50,7 +50,17 @@ struct QueueConfig {
   int64_t max_depth = 100'000;             // ready+delayed over all types; above → 503
   milliseconds dedupe_ttl{24 * 3600 * 1000};
   Durability durability = Durability::kFsync;
+  // The longest a webhook waits for the store to take its job before it is answered 503
+  // with Retry-After (the platform retries; nothing is lost), and each Redis command's
+  // timeout. A healthy commit takes milliseconds; platforms give a webhook 3-10 s.
+  milliseconds timeout{2'000};
+  // sqlite: the page cache of the writer connection (the readers keep 2 MiB each).
+  uint64_t cache_size = 8 * 1024 * 1024;
 };
+
+// Bounds of queue.timeout and store.timeout.
+inline constexpr milliseconds kMinStoreTimeout{10};
+inline constexpr milliseconds kMaxStoreTimeout{60'000};
 
 struct WorkerConfig {
   int max_in_flight = 64;
@@ -63,6 +73,9 @@ struct StoreConfig {
   std::string sessions_url = "redis://127.0.0.1:6379/1";
   std::string state = "sqlite";
   std::string state_url = "postgresql://firebreak@127.0.0.1:5432/firebreak";
+  // The longest a sidecar session or state call waits for its store before the handler
+  // gets 503 with Retry-After.
+  milliseconds timeout{2'000};
 };
 
 enum class SourceKind { kSlack, kDiscord, kTelegram, kGithub, kMeta, kHmac };

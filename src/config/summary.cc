@@ -140,12 +140,14 @@ std::string Summarize(const Config& config) {
          (queue.backend == "sqlite" ? queue.path : RedactUrl(queue.url)) + ", durability " +
          (queue.durability == Durability::kFsync ? "fsync" : "process") + ", max_depth " +
          std::to_string(queue.max_depth) + ", dedupe_ttl " + FormatDuration(queue.dedupe_ttl) +
-         "\n";
+         ", timeout " + FormatDuration(queue.timeout) +
+         (queue.backend == "sqlite" ? ", cache_size " + FormatSize(queue.cache_size) : "") + "\n";
   out += "worker     max_in_flight " + std::to_string(worker.max_in_flight) + ", shutdown_grace " +
          FormatDuration(worker.shutdown_grace) + ", sidecar " + worker.sidecar + "\n";
   out += "store      sessions " + store.sessions +
          (store.sessions == "redis" ? " " + RedactUrl(store.sessions_url) : "") + ", state " +
-         store.state + (store.state == "postgres" ? " " + RedactUrl(store.state_url) : "") + "\n";
+         store.state + (store.state == "postgres" ? " " + RedactUrl(store.state_url) : "") +
+         ", timeout " + FormatDuration(store.timeout) + "\n";
   out += "telemetry  log " + telemetry.log_format + "/" + telemetry.log_level + ", otlp " +
          (telemetry.otlp_endpoint.empty() ? "off" : RedactUrl(telemetry.otlp_endpoint)) +
          ", service " + telemetry.service_name + "\n";

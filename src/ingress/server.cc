@@ -9,7 +9,9 @@
 #include "admin/admin_api.h"
 #include "common/crypto.h"
 #include "common/json_string.h"
+#include "common/units.h"
 #include "ingress/json_body.h"
+#include "net/await_within.h"
 #include "net/http_server.h"
 #include "telemetry/log.h"
 #include "telemetry/queue_gauges.h"
@@ -23,23 +25,6 @@ using net::Request;
 using net::Response;
 
 namespace {
-
-// Adapts Queue::Enqueue's callback (run on a queue thread) to an awaitable that
-// resumes on the session's executor.
-template <typename Token>
-auto AsyncEnqueue(Queue& queue, NewJob job, Token&& token) {
-  return asio::async_initiate<Token, void(EnqueueResult)>(
-      [&queue](auto handler, NewJob job_to_store) {
-        auto executor = asio::get_associated_executor(handler);
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        queue.Enqueue(std::move(job_to_store), [shared, executor](EnqueueResult result) {
-          asio::post(executor, [shared, result = std::move(result)]() mutable {
-            (*shared)(std::move(result));
-          });
-        });
-      },
-      token, std::move(job));
-}
 
 class BeastRequestView final : public IngressRequest {
  public:
@@ -103,7 +88,8 @@ struct IngressServer::Impl {
                                           const std::string& traceparent);
   Response Simple(const Request& req, http::status status, std::string body,
                   std::string_view content_type = "application/json");
-  Response Metrics(const Request& req);
+  asio::awaitable<Response> Metrics(const Request& req);
+  Response Ready(const Request& req);
 
   const Config& config;
   std::vector<std::unique_ptr<Source>> sources;
@@ -115,7 +101,7 @@ struct IngressServer::Impl {
   std::unique_ptr<net::HttpServer> http;
   AdminApi* admin = nullptr;  // set before Start, when the admin API is on this listener
 
-  QueueGauges gauges{queue, metrics, clock};
+  QueueGauges gauges{queue, metrics};
 };
 
 Response IngressServer::Impl::Simple(const Request& req, http::status status, std::string body,
@@ -139,20 +125,32 @@ asio::awaitable<Response> IngressServer::Impl::Handle(Request& req) {
   if (const Route* route = FindRoute(req.target())) co_return co_await HandleWebhook(req, *route);
   std::string_view path = PathOf(req.target());
   if (req.method() == http::verb::get || req.method() == http::verb::head) {
+    // Health endpoints read state the queue's own threads publish: a hung store makes
+    // them say so, never wait on it.
     if (path == "/healthz") co_return Simple(req, http::status::ok, "{\"ok\":true}");
-    if (path == "/readyz") {
-      Status st = queue.Ping();
-      if (st.ok()) co_return Simple(req, http::status::ok, "{\"ok\":true}");
-      co_return Simple(req, http::status::service_unavailable, ErrorJson("queue unreachable"));
-    }
-    if (path == "/metrics") co_return Metrics(req);
+    if (path == "/readyz") co_return Ready(req);
+    if (path == "/metrics") co_return co_await Metrics(req);
   }
   co_return Simple(req, http::status::not_found, ErrorJson("not found"));
 }
 
-Response IngressServer::Impl::Metrics(const Request& req) {
-  gauges.Refresh();
-  return Simple(req, http::status::ok, metrics.Serialize(), "text/plain; version=0.0.4");
+Response IngressServer::Impl::Ready(const Request& req) {
+  QueueHealth health = queue.Health();
+  if (health.ready) return Simple(req, http::status::ok, "{\"ok\":true}");
+  std::string body = "{\"ok\":false,\"error\":";
+  AppendJsonString(body, "queue store cannot take writes: " + health.reason);
+  body += ",\"since\":\"" + FormatTimestampMs(health.since_ms) + "\"}";
+  return Simple(req, http::status::service_unavailable, std::move(body));
+}
+
+asio::awaitable<Response> IngressServer::Impl::Metrics(const Request& req) {
+  // Fresh queue depth when the store answers quickly, the last values when it does not.
+  auto refreshed = net::AwaitWithin<bool>(
+      QueueGauges::kScrapeWait,
+      [this](auto deliver) { gauges.Refresh([deliver] { deliver(true); }); },
+      [] { return false; });
+  co_await std::move(refreshed);
+  co_return Simple(req, http::status::ok, metrics.Serialize(), "text/plain; version=0.0.4");
 }
 
 asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const Route& route) {
@@ -280,7 +278,22 @@ asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route,
   std::string dedupe_key = job.dedupe_keys.empty() ? std::string() : job.dedupe_keys.front();
   const int64_t started_unix_ns = trace::Enabled() ? trace::NowUnixNs() : 0;
 
-  EnqueueResult result = co_await AsyncEnqueue(queue, std::move(job), asio::use_awaitable);
+  // Answered within queue.timeout whatever the store does: a hung store is a 503 the
+  // platform retries, not a webhook that waits past the platform's own deadline.
+  const milliseconds timeout = config.queue.timeout;
+  auto stored = net::AwaitWithin<EnqueueResult>(
+      timeout,
+      [this, job = std::move(job)](auto deliver) mutable {
+        queue.Enqueue(std::move(job), std::move(deliver));
+      },
+      [timeout] {
+        EnqueueResult late;
+        late.status = Status(StatusCode::kDeadlineExceeded,
+                             "the queue store did not answer within queue.timeout (" +
+                                 FormatDuration(timeout) + ")");
+        return late;
+      });
+  EnqueueResult result = co_await std::move(stored);
   if (started_unix_ns != 0) {
     trace::Span span = trace::Span::For("enqueue " + source.job, trace::SpanKind::kProducer,
                                         ChildTraceparent(traceparent), traceparent,
@@ -303,10 +316,14 @@ asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route,
   }
   if (!result.status.ok()) {
     m.overloaded->Increment();
-    log::Error("webhook not stored: store unavailable", {{"source", source.name},
-                                                         {"dedupe_key", dedupe_key},
-                                                         {"error", result.status.ToString()},
-                                                         {"trace_id", TraceIdOf(traceparent)}});
+    // One line per cause, then a count: a dead store fails every webhook.
+    const std::string error = result.status.ToString();
+    log::WriteLimited(log::Level::kError, "webhook not stored: " + error,
+                      "webhook not stored: store unavailable",
+                      {{"source", source.name},
+                       {"dedupe_key", dedupe_key},
+                       {"error", error},
+                       {"trace_id", TraceIdOf(traceparent)}});
     co_return result;
   }
   switch (result.outcome) {

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "queue/job.h"
+#include "queue/store_health.h"
 
 namespace firebreak {
 
@@ -115,6 +116,11 @@ using StatusCallback = std::function<void(Status)>;
 // callback runs exactly once, on a thread owned by the queue, after the change is
 // committed (durably, per queue.durability) or has failed. Callbacks must be quick
 // and must not call back into the queue synchronously: post to your own executor.
+// One exception to "a queue thread" (queue/pending_ops.h): an Enqueue that cannot be
+// taken — the queue is closed, or the store has not answered for queue.timeout — is
+// answered kUnavailable, unstored, on the thread that found it so (the caller's own, or
+// the one of a later Enqueue). An Enqueue is never stored after queue.timeout has
+// passed without the writer taking it.
 //
 // The synchronous methods are for tools and the admin side; they may block on I/O.
 class Queue {
@@ -147,8 +153,10 @@ class Queue {
   // commit (sqlite) or script (redis) as the change they count. kUnavailable when the
   // store cannot be read.
   virtual Result<std::vector<TypeThroughput>> Throughput(int64_t window_ms) = 0;
-  // Cheap reachability check for /readyz.
-  virtual Status Ping() = 0;
+  // Whether a job enqueued now would be stored (/readyz, firebreak_queue_writable): what
+  // the backend's own writer thread last saw (store_health.h), never a call to the store.
+  // Never blocks on I/O.
+  virtual QueueHealth Health() = 0;
 
   virtual Result<Job> GetJob(const std::string& id) = 0;
   // Dead jobs, newest first; `type` "" means all types; `cursor` from a previous page.

@@ -13,6 +13,7 @@
 #include "common/http_util.h"
 #include "common/json_string.h"
 #include "common/units.h"
+#include "net/await_within.h"
 #include "net/offload.h"
 #include "telemetry/log.h"
 
@@ -115,11 +116,11 @@ asio::awaitable<Response> Sidecar::Impl::Handle(Request& req) {
   }
   if (req.method() == http::verb::get && path == "/metrics") {
     if (gauges != nullptr) {
-      auto refresh = [this] {
-        gauges->Refresh();  // may read the queue store: off the I/O thread
-        return true;
-      };
-      auto refreshed = net::Offload<bool>(store_pool, std::move(refresh));
+      // Fresh queue depth when the store answers quickly, the last values when it does not.
+      auto refreshed = net::AwaitWithin<bool>(
+          QueueGauges::kScrapeWait,
+          [this](auto deliver) { gauges->Refresh([deliver] { deliver(true); }); },
+          [] { return false; });
       co_await std::move(refreshed);
     }
     co_return net::MakeResponse(req, http::status::ok, metrics.Serialize(),

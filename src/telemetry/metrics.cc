@@ -64,7 +64,14 @@ Metrics::Metrics()
               .Help("1 while the queue store's persistence settings cannot give "
                     "queue.durability (see the warning log), else 0.")
               .Register(*registry_)
-              .Add({})) {
+              .Add({})),
+      queue_writable_(prometheus::BuildGauge()
+                          .Name("firebreak_queue_writable")
+                          .Help("1 while a job enqueued now would be stored (what /readyz "
+                                "answers), 0 while the queue store fails or hangs.")
+                          .Register(*registry_)
+                          .Add({})) {
+  queue_writable_.Set(1);
   auto& spans_exported = prometheus::BuildCounter()
                              .Name("firebreak_trace_spans_exported_total")
                              .Help("Spans accepted by the OTLP collector.")
@@ -140,6 +147,8 @@ void Metrics::SetQueueDepth(const std::string& job_type, const std::string& stat
 }
 
 void Metrics::SetDurabilityDegraded(bool degraded) { durability_degraded_.Set(degraded ? 1 : 0); }
+
+void Metrics::SetQueueWritable(bool writable) { queue_writable_.Set(writable ? 1 : 0); }
 
 std::string Metrics::Serialize() const {
   prometheus::TextSerializer serializer;

@@ -71,6 +71,9 @@ class Metrics {
   void SetQueueDepth(const std::string& job_type, const std::string& state, double value);
   // firebreak_queue_durability_degraded: 1 while the store cannot give queue.durability.
   void SetDurabilityDegraded(bool degraded);
+  // firebreak_queue_writable: 1 while a job enqueued now would be stored (what /readyz
+  // says), 0 while the store is failing or hung.
+  void SetQueueWritable(bool writable);
   TraceMetrics& trace() { return trace_; }
 
   // Prometheus text exposition format 0.0.4.
@@ -89,6 +92,7 @@ class Metrics {
   HistogramFamily integration_duration_;
   prometheus::Family<prometheus::Gauge>& breaker_state_;
   prometheus::Gauge& durability_degraded_;
+  prometheus::Gauge& queue_writable_;
   TraceMetrics trace_;
   // node-stable containers: pointers handed out stay valid
   std::map<std::string, SourceMetrics> sources_;

@@ -1,13 +1,62 @@
 #include "telemetry/queue_gauges.h"
 
 namespace firebreak {
+namespace {
 
-void QueueGauges::Refresh() {
-  std::lock_guard lock(mu_);
-  const int64_t now = clock_.NowMs();
-  if (now - last_refresh_ms_ < 1000) return;
-  last_refresh_ms_ = now;
+constexpr std::chrono::seconds kFresh{1};
+// Scrapes waiting on one hung read: beyond this the oldest are let go (their scrape
+// was answered with the last values long ago).
+constexpr size_t kMaxWaiting = 64;
+
+}  // namespace
+
+QueueGauges::~QueueGauges() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void QueueGauges::Refresh(std::function<void()> done) {
+  metrics_.SetQueueWritable(queue_.Health().ready);
   metrics_.SetDurabilityDegraded(!queue_.DurabilityShortfall().empty());
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    const bool fresh = std::chrono::steady_clock::now() - last_read_ < kFresh;
+    if (!fresh || !waiting_.empty()) {
+      if (waiting_.size() >= kMaxWaiting) waiting_.erase(waiting_.begin());
+      waiting_.push_back(std::move(done));
+      if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+      wake_.notify_one();
+      return;
+    }
+  }
+  if (done) done();
+}
+
+void QueueGauges::Run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stop_ || !waiting_.empty(); });
+    if (stop_) return;
+    lock.unlock();
+    ReadDepth();
+    lock.lock();
+    last_read_ = std::chrono::steady_clock::now();
+    std::vector<std::function<void()>> done;
+    done.swap(waiting_);
+    lock.unlock();
+    for (auto& callback : done) {
+      if (callback) callback();
+    }
+    lock.lock();
+  }
+}
+
+void QueueGauges::ReadDepth() {
   auto stats = queue_.Stats();
   if (!stats.ok()) return;
   // Stats lists only types that still have jobs: a type seen before and missing now has

@@ -350,6 +350,9 @@ TEST(ConfigTest, EmptyFileGivesDefaults) {
   EXPECT_EQ(config.queue.max_depth, 100'000);
   EXPECT_EQ(config.queue.dedupe_ttl, milliseconds(24 * 3600 * 1000));
   EXPECT_EQ(config.queue.durability, Durability::kFsync);
+  EXPECT_EQ(config.queue.timeout, milliseconds(2'000));
+  EXPECT_EQ(config.queue.cache_size, 8u * 1024 * 1024);
+  EXPECT_EQ(config.store.timeout, milliseconds(2'000));
   EXPECT_EQ(config.worker.max_in_flight, 64);
   EXPECT_EQ(config.worker.shutdown_grace, milliseconds(30'000));
   EXPECT_EQ(config.worker.sidecar, "127.0.0.1:8081");
@@ -361,6 +364,15 @@ TEST(ConfigTest, EmptyFileGivesDefaults) {
   EXPECT_TRUE(config.sources.empty());
   EXPECT_TRUE(config.jobs.empty());
   EXPECT_TRUE(config.integrations.empty());
+}
+
+TEST(ConfigTest, StoreTimeoutsAndCacheSize) {
+  Result<Config> parsed = Parse(
+      "[queue]\ntimeout = \"750ms\"\ncache_size = \"16MiB\"\n[store]\ntimeout = \"3s\"\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->queue.timeout, milliseconds(750));
+  EXPECT_EQ(parsed->queue.cache_size, 16u * 1024 * 1024);
+  EXPECT_EQ(parsed->store.timeout, milliseconds(3'000));
 }
 
 TEST(ConfigTest, JobAndIntegrationDefaultsWhenKeysAbsent) {
@@ -763,6 +775,9 @@ TEST(ConfigErrorTest, EnumsAndRanges) {
               "unknown backend \"mysql\" (expected sqlite or redis)");
   ExpectError("[queue]\ndurability = \"never\"\n", 2, "queue.durability", "unknown durability");
   ExpectError("[queue]\nmax_depth = 0\n", 2, "queue.max_depth", "must be at least 1, got 0");
+  ExpectError("[queue]\ntimeout = \"5m\"\n", 2, "queue.timeout", "must be between 10ms and 1m");
+  ExpectError("[queue]\ncache_size = \"1KiB\"\n", 2, "queue.cache_size", "at least 64KiB");
+  ExpectError("[store]\ntimeout = \"1ms\"\n", 2, "store.timeout", "must be between 10ms and 1m");
   ExpectError("[worker]\nmax_in_flight = 0\n", 2, "worker.max_in_flight", "must be at least 1");
   ExpectError("[server]\nthreads = -1\n", 2, "server.threads", "must be between 0 and");
   ExpectError("[telemetry]\nlog_format = \"xml\"\n", 2, "telemetry.log_format",

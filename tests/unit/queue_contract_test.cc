@@ -7,6 +7,8 @@
 // after moving the clock past a lease, run_at or retry time a test polls (bounded) for
 // the effect instead of sleeping a fixed time or assuming the next call sees it.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,6 +30,7 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "queue/queue.h"
+#include "support/fault_vfs.h"
 #include "support/redis_server.h"
 
 namespace firebreak {
@@ -190,6 +193,40 @@ class QueueContractTest : public ::testing::TestWithParam<std::string> {
       redis_ = std::make_unique<testing::RedisServer>();
       ASSERT_TRUE(redis_->Start()) << redis_->Log();
       config_.url = redis_->Url();
+    } else {
+      // Every connection of this test's files goes through the fault-injecting VFS.
+      testing::FaultVfs::Install().SetFilter(dir_.path());
+    }
+  }
+
+  // The ways a store fails, made for real where a test can (Redis' own maxmemory, and
+  // SIGSTOP) and injected where it cannot (SQLite: a full or a hung disk).
+  void RefuseWrites() {
+    if (GetParam() == "redis") {
+      redis_->Cli({"CONFIG", "SET", "maxmemory", "1"});
+    } else {
+      testing::FaultVfs::Install().FailWrites(SQLITE_FULL);
+    }
+  }
+  void AcceptWrites() {
+    if (GetParam() == "redis") {
+      redis_->Cli({"CONFIG", "SET", "maxmemory", "0"});
+    } else {
+      testing::FaultVfs::Install().FailWrites(SQLITE_OK);
+    }
+  }
+  void Hang() {
+    if (GetParam() == "redis") {
+      kill(redis_->pid(), SIGSTOP);
+    } else {
+      testing::FaultVfs::Install().Hang(true);
+    }
+  }
+  void Resume() {
+    if (GetParam() == "redis") {
+      kill(redis_->pid(), SIGCONT);
+    } else {
+      testing::FaultVfs::Install().Hang(false);
     }
   }
 
@@ -232,7 +269,7 @@ class QueueContractTest : public ::testing::TestWithParam<std::string> {
 TEST_P(QueueContractTest, EnqueueClaimSucceed) {
   auto queue = Open();
   ASSERT_NE(queue, nullptr);
-  EXPECT_TRUE(queue->Ping().ok());
+  EXPECT_TRUE(queue->Health().ready) << queue->Health().reason;
 
   NewJob job = MakeJob(JobId(1), "slack.event", {"slack:Ev1"});
   job.ordering_key = "C1";
@@ -961,7 +998,7 @@ TEST_P(QueueContractTest, CloseDrainsSubmittedOperationsAndRejectsLaterOnes) {
   EnqueueResult late = EnqueueSync(*queue, MakeJob(JobId(5000)));
   EXPECT_EQ(late.status.code(), StatusCode::kUnavailable);
   EXPECT_EQ(ClaimSync(*queue, {{"test.event", 1, 1000}}).status().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(queue->Ping().code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(queue->Health().ready);
   EXPECT_EQ(queue->Stats().status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(queue->Replay("x").code(), StatusCode::kUnavailable);
   queue.reset();
@@ -970,6 +1007,81 @@ TEST_P(QueueContractTest, CloseDrainsSubmittedOperationsAndRejectsLaterOnes) {
   ASSERT_NE(queue, nullptr);
   EXPECT_EQ(DepthOf(*queue, "test.event").ready, 2000);
   EXPECT_EQ(queue->GetJob(JobId(5000)).status().code(), StatusCode::kNotFound);
+}
+
+// Health (queue/store_health.h): /readyz reads what the writer thread saw, and a
+// store that refuses writes is "not ready" from the first failed write until one
+// succeeds again, without a restart.
+TEST_P(QueueContractTest, NotReadyWhileTheStoreRefusesWritesThenReadyAgain) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  EXPECT_TRUE(queue->Health().ready) << queue->Health().reason;
+
+  RefuseWrites();
+  EnqueueResult refused = EnqueueSync(*queue, MakeJob(JobId(1), "t", {"k1"}));
+  EXPECT_EQ(refused.status.code(), StatusCode::kUnavailable) << refused.status.ToString();
+  QueueHealth health = queue->Health();  // already said before the 503's callback ran
+  EXPECT_FALSE(health.ready);
+  EXPECT_NE(health.reason.find(GetParam() == "redis" ? "OOM" : "full"), std::string::npos)
+      << health.reason;
+  EXPECT_GT(health.since_ms, 0);
+
+  AcceptWrites();
+  EXPECT_TRUE(WaitUntil([&] { return queue->Health().ready; })) << queue->Health().reason;
+  // Nothing of the refused job was kept: the same key is not a duplicate.
+  EnqueueResult stored = EnqueueSync(*queue, MakeJob(JobId(1), "t", {"k1"}));
+  ASSERT_TRUE(stored.status.ok()) << stored.status.ToString();
+  EXPECT_EQ(stored.outcome, EnqueueOutcome::kAccepted);
+  EXPECT_EQ(DepthOf(*queue, "t").ready, 1);
+}
+
+// Without any traffic, the writer thread's idle probe finds a store that stopped
+// taking writes (a disk that filled up overnight), and finds it back.
+TEST_P(QueueContractTest, AnIdleQueueNoticesWhenTheStoreStopsTakingWrites) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  RefuseWrites();
+  EXPECT_TRUE(WaitUntil([&] { return !queue->Health().ready; }, milliseconds(5'000)));
+  AcceptWrites();
+  EXPECT_TRUE(WaitUntil([&] { return queue->Health().ready; })) << queue->Health().reason;
+}
+
+// A hung store (a stopped Redis, a stalled disk) is "not ready" once it has kept the
+// writer for queue.timeout, and enqueues meanwhile are answered within the timeout,
+// unstored, instead of waiting for it.
+TEST_P(QueueContractTest, AHungStoreIsNotReadyAndEnqueuesAreAnsweredWithinTheTimeout) {
+  config_.timeout = milliseconds(500);
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  Hang();
+  struct ResumeAtExit {
+    std::function<void()> resume;
+    ~ResumeAtExit() { resume(); }
+  } resume_at_exit{[this] { Resume(); }};
+
+  auto first = std::make_shared<EnqueueTally>();
+  queue->Enqueue(MakeJob(JobId(1)), first->Callback());  // reaches the store, and hangs
+  EXPECT_TRUE(WaitUntil([&] { return !queue->Health().ready; }, milliseconds(2'000)));
+  EXPECT_FALSE(queue->Health().reason.empty());
+
+  for (int i = 2; i <= 4; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    EnqueueResult answer = EnqueueSync(*queue, MakeJob(JobId(i)));
+    const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
+                                                               start);
+    EXPECT_EQ(answer.status.code(), StatusCode::kUnavailable) << answer.status.ToString();
+    EXPECT_LE(took, config_.timeout + milliseconds(300)) << "enqueue " << i;
+  }
+
+  Resume();
+  EXPECT_TRUE(first->WaitAnswered(1));
+  EXPECT_TRUE(WaitUntil([&] { return queue->Health().ready; }, milliseconds(5'000)))
+      << queue->Health().reason;
+  for (int i = 2; i <= 4; ++i) {
+    EXPECT_EQ(queue->GetJob(JobId(i)).status().code(), StatusCode::kNotFound) << "job " << i;
+  }
+  EnqueueResult after = EnqueueSync(*queue, MakeJob(JobId(5)));
+  EXPECT_TRUE(after.status.ok()) << after.status.ToString();
 }
 
 // Two queue objects on one store, like an `ingest` and a `worker` process.

@@ -236,7 +236,7 @@ TEST_F(SqliteQueueTest, OpenErrors) {
   FakeClock clock;
   Result<std::unique_ptr<Queue>> opened = OpenQueue(config, clock);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  EXPECT_TRUE((*opened)->Ping().ok());
+  EXPECT_TRUE((*opened)->Health().ready);
   EXPECT_TRUE(std::filesystem::exists(config_.path));  // parent directories were created
   opened->reset();
 
@@ -264,8 +264,8 @@ int64_t QueryInt(const std::string& path, const char* sql) {
   return n;
 }
 
-// A file written by a build of schema version 1 (no throughput table) is migrated in
-// place at open: its jobs stay, and counting starts.
+// A file written by a build of schema version 1 (no throughput table, no probe row) is
+// migrated in place at open: its jobs stay, counting starts, and the probe works.
 TEST_F(SqliteQueueTest, MigratesAVersionOneFile) {
   {
     auto queue = Open();
@@ -275,14 +275,16 @@ TEST_F(SqliteQueueTest, MigratesAVersionOneFile) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(config_.path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(
-      sqlite3_exec(db, "DROP TABLE throughput; PRAGMA user_version = 1", nullptr, nullptr, nullptr),
+      sqlite3_exec(db, "DROP TABLE throughput; DROP TABLE probe; PRAGMA user_version = 1", nullptr,
+                   nullptr, nullptr),
       SQLITE_OK);
   sqlite3_close(db);
 
   auto queue = Open();
   ASSERT_NE(queue, nullptr);
   EXPECT_EQ(QueryInt(config_.path, "PRAGMA user_version"), kSqliteQueueSchemaVersion);
-  EXPECT_EQ(kSqliteQueueSchemaVersion, 2);
+  EXPECT_EQ(kSqliteQueueSchemaVersion, 3);
+  EXPECT_GE(QueryInt(config_.path, "SELECT COUNT(*) FROM probe"), 0);  // the table exists
   EXPECT_EQ(DepthOf(*queue, "test.event").ready, 1);
   ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2))).outcome, EnqueueOutcome::kAccepted);
   Result<std::vector<TypeThroughput>> counts = queue->Throughput(60'000);

@@ -104,11 +104,29 @@ Result<Job> JobFromReply(const std::string& id, const redisReply* reply) {
   return job;
 }
 
+// Error replies with which Redis says it takes no writes now: the store is not ready
+// (rather than the script or the call being wrong).
+bool RefusesWrites(std::string_view error) {
+  for (std::string_view prefix :
+       {"OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS"}) {
+    if (error.substr(0, prefix.size()) == prefix) return true;
+  }
+  return false;
+}
+
+// The key the health probe writes (and lets expire).
+constexpr char kProbeKey[] = "fb:probe";
+
 }  // namespace
 
 RedisQueue::RedisQueue(const QueueConfig& config, redis::Address address, Clock& clock,
                        const RedisQueueOptions& options)
-    : config_(config), address_(std::move(address)), clock_(clock), options_(options) {}
+    : config_(config),
+      address_(std::move(address)),
+      clock_(clock),
+      options_(options),
+      pending_(config.timeout, Unavailable("queue is closed"), &RedisQueue::FailOp),
+      health_("redis " + address_.ToString(), config.timeout, clock) {}
 
 Result<std::unique_ptr<RedisQueue>> RedisQueue::Open(const QueueConfig& config, Clock& clock,
                                                      const RedisQueueOptions& options) {
@@ -116,7 +134,7 @@ Result<std::unique_ptr<RedisQueue>> RedisQueue::Open(const QueueConfig& config, 
   if (!address.ok()) return address.status();
   std::unique_ptr<RedisQueue> queue(new RedisQueue(config, *address, clock, options));
   // The first connection is made here so a wrong URL or a down Redis fails `run` at once.
-  Result<Session> session = queue->Connect(options.command_timeout);
+  Result<Session> session = queue->Connect(config.timeout);
   if (!session.ok()) return session.status();
   queue->CheckPersistence(*session->connection);
   queue->session_ = std::move(session).value();
@@ -129,7 +147,8 @@ RedisQueue::~RedisQueue() { Close(); }
 
 Result<RedisQueue::Session> RedisQueue::Connect(std::chrono::milliseconds command_timeout) {
   auto connection =
-      redis::Connection::Open(address_, options_.connect_timeout, command_timeout);
+      redis::Connection::Open(address_, std::min(options_.connect_timeout, config_.timeout),
+                              command_timeout);
   if (!connection.ok()) return connection.status();
   Session session;
   session.connection = std::move(connection).value();
@@ -211,65 +230,50 @@ void RedisQueue::AppendScript(Session& session, redis::Script script,
 
 // ---- asynchronous side: the dispatcher thread -------------------------------------
 
-bool RedisQueue::Submit(Op& op) {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return false;
-    pending_.push_back(std::move(op));
-  }
-  work_ready_.notify_one();
-  return true;
+void RedisQueue::FailOp(Op& op, const Status& status) {
+  std::visit(
+      [&](auto& o) {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, EnqueueOp>) {
+          EnqueueResult result;
+          result.status = status;
+          o.done(std::move(result));
+        } else {
+          o.done(status);
+        }
+      },
+      op);
 }
 
 void RedisQueue::Enqueue(NewJob job, EnqueueCallback done) {
-  Op op = EnqueueOp{std::move(job), std::move(done)};
-  if (!Submit(op)) {
-    EnqueueResult result;
-    result.status = Unavailable("queue is closed");
-    std::get<EnqueueOp>(op).done(std::move(result));
-  }
+  pending_.Submit(EnqueueOp{std::move(job), std::move(done)},
+                  std::chrono::steady_clock::now() + config_.timeout);
 }
 
 void RedisQueue::Claim(std::vector<ClaimSlots> slots, ClaimCallback done) {
-  Op op = ClaimOp{std::move(slots), std::move(done)};
-  if (!Submit(op)) std::get<ClaimOp>(op).done(Unavailable("queue is closed"));
+  pending_.Submit(ClaimOp{std::move(slots), std::move(done)});
 }
 
 void RedisQueue::Finish(JobFinish finish, StatusCallback done) {
-  Op op = FinishOp{std::move(finish), std::move(done)};
-  if (!Submit(op)) std::get<FinishOp>(op).done(Unavailable("queue is closed"));
+  pending_.Submit(FinishOp{std::move(finish), std::move(done)});
 }
 
 void RedisQueue::DispatchLoop() {
   std::vector<Op> batch;
+  const size_t max_batch = static_cast<size_t>(std::max(options_.max_batch, 1));
   for (;;) {
-    bool stopping = false;
-    {
-      std::unique_lock lock(mu_);
-      auto due = last_sweep_ + options_.sweep_interval;
-      work_ready_.wait_until(lock, due, [&] { return stopping_ || !pending_.empty(); });
-      stopping = stopping_;
-      while (!pending_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
-        batch.push_back(std::move(pending_.front()));
-        pending_.pop_front();
-      }
-    }
+    if (!pending_.Take(batch, max_batch, last_sweep_ + options_.sweep_interval)) return;
     const bool sweep = std::chrono::steady_clock::now() - last_sweep_ >= options_.sweep_interval;
-    if (batch.empty() && !sweep) {
-      if (stopping) return;
-      continue;
-    }
+    const bool probe = health_.TakeProbe();
+    if (batch.empty() && !sweep && !probe) continue;
     if (sweep) last_sweep_ = std::chrono::steady_clock::now();
-    if (Status connected = EnsureConnected(); !connected.ok()) {
-      FailBatch(batch, connected);
+      if (Status connected = EnsureConnected(); !connected.ok()) {
+      health_.Failed(connected);
+      for (Op& op : batch) RunQueueCallback([&] { FailOp(op, connected); });
     } else {
-      RunBatch(batch, sweep && !stopping);
+      RunBatch(batch, sweep && !closed_.load(), probe);
     }
     batch.clear();
-    if (stopping) {
-      std::lock_guard lock(mu_);
-      if (pending_.empty()) return;
-    }
   }
 }
 
@@ -278,7 +282,7 @@ Status RedisQueue::EnsureConnected() {
   session_ = {};
   auto now = std::chrono::steady_clock::now();
   if (now < next_connect_attempt_) return last_connect_error_;
-  Result<Session> session = Connect(options_.command_timeout);
+  Result<Session> session = Connect(config_.timeout);
   if (!session.ok()) {
     // Exponential backoff with full jitter, so many processes don't reconnect in step.
     backoff_ = std::clamp(backoff_ * 2, options_.reconnect_min, options_.reconnect_max);
@@ -300,24 +304,7 @@ Status RedisQueue::EnsureConnected() {
   return Status::Ok();
 }
 
-void RedisQueue::FailBatch(std::vector<Op>& batch, const Status& status) {
-  for (Op& op : batch) {
-    std::visit(
-        [&](auto& o) {
-          using T = std::decay_t<decltype(o)>;
-          if constexpr (std::is_same_v<T, EnqueueOp>) {
-            EnqueueResult result;
-            result.status = status;
-            o.done(std::move(result));
-          } else {
-            o.done(status);
-          }
-        },
-        op);
-  }
-}
-
-void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
+void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
   const int64_t now = clock_.NowMs();
   const std::string now_text = std::to_string(now);
   // Operations refused before reaching Redis answer without a round trip.
@@ -410,21 +397,31 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
     AppendScript(session_, redis::Script::kSweep,
                  {now_text, std::to_string(options_.sweep_limit)});
   }
+  if (probe) session_.connection->Append({"SET", kProbeKey, now_text, "PX", "60000"});
 
   bool wake = false;
+  bool wrote = false;  // a reply proves Redis stored something (StoreHealth::Wrote)
+  Status refused;      // Redis said it takes no writes now
   Status io;  // once a read fails, every later reply of the pipeline is lost too
   auto next_reply = [&]() -> Result<redis::Reply> {
     if (!io.ok()) return io;
     Result<redis::Reply> reply = session_.connection->GetReply();
     if (!reply.ok()) {
       io = reply.status();
+      // Reported before the callbacks run: /readyz after a 503 must not still say ready.
+      health_.Failed(Unavailable("redis " + address_.ToString() + " unreachable: " + io.message()));
       return io;
     }
     if (redis::IsError(reply->get())) {
       std::string error = redis::ReplyString(reply->get());
       if (error.rfind("NOSCRIPT", 0) == 0) {
-        // Redis restarted under a live connection (or SCRIPT FLUSH): reconnect reloads.
-        session_.connection.reset();
+        // Redis restarted under a live connection (or SCRIPT FLUSH): a fresh connection
+        // reloads the scripts. Dropped after this batch's replies are read.
+        io = Unavailable("redis: " + error);
+      }
+      if (RefusesWrites(error) && refused.ok()) {
+        refused = Unavailable("redis refuses writes: " + error);
+        health_.Failed(refused);
       }
       return Unavailable("redis: " + error);
     }
@@ -445,6 +442,7 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
         if (kind == "ok") {
           result.outcome = EnqueueOutcome::kAccepted;
           result.job_id = e->job.id;
+          wrote = true;
           if (value == "1") wake = true;
         } else if (kind == "dup") {
           result.outcome = EnqueueOutcome::kDuplicate;
@@ -458,22 +456,24 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
           result.status = Internal("redis enqueue: unexpected reply \"" + kind + "\"");
         }
       }
-      e->done(std::move(result));
+      RunQueueCallback([&] { e->done(std::move(result)); });
     } else if (auto* c = std::get_if<ClaimOp>(&op)) {
       if (!sent[i]) {
         bool invalid = std::any_of(c->slots.begin(), c->slots.end(), [](const ClaimSlots& s) {
           return s.limit < 0 || s.lease_ms <= 0;
         });
-        if (invalid) {
-          c->done(InvalidArgument("a claim needs limit >= 0 and lease_ms > 0"));
-        } else {
-          c->done(std::vector<Job>{});
-        }
+        RunQueueCallback([&] {
+          if (invalid) {
+            c->done(InvalidArgument("a claim needs limit >= 0 and lease_ms > 0"));
+          } else {
+            c->done(std::vector<Job>{});
+          }
+        });
         continue;
       }
       Result<redis::Reply> reply = next_reply();
       if (!reply.ok()) {
-        c->done(reply.status());
+        RunQueueCallback([&] { c->done(reply.status()); });
         continue;
       }
       std::vector<Job> jobs;
@@ -499,26 +499,30 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
         }
         jobs.push_back(std::move(job));
       }
-      c->done(std::move(jobs));
+      if (!jobs.empty()) wrote = true;
+      RunQueueCallback([&] { c->done(std::move(jobs)); });
     } else if (auto* f = std::get_if<FinishOp>(&op)) {
       if (!sent[i]) {
-        f->done(InvalidArgument("a follow-up job needs an id and a type"));
+        RunQueueCallback([&] { f->done(InvalidArgument("a follow-up job needs an id and a type")); });
         continue;
       }
       Result<redis::Reply> reply = next_reply();
       if (!reply.ok()) {
-        f->done(reply.status());
+        RunQueueCallback([&] { f->done(reply.status()); });
         continue;
       }
       std::string outcome = redis::ReplyString(reply->get());
       if (outcome == "stale") {
-        f->done(FailedPrecondition("job " + f->finish.job_id + " does not hold attempt " +
-                                   std::to_string(f->finish.attempt) +
-                                   " (lease expired or already finished)"));
+        RunQueueCallback([&] {
+          f->done(FailedPrecondition("job " + f->finish.job_id + " does not hold attempt " +
+                                     std::to_string(f->finish.attempt) +
+                                     " (lease expired or already finished)"));
+        });
         continue;
       }
+      wrote = true;
       if (outcome == "woke") wake = true;
-      f->done(Status::Ok());
+      RunQueueCallback([&] { f->done(Status::Ok()); });
     }
   }
   if (sweep) {
@@ -535,20 +539,26 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep) {
       }
     }
   }
-  if (!io.ok()) session_.connection.reset();
-  if (wake) {
-    std::lock_guard lock(wakeup_mu_);
-    if (wakeup_) wakeup_();
+  if (probe && next_reply().ok()) wrote = true;
+  if (!io.ok()) {
+    session_.connection.reset();
+    // Reconnect after a short backoff rather than at once: what waits meanwhile fails
+    // fast instead of behind another blocking connect to a Redis that just failed.
+    last_connect_error_ = Unavailable("queue unreachable: " + io.message());
+    next_connect_attempt_ = std::chrono::steady_clock::now() + options_.reconnect_min;
+  } else if (!refused.ok()) {
+    log::WriteLimited(log::Level::kWarn, refused.message(), "redis refuses writes",
+                      {{"redis", address_.ToString()}, {"error", refused.message()}});
+  } else if (wrote) {
+    health_.Wrote();
   }
+  if (wake) wakeup_.Run();
 }
 
 // ---- wakeups from other processes ---------------------------------------------------
 
 void RedisQueue::SetWakeup(std::function<void()> wakeup) {
-  {
-    std::lock_guard lock(wakeup_mu_);
-    wakeup_ = std::move(wakeup);
-  }
+  wakeup_.Set(std::move(wakeup));
   std::lock_guard lock(close_mu_);
   if (!subscriber_.joinable() && !closed_.load()) {
     subscriber_ = std::thread([this] { SubscribeLoop(); });
@@ -574,15 +584,14 @@ void RedisQueue::SubscribeLoop() {
       while (subscribed.ok() && !closed_.load()) {
         Result<redis::Reply> message = owned->GetReply();
         if (!message.ok()) break;
-        std::lock_guard lock(wakeup_mu_);
-        if (wakeup_) wakeup_();
+        wakeup_.Run();
       }
       std::lock_guard lock(subscriber_mu_);
       subscriber_connection_ = nullptr;
     }
     // The worker also polls, so a lost subscription only delays claims until then.
-    std::unique_lock lock(mu_);
-    work_ready_.wait_for(lock, backoff, [&] { return closed_.load(); });
+    std::unique_lock lock(subscriber_sleep_mu_);
+    subscriber_sleep_.wait_for(lock, backoff, [&] { return closed_.load(); });
     backoff = std::min(backoff * 2, options_.reconnect_max);
   }
 }
@@ -596,7 +605,7 @@ Result<redis::Reply> RedisQueue::RunAdminScript(redis::Script script,
     if (!admin_.connection || admin_.connection->broken()) {
       // Tools may run long scripts (replay of a big chunk): a longer timeout than the
       // dispatcher's.
-      Result<Session> session = Connect(std::max(options_.command_timeout,
+      Result<Session> session = Connect(std::max(config_.timeout,
                                                  std::chrono::milliseconds(30'000)));
       if (!session.ok()) return Unavailable("queue unreachable: " + session.status().message());
       admin_ = std::move(session).value();
@@ -683,20 +692,9 @@ Result<std::vector<TypeThroughput>> RedisQueue::Throughput(int64_t window_ms) {
   return out;
 }
 
-Status RedisQueue::Ping() {
-  std::lock_guard lock(admin_mu_);
-  if (closed_.load()) return Unavailable("queue is closed");
-  for (int tries = 0; tries < 2; ++tries) {
-    if (!admin_.connection || admin_.connection->broken()) {
-      Result<Session> session = Connect(options_.command_timeout);
-      if (!session.ok()) return Unavailable("queue unreachable: " + session.status().message());
-      admin_ = std::move(session).value();
-    }
-    Result<redis::Reply> reply = admin_.connection->Command({"PING"});
-    if (reply.ok() && !redis::IsError(reply->get())) return Status::Ok();
-    admin_ = {};
-  }
-  return Unavailable("queue unreachable: redis " + address_.ToString());
+QueueHealth RedisQueue::Health() {
+  if (closed_.load()) return {false, "queue is closed", clock_.NowMs()};
+  return health_.Get(pending_.Stalled());
 }
 
 Result<Job> RedisQueue::GetJob(const std::string& id) {
@@ -798,11 +796,11 @@ Result<int64_t> RedisQueue::PurgeAll(const std::string& type) {
 void RedisQueue::Close() {
   std::lock_guard close_lock(close_mu_);
   if (closed_.exchange(true)) return;
+  pending_.Close();
   {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
+    std::lock_guard lock(subscriber_sleep_mu_);
   }
-  work_ready_.notify_all();
+  subscriber_sleep_.notify_all();
   {
     std::lock_guard lock(subscriber_mu_);
     if (subscriber_connection_) subscriber_connection_->ShutdownSocket();

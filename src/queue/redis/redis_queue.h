@@ -14,13 +14,18 @@
 //
 // When Redis is unreachable, operations fail at once with kUnavailable (ingress answers
 // 503; workers retry their claim at the next poll) and the connection is retried with
-// exponential backoff; nothing blocks longer than command_timeout.
+// exponential backoff; no command blocks longer than queue.timeout, and while the
+// dispatcher is blocked, enqueues are refused at once (queue/pending_ops.h).
+//
+// Health (queue/store_health.h): a round trip that stored something proves Redis takes
+// writes; a lost connection or an error reply saying Redis refuses writes (OOM, MISCONF
+// after a failed AOF write or snapshot, READONLY replica, LOADING) makes it not ready;
+// the dispatcher probes with a `SET fb:probe` while failing or idle.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,9 +38,11 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "config/config.h"
-#include "queue/queue.h"
 #include "common/redis_client.h"
+#include "queue/pending_ops.h"
+#include "queue/queue.h"
 #include "queue/redis/redis_scripts.h"
+#include "queue/store_health.h"
 
 namespace firebreak {
 
@@ -43,8 +50,7 @@ struct RedisQueueOptions {
   int max_batch = 512;
   std::chrono::milliseconds sweep_interval{250};
   int sweep_limit = 500;  // expired leases moved per type per sweep
-  std::chrono::milliseconds connect_timeout{1000};
-  std::chrono::milliseconds command_timeout{2000};
+  std::chrono::milliseconds connect_timeout{1000};  // at most queue.timeout
   std::chrono::milliseconds reconnect_min{100};
   std::chrono::milliseconds reconnect_max{2000};
 };
@@ -64,7 +70,7 @@ class RedisQueue final : public Queue {
 
   Result<std::vector<TypeDepth>> Stats() override;
   Result<std::vector<TypeThroughput>> Throughput(int64_t window_ms) override;
-  Status Ping() override;
+  QueueHealth Health() override;
   Result<Job> GetJob(const std::string& id) override;
   Result<DeadListPage> ListDead(const std::string& type, int limit,
                                 const std::string& cursor) override;
@@ -107,12 +113,13 @@ class RedisQueue final : public Queue {
   // Runs one script on the admin session (connecting if needed).
   Result<redis::Reply> RunAdminScript(redis::Script script, std::vector<std::string> args);
 
-  bool Submit(Op& op);
+  // Answers an operation that will not run (closed, past its deadline, Redis down).
+  static void FailOp(Op& op, const Status& status);
   void DispatchLoop();
   // Connects the dispatcher session if it is down and its backoff allows.
   Status EnsureConnected();
-  void RunBatch(std::vector<Op>& batch, bool sweep);
-  void FailBatch(std::vector<Op>& batch, const Status& status);
+  // `probe`: also send the health probe write.
+  void RunBatch(std::vector<Op>& batch, bool sweep, bool probe);
   void SubscribeLoop();
 
   const QueueConfig config_;
@@ -128,16 +135,16 @@ class RedisQueue final : public Queue {
   std::chrono::steady_clock::time_point last_sweep_{};
   std::mt19937_64 rng_{std::random_device{}()};
 
-  std::mutex mu_;
-  std::condition_variable work_ready_;
-  std::deque<Op> pending_;  // guarded by mu_
-  bool stopping_ = false;   // guarded by mu_
+  PendingOps<Op> pending_;
+  StoreHealth health_;
+  WakeupHook wakeup_;
 
   std::mutex admin_mu_;
   Session admin_;  // guarded by admin_mu_
 
-  std::mutex wakeup_mu_;
-  std::function<void()> wakeup_;  // guarded by wakeup_mu_
+  // The subscriber's backoff sleep; Close wakes it.
+  std::mutex subscriber_sleep_mu_;
+  std::condition_variable subscriber_sleep_;
   std::thread subscriber_;
   std::mutex subscriber_mu_;
   redis::Connection* subscriber_connection_ = nullptr;  // guarded by subscriber_mu_

@@ -95,9 +95,18 @@ CREATE TABLE IF NOT EXISTS throughput (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 3: the row the writer thread updates to prove the file takes writes (issue 13:
+// /readyz must mean "a webhook sent now would be stored", also while idle).
+constexpr char kSchemaV3[] = R"sql(
+CREATE TABLE IF NOT EXISTS probe (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL
+);
+)sql";
+
 // Migrations by the version they bring the file to. Append only: a released migration
 // is never edited; a change is a new entry (and kSqliteQueueSchemaVersion + 1).
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 static_assert(std::size(kMigrations) == kSqliteQueueSchemaVersion);
 
 // The job columns every reader selects, in the order RowToJob expects.
@@ -150,19 +159,6 @@ bool ParseDeadCursor(const std::string& cursor, int64_t& dead_at, int64_t& seq) 
   return ParseInt64(view.substr(0, dot), dead_at) && ParseInt64(view.substr(dot + 1), seq);
 }
 
-// Runs a queue callback, keeping the writer thread alive if it throws: a throwing
-// callback is a bug in the caller, and one bug must not stop every other write.
-template <typename Fn>
-void RunCallback(Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    log::Error("queue callback threw", {{"error", e.what()}});
-  } catch (...) {
-    log::Error("queue callback threw a non-exception");
-  }
-}
-
 // Ends a read transaction on the read connection when it goes out of scope.
 class ReadTransaction {
  public:
@@ -193,8 +189,13 @@ SqliteQueue::SqliteQueue(const QueueConfig& config, Clock& clock, const SqliteQu
       max_depth_(config.max_depth),
       dedupe_ttl_ms_(config.dedupe_ttl.count()),
       durability_(config.durability),
+      timeout_(config.timeout),
+      cache_size_(config.cache_size),
       options_(options),
-      clock_(clock) {}
+      clock_(clock),
+      pending_(config.timeout, Unavailable("queue database " + config.path + " is closed"),
+               &SqliteQueue::FailOp),
+      health_("sqlite " + config.path, config.timeout, clock) {}
 
 Result<std::unique_ptr<SqliteQueue>> SqliteQueue::Open(const QueueConfig& config, Clock& clock,
                                                        const SqliteQueueOptions& options) {
@@ -235,9 +236,14 @@ Status SqliteQueue::Init() {
   sync_full_ = durability_ == Durability::kFsync;
   // Keep a WAL grown by a burst from staying large after it is checkpointed.
   if (Status s = w.Exec("PRAGMA journal_size_limit = 67108864"); !s.ok()) return s;
-  // Dedupe keys arrive in random order, so each one dirties its own B-tree page: a
-  // larger cache keeps those pages hot.
-  if (Status s = w.Exec("PRAGMA cache_size = -65536"); !s.ok()) return s;
+  // Dedupe keys arrive in random order, so each one dirties its own B-tree page: the
+  // cache keeps the hot ones. It is the process's largest allocation, so it is bounded
+  // by config (queue.cache_size, in KiB as a negative pragma value).
+  if (Status s = w.Exec("PRAGMA cache_size = -" + std::to_string(std::max<uint64_t>(
+                                                      1, cache_size_ / 1024)));
+      !s.ok()) {
+    return s;
+  }
   // The auto-checkpoint runs inside a commit, so its size is the ingest p99: at SQLite's
   // default of 1000 pages (4 MiB) the pause is a few ms; at 10000 pages it measured
   // 15-30 ms for the same throughput (docs/benchmarks.md).
@@ -337,6 +343,8 @@ Status SqliteQueue::Init() {
        "arrived = arrived + excluded.arrived, finished = finished + excluded.finished, "
        "busy_ms = busy_ms + excluded.busy_ms, first_at = MIN(first_at, excluded.first_at)"},
       {&write_.prune_throughput, "DELETE FROM throughput WHERE minute < ?1"},
+      {&write_.probe, "INSERT INTO probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE "
+                      "SET at = excluded.at"},
       {&write_.purge_job, "DELETE FROM jobs WHERE id = ?1 AND state = 2"},
       {&write_.purge_chunk,
        "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE state = 2 "
@@ -352,10 +360,10 @@ Status SqliteQueue::Init() {
   if (!reader.ok()) return reader.status();
   read_db_ = std::move(*reader);
   if (Status s = read_db_->Exec("PRAGMA query_only = 1"); !s.ok()) return s;
+  if (Status s = read_db_->Exec("PRAGMA cache_size = -2048"); !s.ok()) return s;
   const Prepared read_statements[] = {
       {&read_.begin, "BEGIN"},
       {&read_.commit, "COMMIT"},
-      {&read_.ping, "SELECT COUNT(*) FROM (SELECT 1 FROM jobs LIMIT 1)"},
       {&read_.get_job, "SELECT " FIREBREAK_JOB_COLUMNS " FROM jobs WHERE id = ?1"},
       {&read_.get_attempts,
        "SELECT attempt, started_at, duration_ms, outcome, error FROM attempts "
@@ -393,55 +401,46 @@ Status SqliteQueue::ClosedStatus() const {
   return Unavailable("queue database " + path_ + " is closed");
 }
 
-bool SqliteQueue::Submit(Op& op) {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return false;
-    pending_.push_back(std::move(op));
+void SqliteQueue::FailOp(Op& op, const Status& status) {
+  if (auto* e = std::get_if<EnqueueOp>(&op)) {
+    EnqueueResult result;
+    result.status = status;
+    e->done(std::move(result));
+  } else if (auto* c = std::get_if<ClaimOp>(&op)) {
+    c->done(status);
+  } else if (auto* f = std::get_if<FinishOp>(&op)) {
+    f->done(status);
+  } else if (auto* a = std::get_if<AdminOp>(&op)) {
+    a->done(status);
   }
-  work_ready_.notify_one();
-  return true;
 }
 
 void SqliteQueue::Enqueue(NewJob job, EnqueueCallback done) {
-  Op op = EnqueueOp{std::move(job), std::move(done), {}};
-  if (!Submit(op)) {
-    EnqueueResult result;
-    result.status = ClosedStatus();
-    std::get<EnqueueOp>(op).done(std::move(result));
-  }
+  pending_.Submit(EnqueueOp{std::move(job), std::move(done), {}},
+                  std::chrono::steady_clock::now() + timeout_);
 }
 
 void SqliteQueue::Claim(std::vector<ClaimSlots> slots, ClaimCallback done) {
-  Op op = ClaimOp{std::move(slots), std::move(done), {}, {}};
-  if (!Submit(op)) std::get<ClaimOp>(op).done(ClosedStatus());
+  pending_.Submit(ClaimOp{std::move(slots), std::move(done), {}, {}});
 }
 
 void SqliteQueue::Finish(JobFinish finish, StatusCallback done) {
-  Op op = FinishOp{std::move(finish), std::move(done), {}};
-  if (!Submit(op)) std::get<FinishOp>(op).done(ClosedStatus());
+  pending_.Submit(FinishOp{std::move(finish), std::move(done), {}});
 }
 
-void SqliteQueue::SetWakeup(std::function<void()> wakeup) {
-  std::lock_guard lock(wakeup_mu_);
-  wakeup_ = std::move(wakeup);
-}
+void SqliteQueue::SetWakeup(std::function<void()> wakeup) { wakeup_.Set(std::move(wakeup)); }
 
 Status SqliteQueue::RunAdminWrite(std::function<Status(int64_t now_ms)> apply) {
   auto committed = std::make_shared<std::promise<Status>>();
   std::future<Status> result = committed->get_future();
-  Op op = AdminOp{std::move(apply), [committed](Status s) { committed->set_value(std::move(s)); }};
-  if (!Submit(op)) return ClosedStatus();
+  pending_.Submit(
+      AdminOp{std::move(apply), [committed](Status s) { committed->set_value(std::move(s)); }});
   return result.get();
 }
 
 void SqliteQueue::Close() {
   std::lock_guard close_lock(close_mu_);
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  work_ready_.notify_all();
+  pending_.Close();
   // A callback that calls Close() runs on the writer thread, which cannot join
   // itself; the writer still drains and exits, and the destructor joins it.
   if (writer_.joinable() && writer_.get_id() != std::this_thread::get_id()) {
@@ -452,24 +451,17 @@ void SqliteQueue::Close() {
 
 void SqliteQueue::WriterLoop() {
   std::vector<Op> batch;
-  batch.reserve(static_cast<size_t>(std::max(options_.max_batch, 1)));
+  const size_t max_batch = static_cast<size_t>(std::max(options_.max_batch, 1));
+  batch.reserve(max_batch);
   for (;;) {
-    {
-      std::unique_lock lock(mu_);
-      if (pending_.empty() && !stopping_ && !more_to_sweep_) {
-        work_ready_.wait_until(lock, last_sweep_steady_ + options_.sweep_interval,
-                               [&] { return !pending_.empty() || stopping_; });
-      }
-      if (pending_.empty() && stopping_) return;
-      size_t take = std::min(pending_.size(), batch.capacity());
-      for (size_t i = 0; i < take; ++i) {
-        batch.push_back(std::move(pending_.front()));
-        pending_.pop_front();
-      }
+    const auto wake_at = more_to_sweep_ ? std::chrono::steady_clock::now()
+                                        : last_sweep_steady_ + options_.sweep_interval;
+    if (!pending_.Take(batch, max_batch, wake_at)) return;
+    if (!batch.empty() || SweepDue(clock_.NowMs())) {
+      RunBatch(batch);
+      batch.clear();
     }
-    if (batch.empty() && !SweepDue(clock_.NowMs())) continue;
-    RunBatch(batch);
-    batch.clear();
+    if (health_.TakeProbe()) RunProbe();
   }
 }
 
@@ -483,6 +475,7 @@ bool SqliteQueue::SweepDue(int64_t now_ms) const {
 void SqliteQueue::RunBatch(std::vector<Op>& batch) {
   const int64_t now_ms = clock_.NowMs();
   const int64_t depth_before = depth_;
+  const int64_t changes_before = sqlite3_total_changes64(write_db_->get());
   wake_after_commit_ = false;
   batch_throughput_.clear();
 
@@ -525,23 +518,64 @@ void SqliteQueue::RunBatch(std::vector<Op>& batch) {
     depth_ = depth_before;
     wake_after_commit_ = false;
     status = Status(status.code(), "queue database " + path_ + ": " + status.message());
-    log::Warn("queue write batch failed; nothing of it was stored",
-              {{"error", status.message()}, {"operations", static_cast<int64_t>(batch.size())}});
+    // A full disk fails every batch, hundreds a second: one line, then a count.
+    log::WriteLimited(log::Level::kWarn, "queue write batch failed: " + status.message(),
+                      "queue write batch failed; nothing of it was stored",
+                      {{"error", status.message()},
+                       {"operations", static_cast<int64_t>(batch.size())}});
   } else {
     committed_batches_.fetch_add(1);
     committed_operations_.fetch_add(static_cast<int64_t>(batch.size()));
   }
+  ReportRound(status, changes_before, sync_full_ || durability_ != Durability::kFsync);
 
   // Wake the worker first: it claims through this same thread, after these callbacks.
-  if (wake_after_commit_) {
-    std::function<void()> wakeup;
-    {
-      std::lock_guard lock(wakeup_mu_);
-      wakeup = wakeup_;
-    }
-    if (wakeup) RunCallback(wakeup);
-  }
+  if (wake_after_commit_) wakeup_.Run();
   for (Op& op : batch) Deliver(op, status);
+}
+
+void SqliteQueue::ReportRound(const Status& status, int64_t changes_before, bool durable) {
+  if (!status.ok()) {
+    health_.Failed(status);
+  } else if (durable && sqlite3_total_changes64(write_db_->get()) != changes_before) {
+    health_.Wrote();
+  }
+}
+
+void SqliteQueue::RunProbe() {
+  const int64_t changes_before = sqlite3_total_changes64(write_db_->get());
+  // With durability fsync the probe syncs as an enqueue would: a disk that fails fsync
+  // is not writable for the jobs this queue ACKs.
+  const bool full = durability_ == Durability::kFsync;
+  Status status = Status::Ok();
+  if (full != sync_full_) {
+    status = write_db_->Exec(full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    if (status.ok()) sync_full_ = full;
+  }
+  bool in_transaction = false;
+  if (status.ok()) {
+    sqlite::Query begin(write_.begin);
+    status = begin.Run();
+    in_transaction = status.ok();
+  }
+  if (status.ok()) {
+    sqlite::Query probe(write_.probe);
+    probe.Bind(1, clock_.NowMs());
+    status = probe.Run();
+  }
+  if (status.ok()) {
+    sqlite::Query commit(write_.commit);
+    status = commit.Run();
+  }
+  if (!status.ok()) {
+    if (in_transaction) {
+      sqlite::Query rollback(write_.rollback);
+      Status ignored = rollback.Run();
+      (void)ignored;
+    }
+    status = Status(status.code(), "queue database " + path_ + ": " + status.message());
+  }
+  ReportRound(status, changes_before, /*durable=*/true);
 }
 
 Status SqliteQueue::ChooseSyncMode(const std::vector<Op>& batch) {
@@ -563,19 +597,19 @@ Status SqliteQueue::ChooseSyncMode(const std::vector<Op>& batch) {
 void SqliteQueue::Deliver(Op& op, const Status& batch_status) {
   if (auto* e = std::get_if<EnqueueOp>(&op)) {
     if (!batch_status.ok()) e->result = EnqueueResult{batch_status, EnqueueOutcome::kAccepted, ""};
-    RunCallback([&] { e->done(std::move(e->result)); });
+    RunQueueCallback([&] { e->done(std::move(e->result)); });
   } else if (auto* c = std::get_if<ClaimOp>(&op)) {
     Status status = batch_status.ok() ? c->status : batch_status;
     if (status.ok()) {
-      RunCallback([&] { c->done(std::move(c->jobs)); });
+      RunQueueCallback([&] { c->done(std::move(c->jobs)); });
     } else {
-      RunCallback([&] { c->done(std::move(status)); });
+      RunQueueCallback([&] { c->done(std::move(status)); });
     }
   } else if (auto* f = std::get_if<FinishOp>(&op)) {
     Status status = batch_status.ok() ? f->status : batch_status;
-    RunCallback([&] { f->done(std::move(status)); });
+    RunQueueCallback([&] { f->done(std::move(status)); });
   } else if (auto* a = std::get_if<AdminOp>(&op)) {
-    RunCallback([&] { a->done(batch_status); });
+    RunQueueCallback([&] { a->done(batch_status); });
   }
 }
 
@@ -946,13 +980,9 @@ Result<std::vector<TypeThroughput>> SqliteQueue::Throughput(int64_t window_ms) {
   return out;
 }
 
-Status SqliteQueue::Ping() {
-  std::lock_guard lock(read_mu_);
-  if (closed_.load() || !read_db_) return ClosedStatus();
-  sqlite::Query ping(read_.ping);
-  Result<bool> row = ping.Next();
-  if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
-  return Status::Ok();
+QueueHealth SqliteQueue::Health() {
+  if (closed_.load()) return {false, ClosedStatus().message(), clock_.NowMs()};
+  return health_.Get(pending_.Stalled());
 }
 
 Status SqliteQueue::ReadAttempts(const std::string& job_id, std::vector<AttemptRecord>& out) {

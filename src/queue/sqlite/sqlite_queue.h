@@ -13,13 +13,15 @@
 //
 // The synchronous read methods use a second connection guarded by a mutex; the
 // synchronous admin writes (Replay, Purge, ...) go through the writer thread and wait.
+//
+// Health (queue/store_health.h): every batch reports whether it committed a change or
+// failed; when nothing proved the file writable for a while, or while it is failing,
+// the writer thread commits a one-row probe (table `probe`) with the durability's sync.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <limits>
 #include <map>
@@ -34,7 +36,9 @@
 #include "common/sqlite_db.h"
 #include "common/status.h"
 #include "config/config.h"
+#include "queue/pending_ops.h"
 #include "queue/queue.h"
+#include "queue/store_health.h"
 
 namespace firebreak {
 
@@ -53,13 +57,14 @@ struct SqliteQueueOptions {
 };
 
 // The schema version this build writes (PRAGMA user_version).
-// 1: jobs, dedupe keys, attempts. 2: + per-minute throughput counts.
-inline constexpr int kSqliteQueueSchemaVersion = 2;
+// 1: jobs, dedupe keys, attempts. 2: + per-minute throughput counts. 3: + the health probe row.
+inline constexpr int kSqliteQueueSchemaVersion = 3;
 
 class SqliteQueue final : public Queue {
  public:
   // Opens or creates the database at config.path (creating parent directories), sets
-  // WAL mode and synchronous = FULL (durability fsync) or NORMAL (process), creates or
+  // WAL mode, synchronous = FULL (durability fsync) or NORMAL (process) and the writer's
+  // page cache to config.cache_size, creates or
   // checks the schema and starts the writer thread. Errors: kUnavailable naming the path
   // (cannot create/open/lock, schema newer than this build); kInvalidArgument for an
   // empty path.
@@ -69,7 +74,8 @@ class SqliteQueue final : public Queue {
   ~SqliteQueue() override;
 
   // After Close(), the asynchronous methods call `done` at once on the caller's thread
-  // with kUnavailable (no queue thread is left to run it on).
+  // with kUnavailable (no queue thread is left to run it on). An Enqueue the writer has
+  // not taken within config.timeout is answered kUnavailable unstored (PendingOps).
   void Enqueue(NewJob job, EnqueueCallback done) override;
   void Claim(std::vector<ClaimSlots> slots, ClaimCallback done) override;
   void Finish(JobFinish finish, StatusCallback done) override;
@@ -77,7 +83,7 @@ class SqliteQueue final : public Queue {
 
   Result<std::vector<TypeDepth>> Stats() override;
   Result<std::vector<TypeThroughput>> Throughput(int64_t window_ms) override;
-  Status Ping() override;
+  QueueHealth Health() override;
   Result<Job> GetJob(const std::string& id) override;
   // `limit` is capped at 1000; the cursor is opaque ("<dead_at>.<seq>").
   Result<DeadListPage> ListDead(const std::string& type, int limit,
@@ -145,11 +151,11 @@ class SqliteQueue final : public Queue {
     sqlite::Statement purge_chunk;
     sqlite::Statement add_throughput;
     sqlite::Statement prune_throughput;
+    sqlite::Statement probe;
   };
   struct ReadStatements {
     sqlite::Statement begin;
     sqlite::Statement commit;
-    sqlite::Statement ping;
     sqlite::Statement get_job;
     sqlite::Statement get_attempts;
     sqlite::Statement list_dead;
@@ -163,13 +169,15 @@ class SqliteQueue final : public Queue {
   SqliteQueue(const QueueConfig& config, Clock& clock, const SqliteQueueOptions& options);
   Status Init();
 
-  // Hands `op` to the writer; false (op untouched) once the queue is closing.
-  bool Submit(Op& op);
+  // Answers an operation that will not run (closed, or past its deadline).
+  static void FailOp(Op& op, const Status& status);
   // Runs `apply` on the writer thread inside a batch and waits for the commit.
   Status RunAdminWrite(std::function<Status(int64_t now_ms)> apply);
 
   void WriterLoop();
   void RunBatch(std::vector<Op>& batch);
+  // One committed row update: proof the file takes writes (StoreHealth).
+  void RunProbe();
   // Sets synchronous=FULL only for batches whose commit must survive power loss.
   Status ChooseSyncMode(const std::vector<Op>& batch);
   bool SweepDue(int64_t now_ms) const;
@@ -186,6 +194,9 @@ class SqliteQueue final : public Queue {
   // One upsert per type into this minute's throughput row; just before the commit.
   Status WriteThroughput(int64_t now_ms);
   void Deliver(Op& op, const Status& batch_status);
+  // Reports a finished round to health_: `status` of its commit, whether it changed the
+  // file, and whether it synced as this queue's durability needs.
+  void ReportRound(const Status& status, int64_t changes_before, bool durable);
 
   Status ReadAttempts(const std::string& job_id, std::vector<AttemptRecord>& out);
   Status ClosedStatus() const;
@@ -194,6 +205,8 @@ class SqliteQueue final : public Queue {
   const int64_t max_depth_;
   const int64_t dedupe_ttl_ms_;
   const Durability durability_;
+  const std::chrono::milliseconds timeout_;
+  const uint64_t cache_size_;
   const SqliteQueueOptions options_;
   Clock& clock_;
 
@@ -224,13 +237,9 @@ class SqliteQueue final : public Queue {
   std::unique_ptr<sqlite::Connection> read_db_;  // guarded by read_mu_
   ReadStatements read_;                          // guarded by read_mu_
 
-  std::mutex mu_;
-  std::condition_variable work_ready_;
-  std::deque<Op> pending_;  // guarded by mu_
-  bool stopping_ = false;   // guarded by mu_
-
-  std::mutex wakeup_mu_;
-  std::function<void()> wakeup_;  // guarded by wakeup_mu_
+  PendingOps<Op> pending_;
+  StoreHealth health_;
+  WakeupHook wakeup_;
 
   std::mutex close_mu_;  // serializes Close()
   std::thread writer_;
