@@ -165,7 +165,10 @@ void Connection::ShutdownSocket() { ::shutdown(context_->fd, SHUT_RDWR); }
 Status Connection::IoError(std::string_view what) const {
   std::string detail = context_->err ? std::string(context_->errstr) : "no reply";
   if (context_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    detail = "timed out";
+    // A hung Redis (or network), told apart from a closed connection: callers do not
+    // retry into another full timeout.
+    return Status(StatusCode::kDeadlineExceeded,
+                  "redis " + address_.ToString() + ": " + std::string(what) + ": timed out");
   }
   return Unavailable("redis " + address_.ToString() + ": " + std::string(what) + ": " + detail);
 }

@@ -55,6 +55,8 @@ class Connection {
 
   // Queues a command in the output buffer; GetReply sends everything queued and reads
   // the replies in order. A Redis error reply is a reply (check IsError), not a Status.
+  // Errors: kDeadlineExceeded when command_timeout passed without an answer (the
+  // connection is then broken), kUnavailable for other I/O failures.
   void Append(const std::vector<std::string>& argv);
   Result<Reply> GetReply();
   Result<Reply> Command(const std::vector<std::string>& argv);

@@ -78,15 +78,20 @@ boost::asio::awaitable<T> AwaitWithin(std::chrono::milliseconds timeout, Start s
 
 // Runs the blocking `fn` (returning T) on `pool`, awaited with a deadline: the caller
 // resumes with fn's value or with `fallback()` after `timeout`, whichever comes first.
-// `fn` still runs to its end on the pool (it should bound itself too).
+// `fn` that has not started by then never runs (its caller has had its answer); once
+// started it runs to its end on the pool, so it should bound itself too.
 template <typename T, typename Fn, typename Fallback>
 boost::asio::awaitable<T> OffloadWithin(boost::asio::thread_pool& pool,
                                         std::chrono::milliseconds timeout, Fn fn,
                                         Fallback fallback) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   return AwaitWithin<T>(
       timeout,
-      [&pool, fn = std::move(fn)](auto deliver) mutable {
-        boost::asio::post(pool, [fn = std::move(fn), deliver]() mutable { deliver(fn()); });
+      [&pool, deadline, fn = std::move(fn)](auto deliver) mutable {
+        boost::asio::post(pool, [deadline, fn = std::move(fn), deliver]() mutable {
+          if (std::chrono::steady_clock::now() >= deadline) return;
+          deliver(fn());
+        });
       },
       std::move(fallback));
 }

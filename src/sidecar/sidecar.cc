@@ -14,7 +14,6 @@
 #include "common/json_string.h"
 #include "common/units.h"
 #include "net/await_within.h"
-#include "net/offload.h"
 #include "telemetry/log.h"
 
 namespace firebreak {
@@ -99,7 +98,10 @@ struct Sidecar::Impl {
   Metrics& metrics;
   RunningJobs& running;
   QueueGauges* const gauges;
-  asio::thread_pool store_pool{kStoreThreads};
+  // One pool per store: a hung state store (PostgreSQL) holds its own threads only, and
+  // sessions keep being served.
+  asio::thread_pool sessions_pool{kStoreThreads};
+  asio::thread_pool state_pool{kStoreThreads};
   std::unique_ptr<net::HttpServer> http;
 };
 
@@ -219,7 +221,9 @@ Response Sidecar::Impl::StoreError(const Request& req, const Status& status,
       return Own(req, http::status::precondition_failed, status.message());
     case StatusCode::kUnavailable:
     case StatusCode::kDeadlineExceeded: {
-      log::Warn("sidecar store unavailable", {{"key", key}, {"error", status.ToString()}});
+      // A hung store fails every call: one line per cause, then a count.
+      log::WriteLimited(log::Level::kWarn, "sidecar store unavailable: " + status.message(),
+                        "sidecar store unavailable", {{"key", key}, {"error", status.ToString()}});
       Response res = Own(req, http::status::service_unavailable, "store unavailable");
       res.set(http::field::retry_after, "1");
       return res;
@@ -233,6 +237,15 @@ Response Sidecar::Impl::StoreError(const Request& req, const Status& status,
 asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::url_view& url,
                                                       bool is_session) {
   KvStore& store = is_session ? sessions : state;
+  asio::thread_pool& pool = is_session ? sessions_pool : state_pool;
+  // Every store call answers within store.timeout: 503 + Retry-After when the store is
+  // slow or hung, never a handler left waiting on it.
+  const milliseconds timeout = config.store.timeout;
+  auto too_slow = [timeout] {
+    return Status(StatusCode::kDeadlineExceeded,
+                  "the store did not answer within store.timeout (" + FormatDuration(timeout) +
+                      ")");
+  };
   std::string_view encoded_key =
       url.encoded_path().substr(is_session ? kSessions.size() : kState.size());
   auto pct = urls::make_pct_string_view(encoded_key);
@@ -253,8 +266,10 @@ asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::
 
   switch (req.method()) {
     case http::verb::get: {
+      using Got = Result<std::optional<StoredValue>>;
       auto get = [&store, key] { return store.Get(key); };
-      auto pending = net::Offload<Result<std::optional<StoredValue>>>(store_pool, std::move(get));
+      auto pending = net::OffloadWithin<Got>(pool, timeout, std::move(get),
+                                             [too_slow] { return Got(too_slow()); });
       auto got = co_await std::move(pending);
       if (!got.ok()) co_return StoreError(req, got.status(), key);
       if (!got->has_value()) co_return Own(req, http::status::not_found, "no such key");
@@ -303,7 +318,8 @@ asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::
       auto write = [&store, key, value = std::move(req.body()), content_type, options] {
         return store.Put(key, value, content_type, options);
       };
-      auto pending = net::Offload<Result<int64_t>>(store_pool, std::move(write));
+      auto pending = net::OffloadWithin<Result<int64_t>>(
+          pool, timeout, std::move(write), [too_slow] { return Result<int64_t>(too_slow()); });
       auto put = co_await std::move(pending);
       if (!put.ok()) co_return StoreError(req, put.status(), key);
       Response res = net::MakeResponse(req, *put == 1 ? http::status::created : http::status::ok,
@@ -313,7 +329,8 @@ asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::
     }
     case http::verb::delete_: {
       auto remove = [&store, key, if_version] { return store.Delete(key, if_version); };
-      auto pending = net::Offload<Result<bool>>(store_pool, std::move(remove));
+      auto pending = net::OffloadWithin<Result<bool>>(
+          pool, timeout, std::move(remove), [too_slow] { return Result<bool>(too_slow()); });
       auto deleted = co_await std::move(pending);
       if (!deleted.ok()) co_return StoreError(req, deleted.status(), key);
       if (!*deleted) co_return Own(req, http::status::not_found, "no such key");
@@ -363,7 +380,8 @@ std::string Sidecar::url() const {
 
 void Sidecar::Stop(milliseconds grace) {
   if (impl_->http) impl_->http->Stop(grace);
-  impl_->store_pool.join();
+  impl_->sessions_pool.join();
+  impl_->state_pool.join();
 }
 
 }  // namespace firebreak

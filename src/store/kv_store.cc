@@ -35,28 +35,29 @@ Status CheckStoreValue(const std::string& value) {
 
 Result<std::unique_ptr<KvStore>> OpenSessionStore(const Config& config, Clock& clock) {
   if (config.store.sessions == "redis") {
-    auto store = RedisKvStore::Open(config.store.sessions_url, "sessions", clock);
+    auto store = RedisKvStore::Open(config.store.sessions_url, "sessions", clock,
+                                    config.store.timeout);
     if (!store.ok()) return store.status();
     return std::unique_ptr<KvStore>(std::move(store).value());
   }
   if (config.store.sessions != "sqlite") {
     return InvalidArgument("store.sessions: unknown backend \"" + config.store.sessions + "\"");
   }
-  auto store = SqliteKvStore::Open(config.queue.path, "sessions", clock);
+  auto store = SqliteKvStore::Open(config.queue.path, "sessions", clock, config.store.timeout);
   if (!store.ok()) return store.status();
   return std::unique_ptr<KvStore>(std::move(store).value());
 }
 
 Result<std::unique_ptr<KvStore>> OpenStateStore(const Config& config, Clock& clock) {
   if (config.store.state == "postgres") {
-    auto store = PostgresKvStore::Open(config.store.state_url, "state", clock);
+    auto store = PostgresKvStore::Open(config.store.state_url, "state", clock, config.store.timeout);
     if (!store.ok()) return store.status();
     return std::unique_ptr<KvStore>(std::move(store).value());
   }
   if (config.store.state != "sqlite") {
     return InvalidArgument("store.state: unknown backend \"" + config.store.state + "\"");
   }
-  auto store = SqliteKvStore::Open(config.queue.path, "state", clock);
+  auto store = SqliteKvStore::Open(config.queue.path, "state", clock, config.store.timeout);
   if (!store.ok()) return store.status();
   return std::unique_ptr<KvStore>(std::move(store).value());
 }

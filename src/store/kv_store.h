@@ -37,10 +37,12 @@ struct PutOptions {
 inline constexpr size_t kMaxStoreKeyBytes = 512;
 inline constexpr size_t kMaxStoreValueBytes = 1024 * 1024;
 
-// Thread-safe; every method may block on I/O (callers run them off their event loop).
-// An expired key is absent for every method. Errors: kUnavailable when the backend is
-// unreachable (retry later), kFailedPrecondition when `if_version` does not match,
-// kInvalidArgument for a key or value over the limits.
+// Thread-safe; every method may block on I/O (callers run them off their event loop),
+// for at most about store.timeout where the backend allows it (PostgreSQL, Redis; a
+// SQLite file only bounds its lock waits). An expired key is absent for every method.
+// Errors: kUnavailable when the backend is unreachable or busy (retry later),
+// kDeadlineExceeded when it did not answer in time, kFailedPrecondition when
+// `if_version` does not match, kInvalidArgument for a key or value over the limits.
 class KvStore {
  public:
   virtual ~KvStore() = default;

@@ -6,6 +6,7 @@ namespace firebreak {
 namespace {
 
 constexpr int64_t kPruneEveryMs = 60'000;
+constexpr std::chrono::seconds kStartTimeout{60};
 
 struct Migration {
   int version;
@@ -37,38 +38,45 @@ pg::Param Bytes(const std::string& value) { return {value, true}; }
 
 Result<std::unique_ptr<PostgresKvStore>> PostgresKvStore::Open(const std::string& url,
                                                                const std::string& name_space,
-                                                               Clock& clock) {
-  std::unique_ptr<PostgresKvStore> store(new PostgresKvStore(url, name_space, clock));
-  auto connection = pg::Connection::Open(url);
+                                                               Clock& clock,
+                                                               std::chrono::milliseconds timeout) {
+  std::unique_ptr<PostgresKvStore> store(new PostgresKvStore(url, name_space, clock, timeout));
+  // Connecting and migrating at start may wait for another process's migration (the
+  // advisory lock): a minute, not the per-call timeout.
+  const pg::Deadline deadline = std::chrono::steady_clock::now() + kStartTimeout;
+  auto connection = pg::Connection::Open(url, deadline);
   if (!connection.ok()) return connection.status();
   store->connection_ = std::move(connection).value();
   store->where_ = store->connection_->Describe();
-  if (Status s = store->Migrate(); !s.ok()) {
+  if (Status s = store->Migrate(deadline); !s.ok()) {
     return Status(StatusCode::kUnavailable, "state store " + store->where_ + ": " + s.message());
   }
   return store;
 }
 
-Status PostgresKvStore::Migrate() {
+Status PostgresKvStore::Migrate(pg::Deadline deadline) {
   std::lock_guard lock(mu_);
   pg::Connection& db = *connection_;
-  if (auto r = db.Exec("BEGIN"); !r.ok()) return r.status();
+  auto exec = [&](const std::string& sql, const std::vector<pg::Param>& params = {}) {
+    return db.Exec(sql, params, deadline);
+  };
+  if (auto r = exec("BEGIN"); !r.ok()) return r.status();
   auto rollback = [&](Status status) {
-    Result<pg::PgResult> ignored = db.Exec("ROLLBACK");
+    Result<pg::PgResult> ignored = exec("ROLLBACK");
     (void)ignored;
     return status;
   };
   // One process migrates at a time; the others wait here, then find nothing to do.
-  if (auto r = db.Exec("SELECT pg_advisory_xact_lock(7346839261)"); !r.ok()) {
+  if (auto r = exec("SELECT pg_advisory_xact_lock(7346839261)"); !r.ok()) {
     return rollback(r.status());
   }
-  if (auto r = db.Exec(
+  if (auto r = exec(
           "CREATE TABLE IF NOT EXISTS firebreak_schema_migrations (version integer PRIMARY KEY, "
           "applied_at timestamptz NOT NULL DEFAULT now())");
       !r.ok()) {
     return rollback(r.status());
   }
-  auto current = db.Exec("SELECT COALESCE(MAX(version), 0) FROM firebreak_schema_migrations");
+  auto current = exec("SELECT COALESCE(MAX(version), 0) FROM firebreak_schema_migrations");
   if (!current.ok()) return rollback(current.status());
   const int version = std::atoi(pg::Text(current->get(), 0, 0).c_str());
   if (version > kPostgresSchemaVersion) {
@@ -78,42 +86,57 @@ Status PostgresKvStore::Migrate() {
   }
   for (const Migration& migration : kMigrations) {
     if (migration.version <= version) continue;
-    if (auto r = db.Exec(migration.sql); !r.ok()) return rollback(r.status());
-    if (auto r = db.Exec("INSERT INTO firebreak_schema_migrations (version) VALUES ($1)",
-                         {Number(migration.version)});
+    if (auto r = exec(migration.sql); !r.ok()) return rollback(r.status());
+    if (auto r = exec("INSERT INTO firebreak_schema_migrations (version) VALUES ($1)",
+                      {Number(migration.version)});
         !r.ok()) {
       return rollback(r.status());
     }
   }
-  if (auto r = db.Exec("COMMIT"); !r.ok()) return r.status();
+  if (auto r = exec("COMMIT"); !r.ok()) return r.status();
   return Status::Ok();
 }
 
+Result<std::unique_lock<std::timed_mutex>> PostgresKvStore::Lock(pg::Deadline deadline) {
+  std::unique_lock lock(mu_, deadline);
+  if (!lock.owns_lock()) {
+    return Unavailable("state store " + where_ +
+                       ": busy with an earlier call that has not finished (store.timeout)");
+  }
+  return lock;
+}
+
 Result<pg::PgResult> PostgresKvStore::Run(const std::string& sql,
-                                          const std::vector<pg::Param>& params) {
+                                          const std::vector<pg::Param>& params,
+                                          pg::Deadline deadline) {
   if (!connection_ || connection_->broken()) {
-    auto connection = pg::Connection::Open(url_);
+    auto connection = pg::Connection::Open(url_, deadline);
     if (!connection.ok()) return connection.status();
     connection_ = std::move(connection).value();
   }
-  Result<pg::PgResult> result = connection_->Exec(sql, params);
-  if (result.ok() || !connection_->broken()) return result;
+  Result<pg::PgResult> result = connection_->Exec(sql, params, deadline);
+  if (result.ok() || !connection_->broken() ||
+      result.status().code() == StatusCode::kDeadlineExceeded) {
+    return result;
+  }
   // The server restarted or the connection dropped: one more try on a new connection.
   // Each statement is its own transaction, so a lost reply means it either committed or
   // not; a versioned write then answers with a version mismatch, never twice applied.
-  auto connection = pg::Connection::Open(url_);
+  auto connection = pg::Connection::Open(url_, deadline);
   if (!connection.ok()) return connection.status();
   connection_ = std::move(connection).value();
-  return connection_->Exec(sql, params);
+  return connection_->Exec(sql, params, deadline);
 }
 
 Result<std::optional<StoredValue>> PostgresKvStore::Get(const std::string& key) {
   if (Status s = CheckStoreKey(key); !s.ok()) return s;
-  std::lock_guard lock(mu_);
+  const pg::Deadline deadline = std::chrono::steady_clock::now() + timeout_;
+  auto lock = Lock(deadline);
+  if (!lock.ok()) return lock.status();
   auto result = Run(
       "SELECT value, content_type, version, expires_at_ms FROM firebreak_kv "
       "WHERE namespace = $1 AND key = $2 AND (expires_at_ms = 0 OR expires_at_ms > $3)",
-      {Text(namespace_), Text(key), Number(clock_.NowMs())});
+      {Text(namespace_), Text(key), Number(clock_.NowMs())}, deadline);
   if (!result.ok()) return result.status();
   if (pg::Rows(result->get()) == 0) return std::optional<StoredValue>();
   StoredValue value;
@@ -128,7 +151,9 @@ Result<int64_t> PostgresKvStore::Put(const std::string& key, const std::string& 
                                      const std::string& content_type, const PutOptions& options) {
   if (Status s = CheckStoreKey(key); !s.ok()) return s;
   if (Status s = CheckStoreValue(value); !s.ok()) return s;
-  std::lock_guard lock(mu_);
+  const pg::Deadline deadline = std::chrono::steady_clock::now() + timeout_;
+  auto lock = Lock(deadline);
+  if (!lock.ok()) return lock.status();
   const int64_t now = clock_.NowMs();
   const int64_t expires_at = ExpiresAt(options, now);
   std::string sql;
@@ -155,7 +180,7 @@ Result<int64_t> PostgresKvStore::Put(const std::string& key, const std::string& 
         "version = $7 AND (expires_at_ms = 0 OR expires_at_ms > $6) RETURNING version";
     params.push_back(Number(*options.if_version));
   }
-  auto written = Run(sql, params);
+  auto written = Run(sql, params, deadline);
   if (!written.ok()) return written.status();
   if (pg::Rows(written->get()) == 0) {
     return FailedPrecondition("key " + key + " is not at version " +
@@ -168,7 +193,7 @@ Result<int64_t> PostgresKvStore::Put(const std::string& key, const std::string& 
     auto ignored = Run(
         "DELETE FROM firebreak_kv WHERE ctid IN (SELECT ctid FROM firebreak_kv WHERE "
         "expires_at_ms <> 0 AND expires_at_ms <= $1 LIMIT 500)",
-        {Number(now)});
+        {Number(now)}, deadline);
     (void)ignored;  // best effort: expired rows are invisible anyway
   }
   return version;
@@ -176,13 +201,15 @@ Result<int64_t> PostgresKvStore::Put(const std::string& key, const std::string& 
 
 Result<bool> PostgresKvStore::Delete(const std::string& key, std::optional<int64_t> if_version) {
   if (Status s = CheckStoreKey(key); !s.ok()) return s;
-  std::lock_guard lock(mu_);
+  const pg::Deadline deadline = std::chrono::steady_clock::now() + timeout_;
+  auto lock = Lock(deadline);
+  if (!lock.ok()) return lock.status();
   const int64_t now = clock_.NowMs();
   if (if_version) {
     auto result = Run(
         "DELETE FROM firebreak_kv WHERE namespace = $1 AND key = $2 AND version = $3 AND "
         "(expires_at_ms = 0 OR expires_at_ms > $4) RETURNING version",
-        {Text(namespace_), Text(key), Number(*if_version), Number(now)});
+        {Text(namespace_), Text(key), Number(*if_version), Number(now)}, deadline);
     if (!result.ok()) return result.status();
     if (pg::Rows(result->get()) == 0) {
       return FailedPrecondition("key " + key + " is not at version " + std::to_string(*if_version));
@@ -191,7 +218,7 @@ Result<bool> PostgresKvStore::Delete(const std::string& key, std::optional<int64
   }
   auto result = Run(
       "DELETE FROM firebreak_kv WHERE namespace = $1 AND key = $2 RETURNING expires_at_ms",
-      {Text(namespace_), Text(key)});
+      {Text(namespace_), Text(key)}, deadline);
   if (!result.ok()) return result.status();
   if (pg::Rows(result->get()) == 0) return false;
   const int64_t expires_at = std::atoll(pg::Text(result->get(), 0, 0).c_str());
@@ -199,8 +226,10 @@ Result<bool> PostgresKvStore::Delete(const std::string& key, std::optional<int64
 }
 
 Status PostgresKvStore::Ping() {
-  std::lock_guard lock(mu_);
-  auto result = Run("SELECT 1", {});
+  const pg::Deadline deadline = std::chrono::steady_clock::now() + timeout_;
+  auto lock = Lock(deadline);
+  if (!lock.ok()) return lock.status();
+  auto result = Run("SELECT 1", {}, deadline);
   return result.ok() ? Status::Ok() : result.status();
 }
 

@@ -5,8 +5,7 @@
 namespace firebreak {
 namespace {
 
-constexpr std::chrono::milliseconds kConnectTimeout{1000};
-constexpr std::chrono::milliseconds kCommandTimeout{2000};
+constexpr std::chrono::milliseconds kConnectTimeout{1000};  // at most store.timeout
 
 // KEYS[1] key; ARGV value, content type, ttl ms (0 = none), expected version (-1 = any).
 // Returns the new version, or -1 when the expected version does not match.
@@ -44,34 +43,50 @@ Status RedisError(const redisReply* reply) {
 
 Result<std::unique_ptr<RedisKvStore>> RedisKvStore::Open(const std::string& url,
                                                          const std::string& name_space,
-                                                         Clock& clock) {
+                                                         Clock& clock,
+                                                         std::chrono::milliseconds timeout) {
   Result<redis::Address> address = redis::ParseRedisUrl(url);
   if (!address.ok()) return address.status();
-  std::unique_ptr<RedisKvStore> store(new RedisKvStore(*address, name_space, clock));
-  auto connection = redis::Connection::Open(*address, kConnectTimeout, kCommandTimeout);
+  std::unique_ptr<RedisKvStore> store(new RedisKvStore(*address, name_space, clock, timeout));
+  auto connection =
+      redis::Connection::Open(*address, std::min(kConnectTimeout, timeout), timeout);
   if (!connection.ok()) return connection.status();
   store->connection_ = std::move(connection).value();
   return store;
 }
 
+Result<std::unique_lock<std::timed_mutex>> RedisKvStore::Lock() {
+  std::unique_lock lock(mu_, timeout_);
+  if (!lock.owns_lock()) {
+    return Unavailable("sessions store redis " + address_.ToString() +
+                       ": busy with an earlier call that has not finished (store.timeout)");
+  }
+  return lock;
+}
+
 Result<redis::Reply> RedisKvStore::Run(const std::vector<std::string>& argv) {
   for (int tries = 0; tries < 2; ++tries) {
     if (!connection_ || connection_->broken()) {
-      auto connection = redis::Connection::Open(address_, kConnectTimeout, kCommandTimeout);
+      auto connection =
+          redis::Connection::Open(address_, std::min(kConnectTimeout, timeout_), timeout_);
       if (!connection.ok()) return connection.status();
       connection_ = std::move(connection).value();
     }
     Result<redis::Reply> reply = connection_->Command(argv);
     if (reply.ok()) return reply;
     connection_.reset();  // broken: one more try on a fresh connection (Redis restarted?)
-    if (tries == 1) return reply.status();
+    // A timeout is a hung Redis, not a restarted one: trying again would only double it.
+    if (tries == 1 || reply.status().code() == StatusCode::kDeadlineExceeded) {
+      return reply.status();
+    }
   }
   return Unavailable("redis " + address_.ToString() + " unreachable");
 }
 
 Result<std::optional<StoredValue>> RedisKvStore::Get(const std::string& key) {
   if (Status s = CheckStoreKey(key); !s.ok()) return s;
-  std::lock_guard lock(mu_);
+  auto lock = Lock();
+  if (!lock.ok()) return lock.status();
   const std::string k = prefix_ + key;
   Result<redis::Reply> fields = Run({"HMGET", k, "value", "content_type", "version"});
   if (!fields.ok()) return fields.status();
@@ -94,7 +109,8 @@ Result<int64_t> RedisKvStore::Put(const std::string& key, const std::string& val
                                   const std::string& content_type, const PutOptions& options) {
   if (Status s = CheckStoreKey(key); !s.ok()) return s;
   if (Status s = CheckStoreValue(value); !s.ok()) return s;
-  std::lock_guard lock(mu_);
+  auto lock = Lock();
+  if (!lock.ok()) return lock.status();
   const int64_t ttl = options.ttl ? std::max<int64_t>(1, options.ttl->count()) : 0;
   const int64_t expected = options.if_version ? *options.if_version : -1;
   Result<redis::Reply> reply = Run({"EVAL", kPut, "1", prefix_ + key, value, content_type,
@@ -111,7 +127,8 @@ Result<int64_t> RedisKvStore::Put(const std::string& key, const std::string& val
 
 Result<bool> RedisKvStore::Delete(const std::string& key, std::optional<int64_t> if_version) {
   if (Status s = CheckStoreKey(key); !s.ok()) return s;
-  std::lock_guard lock(mu_);
+  auto lock = Lock();
+  if (!lock.ok()) return lock.status();
   const int64_t expected = if_version ? *if_version : -1;
   Result<redis::Reply> reply =
       Run({"EVAL", kDelete, "1", prefix_ + key, std::to_string(expected)});
@@ -125,7 +142,8 @@ Result<bool> RedisKvStore::Delete(const std::string& key, std::optional<int64_t>
 }
 
 Status RedisKvStore::Ping() {
-  std::lock_guard lock(mu_);
+  auto lock = Lock();
+  if (!lock.ok()) return lock.status();
   Result<redis::Reply> reply = Run({"PING"});
   if (!reply.ok()) return reply.status();
   if (redis::IsError(reply->get())) return RedisError(reply->get());

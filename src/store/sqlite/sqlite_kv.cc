@@ -5,7 +5,6 @@
 namespace firebreak {
 namespace {
 
-constexpr int kBusyTimeoutMs = 5000;
 constexpr int64_t kPruneChunk = 500;
 constexpr int64_t kPruneEveryMs = 60'000;
 
@@ -34,9 +33,10 @@ constexpr char kLive[] = "(expires_at = 0 OR expires_at > ?6)";
 
 Result<std::unique_ptr<SqliteKvStore>> SqliteKvStore::Open(const std::string& path,
                                                            const std::string& name_space,
-                                                           Clock& clock) {
+                                                           Clock& clock,
+                                                           std::chrono::milliseconds timeout) {
   if (path.empty()) return InvalidArgument("store: sqlite path is empty");
-  std::unique_ptr<SqliteKvStore> store(new SqliteKvStore(path, name_space, clock));
+  std::unique_ptr<SqliteKvStore> store(new SqliteKvStore(path, name_space, clock, timeout));
   if (Status s = store->Init(); !s.ok()) {
     return Status(StatusCode::kUnavailable, "store database " + path + ": " + s.message());
   }
@@ -50,7 +50,7 @@ Status SqliteKvStore::Init() {
     std::filesystem::create_directories(parent, ec);
     if (ec) return Unavailable("cannot create directory " + parent.string() + ": " + ec.message());
   }
-  Result<std::unique_ptr<sqlite::Connection>> db = sqlite::Connection::Open(path_, kBusyTimeoutMs);
+  Result<std::unique_ptr<sqlite::Connection>> db = sqlite::Connection::Open(path_, static_cast<int>(timeout_.count()));
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
   Result<std::string> mode = db_->QueryText("PRAGMA journal_mode = WAL");
