@@ -11,7 +11,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 namespace firebreak::testing {
 
@@ -26,6 +31,36 @@ uint16_t PickFreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
   return ntohs(addr.sin_port);
+}
+
+int SignalProcessTree(pid_t root, int sig) {
+  // Parent of every process: /proc/<pid>/stat is "pid (comm) state ppid ...", and comm
+  // may hold spaces and parentheses, so the fields are read after the last ')'.
+  std::multimap<pid_t, pid_t> children;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close_paren + 1));
+    std::string state;
+    pid_t parent = 0;
+    rest >> state >> parent;
+    children.emplace(parent, static_cast<pid_t>(std::stol(name)));
+  }
+  int signalled = 0;
+  std::vector<pid_t> pending = {root};
+  while (!pending.empty()) {
+    const pid_t pid = pending.back();
+    pending.pop_back();
+    if (kill(pid, sig) == 0) ++signalled;
+    auto [first, last] = children.equal_range(pid);
+    for (auto it = first; it != last; ++it) pending.push_back(it->second);
+  }
+  return signalled;
 }
 
 bool WaitExit(pid_t pid, std::chrono::milliseconds timeout) {

@@ -24,6 +24,11 @@ bool WaitExit(pid_t pid, std::chrono::milliseconds timeout);
 pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path,
             const std::string& user = "");
 
+// Sends `sig` to `root` and every process descending from it (read from /proc), e.g.
+// SIGSTOP/SIGCONT to hang a whole PostgreSQL cluster (postmaster and its backends).
+// Only for processes the test started. Returns how many were signalled.
+int SignalProcessTree(pid_t root, int sig);
+
 // Runs `args` to completion (as Spawn) and returns its exit status, -1 on timeout.
 int RunToCompletion(const std::vector<std::string>& args, const std::string& log_path,
                     const std::string& user, std::chrono::milliseconds timeout);
