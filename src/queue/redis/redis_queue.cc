@@ -135,7 +135,8 @@ Result<std::unique_ptr<RedisQueue>> RedisQueue::Open(const QueueConfig& config, 
   std::unique_ptr<RedisQueue> queue(new RedisQueue(config, *address, clock, options));
   // The first connection is made here so a wrong URL or a down Redis fails `run` at once.
   Result<Session> session = queue->Connect(config.timeout);
-  if (!session.ok()) return session.status();
+  // Unreachable and hung alike are kUnavailable here: `run` waits for the store either way.
+  if (!session.ok()) return Unavailable(session.status().message());
   queue->CheckPersistence(*session->connection);
   queue->session_ = std::move(session).value();
   queue->last_sweep_ = std::chrono::steady_clock::now() - options.sweep_interval;

@@ -50,7 +50,7 @@ Result<std::unique_ptr<RedisKvStore>> RedisKvStore::Open(const std::string& url,
   std::unique_ptr<RedisKvStore> store(new RedisKvStore(*address, name_space, clock, timeout));
   auto connection =
       redis::Connection::Open(*address, std::min(kConnectTimeout, timeout), timeout);
-  if (!connection.ok()) return connection.status();
+  if (!connection.ok()) return Unavailable(connection.status().message());
   store->connection_ = std::move(connection).value();
   return store;
 }
