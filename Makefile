@@ -44,6 +44,7 @@ bench: build
 	@bench/scaleout.sh
 	@bench/sidecar_bench.sh
 	@bench/telemetry_bench.sh
+	@bench/memory_bench.sh
 	@build/release/micro_bench --benchmark_filter=BM_Metrics
 
 # libFuzzer targets (fuzz/), FUZZ_SECONDS each (default 10 minutes).
