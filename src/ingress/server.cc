@@ -191,20 +191,29 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
   SourceDecision decision = route.source->Handle(BeastRequestView(req));
   if (decision.kind == SourceDecision::Kind::kRespond) {
     outcome = "answered";  // e.g. a url_verification challenge or a ping
+    // A flood of forged or malformed requests (an attack, a rotated secret) is one line
+    // per cause and then a count, not a line per request; the metrics count each one.
     if (decision.status == 401) {
       outcome = "unauthorized";
       m.unauthorized->Increment();
-      log::Warn("webhook rejected", {{"source", source.name},
-                                     {"status", decision.status},
-                                     {"error", decision.error},
-                                     {"trace_id", TraceIdOf(traceparent)}});
+      log::WriteLimited(log::Level::kWarn,
+                        "webhook rejected:" + source.name + ":401:" + decision.error,
+                        "webhook rejected",
+                        {{"source", source.name},
+                         {"status", decision.status},
+                         {"error", decision.error},
+                         {"trace_id", TraceIdOf(traceparent)}});
     } else if (decision.status >= 400) {
       outcome = "bad_request";
       m.bad_request->Increment();
-      log::Info("webhook rejected", {{"source", source.name},
-                                     {"status", decision.status},
-                                     {"error", decision.error},
-                                     {"trace_id", TraceIdOf(traceparent)}});
+      log::WriteLimited(log::Level::kInfo,
+                        "webhook rejected:" + source.name + ":" +
+                            std::to_string(decision.status) + ":" + decision.error,
+                        "webhook rejected",
+                        {{"source", source.name},
+                         {"status", decision.status},
+                         {"error", decision.error},
+                         {"trace_id", TraceIdOf(traceparent)}});
     }
     observe(decision.status);
     co_return Simple(req, static_cast<http::status>(decision.status), std::move(decision.body),
