@@ -18,7 +18,6 @@
 #include "store/kv_store.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
-#include "telemetry/queue_gauges.h"
 #include "telemetry/tracing.h"
 #include "worker/handler.h"
 #include "worker/running_jobs.h"
@@ -141,7 +140,6 @@ int Serve(const std::string& config_path, Role role) {
   // The worker side: egress for integrations and actions, the stores and the sidecar
   // handlers reach them through, then the worker itself.
   RunningJobs running;
-  QueueGauges gauges(*queue, metrics);
   std::unique_ptr<egress::Egress> egress;
   std::unique_ptr<KvStore> sessions;
   std::unique_ptr<KvStore> state;
@@ -178,7 +176,7 @@ int Serve(const std::string& config_path, Role role) {
       sessions = std::move(*opened_sessions).value();
       state = std::move(*opened_state).value();
       sidecar = std::make_unique<Sidecar>(config, egress.get(), *sessions, *state, metrics,
-                                          running, &gauges);
+                                          running, queue.get());
       if (Status st = sidecar->Start(); !st.ok()) {
         log::Error("cannot start the sidecar", {{"error", st.ToString()}});
         sidecar.reset();

@@ -101,6 +101,8 @@ struct IngressServer::Impl {
   std::unique_ptr<net::HttpServer> http;
   AdminApi* admin = nullptr;  // set before Start, when the admin API is on this listener
 
+  // After `http`: destroyed first, so its thread never runs a scrape's callback against
+  // an io_context that is gone.
   QueueGauges gauges{queue, metrics};
 };
 

@@ -83,8 +83,10 @@ std::string VersionTag(int64_t version) { return "\"" + std::to_string(version) 
 
 struct Sidecar::Impl {
   Impl(const Config& c, egress::Egress* e, KvStore& s, KvStore& st, Metrics& m, RunningJobs& r,
-       QueueGauges* g)
-      : config(c), egress(e), sessions(s), state(st), metrics(m), running(r), gauges(g) {}
+       Queue* queue)
+      : config(c), egress(e), sessions(s), state(st), metrics(m), running(r) {
+    if (queue != nullptr) gauges = std::make_unique<QueueGauges>(*queue, m);
+  }
 
   asio::awaitable<Response> Handle(Request& req);
   asio::awaitable<Response> Proxy(Request& req, const urls::url_view& url);
@@ -97,12 +99,14 @@ struct Sidecar::Impl {
   KvStore& state;
   Metrics& metrics;
   RunningJobs& running;
-  QueueGauges* const gauges;
   // One pool per store: a hung state store (PostgreSQL) holds its own threads only, and
   // sessions keep being served.
   asio::thread_pool sessions_pool{kStoreThreads};
   asio::thread_pool state_pool{kStoreThreads};
   std::unique_ptr<net::HttpServer> http;
+  // After `http`: destroyed first, so its thread never runs a scrape's callback against
+  // an io_context that is gone.
+  std::unique_ptr<QueueGauges> gauges;
 };
 
 asio::awaitable<Response> Sidecar::Impl::Handle(Request& req) {
@@ -345,8 +349,8 @@ asio::awaitable<Response> Sidecar::Impl::StoreRequest(Request& req, const urls::
 }
 
 Sidecar::Sidecar(const Config& config, egress::Egress* egress, KvStore& sessions, KvStore& state,
-                 Metrics& metrics, RunningJobs& running, QueueGauges* gauges)
-    : impl_(std::make_unique<Impl>(config, egress, sessions, state, metrics, running, gauges)) {}
+                 Metrics& metrics, RunningJobs& running, Queue* queue)
+    : impl_(std::make_unique<Impl>(config, egress, sessions, state, metrics, running, queue)) {}
 
 Sidecar::~Sidecar() { Stop(milliseconds(0)); }
 

@@ -34,10 +34,10 @@ inline constexpr std::chrono::milliseconds kMaxSessionTtl{30LL * 24 * 60 * 60 * 
 
 class Sidecar {
  public:
-  // Everything passed must outlive the sidecar; `egress` and `gauges` may be null
+  // Everything passed must outlive the sidecar; `egress` and `queue` may be null
   // (no integrations / no queue gauges on /metrics).
   Sidecar(const Config& config, egress::Egress* egress, KvStore& sessions, KvStore& state,
-          Metrics& metrics, RunningJobs& running, QueueGauges* gauges);
+          Metrics& metrics, RunningJobs& running, Queue* queue);
   ~Sidecar();
   Sidecar(const Sidecar&) = delete;
   Sidecar& operator=(const Sidecar&) = delete;

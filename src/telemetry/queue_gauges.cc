@@ -45,6 +45,7 @@ void QueueGauges::Run() {
     lock.unlock();
     ReadDepth();
     lock.lock();
+    if (stop_) return;  // the owner is going away: its callbacks' executors may be too
     last_read_ = std::chrono::steady_clock::now();
     std::vector<std::function<void()>> done;
     done.swap(waiting_);

@@ -27,7 +27,9 @@ class QueueGauges {
   static constexpr std::chrono::milliseconds kScrapeWait{250};
 
   QueueGauges(Queue& queue, Metrics& metrics) : queue_(queue), metrics_(metrics) {}
-  ~QueueGauges();  // stops the reading thread (after a Stats() in progress returns)
+  // Stops the reading thread (after a Stats() in progress returns); callbacks still
+  // waiting are dropped, not run. Destroy it before the executors its callbacks post to.
+  ~QueueGauges();
   QueueGauges(const QueueGauges&) = delete;
   QueueGauges& operator=(const QueueGauges&) = delete;
 
