@@ -77,10 +77,21 @@ TOML
   for (( first = 0; first < EVENTS; first += CHUNK )); do
     count=$(( EVENTS - first < CHUNK ? EVENTS - first : CHUNK ))
     python3 bench/gen_requests.py bench-secret "$count" "$work/requests.txt" "$first"
-    # wrk cycles through its requests: repeats are duplicates and store nothing.
+    # Each wrk thread sends its lines once; wrk is stopped as soon as the chunk is in
+    # (a resend after a refusal is a duplicate and stores nothing).
     while [ "$accepted" -lt $(( first + count )) ] && [ $(( $(date +%s) - fill_start )) -lt 1800 ]; do
-      wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d5s -s bench/signed.lua \
-        "http://127.0.0.1:$port" -- "$work/requests.txt" "$WRK_THREADS" > "$run/wrk.txt"
+      wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d300s -s bench/signed.lua \
+        "http://127.0.0.1:$port" -- "$work/requests.txt" "$WRK_THREADS" once > "$run/wrk.txt" &
+      wrk_pid=$!
+      sent_at=$(date +%s)
+      while kill -0 "$wrk_pid" 2>/dev/null; do
+        sleep 0.5
+        accepted=$(metric "$port" firebreak_ingress_requests_total 'outcome="accepted"')
+        [ "$accepted" -ge $(( first + count )) ] && break
+        # Every line went out long ago: what is missing was refused; send the chunk again.
+        [ $(( $(date +%s) - sent_at )) -ge 60 ] && break
+      done
+      stop "$wrk_pid"
       accepted=$(metric "$port" firebreak_ingress_requests_total 'outcome="accepted"')
     done
   done

@@ -1,5 +1,7 @@
 -- wrk script: replays pre-signed Slack events (bench/gen_requests.py), each thread
--- taking every n-th line so no two connections send the same event.
+-- taking every n-th line so no two connections send the same event. Arguments: the
+-- file, the number of wrk threads, and optionally "once": each thread stops after its
+-- last line instead of starting over (wrk itself still runs for its -d; stop it then).
 local threads = {}
 local counter = 0
 
@@ -11,6 +13,7 @@ end
 
 function init(args)
   local path, nthreads = args[1], tonumber(args[2])
+  once = args[3] == "once"
   reqs = {}
   local i = 0
   for line in io.lines(path) do
@@ -29,7 +32,10 @@ end
 
 function request()
   pos = pos + 1
-  if pos > #reqs then pos = 1 end
+  if pos > #reqs then
+    if once then wrk.thread:stop() end
+    pos = 1
+  end
   return reqs[pos]
 end
 
