@@ -67,6 +67,12 @@ std::string DescribeWaitStatus(std::optional<int> status) {
   return "ended with wait status " + std::to_string(*status);
 }
 
+// SIGKILLs the process group a handler leads (pgid == its pid, see ExecChild). Only
+// while the leader is not reaped: until then its pid, hence the pgid, cannot be reused.
+void KillGroup(pid_t leader) {
+  if (kill(-leader, SIGKILL) != 0) kill(leader, SIGKILL);  // not a group leader after all
+}
+
 // nullopt if the child was already reaped elsewhere (e.g. SIGCHLD set to SIG_IGN).
 std::optional<int> WaitBlocking(pid_t pid) {
   int status = 0;
@@ -114,6 +120,9 @@ void CloseFdRange(unsigned low, unsigned high, unsigned fd_limit) {
     (void)ignored;
     _exit(127);
   };
+  // Its own process group, so that every kill reaches whatever the handler forked
+  // (the parent calls setpgid too; whichever runs first wins the race with exec).
+  if (setpgid(0, 0) != 0) fail(errno);
   // Handlers die with firebreak, even on kill -9.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
   if (getppid() != parent) _exit(127);  // the parent died before prctl took effect
@@ -316,7 +325,7 @@ CommandHandler::~CommandHandler() {
   for (const std::shared_ptr<Process>& proc : processes_) {
     proc->owner = nullptr;
     proc->state = Process::State::kDead;
-    kill(proc->pid, SIGKILL);
+    KillGroup(proc->pid);
     WaitBlocking(proc->pid);
     proc->CloseStdinAndStdout();
     boost::system::error_code ignored;
@@ -457,6 +466,9 @@ Result<std::shared_ptr<CommandHandler::Process>> CommandHandler::Spawn() {
     ExecChild(executable->c_str(), argv.data(), envp.data(), in.read_end, out.write_end,
               err.write_end, exec_report.write_end, parent, &empty_mask, fd_limit);
   }
+  // Also here, so the group exists before Spawn returns whichever of us runs first
+  // (EACCES once the child has exec'd: then its own setpgid already ran).
+  setpgid(pid, pid);
 
   CloseFd(in.read_end);
   CloseFd(out.write_end);
@@ -671,7 +683,7 @@ void CommandHandler::PollForExit(const std::shared_ptr<Process>& proc, int polls
 
 void CommandHandler::Kill(const std::shared_ptr<Process>& proc, HandlerResult::Kind kind,
                           std::string error, bool add_exit_status) {
-  kill(proc->pid, SIGKILL);
+  KillGroup(proc->pid);
   std::optional<int> status = WaitBlocking(proc->pid);
   if (add_exit_status) error += " (handler process " + DescribeWaitStatus(status) + ")";
   OnReaped(proc, status, /*killed_by_us=*/true, kind, error);

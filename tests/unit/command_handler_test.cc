@@ -71,12 +71,34 @@ while True:
         sys.stdout.write("x" * (1024 * 1024 + 100) + "\n")
     elif mode == "ignore_eof":
         ignore_eof = True
+    elif mode == "fork_hang":
+        # A grandchild in the handler's process group, then no answer.
+        import subprocess
+        child = subprocess.Popen(["/bin/sleep", "300"], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(p["pidfile"] + ".tmp", "w") as f:
+            f.write(str(child.pid))
+        os.rename(p["pidfile"] + ".tmp", p["pidfile"])
+        time.sleep(60)
     if ans is not None:
         sys.stdout.write(json.dumps(ans) + "\n")
     sys.stdout.flush()
 )PY";
 
 bool ProcessExists(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
+
+std::string ReadFile(const std::string& path);
+
+// True while `pid` runs. A killed grandchild is inherited by PID 1, which may take a
+// moment to reap it: a zombie does not count as running.
+bool ProcessRunning(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  char state = stat[paren + 2];
+  return state != 'Z' && state != 'X';
+}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -294,6 +316,33 @@ TEST_F(CommandHandlerTest, TimeoutKillsProcessAndNextJobWorks) {
   HandlerResult next = RunOne(*handler, "job-b", R"({"mode":"ok"})");
   EXPECT_EQ(next.kind, Kind::kOk);
   EXPECT_NE(PidOf(next), first);
+}
+
+TEST_F(CommandHandlerTest, TimeoutKillsTheWholeProcessGroup) {
+  auto handler = Make(1);
+  auto* pool = dynamic_cast<CommandHandler*>(handler.get());
+  std::string pidfile = dir_ + "/grandchild.pid";
+  int calls = 0;
+  HandlerResult result;
+  handler->Run({"job-fork", "", Envelope("job-fork", R"({"mode":"fork_hang","pidfile":")" +
+                                                          pidfile + R"("})")},
+               milliseconds(1500), [&](HandlerResult r) {
+                 ++calls;
+                 result = std::move(r);
+               });
+  ASSERT_TRUE(RunUntil([&] { return !ReadFile(pidfile).empty(); })) << "no grandchild started";
+  pid_t grandchild = static_cast<pid_t>(std::stol(ReadFile(pidfile)));
+  ASSERT_FALSE(pool->ProcessIds().empty());
+  pid_t handler_pid = pool->ProcessIds().front();
+  EXPECT_TRUE(ProcessRunning(grandchild));
+  EXPECT_EQ(getpgid(handler_pid), handler_pid) << "the handler leads its own process group";
+  EXPECT_EQ(getpgid(grandchild), handler_pid);
+  ASSERT_TRUE(RunUntil([&] { return calls == 1; }));
+  EXPECT_EQ(result.kind, Kind::kTimedOut);
+  EXPECT_FALSE(ProcessExists(handler_pid));
+  // SIGKILL is sent before the answer; the grandchild is gone moments later.
+  EXPECT_TRUE(RunUntil([&] { return !ProcessRunning(grandchild); }, milliseconds(2000)))
+      << "grandchild " << grandchild << " survived the timeout";
 }
 
 TEST_F(CommandHandlerTest, GarbageLineFailsAndRestartsProcess) {
