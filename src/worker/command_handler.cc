@@ -38,8 +38,14 @@ constexpr size_t kMaxStderrLine = 16 * 1024;  // longer stderr output is logged 
 constexpr size_t kMaxErrorText = 1000;        // the attempt record keeps short errors
 constexpr milliseconds kRetireGrace{1000};
 constexpr milliseconds kStderrLinger{1000};  // a crash's traceback trails its exit
-constexpr milliseconds kExitPollInterval{5};
-constexpr int kExitPolls = 40;  // closed stdout but still running 200 ms later → SIGKILL
+// Without a pidfd (Linux < 5.3), a handler's exit is looked for this often.
+constexpr milliseconds kExitPollInterval{50};
+// A handler that closed its stdout (or broke its stdin) and is still running this long
+// after is killed: a process that is exiting on its own gets there in microseconds.
+// Likewise, after the exit, this long is waited for its stdout to close so that an
+// answer written just before is still read (only a process that escaped the group
+// kill can hold it open longer).
+constexpr milliseconds kExitingGrace{200};
 constexpr double kMaxRetryAfterSeconds = 365.0 * 24 * 3600;
 
 std::string TruncateUtf8(std::string_view text, size_t max_bytes) {
@@ -57,7 +63,7 @@ std::string Quote(std::string_view text) {
 
 std::string DescribeWaitStatus(std::optional<int> status) {
   if (!status) return "ended (exit status unknown)";
-  if (WIFEXITED(*status)) return "exited with status " + std::to_string(WEXITSTATUS(*status));
+  if (WIFEXITED(*status)) return "exited with code " + std::to_string(WEXITSTATUS(*status));
   if (WIFSIGNALED(*status)) {
     int sig = WTERMSIG(*status);
     std::string text = "killed by signal " + std::to_string(sig);
@@ -71,6 +77,33 @@ std::string DescribeWaitStatus(std::optional<int> status) {
 // while the leader is not reaped: until then its pid, hence the pgid, cannot be reused.
 void KillGroup(pid_t leader) {
   if (kill(-leader, SIGKILL) != 0) kill(leader, SIGKILL);  // not a group leader after all
+}
+
+enum class ChildState {
+  kRunning,
+  kEnded,            // a zombie: ended, not reaped (so its pid and pgid are still ours)
+  kReapedElsewhere,  // ECHILD (SIGCHLD ignored): its pid may already be someone else's
+};
+
+// Looks without reaping (WNOWAIT).
+ChildState StateOf(pid_t pid) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return errno == EINTR ? ChildState::kRunning : ChildState::kReapedElsewhere;
+  }
+  return info.si_pid == pid ? ChildState::kEnded : ChildState::kRunning;
+}
+
+// A pidfd for `pid` (O_CLOEXEC), or -1 with errno.
+int OpenPidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  errno = ENOSYS;
+  return -1;
+#endif
 }
 
 // nullopt if the child was already reaped elsewhere (e.g. SIGCHLD set to SIG_IGN).
@@ -227,7 +260,7 @@ struct CommandHandler::Process {
     kIdle,      // waiting for a job
     kBusy,      // running `job`
     kRetiring,  // stdin closed by Shutdown; should exit on its own
-    kExiting,   // stdout closed; waiting to reap it
+    kExiting,   // ended, closed stdout or broke stdin: no more jobs; reaped soon
     kDead,      // reaped
   };
 
@@ -237,6 +270,8 @@ struct CommandHandler::Process {
         stdin_pipe(io),
         stdout_pipe(io),
         stderr_pipe(io),
+        exit_watch(io),
+        exit_poll_timer(io),
         job_timer(io),
         aux_timer(io) {}
 
@@ -246,16 +281,28 @@ struct CommandHandler::Process {
     stdout_pipe.close(ignored);
   }
 
+  // After the reap: the pid may be reused now, so nothing may watch it any more.
+  void StopWatchingExit() {
+    boost::system::error_code ignored;
+    exit_watch.close(ignored);
+    exit_poll_timer.cancel();
+  }
+
   CommandHandler* owner = nullptr;  // null once reaped or once the handler is destroyed
   const pid_t pid;
   const std::string job_type;
   State state = State::kIdle;
-  bool retiring = false;  // asked to stop by Shutdown
+  bool retiring = false;      // asked to stop by Shutdown
+  bool stdout_eof = false;    // read to its end
+  bool ended = false;         // the exit watch saw it end; its group is killed; not reaped
+  std::string exiting_error;  // why it is killed if it is still running after the grace
   boost::asio::posix::stream_descriptor stdin_pipe;
   boost::asio::posix::stream_descriptor stdout_pipe;
   boost::asio::posix::stream_descriptor stderr_pipe;
-  boost::asio::steady_timer job_timer;  // the running job's timeout
-  boost::asio::steady_timer aux_timer;  // retire grace, exit polling, stderr linger
+  boost::asio::posix::stream_descriptor exit_watch;  // the pidfd; readable once it ended
+  boost::asio::steady_timer exit_poll_timer;         // instead, without a pidfd
+  boost::asio::steady_timer job_timer;               // the running job's timeout
+  boost::asio::steady_timer aux_timer;               // retire/exiting grace, stderr linger
   // Bumped whenever the job or the aux timer's purpose changes, so a completion that
   // was already queued can tell it is stale.
   uint64_t job_seq = 0;
@@ -288,13 +335,14 @@ void LogStderrLine(const std::string& job_id, const std::string& trace_id,
 
 Result<std::unique_ptr<CommandHandler>> CommandHandler::Create(const JobConfig& job,
                                                                const std::string& sidecar,
-                                                               boost::asio::io_context& io) {
+                                                               boost::asio::io_context& io,
+                                                               ExitWatch exit_watch) {
   if (job.handler.command.empty() || job.handler.command.front().empty()) {
     return InvalidArgument("job " + job.type + ": handler command is empty");
   }
   // A handler that dies with our write pending must give EPIPE, not kill firebreak.
   signal(SIGPIPE, SIG_IGN);
-  return std::unique_ptr<CommandHandler>(new CommandHandler(job, sidecar, io));
+  return std::unique_ptr<CommandHandler>(new CommandHandler(job, sidecar, io, exit_watch));
 }
 
 namespace {
@@ -314,12 +362,13 @@ std::vector<std::string> HandlerEnvironment(const std::string& sidecar) {
 }  // namespace
 
 CommandHandler::CommandHandler(const JobConfig& job, const std::string& sidecar,
-                               boost::asio::io_context& io)
+                               boost::asio::io_context& io, ExitWatch exit_watch)
     : io_(io),
       job_type_(job.type),
       command_(job.handler.command),
       environment_(HandlerEnvironment(sidecar)),
-      max_processes_(static_cast<size_t>(std::max(1, job.concurrency))) {}
+      max_processes_(static_cast<size_t>(std::max(1, job.concurrency))),
+      exit_watch_(exit_watch) {}
 
 CommandHandler::~CommandHandler() {
   for (const std::shared_ptr<Process>& proc : processes_) {
@@ -327,6 +376,7 @@ CommandHandler::~CommandHandler() {
     proc->state = Process::State::kDead;
     KillGroup(proc->pid);
     WaitBlocking(proc->pid);
+    proc->StopWatchingExit();
     proc->CloseStdinAndStdout();
     boost::system::error_code ignored;
     proc->stderr_pipe.close(ignored);
@@ -492,6 +542,18 @@ Result<std::shared_ptr<CommandHandler::Process>> CommandHandler::Spawn() {
   auto proc = std::make_shared<Process>(io_, pid, job_type_);
   proc->owner = this;
   boost::system::error_code ec;
+  if (exit_watch_ == ExitWatch::kPidfd) {
+    int pidfd = OpenPidfd(pid);
+    if (pidfd >= 0) {
+      proc->exit_watch.assign(pidfd, ec);
+    } else {
+      exit_watch_ = ExitWatch::kPoll;
+      log::Warn("pidfd_open failed; handler exits are polled for",
+                {{"job_type", job_type_},
+                 {"error", std::strerror(errno)},
+                 {"poll_interval_ms", static_cast<int64_t>(kExitPollInterval.count())}});
+    }
+  }
   proc->stdin_pipe.assign(in.write_end, ec);
   in.write_end = -1;
   proc->stdout_pipe.assign(out.read_end, ec);
@@ -504,6 +566,7 @@ Result<std::shared_ptr<CommandHandler::Process>> CommandHandler::Spawn() {
   log::Info("handler process started", {{"job_type", job_type_}, {"pid", static_cast<int>(pid)}});
   ReadStdout(proc);
   ReadStderr(proc);
+  WatchExit(proc);
   return proc;
 }
 
@@ -535,9 +598,7 @@ void CommandHandler::StartJob(const std::shared_ptr<Process>& proc, PendingRun r
                                  proc->state != Process::State::kBusy) {
                                return;
                              }
-                             self->Kill(proc, HandlerResult::Kind::kFailed,
-                                        "write to handler: " + ec.message(),
-                                        /*add_exit_status=*/true);
+                             self->BeginExiting(proc, "write to handler: " + ec.message());
                            });
 }
 
@@ -548,7 +609,12 @@ void CommandHandler::ReadStdout(const std::shared_ptr<Process>& proc) {
         CommandHandler* self = proc->owner;
         if (self == nullptr) return;
         if (ec) {
-          self->OnStdoutClosed(proc);
+          proc->stdout_eof = true;
+          if (proc->ended) {
+            self->ReapEnded(proc);
+          } else {
+            self->BeginExiting(proc, "handler closed its stdout");
+          }
           return;
         }
         proc->stdout_pending.append(proc->stdout_chunk.data(), bytes);
@@ -603,7 +669,7 @@ void CommandHandler::ConsumeStdout(const std::shared_ptr<Process>& proc) {
 
 void CommandHandler::OnAnswerLine(const std::shared_ptr<Process>& proc, std::string_view line) {
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank line
-  if (proc->state != Process::State::kBusy) {
+  if (!proc->job) {
     Kill(proc, HandlerResult::Kind::kFailed,
          "protocol error: output while no job was running: " + Quote(line));
     return;
@@ -618,7 +684,8 @@ void CommandHandler::OnAnswerLine(const std::shared_ptr<Process>& proc, std::str
   ++proc->job_seq;
   proc->job_timer.cancel();
   Answer(std::move(run.done), std::move(answer).value());
-  BecomeIdle(proc);
+  // An answer written just before the process ended still counts; the process does not.
+  if (proc->state == Process::State::kBusy) BecomeIdle(proc);
 }
 
 void CommandHandler::BecomeIdle(const std::shared_ptr<Process>& proc) {
@@ -646,46 +713,69 @@ void CommandHandler::Retire(const std::shared_ptr<Process>& proc) {
   });
 }
 
-void CommandHandler::OnStdoutClosed(const std::shared_ptr<Process>& proc) {
-  // The process is exiting (or closed stdout, which breaks the protocol anyway).
-  // Its exit status names the cause, so wait a little for it before answering.
+void CommandHandler::BeginExiting(const std::shared_ptr<Process>& proc, std::string error) {
+  if (proc->state == Process::State::kExiting || proc->state == Process::State::kDead) return;
   proc->state = Process::State::kExiting;
-  ++proc->job_seq;
-  proc->job_timer.cancel();
+  proc->exiting_error = std::move(error);
+  proc->job_timer.cancel();  // the grace below is shorter than any timeout worth having
   boost::system::error_code ignored;
   proc->stdin_pipe.close(ignored);
-  PollForExit(proc, kExitPolls);
-}
-
-void CommandHandler::PollForExit(const std::shared_ptr<Process>& proc, int polls_left) {
-  int status = 0;
-  pid_t reaped = waitpid(proc->pid, &status, WNOHANG);
-  if (reaped == proc->pid) {
-    OnReaped(proc, status, /*killed_by_us=*/false, HandlerResult::Kind::kFailed, "");
-    return;
-  }
-  if (reaped < 0 && errno != EINTR) {
-    OnReaped(proc, std::nullopt, /*killed_by_us=*/false, HandlerResult::Kind::kFailed, "");
-    return;
-  }
-  if (polls_left <= 0) {
-    Kill(proc, HandlerResult::Kind::kFailed, "handler process closed its stdout");
-    return;
-  }
   uint64_t seq = ++proc->aux_seq;
-  proc->aux_timer.expires_after(kExitPollInterval);
-  proc->aux_timer.async_wait([proc, seq, polls_left](const boost::system::error_code& ec) {
+  proc->aux_timer.expires_after(kExitingGrace);
+  proc->aux_timer.async_wait([proc, seq](const boost::system::error_code& ec) {
     CommandHandler* self = proc->owner;
-    if (ec || self == nullptr || proc->aux_seq != seq) return;
-    self->PollForExit(proc, polls_left - 1);
+    if (ec || self == nullptr || proc->aux_seq != seq || proc->state != Process::State::kExiting) {
+      return;
+    }
+    if (proc->ended) {
+      self->ReapEnded(proc);  // someone outside its group holds its stdout: stop waiting
+    } else {
+      self->Kill(proc, HandlerResult::Kind::kFailed, proc->exiting_error);
+    }
   });
 }
 
+void CommandHandler::WatchExit(const std::shared_ptr<Process>& proc) {
+  auto on_event = [proc](const boost::system::error_code& ec) {
+    CommandHandler* self = proc->owner;
+    if (ec || self == nullptr || proc->state == Process::State::kDead || proc->ended) return;
+    if (ChildState state = StateOf(proc->pid); state != ChildState::kRunning) {
+      self->OnEnded(proc, state == ChildState::kEnded);
+    } else {
+      self->WatchExit(proc);  // the next poll (a pidfd is only readable once it ended)
+    }
+  };
+  if (proc->exit_watch.is_open()) {
+    proc->exit_watch.async_wait(boost::asio::posix::descriptor_base::wait_read, on_event);
+  } else {
+    proc->exit_poll_timer.expires_after(kExitPollInterval);
+    proc->exit_poll_timer.async_wait(on_event);
+  }
+}
+
+void CommandHandler::OnEnded(const std::shared_ptr<Process>& proc, bool unreaped) {
+  proc->ended = true;
+  // The leader is a zombie until reaped, so its pgid still names only its group:
+  // whatever it left running (children holding its pipes, say) goes now.
+  if (unreaped) KillGroup(proc->pid);
+  if (proc->stdout_eof) {
+    ReapEnded(proc);
+    return;
+  }
+  // What it wrote before it ended is still in the pipe (maybe the answer): read on
+  // to EOF, which the group kill brings at once.
+  BeginExiting(proc, "");
+}
+
+void CommandHandler::ReapEnded(const std::shared_ptr<Process>& proc) {
+  std::optional<int> status = WaitBlocking(proc->pid);
+  OnReaped(proc, status, /*killed_by_us=*/false, HandlerResult::Kind::kFailed, "");
+}
+
 void CommandHandler::Kill(const std::shared_ptr<Process>& proc, HandlerResult::Kind kind,
-                          std::string error, bool add_exit_status) {
+                          std::string error) {
   KillGroup(proc->pid);
   std::optional<int> status = WaitBlocking(proc->pid);
-  if (add_exit_status) error += " (handler process " + DescribeWaitStatus(status) + ")";
   OnReaped(proc, status, /*killed_by_us=*/true, kind, error);
 }
 
@@ -697,6 +787,7 @@ void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optiona
   processes_.erase(std::remove(processes_.begin(), processes_.end(), proc), processes_.end());
   ++proc->job_seq;
   proc->job_timer.cancel();
+  proc->StopWatchingExit();
   proc->CloseStdinAndStdout();
 
   std::string how = DescribeWaitStatus(wait_status);
@@ -704,7 +795,7 @@ void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optiona
   if (proc->job) {
     PendingRun run = std::move(*proc->job);
     proc->job.reset();
-    std::string text = killed_by_us ? error : "handler process " + how;
+    std::string text = killed_by_us ? error : "handler " + how;
     log::Warn("handler process ended during a job", {{"job_id", run.job_id},
                                                      {"job_type", job_type_},
                                                      {"pid", pid},

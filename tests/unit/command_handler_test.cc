@@ -155,6 +155,18 @@ class CommandHandlerTest : public ::testing::Test {
     return handler.ok() ? std::move(handler).value() : nullptr;
   }
 
+  // Straight through CommandHandler::Create, to choose how exits are watched.
+  std::unique_ptr<CommandHandler> MakePool(ExitWatch exit_watch, std::vector<std::string> command) {
+    JobConfig job;
+    job.type = "test.job";
+    job.concurrency = 1;
+    job.handler.command = std::move(command);
+    Result<std::unique_ptr<CommandHandler>> handler =
+        CommandHandler::Create(job, "127.0.0.1:8081", io_, exit_watch);
+    EXPECT_TRUE(handler.ok()) << handler.status().ToString();
+    return handler.ok() ? std::move(handler).value() : nullptr;
+  }
+
   static std::string Envelope(const std::string& id, const std::string& payload) {
     return R"({"id":")" + id + R"(","type":"test.job","attempt":1,"payload":)" + payload + "}";
   }
@@ -293,7 +305,7 @@ TEST_F(CommandHandlerTest, CrashFailsTheJobAndNextJobGetsNewProcess) {
   ASSERT_GT(first, 0);
   HandlerResult crashed = RunOne(*handler, "job-crash", R"({"mode":"crash"})");
   EXPECT_EQ(crashed.kind, Kind::kFailed);
-  EXPECT_EQ(crashed.error, "handler process exited with status 3");
+  EXPECT_EQ(crashed.error, "handler exited with code 3");
   EXPECT_FALSE(ProcessExists(first)) << "crashed process was not reaped";
   HandlerResult next = RunOne(*handler, "job-b", R"({"mode":"ok"})");
   EXPECT_EQ(next.kind, Kind::kOk);
@@ -324,8 +336,8 @@ TEST_F(CommandHandlerTest, TimeoutKillsTheWholeProcessGroup) {
   std::string pidfile = dir_ + "/grandchild.pid";
   int calls = 0;
   HandlerResult result;
-  handler->Run({"job-fork", "", Envelope("job-fork", R"({"mode":"fork_hang","pidfile":")" +
-                                                          pidfile + R"("})")},
+  handler->Run({"job-fork", "",
+                Envelope("job-fork", R"({"mode":"fork_hang","pidfile":")" + pidfile + R"("})")},
                milliseconds(1500), [&](HandlerResult r) {
                  ++calls;
                  result = std::move(r);
@@ -343,6 +355,7 @@ TEST_F(CommandHandlerTest, TimeoutKillsTheWholeProcessGroup) {
   // SIGKILL is sent before the answer; the grandchild is gone moments later.
   EXPECT_TRUE(RunUntil([&] { return !ProcessRunning(grandchild); }, milliseconds(2000)))
       << "grandchild " << grandchild << " survived the timeout";
+  if (ProcessRunning(grandchild)) kill(grandchild, SIGKILL);  // ours; don't leave it behind
 }
 
 TEST_F(CommandHandlerTest, GarbageLineFailsAndRestartsProcess) {
@@ -487,7 +500,110 @@ TEST_F(CommandHandlerTest, ProcessExitingBeforeAnswerIsReported) {
   auto handler = Make(1, {"/bin/sh", "-c", "read line; exit 0"});
   HandlerResult r = RunOne(*handler, "job-q", "{}");
   EXPECT_EQ(r.kind, Kind::kFailed);
-  EXPECT_EQ(r.error, "handler process exited with status 0");
+  EXPECT_EQ(r.error, "handler exited with code 0");
+}
+
+TEST_F(CommandHandlerTest, SignalDeathIsReportedWithTheSignalName) {
+  auto handler = Make(1, {"/bin/sh", "-c", "read line; kill -TERM $$"});
+  HandlerResult r = RunOne(*handler, "job-t", "{}");
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_EQ(r.error, "handler killed by signal 15 (SIGTERM)");
+}
+
+// Acceptance (issue 13): a handler that exits while a child of it still holds its
+// stdout fails its attempt at once (not at the timeout) with its exit code, the child
+// dies with it, and the next job gets a fresh process. Both ways of seeing the exit.
+class CommandHandlerExitTest : public CommandHandlerTest,
+                               public ::testing::WithParamInterface<ExitWatch> {};
+
+TEST_P(CommandHandlerExitTest, ExitWhileAChildHoldsStdoutFailsAtOnce) {
+  std::string pidfile = dir_ + "/child.pid";
+  // The background sleep inherits stdin, stdout and stderr; the shell then exits 7.
+  auto pool = MakePool(GetParam(), {"/bin/sh", "-c",
+                                    "read line; /bin/sleep 300 & echo $! > " + pidfile +
+                                        ".tmp; mv " + pidfile + ".tmp " + pidfile + "; exit 7"});
+  ASSERT_NE(pool, nullptr);
+  auto start = std::chrono::steady_clock::now();
+  HandlerResult r = RunOne(*pool, "job-exit", "{}", milliseconds(20'000));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_EQ(r.error, "handler exited with code 7");
+  EXPECT_LT(took, milliseconds(2000)) << "the exit was not noticed before the timeout";
+  ASSERT_FALSE(ReadFile(pidfile).empty());
+  pid_t child = static_cast<pid_t>(std::stol(ReadFile(pidfile)));
+  EXPECT_TRUE(RunUntil([&] { return !ProcessRunning(child); }, milliseconds(2000)))
+      << "the handler's child " << child << " outlived it";
+  if (ProcessRunning(child)) kill(child, SIGKILL);
+  EXPECT_TRUE(pool->ProcessIds().empty());
+
+  // The pool replaces it for the next job.
+  auto good = MakePool(GetParam(), {"/usr/bin/python3", "-u", script_});
+  EXPECT_EQ(RunOne(*good, "job-1", R"({"mode":"crash"})").error, "handler exited with code 3");
+  EXPECT_EQ(RunOne(*good, "job-2", R"({"mode":"ok"})").kind, Kind::kOk);
+}
+
+TEST_P(CommandHandlerExitTest, AnAnswerWrittenJustBeforeExitingCounts) {
+  // Answers (40 KB: more than one read) and exits. The io_context only runs once the
+  // process is a zombie, so the exit is ready to be seen before most of the answer is read.
+  auto pool = MakePool(GetParam(), {"/usr/bin/python3", "-c",
+                                    "import json, os, sys\n"
+                                    "env = json.loads(sys.stdin.readline())\n"
+                                    "pad = [{'pad': 'x' * 1000}] * 40\n"
+                                    "ans = {'id': env['id'], 'ok': True, 'actions': pad}\n"
+                                    "sys.stdout.write(json.dumps(ans) + '\\n')\n"
+                                    "sys.stdout.flush()\n"
+                                    "os._exit(4)\n"});
+  ASSERT_NE(pool, nullptr);
+  for (int i = 0; i < 5; ++i) {
+    // A fresh process each time (one that exits after answering must not get a job).
+    ASSERT_TRUE(RunUntil([&] { return pool->ProcessIds().empty(); }));
+    std::string id = "job-" + std::to_string(i);
+    int calls = 0;
+    HandlerResult result;
+    pool->Run({id, "", Envelope(id, "{}")}, milliseconds(5000), [&](HandlerResult r) {
+      ++calls;
+      result = std::move(r);
+    });
+    ASSERT_EQ(pool->ProcessIds().size(), 1u);
+    pid_t pid = pool->ProcessIds().front();
+    // Run() wrote the envelope already (a pipe write completes at once); don't run `io_`.
+    auto deadline = std::chrono::steady_clock::now() + milliseconds(5000);
+    while (ProcessRunning(pid) && std::chrono::steady_clock::now() < deadline) usleep(2000);
+    EXPECT_FALSE(ProcessRunning(pid)) << "the handler did not get its envelope without io";
+    ASSERT_TRUE(RunUntil([&] { return calls == 1; }));
+    EXPECT_EQ(result.kind, Kind::kOk) << id << ": " << result.error;
+    EXPECT_EQ(result.actions_json.size(), 40u * 1010 + 39 + 2)
+        << result.actions_json.substr(0, 100);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(CommandHandler, CommandHandlerExitTest,
+                         ::testing::Values(ExitWatch::kPidfd, ExitWatch::kPoll),
+                         [](const ::testing::TestParamInfo<ExitWatch>& param) {
+                           return param.param == ExitWatch::kPidfd ? "Pidfd" : "Poll";
+                         });
+
+TEST_F(CommandHandlerTest, AChildThatLeftTheGroupDelaysTheAnswerOnlyBriefly) {
+  // A child in its own session survives the group kill and keeps stdout open; the
+  // exit is reported anyway, after the short wait for stdout to close.
+  std::string pidfile = dir_ + "/escaped.pid";
+  auto pool = MakePool(ExitWatch::kPidfd,
+                       {"/usr/bin/python3", "-c",
+                        "import os, subprocess, sys\n"
+                        "sys.stdin.readline()\n"
+                        "c = subprocess.Popen(['/bin/sleep', '300'], start_new_session=True)\n"
+                        "open(sys.argv[1] + '.tmp', 'w').write(str(c.pid))\n"
+                        "os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
+                        "os._exit(5)\n",
+                        pidfile});
+  ASSERT_NE(pool, nullptr);
+  auto start = std::chrono::steady_clock::now();
+  HandlerResult r = RunOne(*pool, "job-escape", "{}", milliseconds(20'000));
+  EXPECT_EQ(r.error, "handler exited with code 5");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(2000));
+  ASSERT_FALSE(ReadFile(pidfile).empty());
+  pid_t escaped = static_cast<pid_t>(std::stol(ReadFile(pidfile)));
+  if (ProcessRunning(escaped)) kill(escaped, SIGKILL);  // ours, and beyond the pool's reach
 }
 
 }  // namespace
