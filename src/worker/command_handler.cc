@@ -34,8 +34,14 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr size_t kMaxAnswerLine = 1024 * 1024;
-constexpr size_t kMaxStderrLine = 16 * 1024;  // longer stderr output is logged in pieces
-constexpr size_t kMaxErrorText = 1000;        // the attempt record keeps short errors
+// stderr volume one handler process may put in the log (see the header).
+constexpr size_t kMaxStderrLine = 16 * 1024;      // logged of one line; the rest is counted
+constexpr size_t kStderrBudgetBytes = 64 * 1024;  // logged per attempt, lines summed
+constexpr int64_t kStderrBudgetLines = 200;       // logged per attempt
+// Lines up to this long are their own repeat key; longer ones are keyed by a hash, so
+// the logger's repeat table stays small.
+constexpr size_t kMaxVerbatimRepeatKey = 256;
+constexpr size_t kMaxErrorText = 1000;  // the attempt record keeps short errors
 constexpr milliseconds kRetireGrace{1000};
 constexpr milliseconds kStderrLinger{1000};  // a crash's traceback trails its exit
 // Without a pidfd (Linux < 5.3), a handler's exit is looked for this often.
@@ -255,6 +261,158 @@ Result<HandlerResult> ParseCommandAnswer(std::string_view line, std::string_view
   return result;
 }
 
+namespace {
+
+// One handler process's stderr, split into "handler stderr" log lines and held to a
+// volume the log can take (the header gives the rules). Lines are attributed to the
+// running or the last job: they often trail its answer. Single-threaded (the
+// handler's io thread); it outlives the handler when a dead process's last lines are
+// read after it left the pool.
+class StderrLog {
+ public:
+  StderrLog(std::string job_type, pid_t pid) : job_type_(std::move(job_type)), pid_(pid) {}
+
+  // A new attempt: what the last budget dropped is reported, and the budget is full again.
+  void StartAttempt(std::string job_id, std::string trace_id) {
+    ReportDropped();
+    job_id_ = std::move(job_id);
+    trace_id_ = std::move(trace_id);
+    logged_bytes_ = 0;
+    logged_lines_ = 0;
+    exhausted_ = false;
+  }
+
+  void Append(std::string_view bytes) {
+    while (!bytes.empty()) {
+      size_t newline = bytes.find('\n');
+      std::string_view piece = bytes.substr(0, newline);
+      if (in_long_line_) {
+        long_line_dropped_ += piece.size();
+      } else if (line_.size() + piece.size() <= kMaxStderrLine) {
+        line_.append(piece);
+      } else {
+        // Keep kMaxStderrLine bytes, cut back to a UTF-8 character boundary (by at most
+        // 3 bytes: what is not UTF-8 is cut anywhere).
+        size_t taken = std::min(piece.size(), kMaxStderrLine + 4 - line_.size());
+        line_.append(piece.substr(0, taken));
+        size_t cut = kMaxStderrLine;
+        while (cut > kMaxStderrLine - 3 &&
+               (static_cast<unsigned char>(line_[cut]) & 0xC0) == 0x80) {
+          --cut;
+        }
+        long_line_dropped_ = (line_.size() - cut) + (piece.size() - taken);
+        line_.resize(cut);
+        long_line_logged_ = Offer(line_, /*truncated=*/true);
+        line_.clear();
+        in_long_line_ = true;
+      }
+      if (newline == std::string_view::npos) return;
+      EndLine();
+      bytes.remove_prefix(newline + 1);
+    }
+  }
+
+  // The attempt ended (its stderr may still trail in and counts against its budget).
+  void ReportDropped() {
+    if (dropped_lines_ == 0 && dropped_bytes_ == 0) return;
+    log::Warn("handler stderr dropped", {{"job_id", job_id_},
+                                         {"job_type", job_type_},
+                                         {"pid", static_cast<int>(pid_)},
+                                         {"lines_dropped", dropped_lines_},
+                                         {"bytes_dropped", dropped_bytes_},
+                                         {"trace_id", trace_id_}});
+    dropped_lines_ = 0;
+    dropped_bytes_ = 0;
+  }
+
+  // End of the stream: a last line without its newline is logged, drops are reported.
+  void Finish() {
+    if (in_long_line_ || !line_.empty()) EndLine();
+    ReportDropped();
+  }
+
+ private:
+  void EndLine() {
+    if (!in_long_line_) {
+      std::string_view line = line_;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (!line.empty()) Offer(line, /*truncated=*/false);
+      line_.clear();
+      return;
+    }
+    in_long_line_ = false;
+    if (!long_line_logged_) {
+      dropped_bytes_ += long_line_dropped_;  // its start was dropped by the budget
+      return;
+    }
+    // At most one per logged long line, which takes a quarter of the budget.
+    log::Info("handler stderr line truncated", {{"job_id", job_id_},
+                                                {"job_type", job_type_},
+                                                {"pid", static_cast<int>(pid_)},
+                                                {"bytes_dropped", long_line_dropped_},
+                                                {"trace_id", trace_id_}});
+  }
+
+  // Logs `line` if the budget allows (true), else counts it as dropped and closes
+  // the budget until the next attempt.
+  bool Offer(std::string_view line, bool truncated) {
+    if (exhausted_ || logged_lines_ >= kStderrBudgetLines ||
+        logged_bytes_ + line.size() > kStderrBudgetBytes) {
+      exhausted_ = true;
+      ++dropped_lines_;
+      dropped_bytes_ += static_cast<int64_t>(line.size());
+      return false;
+    }
+    ++logged_lines_;
+    logged_bytes_ += line.size();
+    std::string key = job_type_;
+    key.push_back('\n');
+    key.push_back(truncated ? 'T' : 'L');
+    if (line.size() <= kMaxVerbatimRepeatKey) {
+      key.append(line);
+    } else {
+      key.append(std::to_string(std::hash<std::string_view>{}(line)))
+          .append(":")
+          .append(std::to_string(line.size()));
+    }
+    if (truncated) {
+      log::WriteLimited(log::Level::kInfo, key, "handler stderr",
+                        {{"job_id", job_id_},
+                         {"job_type", job_type_},
+                         {"pid", static_cast<int>(pid_)},
+                         {"line", line},
+                         {"truncated", true},
+                         {"trace_id", trace_id_}});
+    } else {
+      log::WriteLimited(log::Level::kInfo, key, "handler stderr",
+                        {{"job_id", job_id_},
+                         {"job_type", job_type_},
+                         {"pid", static_cast<int>(pid_)},
+                         {"line", line},
+                         {"trace_id", trace_id_}});
+    }
+    return true;
+  }
+
+  const std::string job_type_;
+  const pid_t pid_;
+  std::string job_id_;
+  std::string trace_id_;
+  // The line being read: its start, or, past kMaxStderrLine, how much of it was dropped.
+  std::string line_;
+  bool in_long_line_ = false;
+  bool long_line_logged_ = false;  // its first kMaxStderrLine bytes made it to the log
+  int64_t long_line_dropped_ = 0;
+  // This attempt's budget, and what was dropped since the last report.
+  size_t logged_bytes_ = 0;
+  int64_t logged_lines_ = 0;
+  bool exhausted_ = false;
+  int64_t dropped_lines_ = 0;
+  int64_t dropped_bytes_ = 0;
+};
+
+}  // namespace
+
 struct CommandHandler::Process {
   enum class State {
     kIdle,      // waiting for a job
@@ -273,7 +431,8 @@ struct CommandHandler::Process {
         exit_watch(io),
         exit_poll_timer(io),
         job_timer(io),
-        aux_timer(io) {}
+        aux_timer(io),
+        stderr_log(job_type, process_id) {}
 
   void CloseStdinAndStdout() {
     boost::system::error_code ignored;
@@ -308,30 +467,12 @@ struct CommandHandler::Process {
   uint64_t job_seq = 0;
   uint64_t aux_seq = 0;
   std::optional<PendingRun> job;
-  // The running or the last job: stderr lines are often read after the answer line.
-  std::string log_job_id;
-  std::string log_trace_id;
   std::string stdin_line;
   std::array<char, 16 * 1024> stdout_chunk{};
   std::string stdout_pending;
-  std::array<char, 4096> stderr_chunk{};
-  std::string stderr_pending;
+  std::array<char, 16 * 1024> stderr_chunk{};
+  StderrLog stderr_log;
 };
-
-namespace {
-
-void LogStderrLine(const std::string& job_id, const std::string& trace_id,
-                   const std::string& job_type, pid_t pid, std::string_view line) {
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (line.empty()) return;
-  log::Info("handler stderr", {{"job_id", job_id},
-                               {"job_type", job_type},
-                               {"pid", static_cast<int>(pid)},
-                               {"line", line},
-                               {"trace_id", trace_id}});
-}
-
-}  // namespace
 
 Result<std::unique_ptr<CommandHandler>> CommandHandler::Create(const JobConfig& job,
                                                                const std::string& sidecar,
@@ -573,8 +714,7 @@ Result<std::shared_ptr<CommandHandler::Process>> CommandHandler::Spawn() {
 void CommandHandler::StartJob(const std::shared_ptr<Process>& proc, PendingRun run) {
   proc->state = Process::State::kBusy;
   uint64_t seq = ++proc->job_seq;
-  proc->log_job_id = run.job_id;
-  proc->log_trace_id = run.trace_id;
+  proc->stderr_log.StartAttempt(run.job_id, run.trace_id);
   // The envelope is one JSON line; stray newlines (JSON whitespace) would split it.
   proc->stdin_line = std::move(run.envelope_json);
   std::replace(proc->stdin_line.begin(), proc->stdin_line.end(), '\n', ' ');
@@ -629,26 +769,16 @@ void CommandHandler::ReadStderr(const std::shared_ptr<Process>& proc) {
   proc->stderr_pipe.async_read_some(
       boost::asio::buffer(proc->stderr_chunk),
       [proc](const boost::system::error_code& ec, size_t bytes) {
-        std::string& pending = proc->stderr_pending;
-        if (!ec) pending.append(proc->stderr_chunk.data(), bytes);
-        size_t start = 0;
-        for (size_t newline; (newline = pending.find('\n', start)) != std::string::npos;
-             start = newline + 1) {
-          LogStderrLine(proc->log_job_id, proc->log_trace_id, proc->job_type, proc->pid,
-                        std::string_view(pending).substr(start, newline - start));
-        }
-        pending.erase(0, start);
-        if (pending.size() >= kMaxStderrLine || (ec && !pending.empty())) {
-          LogStderrLine(proc->log_job_id, proc->log_trace_id, proc->job_type, proc->pid, pending);
-          pending.clear();
-        }
-        if (ec) {
-          boost::system::error_code ignored;
-          proc->stderr_pipe.close(ignored);
-          if (proc->state == Process::State::kDead) proc->aux_timer.cancel();  // linger over
+        if (!ec) {
+          proc->stderr_log.Append(std::string_view(proc->stderr_chunk.data(), bytes));
+          ReadStderr(proc);
           return;
         }
-        ReadStderr(proc);
+        // EOF, or closed by us (the linger after death is over, the handler is gone).
+        proc->stderr_log.Finish();
+        boost::system::error_code ignored;
+        proc->stderr_pipe.close(ignored);
+        if (proc->state == Process::State::kDead) proc->aux_timer.cancel();  // linger over
       });
 }
 
@@ -684,6 +814,7 @@ void CommandHandler::OnAnswerLine(const std::shared_ptr<Process>& proc, std::str
   ++proc->job_seq;
   proc->job_timer.cancel();
   Answer(std::move(run.done), std::move(answer).value());
+  proc->stderr_log.ReportDropped();
   // An answer written just before the process ended still counts; the process does not.
   if (proc->state == Process::State::kBusy) BecomeIdle(proc);
 }
@@ -802,6 +933,7 @@ void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optiona
                                                      {"error", text},
                                                      {"trace_id", run.trace_id}});
     Answer(std::move(run.done), {kind, TruncateUtf8(text, kMaxErrorText), {}, {}});
+    proc->stderr_log.ReportDropped();
   } else if (killed_by_us) {
     log::Warn("handler process killed", {{"job_type", job_type_}, {"pid", pid}, {"error", error}});
   } else if (proc->retiring) {

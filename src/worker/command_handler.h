@@ -24,7 +24,20 @@
 // the job answered kFailed "handler closed its stdout" / "write to handler: ...".
 // A dead process is replaced by a fresh one when the next job needs it.
 //
-// stderr lines are logged with the job id.
+// stderr goes to the log as "handler stderr" lines ("line", and the job id of the
+// running or, for output trailing an answer, the last job), with bounded volume:
+// - a line is logged up to 16 KiB (cut at a UTF-8 boundary) with "truncated": true;
+//   the rest of it is dropped, and when its newline (or EOF) comes one "handler stderr
+//   line truncated" line gives "bytes_dropped";
+// - each attempt may log 200 lines and 64 KiB (output between attempts counts against
+//   the last one's); a line that does not fit ends the budget, and later output is
+//   dropped until the next attempt starts. What was dropped is reported by one "handler
+//   stderr dropped" warning ("lines_dropped", "bytes_dropped") when the attempt ends,
+//   and again for output dropped after that, when the next attempt starts or stderr
+//   closes;
+// - lines go through log::WriteLimited keyed on job type and text, so a line printed
+//   over and over is written once, then once more with "repeated": N when its window
+//   ends (a repeat still counts against the budget).
 #pragma once
 
 #include <sys/types.h>

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
@@ -71,6 +72,21 @@ while True:
         sys.stdout.write("x" * (1024 * 1024 + 100) + "\n")
     elif mode == "ignore_eof":
         ignore_eof = True
+    elif mode == "stderr_huge":
+        # One 50 MB line of 3-byte characters (16 KiB is not a character boundary).
+        sys.stderr.write("\u20ac" * (50 * 1024 * 1024 // 3) + "\n")
+        sys.stderr.write("after the huge line\n")
+        sys.stderr.flush()
+    elif mode == "stderr_lines":
+        for i in range(p["count"]):
+            sys.stderr.write(("%s line %d " % (jid, i)).ljust(p["size"], "x") + "\n")
+        sys.stderr.write("done " + jid + "\n")
+        sys.stderr.flush()
+    elif mode == "stderr_repeat":
+        for i in range(p["count"]):
+            sys.stderr.write(p["text"] + "\n")
+        sys.stderr.write("done " + jid + "\n")
+        sys.stderr.flush()
     elif mode == "fork_hang":
         # A grandchild in the handler's process group, then no answer.
         import subprocess
@@ -132,6 +148,27 @@ class StdoutCapture {
   std::string path_;
   int saved_ = -1;
 };
+
+// The captured log's lines about `job_id` with message `msg` ("" = any job).
+std::vector<nlohmann::json> LogLines(const std::string& text, const std::string& msg,
+                                     const std::string& job_id = "") {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    EXPECT_FALSE(j.is_discarded()) << "not JSON (or not UTF-8): " << line.substr(0, 200);
+    if (j.is_discarded() || j.value("msg", "") != msg) continue;
+    if (!job_id.empty() && j.value("job_id", "") != job_id) continue;
+    lines.push_back(std::move(j));
+  }
+  return lines;
+}
+
+int64_t SumOf(const std::vector<nlohmann::json>& lines, const std::string& field) {
+  int64_t sum = 0;
+  for (const nlohmann::json& j : lines) sum += j.value(field, int64_t{0});
+  return sum;
+}
 
 class CommandHandlerTest : public ::testing::Test {
  protected:
@@ -396,6 +433,91 @@ TEST_F(CommandHandlerTest, StderrLinesAreLoggedWithJobId) {
   EXPECT_TRUE(RunUntil([&] {
     return capture.Text().find(R"("line":"about to crash")") != std::string::npos;
   })) << capture.Text();
+}
+
+// Acceptance (issue 13): a 50 MB stderr line was 3,200 log lines. Now it is its first
+// 16 KiB (cut at a character boundary) and one line saying how much was dropped.
+TEST_F(CommandHandlerTest, AHugeStderrLineIsLoggedTruncatedOnce) {
+  auto handler = Make(1);
+  StdoutCapture capture(dir_ + "/log.txt");
+  EXPECT_EQ(RunOne(*handler, "job-huge", R"({"mode":"stderr_huge"})", milliseconds(20'000)).kind,
+            Kind::kOk);
+  ASSERT_TRUE(RunUntil([&] {
+    return capture.Text().find(R"("line":"after the huge line")") != std::string::npos;
+  })) << "the line after the huge one was not logged";
+  std::string text = capture.Text();
+  std::vector<nlohmann::json> logged = LogLines(text, "handler stderr", "job-huge");
+  ASSERT_EQ(logged.size(), 2u);
+  EXPECT_EQ(logged[0].value("truncated", false), true);
+  constexpr size_t kLineBytes = 50 * 1024 * 1024 / 3 * 3;
+  const std::string prefix = logged[0].value("line", "");
+  EXPECT_EQ(prefix.size(), 16383u);  // 5461 whole characters of 3 bytes
+  EXPECT_EQ(prefix.substr(0, 3), "\u20ac");
+  EXPECT_FALSE(logged[1].contains("truncated"));
+  std::vector<nlohmann::json> tail = LogLines(text, "handler stderr line truncated", "job-huge");
+  ASSERT_EQ(tail.size(), 1u);
+  EXPECT_EQ(tail[0].value("bytes_dropped", int64_t{0}), static_cast<int64_t>(kLineBytes - 16383));
+  EXPECT_EQ(tail[0].value("trace_id", "x"), "");  // fields of a line about a job are there
+  EXPECT_LT(text.size(), 40'000u) << "the log is bounded";
+  EXPECT_TRUE(LogLines(text, "handler stderr dropped").empty());
+}
+
+// Acceptance (issue 13): each attempt may log 200 stderr lines and 64 KiB; the rest is
+// dropped and counted, and the next attempt logs again.
+TEST_F(CommandHandlerTest, StderrHasABudgetPerAttempt) {
+  auto handler = Make(1);
+  auto* pool = dynamic_cast<CommandHandler*>(handler.get());
+  StdoutCapture capture(dir_ + "/log.txt");
+  // 1000 short lines: the line budget runs out (1000 - 200 and the "done" line dropped).
+  EXPECT_EQ(RunOne(*handler, "job-many", R"({"mode":"stderr_lines","count":1000,"size":100})").kind,
+            Kind::kOk);
+  // 100 lines of 1000 bytes: the byte budget runs out after 65 (65,000 <= 65,536).
+  EXPECT_EQ(RunOne(*handler, "job-big", R"({"mode":"stderr_lines","count":100,"size":1000})").kind,
+            Kind::kOk);
+  HandlerResult last = RunOne(*handler, "job-after", R"({"mode":"stderr"})");
+  EXPECT_EQ(last.kind, Kind::kOk);
+  handler->Shutdown();  // EOF on stderr reports what is still counted
+  ASSERT_TRUE(RunUntil([&] { return pool->ProcessIds().empty(); }));
+  ASSERT_TRUE(RunUntil([&] {
+    std::string text = capture.Text();
+    return text.find(R"("line":"note for job-after")") != std::string::npos &&
+           SumOf(LogLines(text, "handler stderr dropped", "job-many"), "lines_dropped") == 801 &&
+           SumOf(LogLines(text, "handler stderr dropped", "job-big"), "lines_dropped") == 36;
+  })) << capture.Text().substr(capture.Text().size() > 3000 ? capture.Text().size() - 3000 : 0);
+  std::string text = capture.Text();
+  EXPECT_EQ(LogLines(text, "handler stderr", "job-many").size(), 200u);
+  EXPECT_EQ(SumOf(LogLines(text, "handler stderr dropped", "job-many"), "bytes_dropped"),
+            800 * 100 + static_cast<int64_t>(std::string("done job-many").size()));
+  EXPECT_EQ(LogLines(text, "handler stderr", "job-big").size(), 65u);
+  EXPECT_EQ(SumOf(LogLines(text, "handler stderr dropped", "job-big"), "bytes_dropped"),
+            35 * 1000 + static_cast<int64_t>(std::string("done job-big").size()));
+  // At most two reports each: when the attempt ended, and for what trailed it.
+  EXPECT_LE(LogLines(text, "handler stderr dropped", "job-many").size(), 2u);
+  EXPECT_TRUE(LogLines(text, "handler stderr dropped", "job-after").empty());
+}
+
+// Acceptance (issue 13): the same line printed over and over is one log line, then one
+// with "repeated": N (log::WriteLimited, keyed on job type and text).
+TEST_F(CommandHandlerTest, RepeatedStderrLinesAreCounted) {
+  auto handler = Make(1);
+  std::string path = dir_ + "/log.txt";
+  StdoutCapture capture(path);
+  EXPECT_EQ(RunOne(*handler, "job-rep",
+                   R"({"mode":"stderr_repeat","count":150,"text":"same old warning"})")
+                .kind,
+            Kind::kOk);
+  // Wait without log::Flush (it would end the repeat window early).
+  ASSERT_TRUE(RunUntil(
+      [&] { return ReadFile(path).find(R"("line":"done job-rep")") != std::string::npos; }));
+  std::vector<nlohmann::json> lines = LogLines(capture.Text(), "handler stderr", "job-rep");
+  std::vector<nlohmann::json> same;
+  for (const nlohmann::json& j : lines) {
+    if (j.value("line", "") == "same old warning") same.push_back(j);
+  }
+  ASSERT_EQ(same.size(), 2u) << ::testing::PrintToString(lines.size());
+  EXPECT_FALSE(same[0].contains("repeated"));
+  EXPECT_EQ(same[1].value("repeated", 0), 149);
+  EXPECT_EQ(lines.size(), 3u);  // and the "done" line
 }
 
 TEST_F(CommandHandlerTest, ConcurrencyBoundsProcessesAndQueuesFifo) {
