@@ -521,6 +521,7 @@ CommandHandler::~CommandHandler() {
     proc->CloseStdinAndStdout();
     boost::system::error_code ignored;
     proc->stderr_pipe.close(ignored);
+    proc->stderr_log.Finish();  // a last partial line, and what the budget dropped
     proc->job_timer.cancel();
     proc->aux_timer.cancel();
     if (proc->job) {
@@ -944,7 +945,7 @@ void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optiona
   }
 
   // A crash's last stderr lines may still be in the pipe: keep reading them for a
-  // moment, but not forever (a grandchild may hold the pipe open).
+  // moment, but not forever (a process that left the group may hold the pipe open).
   if (proc->stderr_pipe.is_open()) {
     uint64_t seq = ++proc->aux_seq;
     proc->aux_timer.expires_after(kStderrLinger);
