@@ -45,6 +45,15 @@ while True:
     jid = env["id"]
     p = env.get("payload") or {}
     mode = p.get("mode", "ok")
+    if "fork_pidfile" in p:
+        # A grandchild in the handler's process group, before doing as `mode` says.
+        import subprocess
+        child = subprocess.Popen(["/bin/sleep", "300"], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(p["fork_pidfile"] + ".tmp", "w") as f:
+            f.write("%d %d %d %d" % (child.pid, os.getpid(), os.getpgid(0),
+                                     os.getpgid(child.pid)))
+        os.rename(p["fork_pidfile"] + ".tmp", p["fork_pidfile"])
     ans = {"id": jid, "ok": True,
            "actions": [{"pid": os.getpid(),
                         "sidecar": os.environ.get("FIREBREAK_SIDECAR", "")}]}
@@ -87,15 +96,6 @@ while True:
             sys.stderr.write(p["text"] + "\n")
         sys.stderr.write("done " + jid + "\n")
         sys.stderr.flush()
-    elif mode == "fork_hang":
-        # A grandchild in the handler's process group, then no answer.
-        import subprocess
-        child = subprocess.Popen(["/bin/sleep", "300"], stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with open(p["pidfile"] + ".tmp", "w") as f:
-            f.write(str(child.pid))
-        os.rename(p["pidfile"] + ".tmp", p["pidfile"])
-        time.sleep(60)
     if ans is not None:
         sys.stdout.write(json.dumps(ans) + "\n")
     sys.stdout.flush()
@@ -367,32 +367,92 @@ TEST_F(CommandHandlerTest, TimeoutKillsProcessAndNextJobWorks) {
   EXPECT_NE(PidOf(next), first);
 }
 
-TEST_F(CommandHandlerTest, TimeoutKillsTheWholeProcessGroup) {
-  auto handler = Make(1);
-  auto* pool = dynamic_cast<CommandHandler*>(handler.get());
-  std::string pidfile = dir_ + "/grandchild.pid";
-  int calls = 0;
-  HandlerResult result;
-  handler->Run({"job-fork", "",
-                Envelope("job-fork", R"({"mode":"fork_hang","pidfile":")" + pidfile + R"("})")},
-               milliseconds(1500), [&](HandlerResult r) {
-                 ++calls;
-                 result = std::move(r);
-               });
-  ASSERT_TRUE(RunUntil([&] { return !ReadFile(pidfile).empty(); })) << "no grandchild started";
-  pid_t grandchild = static_cast<pid_t>(std::stol(ReadFile(pidfile)));
-  ASSERT_FALSE(pool->ProcessIds().empty());
-  pid_t handler_pid = pool->ProcessIds().front();
-  EXPECT_TRUE(ProcessRunning(grandchild));
-  EXPECT_EQ(getpgid(handler_pid), handler_pid) << "the handler leads its own process group";
-  EXPECT_EQ(getpgid(grandchild), handler_pid);
-  ASSERT_TRUE(RunUntil([&] { return calls == 1; }));
-  EXPECT_EQ(result.kind, Kind::kTimedOut);
-  EXPECT_FALSE(ProcessExists(handler_pid));
-  // SIGKILL is sent before the answer; the grandchild is gone moments later.
-  EXPECT_TRUE(RunUntil([&] { return !ProcessRunning(grandchild); }, milliseconds(2000)))
-      << "grandchild " << grandchild << " survived the timeout";
-  if (ProcessRunning(grandchild)) kill(grandchild, SIGKILL);  // ours; don't leave it behind
+// A job whose handler first forks a grandchild (a sleep in its process group), then
+// does as `mode_fields` say.
+class CommandHandlerGroupKillTest : public CommandHandlerTest {
+ protected:
+  void StartJob(const std::string& mode_fields, milliseconds timeout) {
+    handler_ = Make(1);
+    pool_ = dynamic_cast<CommandHandler*>(handler_.get());
+    ASSERT_NE(pool_, nullptr);
+    std::string pidfile = dir_ + "/grandchild.pid";
+    handler_->Run(
+        {"job-fork", "",
+         Envelope("job-fork", "{" + mode_fields + R"(,"fork_pidfile":")" + pidfile + R"("})")},
+        timeout, [this](HandlerResult r) {
+          ++calls_;
+          result_ = std::move(r);
+        });
+    ASSERT_TRUE(RunUntil([&] { return !ReadFile(pidfile).empty(); })) << "no grandchild started";
+    std::istringstream ids(ReadFile(pidfile));
+    pid_t leader_group = -1;
+    pid_t grandchild_group = -1;
+    ids >> grandchild_ >> leader_ >> leader_group >> grandchild_group;
+    ASSERT_TRUE(ids) << ReadFile(pidfile);
+    EXPECT_EQ(leader_group, leader_) << "the handler leads its own process group";
+    EXPECT_EQ(grandchild_group, leader_);
+  }
+
+  void ExpectGroupGone(const char* after) {
+    EXPECT_FALSE(ProcessExists(leader_)) << "the handler was not reaped after " << after;
+    // SIGKILL is sent before the answer; the grandchild is gone moments later.
+    EXPECT_TRUE(RunUntil([&] { return !ProcessRunning(grandchild_); }, milliseconds(2000)))
+        << "grandchild " << grandchild_ << " survived " << after;
+  }
+
+  void TearDown() override {
+    handler_.reset();
+    if (grandchild_ > 0 && ProcessRunning(grandchild_)) kill(grandchild_, SIGKILL);  // ours
+    CommandHandlerTest::TearDown();
+  }
+
+  std::unique_ptr<Handler> handler_;
+  CommandHandler* pool_ = nullptr;
+  pid_t leader_ = -1;
+  pid_t grandchild_ = -1;
+  int calls_ = 0;
+  HandlerResult result_;
+};
+
+TEST_F(CommandHandlerGroupKillTest, TimeoutKillsTheWholeGroup) {
+  ASSERT_NO_FATAL_FAILURE(StartJob(R"("mode":"sleep","seconds":60)", milliseconds(1500)));
+  EXPECT_TRUE(ProcessRunning(grandchild_));
+  ASSERT_TRUE(RunUntil([&] { return calls_ == 1; }));
+  EXPECT_EQ(result_.kind, Kind::kTimedOut);
+  ExpectGroupGone("the timeout");
+}
+
+TEST_F(CommandHandlerGroupKillTest, ProtocolErrorKillsTheWholeGroup) {
+  ASSERT_NO_FATAL_FAILURE(StartJob(R"("mode":"garbage")", milliseconds(5000)));
+  ASSERT_TRUE(RunUntil([&] { return calls_ == 1; }));
+  EXPECT_THAT(result_.error, StartsWith("protocol error:"));
+  ExpectGroupGone("a protocol error");
+}
+
+TEST_F(CommandHandlerGroupKillTest, ExitingOnItsOwnKillsTheRestOfTheGroup) {
+  ASSERT_NO_FATAL_FAILURE(StartJob(R"("mode":"crash")", milliseconds(5000)));
+  ASSERT_TRUE(RunUntil([&] { return calls_ == 1; }));
+  EXPECT_EQ(result_.error, "handler exited with code 3");
+  ExpectGroupGone("the handler's exit");
+}
+
+TEST_F(CommandHandlerGroupKillTest, ShutdownKillsTheWholeGroupOfAProcessThatIgnoresIt) {
+  ASSERT_NO_FATAL_FAILURE(StartJob(R"("mode":"ignore_eof")", milliseconds(5000)));
+  ASSERT_TRUE(RunUntil([&] { return calls_ == 1; }));
+  EXPECT_EQ(result_.kind, Kind::kOk);
+  EXPECT_TRUE(ProcessRunning(grandchild_));
+  handler_->Shutdown();
+  EXPECT_TRUE(RunUntil([&] { return pool_->ProcessIds().empty(); }, milliseconds(4000)));
+  ExpectGroupGone("shutdown");
+}
+
+TEST_F(CommandHandlerGroupKillTest, DestructorKillsTheWholeGroup) {
+  ASSERT_NO_FATAL_FAILURE(StartJob(R"("mode":"sleep","seconds":60)", milliseconds(60'000)));
+  EXPECT_TRUE(ProcessRunning(grandchild_));
+  handler_.reset();
+  ExpectGroupGone("the destructor");
+  ASSERT_TRUE(RunUntil([&] { return calls_ == 1; }));
+  EXPECT_EQ(result_.error, "handler stopped");
 }
 
 TEST_F(CommandHandlerTest, GarbageLineFailsAndRestartsProcess) {
