@@ -17,7 +17,9 @@
 //   destructor, at once;
 // - when they exit on their own: the rest of their group is killed before the leader
 //   is reaped. A job running then is answered kFailed "handler exited with code N" or
-//   "handler killed by signal N (SIGxxx)" at once, whoever still holds the pipes.
+//   "handler killed by signal N (SIGxxx)" at once, whoever still holds the pipes (an
+//   answer written before the exit still counts: stdout is first read to its end,
+//   which the group kill brings at once, or for at most 200 ms).
 // The exit is seen independently of the pipes (a pidfd, or where the kernel has none
 // a waitid poll every 50 ms). A process that closes its stdout (or whose stdin breaks)
 // gets 200 ms to exit, which then reports as above; otherwise its group is killed and
