@@ -34,12 +34,24 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr size_t kMaxAnswerLine = 1024 * 1024;
-constexpr size_t kMaxStderrLine = 16 * 1024;  // longer stderr output is logged in pieces
-constexpr size_t kMaxErrorText = 1000;        // the attempt record keeps short errors
+// stderr volume one handler process may put in the log (see the header).
+constexpr size_t kMaxStderrLine = 16 * 1024;      // logged of one line; the rest is counted
+constexpr size_t kStderrBudgetBytes = 64 * 1024;  // logged per attempt, lines summed
+constexpr int64_t kStderrBudgetLines = 200;       // logged per attempt
+// Lines up to this long are their own repeat key; longer ones are keyed by a hash, so
+// the logger's repeat table stays small.
+constexpr size_t kMaxVerbatimRepeatKey = 256;
+constexpr size_t kMaxErrorText = 1000;  // the attempt record keeps short errors
 constexpr milliseconds kRetireGrace{1000};
 constexpr milliseconds kStderrLinger{1000};  // a crash's traceback trails its exit
-constexpr milliseconds kExitPollInterval{5};
-constexpr int kExitPolls = 40;  // closed stdout but still running 200 ms later → SIGKILL
+// Without a pidfd (Linux < 5.3), a handler's exit is looked for this often.
+constexpr milliseconds kExitPollInterval{50};
+// A handler that closed its stdout (or broke its stdin) and is still running this long
+// after is killed: a process that is exiting on its own gets there in microseconds.
+// Likewise, after the exit, this long is waited for its stdout to close so that an
+// answer written just before is still read (only a process that escaped the group
+// kill can hold it open longer).
+constexpr milliseconds kExitingGrace{200};
 constexpr double kMaxRetryAfterSeconds = 365.0 * 24 * 3600;
 
 std::string TruncateUtf8(std::string_view text, size_t max_bytes) {
@@ -57,7 +69,7 @@ std::string Quote(std::string_view text) {
 
 std::string DescribeWaitStatus(std::optional<int> status) {
   if (!status) return "ended (exit status unknown)";
-  if (WIFEXITED(*status)) return "exited with status " + std::to_string(WEXITSTATUS(*status));
+  if (WIFEXITED(*status)) return "exited with code " + std::to_string(WEXITSTATUS(*status));
   if (WIFSIGNALED(*status)) {
     int sig = WTERMSIG(*status);
     std::string text = "killed by signal " + std::to_string(sig);
@@ -65,6 +77,39 @@ std::string DescribeWaitStatus(std::optional<int> status) {
     return text;
   }
   return "ended with wait status " + std::to_string(*status);
+}
+
+// SIGKILLs the process group a handler leads (pgid == its pid, see ExecChild). Only
+// while the leader is not reaped: until then its pid, hence the pgid, cannot be reused.
+void KillGroup(pid_t leader) {
+  if (kill(-leader, SIGKILL) != 0) kill(leader, SIGKILL);  // not a group leader after all
+}
+
+enum class ChildState {
+  kRunning,
+  kEnded,            // a zombie: ended, not reaped (so its pid and pgid are still ours)
+  kReapedElsewhere,  // ECHILD (SIGCHLD ignored): its pid may already be someone else's
+};
+
+// Looks without reaping (WNOWAIT).
+ChildState StateOf(pid_t pid) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return errno == EINTR ? ChildState::kRunning : ChildState::kReapedElsewhere;
+  }
+  return info.si_pid == pid ? ChildState::kEnded : ChildState::kRunning;
+}
+
+// A pidfd for `pid` (O_CLOEXEC), or -1 with errno.
+int OpenPidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  errno = ENOSYS;
+  return -1;
+#endif
 }
 
 // nullopt if the child was already reaped elsewhere (e.g. SIGCHLD set to SIG_IGN).
@@ -114,6 +159,9 @@ void CloseFdRange(unsigned low, unsigned high, unsigned fd_limit) {
     (void)ignored;
     _exit(127);
   };
+  // Its own process group, so that every kill reaches whatever the handler forked
+  // (the parent calls setpgid too; whichever runs first wins the race with exec).
+  if (setpgid(0, 0) != 0) fail(errno);
   // Handlers die with firebreak, even on kill -9.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
   if (getppid() != parent) _exit(127);  // the parent died before prctl took effect
@@ -213,12 +261,164 @@ Result<HandlerResult> ParseCommandAnswer(std::string_view line, std::string_view
   return result;
 }
 
+namespace {
+
+// One handler process's stderr, split into "handler stderr" log lines and held to a
+// volume the log can take (the header gives the rules). Lines are attributed to the
+// running or the last job: they often trail its answer. Single-threaded (the
+// handler's io thread); it outlives the handler when a dead process's last lines are
+// read after it left the pool.
+class StderrLog {
+ public:
+  StderrLog(std::string job_type, pid_t pid) : job_type_(std::move(job_type)), pid_(pid) {}
+
+  // A new attempt: what the last budget dropped is reported, and the budget is full again.
+  void StartAttempt(std::string job_id, std::string trace_id) {
+    ReportDropped();
+    job_id_ = std::move(job_id);
+    trace_id_ = std::move(trace_id);
+    logged_bytes_ = 0;
+    logged_lines_ = 0;
+    exhausted_ = false;
+  }
+
+  void Append(std::string_view bytes) {
+    while (!bytes.empty()) {
+      size_t newline = bytes.find('\n');
+      std::string_view piece = bytes.substr(0, newline);
+      if (in_long_line_) {
+        long_line_dropped_ += piece.size();
+      } else if (line_.size() + piece.size() <= kMaxStderrLine) {
+        line_.append(piece);
+      } else {
+        // Keep kMaxStderrLine bytes, cut back to a UTF-8 character boundary (by at most
+        // 3 bytes: what is not UTF-8 is cut anywhere).
+        size_t taken = std::min(piece.size(), kMaxStderrLine + 4 - line_.size());
+        line_.append(piece.substr(0, taken));
+        size_t cut = kMaxStderrLine;
+        while (cut > kMaxStderrLine - 3 &&
+               (static_cast<unsigned char>(line_[cut]) & 0xC0) == 0x80) {
+          --cut;
+        }
+        long_line_dropped_ = (line_.size() - cut) + (piece.size() - taken);
+        line_.resize(cut);
+        long_line_logged_ = Offer(line_, /*truncated=*/true);
+        line_.clear();
+        in_long_line_ = true;
+      }
+      if (newline == std::string_view::npos) return;
+      EndLine();
+      bytes.remove_prefix(newline + 1);
+    }
+  }
+
+  // The attempt ended (its stderr may still trail in and counts against its budget).
+  void ReportDropped() {
+    if (dropped_lines_ == 0 && dropped_bytes_ == 0) return;
+    log::Warn("handler stderr dropped", {{"job_id", job_id_},
+                                         {"job_type", job_type_},
+                                         {"pid", static_cast<int>(pid_)},
+                                         {"lines_dropped", dropped_lines_},
+                                         {"bytes_dropped", dropped_bytes_},
+                                         {"trace_id", trace_id_}});
+    dropped_lines_ = 0;
+    dropped_bytes_ = 0;
+  }
+
+  // End of the stream: a last line without its newline is logged, drops are reported.
+  void Finish() {
+    if (in_long_line_ || !line_.empty()) EndLine();
+    ReportDropped();
+  }
+
+ private:
+  void EndLine() {
+    if (!in_long_line_) {
+      std::string_view line = line_;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (!line.empty()) Offer(line, /*truncated=*/false);
+      line_.clear();
+      return;
+    }
+    in_long_line_ = false;
+    if (!long_line_logged_) {
+      dropped_bytes_ += long_line_dropped_;  // its start was dropped by the budget
+      return;
+    }
+    // At most one per logged long line, which takes a quarter of the budget.
+    log::Info("handler stderr line truncated", {{"job_id", job_id_},
+                                                {"job_type", job_type_},
+                                                {"pid", static_cast<int>(pid_)},
+                                                {"bytes_dropped", long_line_dropped_},
+                                                {"trace_id", trace_id_}});
+  }
+
+  // Logs `line` if the budget allows (true), else counts it as dropped and closes
+  // the budget until the next attempt.
+  bool Offer(std::string_view line, bool truncated) {
+    if (exhausted_ || logged_lines_ >= kStderrBudgetLines ||
+        logged_bytes_ + line.size() > kStderrBudgetBytes) {
+      exhausted_ = true;
+      ++dropped_lines_;
+      dropped_bytes_ += static_cast<int64_t>(line.size());
+      return false;
+    }
+    ++logged_lines_;
+    logged_bytes_ += line.size();
+    std::string key = job_type_;
+    key.push_back('\n');
+    key.push_back(truncated ? 'T' : 'L');
+    if (line.size() <= kMaxVerbatimRepeatKey) {
+      key.append(line);
+    } else {
+      key.append(std::to_string(std::hash<std::string_view>{}(line)))
+          .append(":")
+          .append(std::to_string(line.size()));
+    }
+    if (truncated) {
+      log::WriteLimited(log::Level::kInfo, key, "handler stderr",
+                        {{"job_id", job_id_},
+                         {"job_type", job_type_},
+                         {"pid", static_cast<int>(pid_)},
+                         {"line", line},
+                         {"truncated", true},
+                         {"trace_id", trace_id_}});
+    } else {
+      log::WriteLimited(log::Level::kInfo, key, "handler stderr",
+                        {{"job_id", job_id_},
+                         {"job_type", job_type_},
+                         {"pid", static_cast<int>(pid_)},
+                         {"line", line},
+                         {"trace_id", trace_id_}});
+    }
+    return true;
+  }
+
+  const std::string job_type_;
+  const pid_t pid_;
+  std::string job_id_;
+  std::string trace_id_;
+  // The line being read: its start, or, past kMaxStderrLine, how much of it was dropped.
+  std::string line_;
+  bool in_long_line_ = false;
+  bool long_line_logged_ = false;  // its first kMaxStderrLine bytes made it to the log
+  int64_t long_line_dropped_ = 0;
+  // This attempt's budget, and what was dropped since the last report.
+  size_t logged_bytes_ = 0;
+  int64_t logged_lines_ = 0;
+  bool exhausted_ = false;
+  int64_t dropped_lines_ = 0;
+  int64_t dropped_bytes_ = 0;
+};
+
+}  // namespace
+
 struct CommandHandler::Process {
   enum class State {
     kIdle,      // waiting for a job
     kBusy,      // running `job`
     kRetiring,  // stdin closed by Shutdown; should exit on its own
-    kExiting,   // stdout closed; waiting to reap it
+    kExiting,   // ended, closed stdout or broke stdin: no more jobs; reaped soon
     kDead,      // reaped
   };
 
@@ -228,8 +428,11 @@ struct CommandHandler::Process {
         stdin_pipe(io),
         stdout_pipe(io),
         stderr_pipe(io),
+        exit_watch(io),
+        exit_poll_timer(io),
         job_timer(io),
-        aux_timer(io) {}
+        aux_timer(io),
+        stderr_log(job_type, process_id) {}
 
   void CloseStdinAndStdout() {
     boost::system::error_code ignored;
@@ -237,55 +440,50 @@ struct CommandHandler::Process {
     stdout_pipe.close(ignored);
   }
 
+  // After the reap: the pid may be reused now, so nothing may watch it any more.
+  void StopWatchingExit() {
+    boost::system::error_code ignored;
+    exit_watch.close(ignored);
+    exit_poll_timer.cancel();
+  }
+
   CommandHandler* owner = nullptr;  // null once reaped or once the handler is destroyed
   const pid_t pid;
   const std::string job_type;
   State state = State::kIdle;
-  bool retiring = false;  // asked to stop by Shutdown
+  bool retiring = false;      // asked to stop by Shutdown
+  bool stdout_eof = false;    // read to its end
+  bool ended = false;         // the exit watch saw it end; its group is killed; not reaped
+  std::string exiting_error;  // why it is killed if it is still running after the grace
   boost::asio::posix::stream_descriptor stdin_pipe;
   boost::asio::posix::stream_descriptor stdout_pipe;
   boost::asio::posix::stream_descriptor stderr_pipe;
-  boost::asio::steady_timer job_timer;  // the running job's timeout
-  boost::asio::steady_timer aux_timer;  // retire grace, exit polling, stderr linger
+  boost::asio::posix::stream_descriptor exit_watch;  // the pidfd; readable once it ended
+  boost::asio::steady_timer exit_poll_timer;         // instead, without a pidfd
+  boost::asio::steady_timer job_timer;               // the running job's timeout
+  boost::asio::steady_timer aux_timer;               // retire/exiting grace, stderr linger
   // Bumped whenever the job or the aux timer's purpose changes, so a completion that
   // was already queued can tell it is stale.
   uint64_t job_seq = 0;
   uint64_t aux_seq = 0;
   std::optional<PendingRun> job;
-  // The running or the last job: stderr lines are often read after the answer line.
-  std::string log_job_id;
-  std::string log_trace_id;
   std::string stdin_line;
   std::array<char, 16 * 1024> stdout_chunk{};
   std::string stdout_pending;
-  std::array<char, 4096> stderr_chunk{};
-  std::string stderr_pending;
+  std::array<char, 16 * 1024> stderr_chunk{};
+  StderrLog stderr_log;
 };
-
-namespace {
-
-void LogStderrLine(const std::string& job_id, const std::string& trace_id,
-                   const std::string& job_type, pid_t pid, std::string_view line) {
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (line.empty()) return;
-  log::Info("handler stderr", {{"job_id", job_id},
-                               {"job_type", job_type},
-                               {"pid", static_cast<int>(pid)},
-                               {"line", line},
-                               {"trace_id", trace_id}});
-}
-
-}  // namespace
 
 Result<std::unique_ptr<CommandHandler>> CommandHandler::Create(const JobConfig& job,
                                                                const std::string& sidecar,
-                                                               boost::asio::io_context& io) {
+                                                               boost::asio::io_context& io,
+                                                               ExitWatch exit_watch) {
   if (job.handler.command.empty() || job.handler.command.front().empty()) {
     return InvalidArgument("job " + job.type + ": handler command is empty");
   }
   // A handler that dies with our write pending must give EPIPE, not kill firebreak.
   signal(SIGPIPE, SIG_IGN);
-  return std::unique_ptr<CommandHandler>(new CommandHandler(job, sidecar, io));
+  return std::unique_ptr<CommandHandler>(new CommandHandler(job, sidecar, io, exit_watch));
 }
 
 namespace {
@@ -305,22 +503,25 @@ std::vector<std::string> HandlerEnvironment(const std::string& sidecar) {
 }  // namespace
 
 CommandHandler::CommandHandler(const JobConfig& job, const std::string& sidecar,
-                               boost::asio::io_context& io)
+                               boost::asio::io_context& io, ExitWatch exit_watch)
     : io_(io),
       job_type_(job.type),
       command_(job.handler.command),
       environment_(HandlerEnvironment(sidecar)),
-      max_processes_(static_cast<size_t>(std::max(1, job.concurrency))) {}
+      max_processes_(static_cast<size_t>(std::max(1, job.concurrency))),
+      exit_watch_(exit_watch) {}
 
 CommandHandler::~CommandHandler() {
   for (const std::shared_ptr<Process>& proc : processes_) {
     proc->owner = nullptr;
     proc->state = Process::State::kDead;
-    kill(proc->pid, SIGKILL);
+    KillGroup(proc->pid);
     WaitBlocking(proc->pid);
+    proc->StopWatchingExit();
     proc->CloseStdinAndStdout();
     boost::system::error_code ignored;
     proc->stderr_pipe.close(ignored);
+    proc->stderr_log.Finish();  // a last partial line, and what the budget dropped
     proc->job_timer.cancel();
     proc->aux_timer.cancel();
     if (proc->job) {
@@ -457,6 +658,9 @@ Result<std::shared_ptr<CommandHandler::Process>> CommandHandler::Spawn() {
     ExecChild(executable->c_str(), argv.data(), envp.data(), in.read_end, out.write_end,
               err.write_end, exec_report.write_end, parent, &empty_mask, fd_limit);
   }
+  // Also here, so the group exists before Spawn returns whichever of us runs first
+  // (EACCES once the child has exec'd: then its own setpgid already ran).
+  setpgid(pid, pid);
 
   CloseFd(in.read_end);
   CloseFd(out.write_end);
@@ -480,6 +684,18 @@ Result<std::shared_ptr<CommandHandler::Process>> CommandHandler::Spawn() {
   auto proc = std::make_shared<Process>(io_, pid, job_type_);
   proc->owner = this;
   boost::system::error_code ec;
+  if (exit_watch_ == ExitWatch::kPidfd) {
+    int pidfd = OpenPidfd(pid);
+    if (pidfd >= 0) {
+      proc->exit_watch.assign(pidfd, ec);
+    } else {
+      exit_watch_ = ExitWatch::kPoll;
+      log::Warn("pidfd_open failed; handler exits are polled for",
+                {{"job_type", job_type_},
+                 {"error", std::strerror(errno)},
+                 {"poll_interval_ms", static_cast<int64_t>(kExitPollInterval.count())}});
+    }
+  }
   proc->stdin_pipe.assign(in.write_end, ec);
   in.write_end = -1;
   proc->stdout_pipe.assign(out.read_end, ec);
@@ -492,14 +708,14 @@ Result<std::shared_ptr<CommandHandler::Process>> CommandHandler::Spawn() {
   log::Info("handler process started", {{"job_type", job_type_}, {"pid", static_cast<int>(pid)}});
   ReadStdout(proc);
   ReadStderr(proc);
+  WatchExit(proc);
   return proc;
 }
 
 void CommandHandler::StartJob(const std::shared_ptr<Process>& proc, PendingRun run) {
   proc->state = Process::State::kBusy;
   uint64_t seq = ++proc->job_seq;
-  proc->log_job_id = run.job_id;
-  proc->log_trace_id = run.trace_id;
+  proc->stderr_log.StartAttempt(run.job_id, run.trace_id);
   // The envelope is one JSON line; stray newlines (JSON whitespace) would split it.
   proc->stdin_line = std::move(run.envelope_json);
   std::replace(proc->stdin_line.begin(), proc->stdin_line.end(), '\n', ' ');
@@ -523,9 +739,7 @@ void CommandHandler::StartJob(const std::shared_ptr<Process>& proc, PendingRun r
                                  proc->state != Process::State::kBusy) {
                                return;
                              }
-                             self->Kill(proc, HandlerResult::Kind::kFailed,
-                                        "write to handler: " + ec.message(),
-                                        /*add_exit_status=*/true);
+                             self->BeginExiting(proc, "write to handler: " + ec.message());
                            });
 }
 
@@ -536,7 +750,12 @@ void CommandHandler::ReadStdout(const std::shared_ptr<Process>& proc) {
         CommandHandler* self = proc->owner;
         if (self == nullptr) return;
         if (ec) {
-          self->OnStdoutClosed(proc);
+          proc->stdout_eof = true;
+          if (proc->ended) {
+            self->ReapEnded(proc);
+          } else {
+            self->BeginExiting(proc, "handler closed its stdout");
+          }
           return;
         }
         proc->stdout_pending.append(proc->stdout_chunk.data(), bytes);
@@ -551,26 +770,16 @@ void CommandHandler::ReadStderr(const std::shared_ptr<Process>& proc) {
   proc->stderr_pipe.async_read_some(
       boost::asio::buffer(proc->stderr_chunk),
       [proc](const boost::system::error_code& ec, size_t bytes) {
-        std::string& pending = proc->stderr_pending;
-        if (!ec) pending.append(proc->stderr_chunk.data(), bytes);
-        size_t start = 0;
-        for (size_t newline; (newline = pending.find('\n', start)) != std::string::npos;
-             start = newline + 1) {
-          LogStderrLine(proc->log_job_id, proc->log_trace_id, proc->job_type, proc->pid,
-                        std::string_view(pending).substr(start, newline - start));
-        }
-        pending.erase(0, start);
-        if (pending.size() >= kMaxStderrLine || (ec && !pending.empty())) {
-          LogStderrLine(proc->log_job_id, proc->log_trace_id, proc->job_type, proc->pid, pending);
-          pending.clear();
-        }
-        if (ec) {
-          boost::system::error_code ignored;
-          proc->stderr_pipe.close(ignored);
-          if (proc->state == Process::State::kDead) proc->aux_timer.cancel();  // linger over
+        if (!ec) {
+          proc->stderr_log.Append(std::string_view(proc->stderr_chunk.data(), bytes));
+          ReadStderr(proc);
           return;
         }
-        ReadStderr(proc);
+        // EOF, or closed by us (the linger after death is over, the handler is gone).
+        proc->stderr_log.Finish();
+        boost::system::error_code ignored;
+        proc->stderr_pipe.close(ignored);
+        if (proc->state == Process::State::kDead) proc->aux_timer.cancel();  // linger over
       });
 }
 
@@ -591,7 +800,7 @@ void CommandHandler::ConsumeStdout(const std::shared_ptr<Process>& proc) {
 
 void CommandHandler::OnAnswerLine(const std::shared_ptr<Process>& proc, std::string_view line) {
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank line
-  if (proc->state != Process::State::kBusy) {
+  if (!proc->job) {
     Kill(proc, HandlerResult::Kind::kFailed,
          "protocol error: output while no job was running: " + Quote(line));
     return;
@@ -606,7 +815,9 @@ void CommandHandler::OnAnswerLine(const std::shared_ptr<Process>& proc, std::str
   ++proc->job_seq;
   proc->job_timer.cancel();
   Answer(std::move(run.done), std::move(answer).value());
-  BecomeIdle(proc);
+  proc->stderr_log.ReportDropped();
+  // An answer written just before the process ended still counts; the process does not.
+  if (proc->state == Process::State::kBusy) BecomeIdle(proc);
 }
 
 void CommandHandler::BecomeIdle(const std::shared_ptr<Process>& proc) {
@@ -634,46 +845,69 @@ void CommandHandler::Retire(const std::shared_ptr<Process>& proc) {
   });
 }
 
-void CommandHandler::OnStdoutClosed(const std::shared_ptr<Process>& proc) {
-  // The process is exiting (or closed stdout, which breaks the protocol anyway).
-  // Its exit status names the cause, so wait a little for it before answering.
+void CommandHandler::BeginExiting(const std::shared_ptr<Process>& proc, std::string error) {
+  if (proc->state == Process::State::kExiting || proc->state == Process::State::kDead) return;
   proc->state = Process::State::kExiting;
-  ++proc->job_seq;
-  proc->job_timer.cancel();
+  proc->exiting_error = std::move(error);
+  proc->job_timer.cancel();  // the grace below is shorter than any timeout worth having
   boost::system::error_code ignored;
   proc->stdin_pipe.close(ignored);
-  PollForExit(proc, kExitPolls);
-}
-
-void CommandHandler::PollForExit(const std::shared_ptr<Process>& proc, int polls_left) {
-  int status = 0;
-  pid_t reaped = waitpid(proc->pid, &status, WNOHANG);
-  if (reaped == proc->pid) {
-    OnReaped(proc, status, /*killed_by_us=*/false, HandlerResult::Kind::kFailed, "");
-    return;
-  }
-  if (reaped < 0 && errno != EINTR) {
-    OnReaped(proc, std::nullopt, /*killed_by_us=*/false, HandlerResult::Kind::kFailed, "");
-    return;
-  }
-  if (polls_left <= 0) {
-    Kill(proc, HandlerResult::Kind::kFailed, "handler process closed its stdout");
-    return;
-  }
   uint64_t seq = ++proc->aux_seq;
-  proc->aux_timer.expires_after(kExitPollInterval);
-  proc->aux_timer.async_wait([proc, seq, polls_left](const boost::system::error_code& ec) {
+  proc->aux_timer.expires_after(kExitingGrace);
+  proc->aux_timer.async_wait([proc, seq](const boost::system::error_code& ec) {
     CommandHandler* self = proc->owner;
-    if (ec || self == nullptr || proc->aux_seq != seq) return;
-    self->PollForExit(proc, polls_left - 1);
+    if (ec || self == nullptr || proc->aux_seq != seq || proc->state != Process::State::kExiting) {
+      return;
+    }
+    if (proc->ended) {
+      self->ReapEnded(proc);  // someone outside its group holds its stdout: stop waiting
+    } else {
+      self->Kill(proc, HandlerResult::Kind::kFailed, proc->exiting_error);
+    }
   });
 }
 
-void CommandHandler::Kill(const std::shared_ptr<Process>& proc, HandlerResult::Kind kind,
-                          std::string error, bool add_exit_status) {
-  kill(proc->pid, SIGKILL);
+void CommandHandler::WatchExit(const std::shared_ptr<Process>& proc) {
+  auto on_event = [proc](const boost::system::error_code& ec) {
+    CommandHandler* self = proc->owner;
+    if (ec || self == nullptr || proc->state == Process::State::kDead || proc->ended) return;
+    if (ChildState state = StateOf(proc->pid); state != ChildState::kRunning) {
+      self->OnEnded(proc, state == ChildState::kEnded);
+    } else {
+      self->WatchExit(proc);  // the next poll (a pidfd is only readable once it ended)
+    }
+  };
+  if (proc->exit_watch.is_open()) {
+    proc->exit_watch.async_wait(boost::asio::posix::descriptor_base::wait_read, on_event);
+  } else {
+    proc->exit_poll_timer.expires_after(kExitPollInterval);
+    proc->exit_poll_timer.async_wait(on_event);
+  }
+}
+
+void CommandHandler::OnEnded(const std::shared_ptr<Process>& proc, bool unreaped) {
+  proc->ended = true;
+  // The leader is a zombie until reaped, so its pgid still names only its group:
+  // whatever it left running (children holding its pipes, say) goes now.
+  if (unreaped) KillGroup(proc->pid);
+  if (proc->stdout_eof) {
+    ReapEnded(proc);
+    return;
+  }
+  // What it wrote before it ended is still in the pipe (maybe the answer): read on
+  // to EOF, which the group kill brings at once.
+  BeginExiting(proc, "");
+}
+
+void CommandHandler::ReapEnded(const std::shared_ptr<Process>& proc) {
   std::optional<int> status = WaitBlocking(proc->pid);
-  if (add_exit_status) error += " (handler process " + DescribeWaitStatus(status) + ")";
+  OnReaped(proc, status, /*killed_by_us=*/false, HandlerResult::Kind::kFailed, "");
+}
+
+void CommandHandler::Kill(const std::shared_ptr<Process>& proc, HandlerResult::Kind kind,
+                          std::string error) {
+  KillGroup(proc->pid);
+  std::optional<int> status = WaitBlocking(proc->pid);
   OnReaped(proc, status, /*killed_by_us=*/true, kind, error);
 }
 
@@ -685,6 +919,7 @@ void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optiona
   processes_.erase(std::remove(processes_.begin(), processes_.end(), proc), processes_.end());
   ++proc->job_seq;
   proc->job_timer.cancel();
+  proc->StopWatchingExit();
   proc->CloseStdinAndStdout();
 
   std::string how = DescribeWaitStatus(wait_status);
@@ -692,13 +927,14 @@ void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optiona
   if (proc->job) {
     PendingRun run = std::move(*proc->job);
     proc->job.reset();
-    std::string text = killed_by_us ? error : "handler process " + how;
+    std::string text = killed_by_us ? error : "handler " + how;
     log::Warn("handler process ended during a job", {{"job_id", run.job_id},
                                                      {"job_type", job_type_},
                                                      {"pid", pid},
                                                      {"error", text},
                                                      {"trace_id", run.trace_id}});
     Answer(std::move(run.done), {kind, TruncateUtf8(text, kMaxErrorText), {}, {}});
+    proc->stderr_log.ReportDropped();
   } else if (killed_by_us) {
     log::Warn("handler process killed", {{"job_type", job_type_}, {"pid", pid}, {"error", error}});
   } else if (proc->retiring) {
@@ -709,7 +945,7 @@ void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optiona
   }
 
   // A crash's last stderr lines may still be in the pipe: keep reading them for a
-  // moment, but not forever (a grandchild may hold the pipe open).
+  // moment, but not forever (a process that left the group may hold the pipe open).
   if (proc->stderr_pipe.is_open()) {
     uint64_t seq = ++proc->aux_seq;
     proc->aux_timer.expires_after(kStderrLinger);
