@@ -479,45 +479,31 @@ void SqliteQueue::RunBatch(std::vector<Op>& batch) {
   wake_after_commit_ = false;
   batch_throughput_.clear();
 
-  Status status = ChooseSyncMode(batch);
-  if (status.ok()) {
-    sqlite::Query begin(write_.begin);
-    status = begin.Run();
-  }
-  bool in_transaction = status.ok();
-  if (status.ok() &&
-      std::chrono::steady_clock::now() - last_depth_refresh_ >= options_.depth_refresh_interval) {
-    status = RefreshDepth();
-  }
-  if (status.ok() && SweepDue(now_ms)) status = Sweep(now_ms);
-  for (Op& op : batch) {
-    if (!status.ok()) break;
-    if (auto* e = std::get_if<EnqueueOp>(&op)) {
-      status = ApplyEnqueue(*e, now_ms);
-    } else if (auto* c = std::get_if<ClaimOp>(&op)) {
-      status = ApplyClaim(*c, now_ms);
-    } else if (auto* f = std::get_if<FinishOp>(&op)) {
-      status = ApplyFinish(*f, now_ms);
-    } else if (auto* a = std::get_if<AdminOp>(&op)) {
-      status = a->apply(now_ms);
+  Status status = Transaction(NeedsFullSync(batch), [&]() -> Status {
+    if (std::chrono::steady_clock::now() - last_depth_refresh_ >= options_.depth_refresh_interval) {
+      if (Status s = RefreshDepth(); !s.ok()) return s;
     }
-  }
-  if (status.ok()) status = WriteThroughput(now_ms);
-  if (status.ok()) {
-    sqlite::Query commit(write_.commit);
-    status = commit.Run();
-  }
+    if (SweepDue(now_ms)) {
+      if (Status s = Sweep(now_ms); !s.ok()) return s;
+    }
+    for (Op& op : batch) {
+      Status applied;
+      if (auto* e = std::get_if<EnqueueOp>(&op)) {
+        applied = ApplyEnqueue(*e, now_ms);
+      } else if (auto* c = std::get_if<ClaimOp>(&op)) {
+        applied = ApplyClaim(*c, now_ms);
+      } else if (auto* f = std::get_if<FinishOp>(&op)) {
+        applied = ApplyFinish(*f, now_ms);
+      } else if (auto* a = std::get_if<AdminOp>(&op)) {
+        applied = a->apply(now_ms);
+      }
+      if (!applied.ok()) return applied;
+    }
+    return WriteThroughput(now_ms);
+  });
   if (!status.ok()) {
-    if (in_transaction) {
-      // A failed COMMIT or an I/O error may already have ended the transaction;
-      // then this ROLLBACK fails harmlessly.
-      sqlite::Query rollback(write_.rollback);
-      Status ignored = rollback.Run();
-      (void)ignored;
-    }
     depth_ = depth_before;
     wake_after_commit_ = false;
-    status = Status(status.code(), "queue database " + path_ + ": " + status.message());
     // A full disk fails every batch, hundreds a second: one line, then a count.
     log::WriteLimited(log::Level::kWarn, "queue write batch failed: " + status.message(),
                       "queue write batch failed; nothing of it was stored",
@@ -546,47 +532,50 @@ void SqliteQueue::RunProbe() {
   const int64_t changes_before = sqlite3_total_changes64(write_db_->get());
   // With durability fsync the probe syncs as an enqueue would: a disk that fails fsync
   // is not writable for the jobs this queue ACKs.
-  const bool full = durability_ == Durability::kFsync;
-  Status status = Status::Ok();
-  if (full != sync_full_) {
-    status = write_db_->Exec(full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
-    if (status.ok()) sync_full_ = full;
-  }
+  Status status = Transaction(durability_ == Durability::kFsync, [this] {
+    sqlite::Query probe(write_.probe);
+    probe.Bind(1, clock_.NowMs());
+    return probe.Run();
+  });
+  ReportRound(status, changes_before, /*durable=*/true);
+}
+
+Status SqliteQueue::Transaction(bool full_sync, const std::function<Status()>& body) {
+  Status status = SetSyncMode(full_sync);
   bool in_transaction = false;
   if (status.ok()) {
     sqlite::Query begin(write_.begin);
     status = begin.Run();
     in_transaction = status.ok();
   }
-  if (status.ok()) {
-    sqlite::Query probe(write_.probe);
-    probe.Bind(1, clock_.NowMs());
-    status = probe.Run();
-  }
+  if (status.ok()) status = body();
   if (status.ok()) {
     sqlite::Query commit(write_.commit);
     status = commit.Run();
   }
-  if (!status.ok()) {
-    if (in_transaction) {
-      sqlite::Query rollback(write_.rollback);
-      Status ignored = rollback.Run();
-      (void)ignored;
-    }
-    status = Status(status.code(), "queue database " + path_ + ": " + status.message());
+  if (status.ok()) return status;
+  if (in_transaction) {
+    // A failed COMMIT or an I/O error may already have ended the transaction; then this
+    // ROLLBACK fails harmlessly.
+    sqlite::Query rollback(write_.rollback);
+    Status ignored = rollback.Run();
+    (void)ignored;
   }
-  ReportRound(status, changes_before, /*durable=*/true);
+  return Status(status.code(), "queue database " + path_ + ": " + status.message());
 }
 
-Status SqliteQueue::ChooseSyncMode(const std::vector<Op>& batch) {
+bool SqliteQueue::NeedsFullSync(const std::vector<Op>& batch) const {
   // Only what ingress ACKs (and admin writes) must be on disk before the callback runs.
   // Claims, outcomes and sweeps may be lost to a power cut: the job is then delivered
   // again (at-least-once), so their commits skip the fsync. A later FULL commit syncs
   // the WAL file as a whole, so it also makes every earlier commit durable.
-  bool full = durability_ == Durability::kFsync &&
-              std::any_of(batch.begin(), batch.end(), [](const Op& op) {
-                return std::holds_alternative<EnqueueOp>(op) || std::holds_alternative<AdminOp>(op);
-              });
+  return durability_ == Durability::kFsync &&
+         std::any_of(batch.begin(), batch.end(), [](const Op& op) {
+           return std::holds_alternative<EnqueueOp>(op) || std::holds_alternative<AdminOp>(op);
+         });
+}
+
+Status SqliteQueue::SetSyncMode(bool full) {
   if (full == sync_full_) return Status::Ok();
   Status status =
       write_db_->Exec(full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");

@@ -178,8 +178,12 @@ class SqliteQueue final : public Queue {
   void RunBatch(std::vector<Op>& batch);
   // One committed row update: proof the file takes writes (StoreHealth).
   void RunProbe();
-  // Sets synchronous=FULL only for batches whose commit must survive power loss.
-  Status ChooseSyncMode(const std::vector<Op>& batch);
+  // BEGIN IMMEDIATE, `body`, COMMIT with synchronous FULL or NORMAL; on any failure a
+  // ROLLBACK, and the status names the file.
+  Status Transaction(bool full_sync, const std::function<Status()>& body);
+  // Whether a batch's commit must survive power loss (synchronous=FULL).
+  bool NeedsFullSync(const std::vector<Op>& batch) const;
+  Status SetSyncMode(bool full);
   bool SweepDue(int64_t now_ms) const;
   Status RefreshDepth();
   Status Sweep(int64_t now_ms);
