@@ -172,6 +172,27 @@ class TestHttpServer {
   tcp::acceptor acceptor_;
 };
 
+// A fresh directory, removed with its contents.
+class TempDirectory {
+ public:
+  TempDirectory() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "url_handler_test.XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) std::abort();
+    path_ = pattern;
+  }
+  ~TempDirectory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDirectory(const TempDirectory&) = delete;
+  TempDirectory& operator=(const TempDirectory&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 class UrlHandlerTest : public ::testing::Test {
  protected:
   std::unique_ptr<Handler> Make(const std::string& url, int concurrency = 4) {
@@ -317,16 +338,17 @@ TEST_F(UrlHandlerTest, MakeHandlerChecksUrlsAndAmbiguousConfig) {
 // A wrong ca_file is found when the handler is made (`firebreak check` makes them all),
 // not at the first job.
 TEST_F(UrlHandlerTest, MakeHandlerChecksTheCaFile) {
-  const std::string dir = ::testing::TempDir();
-  const std::string not_pem = dir + "/url_handler_test_not_pem.txt";
+  TempDirectory temp;
+  const std::string& dir = temp.path();
+  const std::string not_pem = dir + "/not_pem.txt";
   std::ofstream(not_pem) << "not a certificate\n";
-  const std::string pem = dir + "/url_handler_test_ca.pem";
+  const std::string pem = dir + "/ca.pem";
   std::ofstream(pem) << "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 
   JobConfig job;
   job.type = "t";
   job.handler.url = "https://example.com/hook";
-  job.handler.ca_file = dir + "/url_handler_test_missing.pem";
+  job.handler.ca_file = dir + "/missing.pem";
   Result<std::unique_ptr<Handler>> handler = MakeHandler(job, "", io_);
   ASSERT_FALSE(handler.ok());
   EXPECT_EQ(handler.status().code(), StatusCode::kInvalidArgument);
@@ -351,8 +373,6 @@ TEST_F(UrlHandlerTest, MakeHandlerChecksTheCaFile) {
   ASSERT_FALSE(handler.ok());
   EXPECT_EQ(handler.status().message(),
             "handler ca_file needs an https:// url, not http://example.com/hook");
-  std::filesystem::remove(not_pem);
-  std::filesystem::remove(pem);
 }
 
 TEST_F(UrlHandlerTest, SuccessPostsEnvelopeAndReturnsActions) {
@@ -680,26 +700,6 @@ TEST_F(UrlHandlerTest, ConcurrentRunsEachGetAnAnswer) {
 // ---------------------------------------------------------------------------------
 // https: a real TLS server (python3 http.server + ssl, a child process) with a test CA
 // made by the openssl CLI in a temp dir. The test CA is in no system store.
-
-class TempDirectory {
- public:
-  TempDirectory() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "url_handler_test.XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~TempDirectory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDirectory(const TempDirectory&) = delete;
-  TempDirectory& operator=(const TempDirectory&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 class UrlHandlerHttpsTest : public UrlHandlerTest {
  protected:
