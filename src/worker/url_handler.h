@@ -27,8 +27,9 @@ namespace firebreak {
 // client keeps finished connections per host (up to `concurrency`, at most 16) and
 // reuses them; a pooled connection the server has closed meanwhile is detected, and a
 // request that got nothing back on one is sent once more on a new connection (curl's
-// rule); a new connection is never retried. The whole attempt, connect and TLS
-// handshake included, is bounded by its timeout.
+// rule); a new connection is never retried. Over https, HTTP/2 is used when the server
+// offers it (ALPN), so concurrent attempts may share one connection. The whole attempt,
+// connect and TLS handshake included, is bounded by its timeout.
 //
 // Outcomes: 2xx → kOk (a {"actions":[...]} body fills actions_json); 408, 429, 5xx →
 // kFailed with Retry-After (delta-seconds or HTTP-date); other 4xx → kRejected; other
