@@ -13,7 +13,8 @@ build_pkgs=(
   libcurl4-openssl-dev libhiredis-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl ca-certificates
 )
-test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev prometheus)
+test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev prometheus
+  openssl)  # openssl: the CLI makes the test CAs of the TLS tests
 bench_pkgs=(wrk nginx-light linux-perf valgrind)
 
 pkgs=("${build_pkgs[@]}")

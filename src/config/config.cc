@@ -857,6 +857,17 @@ class ConfigParser {
     if (has_url && !HasScheme(handler.url, {"http://", "https://"})) {
       s.Fail("url", "expected an http:// or https:// URL, got " + Quote(handler.url));
     }
+    // Whether the file is there is checked when the handler is made (`firebreak check`).
+    if (s.String("ca_file", handler.ca_file)) {
+      if (handler.ca_file.empty()) {
+        s.Fail("ca_file", "must not be empty (the path of a PEM file of CA certificates)");
+      } else if (!s.Has("url")) {
+        s.Fail("ca_file",
+               "only goes with url (the CAs an https:// handler url is checked against)");
+      } else if (HasScheme(handler.url, {"http://"})) {
+        s.Fail("ca_file", "needs an https:// url, not " + Quote(handler.url));
+      }
+    }
     bool has_both = command != nullptr && s.Has("url");
     bool has_neither = command == nullptr && !s.Has("url");
     bool had_unknown_keys = s.RejectUnknownKeys();

@@ -104,7 +104,10 @@ struct SourceConfig {
 
 struct HandlerConfig {
   std::vector<std::string> command;  // NDJSON process pool
-  std::string url;                   // HTTP POST of the envelope
+  std::string url;                   // HTTP POST of the envelope (http:// or https://)
+  // https url only: PEM file of the CAs to trust instead of the system store ("" =
+  // system store). Relative to the working directory; read when the handler is made.
+  std::string ca_file;
 };
 
 struct JobConfig {

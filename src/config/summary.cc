@@ -74,6 +74,7 @@ void AppendJob(std::string& out, const JobConfig& job) {
     out += "]";
   } else {
     out += "url " + RedactUrl(job.handler.url);
+    if (!job.handler.ca_file.empty()) out += " (ca_file " + job.handler.ca_file + ")";
   }
   const BackoffPolicy& backoff = job.backoff;
   out += ", concurrency " + std::to_string(job.concurrency) + ", timeout " +

@@ -244,6 +244,7 @@ void HttpClient::Complete(std::unique_ptr<Transfer> transfer, int curl_code) {
     response.headers.clear();
     response.body.clear();
     if (transfer->too_large) {
+      response.body_too_large = true;
       response.error = "response body larger than " +
                        std::to_string(transfer->request.max_response_bytes) + " bytes";
     } else {
@@ -282,6 +283,11 @@ uint64_t HttpClient::Send(ClientRequest request, Callback done) {
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
+  if (!req.ca_file.empty()) {
+    // Only these CAs: the system directory would otherwise still be searched.
+    curl_easy_setopt(easy, CURLOPT_CAINFO, req.ca_file.c_str());
+    curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);
+  }
 
   const std::string& method = req.method;
   const bool carries_body =

@@ -29,6 +29,9 @@ struct ClientRequest {
   std::string body;     // sent when non-empty, or for methods that carry one
   std::chrono::milliseconds timeout{5000};  // the whole exchange, connect included
   size_t max_response_bytes = 16 * 1024 * 1024;
+  // https only: a PEM file of the CAs trusted for this request, instead of the system
+  // store ("" = the system store). Peer and host name verification are always on.
+  std::string ca_file;
 };
 
 struct ClientResponse {
@@ -36,6 +39,8 @@ struct ClientResponse {
   HeaderList headers;      // the final response's headers, names lower-cased
   std::string body;
   std::string error;       // for every kind but kResponse: curl's explanation
+  // The transfer was aborted because the body passed max_response_bytes.
+  bool body_too_large = false;
   std::chrono::microseconds elapsed{0};
 };
 

@@ -54,7 +54,7 @@ class Handler {
 };
 
 // For job.handler.command: a pool of up to job.concurrency processes, started on
-// demand. For job.handler.url: HTTP/1.1 POSTs (http:// only in this build).
+// demand. For job.handler.url: POSTs over http:// or https:// (UrlHandler).
 // `sidecar` is exported to processes as FIREBREAK_SIDECAR.
 Result<std::unique_ptr<Handler>> MakeHandler(const JobConfig& job, const std::string& sidecar,
                                              boost::asio::io_context& io);

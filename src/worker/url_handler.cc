@@ -1,28 +1,26 @@
 #include "worker/url_handler.h"
 
-#include <fcntl.h>
 #include <simdjson.h>
 
 #include <algorithm>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
-#include <optional>
+#include <boost/url/parse.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+#include <utility>
 
 #include "common/crypto.h"
+#include "common/http_util.h"
 #include "common/units.h"
-#include "telemetry/log.h"
 
 namespace firebreak {
 namespace {
 
-namespace http = boost::beast::http;
-using tcp = boost::asio::ip::tcp;
-
-constexpr size_t kMaxIdleConnections = 16;
+constexpr long kMaxPooledConnections = 16;
+// A CA file is a few KiB; a bundle of every public CA is ~220 KiB.
+constexpr size_t kMaxCaFileBytes = 16 * 1024 * 1024;
 
 #ifdef FIREBREAK_VERSION
 constexpr const char* kUserAgent = "firebreak/" FIREBREAK_VERSION;
@@ -53,62 +51,80 @@ std::string HeaderSafe(std::string_view value) {
   return out;
 }
 
-}  // namespace
+// What curl would accept and more: an absolute http(s) URL with a host, and nothing
+// curl would act on silently (user info becomes Basic auth; a fragment is dropped).
+Status CheckUrl(const std::string& url, bool* is_https) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument("handler url " + why + ": " + url);
+  };
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) return bad("is not a valid URL (" + parsed.error().message() + ")");
+  const std::string scheme = AsciiLower(parsed->scheme());
+  if (scheme != "http" && scheme != "https") return bad("must start with http:// or https://");
+  *is_https = scheme == "https";
+  if (!parsed->has_authority() || parsed->encoded_host().empty()) return bad("has no host");
+  if (parsed->has_userinfo()) return bad("must not carry user info");
+  if (parsed->has_fragment()) return bad("must not have a fragment");
+  if (parsed->has_port() && parsed->port_number() == 0) return bad("has a bad port (1-65535)");
+  return Status::Ok();
+}
 
-struct UrlHandler::Connection {
-  explicit Connection(boost::asio::io_context& io) : socket(io) {}
-
-  void Close() {
-    boost::system::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
-    socket.close(ignored);
+// The CA file must be there and hold PEM certificates; curl reads it again (and caches
+// it) when it verifies a server, so this only catches a wrong path or file early.
+Status CheckCaFile(const std::string& path) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument("handler ca_file \"" + path + "\": " + why);
+  };
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return bad(std::string("cannot read: ") + std::strerror(errno));
+  std::string text;
+  char buffer[64 * 1024];
+  int read_error = 0;
+  while (text.size() <= kMaxCaFileBytes) {
+    size_t got = std::fread(buffer, 1, sizeof buffer, file);
+    text.append(buffer, got);
+    if (got < sizeof buffer) {
+      if (std::ferror(file)) read_error = errno != 0 ? errno : EIO;
+      break;
+    }
   }
+  std::fclose(file);
+  if (read_error != 0) return bad(std::string("cannot read: ") + std::strerror(read_error));
+  if (text.size() > kMaxCaFileBytes) return bad("larger than 16 MiB, not a CA file");
+  if (text.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return bad("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)");
+  }
+  return Status::Ok();
+}
 
-  tcp::socket socket;
-  boost::beast::flat_buffer buffer;  // bytes read past a response stay here
-};
-
-struct UrlHandler::Attempt {
-  explicit Attempt(boost::asio::io_context& io) : timer(io), resolver(io) {}
-
-  UrlHandler* owner = nullptr;  // null once the handler is destroyed
-  bool finished = false;        // answered: late completions are ignored
-  std::chrono::milliseconds timeout{0};
-  HandlerCallback done;
-  boost::asio::steady_timer timer;
-  tcp::resolver resolver;
-  std::shared_ptr<Connection> conn;
-  bool reused = false;  // `conn` came from the idle pool
-  http::request<http::string_body> request;
-  std::optional<http::response_parser<http::string_body>> parser;
-};
+}  // namespace
 
 Result<std::unique_ptr<UrlHandler>> UrlHandler::Create(const JobConfig& job,
                                                        boost::asio::io_context& io,
                                                        const Clock& clock) {
-  Result<HttpUrl> url = ParseHttpUrl(job.handler.url);
-  if (!url.ok()) return url.status();
-  return std::unique_ptr<UrlHandler>(new UrlHandler(job, std::move(url).value(), io, clock));
+  bool is_https = false;
+  if (Status status = CheckUrl(job.handler.url, &is_https); !status.ok()) return status;
+  if (!job.handler.ca_file.empty()) {
+    if (!is_https) {
+      return InvalidArgument("handler ca_file needs an https:// url, not " + job.handler.url);
+    }
+    if (Status status = CheckCaFile(job.handler.ca_file); !status.ok()) return status;
+  }
+  return std::unique_ptr<UrlHandler>(new UrlHandler(job, io, clock));
 }
 
-UrlHandler::UrlHandler(const JobConfig& job, HttpUrl url, boost::asio::io_context& io,
-                       const Clock& clock)
+UrlHandler::UrlHandler(const JobConfig& job, boost::asio::io_context& io, const Clock& clock)
     : io_(io),
       clock_(clock),
-      job_type_(job.type),
-      url_(std::move(url)),
-      max_idle_(std::clamp<size_t>(static_cast<size_t>(std::max(1, job.concurrency)), 1,
-                                   kMaxIdleConnections)) {}
+      url_(job.handler.url),
+      ca_file_(job.handler.ca_file),
+      client_(std::make_unique<egress::HttpClient>(
+          io, std::clamp<long>(job.concurrency, 1, kMaxPooledConnections))) {}
 
 UrlHandler::~UrlHandler() {
-  for (const std::shared_ptr<Connection>& conn : idle_) conn->Close();
-  for (const std::shared_ptr<Attempt>& attempt : running_) {
-    attempt->owner = nullptr;
-    attempt->finished = true;
-    attempt->timer.cancel();
-    attempt->resolver.cancel();
-    if (attempt->conn) attempt->conn->Close();
-    Answer(std::move(attempt->done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}});
+  client_.reset();  // aborts every transfer; its callbacks are not called
+  for (auto& [id, attempt] : running_) {
+    Answer(std::move(attempt.done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}});
   }
 }
 
@@ -117,186 +133,92 @@ void UrlHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerC
     Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}});
     return;
   }
-  auto attempt = std::make_shared<Attempt>(io_);
-  attempt->owner = this;
-  attempt->timeout = timeout;
-  attempt->done = std::move(done);
-  http::request<http::string_body>& request = attempt->request;
-  request.method(http::verb::post);
-  request.target(url_.target);
-  request.version(11);
-  request.set(http::field::host, url_.host_header);
-  request.set(http::field::user_agent, kUserAgent);
-  request.set(http::field::content_type, "application/json");
-  request.set("X-Firebreak-Job-Id", HeaderSafe(job.id));
+  egress::ClientRequest request;
+  request.method = "POST";
+  request.url = url_;
+  request.headers = {{"Content-Type", "application/json"},
+                     {"User-Agent", kUserAgent},
+                     {"X-Firebreak-Job-Id", HeaderSafe(job.id)}};
   // The attempt's span context: the bot's own spans (and its calls back through the
   // sidecar) continue the trace.
-  if (IsValidTraceparent(job.traceparent)) request.set("traceparent", job.traceparent);
-  request.body() = std::move(job.envelope_json);
-  request.prepare_payload();
-  running_.insert(attempt);
-
-  attempt->timer.expires_after(timeout);
-  attempt->timer.async_wait([attempt](const boost::system::error_code& ec) {
-    if (ec || attempt->finished || attempt->owner == nullptr) return;
-    attempt->owner->OnTimeout(attempt);
-  });
-  if (!idle_.empty()) {
-    attempt->conn = std::move(idle_.back());
-    idle_.pop_back();
-    attempt->reused = true;
-    Send(attempt);
-  } else {
-    Connect(attempt);
+  if (IsValidTraceparent(job.traceparent)) {
+    request.headers.emplace_back("traceparent", job.traceparent);
   }
+  request.body = std::move(job.envelope_json);
+  request.timeout = timeout;  // curl aborts the transfer then (kTimeout)
+  request.max_response_bytes = kMaxResponseBody;
+  request.ca_file = ca_file_;
+  const uint64_t id = next_attempt_++;
+  running_.emplace(id, Attempt{std::move(done), timeout});
+  // The client calls back on `io_`, never inline and never once destroyed (it is ours).
+  client_->Send(std::move(request), [this, id](egress::ClientResponse response) {
+    OnResponse(id, std::move(response));
+  });
 }
 
 void UrlHandler::Shutdown() {
   shutting_down_ = true;
-  for (const std::shared_ptr<Connection>& conn : idle_) conn->Close();
-  idle_.clear();
+  if (running_.empty()) client_.reset();  // curl_multi_cleanup closes the pooled connections
+}
+
+void UrlHandler::ReleaseClientWhenIdle() {
+  if (!shutting_down_ || !running_.empty() || client_ == nullptr) return;
+  std::weak_ptr<bool> alive = alive_;
+  boost::asio::post(io_, [this, alive] {
+    if (alive.expired() || !running_.empty()) return;
+    client_.reset();
+  });
+}
+
+void UrlHandler::OnResponse(uint64_t id, egress::ClientResponse response) {
+  auto it = running_.find(id);
+  if (it == running_.end()) return;
+  Attempt attempt = std::move(it->second);
+  running_.erase(it);
+  Answer(std::move(attempt.done), ResultOf(response, attempt.timeout));
+  ReleaseClientWhenIdle();
+}
+
+HandlerResult UrlHandler::ResultOf(const egress::ClientResponse& response,
+                                   std::chrono::milliseconds timeout) const {
+  using Kind = HandlerResult::Kind;
+  switch (response.outcome.kind) {
+    case egress::AttemptOutcome::Kind::kTimeout:
+      return {Kind::kTimedOut, "timed out after " + FormatDuration(timeout), {}, {}};
+    case egress::AttemptOutcome::Kind::kConnectFailed:
+    case egress::AttemptOutcome::Kind::kConnectionError:
+      if (response.body_too_large) {
+        return {Kind::kFailed, "response body larger than 1 MiB", {}, {}};
+      }
+      return {Kind::kFailed, response.error, {}, {}};
+    case egress::AttemptOutcome::Kind::kResponse:
+      break;
+  }
+  const int status = response.outcome.status;
+  HandlerResult result;
+  std::string status_text = "HTTP " + std::to_string(status);
+  if (status >= 200 && status < 300) {
+    result.actions_json = ActionsFromBody(response.body);
+  } else if (status == 408 || status == 429 || (status >= 500 && status < 600)) {
+    result.kind = Kind::kFailed;
+    result.error = std::move(status_text);
+    for (const auto& [name, value] : response.headers) {  // names are lower-cased
+      if (name == "retry-after") result.retry_after = ParseRetryAfter(value, clock_.NowMs());
+    }
+  } else if (status >= 400 && status < 500) {
+    result.kind = Kind::kRejected;
+    result.error = std::move(status_text);
+  } else {
+    result.kind = Kind::kFailed;  // 1xx/3xx: not an answer we understand
+    result.error = std::move(status_text);
+  }
+  return result;
 }
 
 void UrlHandler::Answer(HandlerCallback done, HandlerResult result) {
   boost::asio::post(io_, [done = std::move(done), result = std::move(result)]() mutable {
     done(std::move(result));
   });
-}
-
-void UrlHandler::Connect(const std::shared_ptr<Attempt>& attempt) {
-  attempt->reused = false;
-  attempt->conn = std::make_shared<Connection>(io_);
-  boost::system::error_code ec;
-  boost::asio::ip::address address = boost::asio::ip::make_address(url_.host, ec);
-  if (!ec) {
-    attempt->conn->socket.async_connect(tcp::endpoint(address, url_.port),
-                                        [attempt](const boost::system::error_code& error) {
-                                          if (attempt->finished || attempt->owner == nullptr)
-                                            return;
-                                          attempt->owner->OnConnected(attempt, error);
-                                        });
-    return;
-  }
-  attempt->resolver.async_resolve(
-      url_.host, std::to_string(url_.port),
-      [attempt](const boost::system::error_code& error, const tcp::resolver::results_type& found) {
-        UrlHandler* self = attempt->owner;
-        if (attempt->finished || self == nullptr) return;
-        if (error) {
-          self->Finish(attempt, {HandlerResult::Kind::kFailed,
-                                 "resolve " + self->url_.host + ": " + error.message(),
-                                 {},
-                                 {}});
-          return;
-        }
-        boost::asio::async_connect(
-            attempt->conn->socket, found,
-            [attempt](const boost::system::error_code& connect_error, const tcp::endpoint&) {
-              if (attempt->finished || attempt->owner == nullptr) return;
-              attempt->owner->OnConnected(attempt, connect_error);
-            });
-      });
-}
-
-void UrlHandler::OnConnected(const std::shared_ptr<Attempt>& attempt,
-                             const boost::system::error_code& ec) {
-  if (ec) {
-    Finish(attempt, {HandlerResult::Kind::kFailed, "connect: " + ec.message(), {}, {}});
-    return;
-  }
-  boost::system::error_code ignored;
-  attempt->conn->socket.set_option(tcp::no_delay(true), ignored);
-  // Asio does not open sockets O_CLOEXEC; handler processes must not inherit them.
-  fcntl(attempt->conn->socket.native_handle(), F_SETFD, FD_CLOEXEC);
-  Send(attempt);
-}
-
-void UrlHandler::Send(const std::shared_ptr<Attempt>& attempt) {
-  attempt->parser.emplace();
-  attempt->parser->body_limit(kMaxResponseBody);
-  http::async_write(attempt->conn->socket, attempt->request,
-                    [attempt](const boost::system::error_code& ec, size_t) {
-                      if (attempt->finished || attempt->owner == nullptr) return;
-                      if (ec) {
-                        attempt->owner->OnExchangeError(attempt, "write", ec);
-                        return;
-                      }
-                      http::async_read(
-                          attempt->conn->socket, attempt->conn->buffer, *attempt->parser,
-                          [attempt](const boost::system::error_code& read_error, size_t) {
-                            if (attempt->finished || attempt->owner == nullptr) return;
-                            if (read_error) {
-                              attempt->owner->OnExchangeError(attempt, "read", read_error);
-                              return;
-                            }
-                            attempt->owner->OnResponse(attempt);
-                          });
-                    });
-}
-
-void UrlHandler::OnExchangeError(const std::shared_ptr<Attempt>& attempt, const char* step,
-                                 const boost::system::error_code& ec) {
-  bool nothing_received = !attempt->parser->got_some() && attempt->conn->buffer.size() == 0;
-  attempt->conn->Close();
-  if (attempt->reused && nothing_received) {
-    // The server closed the pooled connection while it sat idle; the request never
-    // reached it, so sending it again on a new connection is safe.
-    log::Debug("handler connection was stale, reconnecting",
-               {{"job_type", job_type_}, {"error", ec.message()}});
-    Connect(attempt);
-    return;
-  }
-  std::string error = ec == http::error::body_limit ? "response body larger than 1 MiB"
-                                                    : std::string(step) + ": " + ec.message();
-  Finish(attempt, {HandlerResult::Kind::kFailed, std::move(error), {}, {}});
-}
-
-void UrlHandler::OnResponse(const std::shared_ptr<Attempt>& attempt) {
-  http::response<http::string_body> response = attempt->parser->release();
-  std::shared_ptr<Connection> conn = std::move(attempt->conn);
-  unsigned status = response.result_int();
-  bool reusable = status >= 200 && response.keep_alive() && conn->buffer.size() == 0 &&
-                  !shutting_down_ && idle_.size() < max_idle_;
-  if (reusable) {
-    idle_.push_back(std::move(conn));
-  } else {
-    conn->Close();
-  }
-
-  HandlerResult result;
-  std::string status_text = "HTTP " + std::to_string(status);
-  if (status >= 200 && status < 300) {
-    result.actions_json = ActionsFromBody(response.body());
-  } else if (status == 408 || status == 429 || (status >= 500 && status < 600)) {
-    result.kind = HandlerResult::Kind::kFailed;
-    result.error = std::move(status_text);
-    std::string_view retry_after = response[http::field::retry_after];
-    if (!retry_after.empty()) result.retry_after = ParseRetryAfter(retry_after, clock_.NowMs());
-  } else if (status >= 400 && status < 500) {
-    result.kind = HandlerResult::Kind::kRejected;
-    result.error = std::move(status_text);
-  } else {
-    result.kind = HandlerResult::Kind::kFailed;  // 1xx/3xx: not an answer we understand
-    result.error = std::move(status_text);
-  }
-  Finish(attempt, std::move(result));
-}
-
-void UrlHandler::OnTimeout(const std::shared_ptr<Attempt>& attempt) {
-  Finish(attempt, {HandlerResult::Kind::kTimedOut,
-                   "timed out after " + FormatDuration(attempt->timeout),
-                   {},
-                   {}});
-}
-
-void UrlHandler::Finish(const std::shared_ptr<Attempt>& attempt, HandlerResult result) {
-  attempt->finished = true;
-  attempt->timer.cancel();
-  attempt->resolver.cancel();
-  // Whatever connection the attempt still holds is mid-exchange or broken: never reused.
-  if (attempt->conn) attempt->conn->Close();
-  running_.erase(attempt);
-  Answer(std::move(attempt->done), std::move(result));
 }
 
 }  // namespace firebreak

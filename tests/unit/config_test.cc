@@ -89,7 +89,7 @@ ordering = "/event/channel"
 
 [[jobs]]
 type = "deploy"
-handler = { url = "https://127.0.0.1:9000/jobs" }
+handler = { url = "https://127.0.0.1:9000/jobs", ca_file = "/etc/firebreak/handler-ca.pem" }
 backoff = { factor = 3 }
 
 [[integrations]]
@@ -273,6 +273,7 @@ TEST(ConfigTest, FullConfigRoundTripsEveryField) {
   EXPECT_EQ(event.type, "slack.event");
   EXPECT_EQ(event.handler.command, (std::vector<std::string>{"python3", "bots/echo.py", "--fast"}));
   EXPECT_EQ(event.handler.url, "");
+  EXPECT_EQ(event.handler.ca_file, "");
   EXPECT_EQ(event.concurrency, 8);
   EXPECT_EQ(event.timeout, milliseconds(90'000));
   EXPECT_EQ(event.max_attempts, 9);
@@ -285,6 +286,7 @@ TEST(ConfigTest, FullConfigRoundTripsEveryField) {
   const JobConfig& deploy = config.jobs[1];
   EXPECT_TRUE(deploy.handler.command.empty());
   EXPECT_EQ(deploy.handler.url, "https://127.0.0.1:9000/jobs");
+  EXPECT_EQ(deploy.handler.ca_file, "/etc/firebreak/handler-ca.pem");
   EXPECT_DOUBLE_EQ(deploy.backoff.factor, 3);
   EXPECT_EQ(deploy.backoff.base, milliseconds(250));  // unset backoff keys keep defaults
   EXPECT_EQ(deploy.backoff.jitter, Jitter::kFull);
@@ -677,6 +679,44 @@ handler = { command = ["python3"], url = "http://x" }
               "expected an http:// or https:// URL");
 }
 
+// ca_file is the trust for an https url; anywhere else it would be silently unused.
+// Whether the file exists is checked when the handler is made (`firebreak check`).
+TEST(ConfigErrorTest, HandlerCaFileOnlyWithAnHttpsUrl) {
+  ExpectError(R"([[jobs]]
+type = "t"
+handler = { command = ["python3"], ca_file = "ca.pem" }
+)",
+              3, "jobs[0].handler.ca_file",
+              "only goes with url (the CAs an https:// handler url is checked against)");
+  ExpectError(R"([[jobs]]
+type = "t"
+handler = { url = "http://127.0.0.1:9000/", ca_file = "ca.pem" }
+)",
+              3, "jobs[0].handler.ca_file",
+              "needs an https:// url, not \"http://127.0.0.1:9000/\"");
+  ExpectError(R"([[jobs]]
+type = "t"
+handler = { url = "https://127.0.0.1:9000/", ca_file = "" }
+)",
+              3, "jobs[0].handler.ca_file", "must not be empty");
+  ExpectError(R"([[jobs]]
+type = "t"
+handler = { url = "https://127.0.0.1:9000/", ca_file = ["ca.pem"] }
+)",
+              3, "jobs[0].handler.ca_file", "expected a string, not an array");
+  ExpectError(R"([[jobs]]
+type = "t"
+handler = { url = "https://127.0.0.1:9000/", ca_fle = "ca.pem" }
+)",
+              3, "jobs[0].handler.ca_fle", "unknown key");
+  Result<Config> ok = Parse(R"([[jobs]]
+type = "t"
+handler = { url = "https://127.0.0.1:9000/", ca_file = "/no/such/ca.pem" }
+)");
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->jobs[0].handler.ca_file, "/no/such/ca.pem");
+}
+
 TEST(ConfigErrorTest, UnknownKind) {
   ExpectError(R"([[sources]]
 name = "s"
@@ -1045,7 +1085,8 @@ TEST(SummaryTest, ShowsReferencesButNeverValues) {
         std::string("handler command [python3 bots/echo.py --fast], concurrency 8, timeout "
                     "90s"),
         std::string("max_attempts 9, backoff 1s x2.5 up to 10m jitter equal"),
-        std::string("handler url https://127.0.0.1:9000/jobs"),
+        std::string("handler url https://127.0.0.1:9000/jobs (ca_file "
+                    "/etc/firebreak/handler-ca.pem), concurrency"),
         std::string("auth bearer env SLACK_BOT_TOKEN"),
         std::string("auth header X-Api-Key file " + crm_file),
         std::string("rate limit 600/m burst 7")}) {

@@ -10,6 +10,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -17,8 +20,9 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "worker/handler.h"
 #include "common/http_util.h"
+#include "support/https_server.h"
+#include "worker/handler.h"
 
 namespace firebreak {
 namespace {
@@ -66,6 +70,7 @@ class TestHttpServer {
     return CannedResponse{};
   };
   int connections_accepted = 0;
+  int connections_closed_by_client = 0;  // read end of stream (or an error) from the client
   std::vector<SeenRequest> requests;
 
  private:
@@ -77,7 +82,10 @@ class TestHttpServer {
       request = {};
       http::async_read(socket, buffer, request,
                        [self = shared_from_this()](boost::system::error_code ec, size_t) {
-                         if (ec) return;
+                         if (ec) {
+                           ++self->server->connections_closed_by_client;
+                           return;
+                         }
                          self->OnRequest();
                        });
     }
@@ -105,9 +113,23 @@ class TestHttpServer {
       response.prepare_payload();
       bool close_after = canned.close_after;
       if (canned.delay.count() > 0) {
+        // Readable while the answer waits: the client closed the connection (gave up).
+        delaying = true;
+        socket.async_wait(tcp::socket::wait_read,
+                          [self = shared_from_this()](boost::system::error_code ec) {
+                            if (ec || !self->delaying) return;
+                            self->delaying = false;
+                            self->timer.cancel();
+                            ++self->server->connections_closed_by_client;
+                            boost::system::error_code ignored;
+                            self->socket.close(ignored);
+                          });
         timer.expires_after(canned.delay);
         timer.async_wait([self = shared_from_this(), close_after](boost::system::error_code ec) {
-          if (!ec) self->Write(close_after);
+          if (ec || !self->delaying) return;
+          self->delaying = false;
+          self->socket.cancel();  // the wait for a close
+          self->Write(close_after);
         });
       } else {
         Write(close_after);
@@ -131,6 +153,7 @@ class TestHttpServer {
 
     tcp::socket socket;
     boost::asio::steady_timer timer;
+    bool delaying = false;  // an answer waits on `timer`
     TestHttpServer* server;
     boost::beast::flat_buffer buffer;
     http::request<http::string_body> request;
@@ -147,6 +170,27 @@ class TestHttpServer {
   }
 
   tcp::acceptor acceptor_;
+};
+
+// A fresh directory, removed with its contents.
+class TempDirectory {
+ public:
+  TempDirectory() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "url_handler_test.XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) std::abort();
+    path_ = pattern;
+  }
+  ~TempDirectory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDirectory(const TempDirectory&) = delete;
+  TempDirectory& operator=(const TempDirectory&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
 };
 
 class UrlHandlerTest : public ::testing::Test {
@@ -255,20 +299,80 @@ TEST(RetryAfterTest, HttpDates) {
   EXPECT_EQ(ParseRetryAfter("Sun, 06 Nov 1994", now), std::nullopt);
 }
 
-TEST_F(UrlHandlerTest, MakeHandlerRejectsHttpsAndAmbiguousConfig) {
+TEST_F(UrlHandlerTest, MakeHandlerChecksUrlsAndAmbiguousConfig) {
   JobConfig job;
   job.type = "t";
-  job.handler.url = "https://example.com/";
-  Result<std::unique_ptr<Handler>> handler = MakeHandler(job, "", io_);
-  ASSERT_FALSE(handler.ok());
-  EXPECT_EQ(handler.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(handler.status().message(), "https handler urls are not supported in this build yet");
+  for (const char* good : {"https://example.com/", "http://example.com", "HTTPS://h:8443/a?b=c",
+                           "http://[::1]:9000/x"}) {
+    job.handler.url = good;
+    EXPECT_TRUE(MakeHandler(job, "", io_).ok()) << good;
+  }
+  const std::pair<const char*, const char*> kBad[] = {
+      {"ftp://x/", "handler url must start with http:// or https://: ftp://x/"},
+      {"example.com", "handler url is not a valid URL"},
+      {"http://", "handler url has no host: http://"},
+      {"https://:80/", "handler url has no host"},
+      {"http://h:0/", "handler url has a bad port (1-65535): http://h:0/"},
+      {"https://h:70000/", "handler url has a bad port"},
+      {"http://h:x/", "handler url has a bad port"},
+      {"https://u:p@h/", "handler url must not carry user info: https://u:p@h/"},
+      {"http://h/#frag", "handler url must not have a fragment: http://h/#frag"},
+      {"https://h/a b", "handler url is not a valid URL"},
+      {"http://[::1/", "handler url is not a valid URL"},
+  };
+  for (const auto& [bad, message] : kBad) {
+    job.handler.url = bad;
+    Result<std::unique_ptr<Handler>> handler = MakeHandler(job, "", io_);
+    ASSERT_FALSE(handler.ok()) << bad;
+    EXPECT_EQ(handler.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(handler.status().message(), HasSubstr(message)) << bad;
+  }
 
   job.handler.command = {"/bin/cat"};
   job.handler.url = "http://127.0.0.1:1/";
   EXPECT_FALSE(MakeHandler(job, "", io_).ok());
   job.handler = {};
   EXPECT_FALSE(MakeHandler(job, "", io_).ok());
+}
+
+// A wrong ca_file is found when the handler is made (`firebreak check` makes them all),
+// not at the first job.
+TEST_F(UrlHandlerTest, MakeHandlerChecksTheCaFile) {
+  TempDirectory temp;
+  const std::string& dir = temp.path();
+  const std::string not_pem = dir + "/not_pem.txt";
+  std::ofstream(not_pem) << "not a certificate\n";
+  const std::string pem = dir + "/ca.pem";
+  std::ofstream(pem) << "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+  JobConfig job;
+  job.type = "t";
+  job.handler.url = "https://example.com/hook";
+  job.handler.ca_file = dir + "/missing.pem";
+  Result<std::unique_ptr<Handler>> handler = MakeHandler(job, "", io_);
+  ASSERT_FALSE(handler.ok());
+  EXPECT_EQ(handler.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(handler.status().message(), "handler ca_file \"" + job.handler.ca_file +
+                                            "\": cannot read: No such file or directory");
+
+  job.handler.ca_file = dir;
+  handler = MakeHandler(job, "", io_);
+  ASSERT_FALSE(handler.ok());
+  EXPECT_THAT(handler.status().message(), HasSubstr("cannot read: Is a directory"));
+
+  job.handler.ca_file = not_pem;
+  handler = MakeHandler(job, "", io_);
+  ASSERT_FALSE(handler.ok());
+  EXPECT_THAT(handler.status().message(), HasSubstr("no PEM certificate in it"));
+
+  job.handler.ca_file = pem;
+  EXPECT_TRUE(MakeHandler(job, "", io_).ok());
+
+  job.handler.url = "http://example.com/hook";  // nothing to verify over plain http
+  handler = MakeHandler(job, "", io_);
+  ASSERT_FALSE(handler.ok());
+  EXPECT_EQ(handler.status().message(),
+            "handler ca_file needs an https:// url, not http://example.com/hook");
 }
 
 TEST_F(UrlHandlerTest, SuccessPostsEnvelopeAndReturnsActions) {
@@ -292,6 +396,17 @@ TEST_F(UrlHandlerTest, SuccessPostsEnvelopeAndReturnsActions) {
   EXPECT_EQ(seen.job_id, "job-1");
   EXPECT_EQ(seen.body, Envelope("job-1"));
   EXPECT_EQ(seen.traceparent, "");  // none given, none sent
+}
+
+// A job id is the client's text (e.g. a dedupe key): control characters never reach
+// the header block.
+TEST_F(UrlHandlerTest, JobIdHeaderIsMadeSafe) {
+  TestHttpServer server(io_);
+  auto handler = Make(server.Url("/"));
+  HandlerResult r = RunOne(*handler, "job\r\nX-Injected: 1\x7f");
+  EXPECT_EQ(r.kind, Kind::kOk) << r.error;
+  ASSERT_EQ(server.requests.size(), 1u);
+  EXPECT_EQ(server.requests[0].job_id, "job__X-Injected: 1_");
 }
 
 // The attempt's span context goes out as the traceparent header, so the bot's own spans
@@ -401,7 +516,11 @@ TEST_F(UrlHandlerTest, SlowServerTimesOut) {
   EXPECT_EQ(r.error, "timed out after 200ms");
   EXPECT_GE(took, milliseconds(200));
   EXPECT_LT(took, milliseconds(1000));
-  EXPECT_EQ(dynamic_cast<UrlHandler&>(*handler).IdleConnections(), 0u);  // not reused
+  // The transfer was aborted: its connection is closed, not kept for the next job.
+  EXPECT_TRUE(RunUntil([&] { return server.connections_closed_by_client == 1; }));
+  server.respond = [](const SeenRequest&) { return CannedResponse{}; };
+  EXPECT_EQ(RunOne(*handler, "job-next").kind, Kind::kOk);
+  EXPECT_EQ(server.connections_accepted, 2);
 }
 
 TEST_F(UrlHandlerTest, RefusedConnectionFails) {
@@ -413,7 +532,7 @@ TEST_F(UrlHandlerTest, RefusedConnectionFails) {
   auto handler = Make("http://127.0.0.1:" + std::to_string(port) + "/");
   HandlerResult r = RunOne(*handler, "job-refused");
   EXPECT_EQ(r.kind, Kind::kFailed);
-  EXPECT_EQ(r.error, "connect: Connection refused");
+  EXPECT_THAT(r.error, HasSubstr("Failed to connect to 127.0.0.1 port " + std::to_string(port)));
 }
 
 TEST_F(UrlHandlerTest, KeepAliveReusesOneConnection) {
@@ -424,7 +543,7 @@ TEST_F(UrlHandlerTest, KeepAliveReusesOneConnection) {
   EXPECT_EQ(RunOne(*handler, "job-3").kind, Kind::kOk);
   EXPECT_EQ(server.requests.size(), 3u);
   EXPECT_EQ(server.connections_accepted, 1);
-  EXPECT_EQ(dynamic_cast<UrlHandler&>(*handler).IdleConnections(), 1u);
+  EXPECT_EQ(server.connections_closed_by_client, 0);
 }
 
 TEST_F(UrlHandlerTest, HostNamesAreResolved) {
@@ -444,9 +563,8 @@ TEST_F(UrlHandlerTest, StalePooledConnectionIsRetriedOnANewOne) {
     return r;
   };
   auto handler = Make(server.Url("/"));
-  EXPECT_EQ(RunOne(*handler, "job-1").kind, Kind::kOk);
-  EXPECT_EQ(dynamic_cast<UrlHandler&>(*handler).IdleConnections(), 1u);  // pooled, then closed
-  RunUntil([] { return false; }, milliseconds(50));                      // let the close arrive
+  EXPECT_EQ(RunOne(*handler, "job-1").kind, Kind::kOk);  // pooled, then closed by the server
+  RunUntil([] { return false; }, milliseconds(50));      // let the close arrive
   HandlerResult second = RunOne(*handler, "job-2");
   EXPECT_EQ(second.kind, Kind::kOk) << second.error;
   EXPECT_EQ(server.connections_accepted, 2);
@@ -463,7 +581,7 @@ TEST_F(UrlHandlerTest, NewConnectionIsNeverRetried) {
   auto handler = Make(server.Url("/"));
   HandlerResult r = RunOne(*handler, "job-dropped");
   EXPECT_EQ(r.kind, Kind::kFailed);
-  EXPECT_THAT(r.error, HasSubstr("read: "));
+  EXPECT_THAT(r.error, HasSubstr("Empty reply from server"));
   EXPECT_EQ(server.connections_accepted, 1);
   EXPECT_EQ(server.requests.size(), 1u);
 }
@@ -484,14 +602,43 @@ TEST_F(UrlHandlerTest, OversizedResponseBodyFails) {
 TEST_F(UrlHandlerTest, ShutdownClosesIdleConnectionsAndRefusesNewRuns) {
   TestHttpServer server(io_);
   auto handler = Make(server.Url("/"));
-  auto& url_handler = dynamic_cast<UrlHandler&>(*handler);
   EXPECT_EQ(RunOne(*handler, "job-1").kind, Kind::kOk);
-  EXPECT_EQ(url_handler.IdleConnections(), 1u);
+  EXPECT_FALSE(handler->Drained());
   handler->Shutdown();
-  EXPECT_EQ(url_handler.IdleConnections(), 0u);
+  EXPECT_TRUE(handler->Drained());
+  EXPECT_TRUE(RunUntil([&] { return server.connections_closed_by_client == 1; }));
   HandlerResult r = RunOne(*handler, "job-2");
   EXPECT_EQ(r.kind, Kind::kFailed);
   EXPECT_EQ(r.error, "handler is shut down");
+  EXPECT_EQ(server.requests.size(), 1u);
+}
+
+// Shutdown lets a running attempt finish; the pooled connections close after it.
+TEST_F(UrlHandlerTest, ShutdownWhileRunningClosesConnectionsAfterTheLastAttempt) {
+  TestHttpServer server(io_);
+  server.respond = [](const SeenRequest& seen) {
+    CannedResponse r;
+    if (seen.job_id == "job-slow") r.delay = milliseconds(300);
+    return r;
+  };
+  auto handler = Make(server.Url("/"));
+  auto& url_handler = dynamic_cast<UrlHandler&>(*handler);
+  int calls = 0;
+  HandlerResult slow;
+  handler->Run({"job-slow", "", Envelope("job-slow")}, milliseconds(3000), [&](HandlerResult r) {
+    ++calls;
+    slow = std::move(r);
+  });
+  ASSERT_TRUE(RunUntil([&] { return server.requests.size() == 1; }));
+  EXPECT_EQ(RunOne(*handler, "job-fast").kind, Kind::kOk);  // a second connection, now idle
+  ASSERT_EQ(server.connections_accepted, 2);
+  handler->Shutdown();
+  EXPECT_EQ(url_handler.RunningAttempts(), 1u);
+  RunUntil([] { return false; }, milliseconds(100));
+  EXPECT_EQ(server.connections_closed_by_client, 0);  // the pool waits for the running one
+  ASSERT_TRUE(RunUntil([&] { return calls == 1; }));
+  EXPECT_EQ(slow.kind, Kind::kOk) << slow.error;
+  EXPECT_TRUE(RunUntil([&] { return server.connections_closed_by_client == 2; }));
 }
 
 TEST_F(UrlHandlerTest, DestructorAnswersRunningAttempts) {
@@ -514,6 +661,7 @@ TEST_F(UrlHandlerTest, DestructorAnswersRunningAttempts) {
   ASSERT_TRUE(RunUntil([&] { return calls == 1; }));
   EXPECT_EQ(result.kind, Kind::kFailed);
   EXPECT_EQ(result.error, "handler stopped");
+  EXPECT_TRUE(RunUntil([&] { return server.connections_closed_by_client == 1; }));  // aborted
 }
 
 TEST_F(UrlHandlerTest, ConcurrentRunsEachGetAnAnswer) {
@@ -540,7 +688,153 @@ TEST_F(UrlHandlerTest, ConcurrentRunsEachGetAnAnswer) {
     EXPECT_EQ(results[i].actions_json, "[\"job-" + std::to_string(i) + "\"]");
   }
   EXPECT_EQ(server.connections_accepted, 4);
-  EXPECT_EQ(dynamic_cast<UrlHandler&>(*handler).IdleConnections(), 4u);
+  // All four were pooled: a second round reuses them.
+  for (int i = 0; i < 4; ++i) {
+    std::string id = "again-" + std::to_string(i);
+    handler->Run({id, "", Envelope(id)}, milliseconds(3000), [&](HandlerResult) { ++done; });
+  }
+  ASSERT_TRUE(RunUntil([&] { return done == 8; }));
+  EXPECT_EQ(server.connections_accepted, 4);
+}
+
+// ---------------------------------------------------------------------------------
+// https: a real TLS server (python3 http.server + ssl, a child process) with a test CA
+// made by the openssl CLI in a temp dir. The test CA is in no system store.
+
+class UrlHandlerHttpsTest : public UrlHandlerTest {
+ protected:
+  void SetUp() override {
+    Result<testing::TestCertificates> made = testing::MakeTestCertificates(dir_.path());
+    ASSERT_TRUE(made.ok()) << made.status().message();
+    certs_ = *made;
+  }
+
+  // A server with `cert`/`key` in its own directory, started (the test fails if not).
+  std::unique_ptr<testing::HttpsServer> StartServer(const std::string& cert,
+                                                    const std::string& key) {
+    std::string server_dir = dir_.path() + "/server" + std::to_string(++servers_);
+    std::filesystem::create_directory(server_dir);
+    auto server = std::make_unique<testing::HttpsServer>(server_dir, cert, key);
+    EXPECT_TRUE(server->Start()) << server->Log();
+    return server;
+  }
+
+  std::unique_ptr<Handler> MakeHttps(const std::string& url, const std::string& ca_file) {
+    JobConfig job;
+    job.type = "test.https";
+    job.concurrency = 2;
+    job.handler.url = url;
+    job.handler.ca_file = ca_file;
+    Result<std::unique_ptr<Handler>> handler = MakeHandler(job, "", io_);
+    EXPECT_TRUE(handler.ok()) << handler.status().ToString();
+    return handler.ok() ? std::move(handler).value() : nullptr;
+  }
+
+  TempDirectory dir_;
+  testing::TestCertificates certs_;
+  int servers_ = 0;
+};
+
+TEST_F(UrlHandlerHttpsTest, TrustedThroughCaFile) {
+  auto server = StartServer(certs_.server_cert, certs_.server_key);
+  ASSERT_TRUE(server->SetReply({200,
+                                {{"Content-Type", "application/json"}},
+                                R"({"actions":[{"integration":"slack-api","path":"/x"}]})"}));
+  auto handler = MakeHttps(server->Url("/hook?x=1"), certs_.ca_file);
+  ASSERT_NE(handler, nullptr);
+  const std::string traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  int calls = 0;
+  HandlerResult r;
+  handler->Run({"job-1", traceparent, Envelope("job-1")}, milliseconds(5000), [&](HandlerResult x) {
+    ++calls;
+    r = std::move(x);
+  });
+  ASSERT_TRUE(RunUntil([&] { return calls == 1; }, milliseconds(8000)));
+  EXPECT_EQ(r.kind, Kind::kOk) << r.error;
+  EXPECT_EQ(r.actions_json, R"([{"integration":"slack-api","path":"/x"}])");
+
+  std::vector<testing::HttpsRequest> seen = server->Requests();
+  ASSERT_EQ(seen.size(), 1u) << server->Log();
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].target, "/hook?x=1");
+  EXPECT_EQ(seen[0].body, Envelope("job-1"));
+  EXPECT_EQ(seen[0].Header("host"), "127.0.0.1:" + std::to_string(server->port()));
+  EXPECT_EQ(seen[0].Header("content-type"), "application/json");
+  EXPECT_EQ(seen[0].Header("x-firebreak-job-id"), "job-1");
+  EXPECT_EQ(seen[0].Header("traceparent"), traceparent);
+  EXPECT_THAT(seen[0].Header("user-agent"), ::testing::StartsWith("firebreak"));
+
+  // The TLS connection is kept and reused: one handshake for both jobs.
+  EXPECT_EQ(RunOne(*handler, "job-2", milliseconds(5000)).kind, Kind::kOk);
+  seen = server->Requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1].connection, seen[0].connection);
+  EXPECT_EQ(server->Handshakes(), 1);
+}
+
+// The certificate names localhost too (DNS subjectAltName, checked against the name).
+TEST_F(UrlHandlerHttpsTest, HostNameIsVerifiedByName) {
+  auto server = StartServer(certs_.server_cert, certs_.server_key);
+  auto handler = MakeHttps(server->Url("/", "localhost"), certs_.ca_file);
+  ASSERT_NE(handler, nullptr);
+  HandlerResult r = RunOne(*handler, "job-1", milliseconds(5000));
+  EXPECT_EQ(r.kind, Kind::kOk) << r.error;
+  ASSERT_EQ(server->Requests().size(), 1u);
+  EXPECT_EQ(server->Requests()[0].Header("host"), "localhost:" + std::to_string(server->port()));
+}
+
+TEST_F(UrlHandlerHttpsTest, UntrustedCertificateFailsWithoutCaFile) {
+  auto server = StartServer(certs_.server_cert, certs_.server_key);
+  auto handler = MakeHttps(server->Url("/"), "");  // the system store: no test CA there
+  ASSERT_NE(handler, nullptr);
+  HandlerResult r = RunOne(*handler, "job-1", milliseconds(5000));
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_THAT(r.error,
+              HasSubstr("SSL certificate problem: unable to get local issuer certificate"));
+  EXPECT_TRUE(RunUntil([&] { return !server->FailedHandshakes().empty(); }));
+  EXPECT_TRUE(server->Requests().empty());  // nothing was sent to an unverified server
+}
+
+TEST_F(UrlHandlerHttpsTest, CertificateForAnotherHostFails) {
+  auto server = StartServer(certs_.other_cert, certs_.other_key);  // same CA, other name
+  auto handler = MakeHttps(server->Url("/"), certs_.ca_file);
+  ASSERT_NE(handler, nullptr);
+  HandlerResult r = RunOne(*handler, "job-1", milliseconds(5000));
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_THAT(r.error, HasSubstr("no alternative certificate subject name matches target host "
+                                 "name '127.0.0.1'"));
+  EXPECT_TRUE(server->Requests().empty());
+}
+
+TEST_F(UrlHandlerHttpsTest, StatusCodesAndRetryAfterMapAsOverHttp) {
+  auto server = StartServer(certs_.server_cert, certs_.server_key);
+  auto handler = MakeHttps(server->Url("/"), certs_.ca_file);
+  ASSERT_NE(handler, nullptr);
+  ASSERT_TRUE(server->SetReply({503, {{"Retry-After", "7"}}, "busy"}));
+  HandlerResult r = RunOne(*handler, "j503", milliseconds(5000));
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_EQ(r.error, "HTTP 503");
+  EXPECT_EQ(r.retry_after, milliseconds(7000));
+  ASSERT_TRUE(server->SetReply({404, {}, ""}));
+  r = RunOne(*handler, "j404", milliseconds(5000));
+  EXPECT_EQ(r.kind, Kind::kRejected);
+  EXPECT_EQ(r.error, "HTTP 404");
+}
+
+TEST_F(UrlHandlerHttpsTest, TimeoutAbortsTheTransfer) {
+  auto server = StartServer(certs_.server_cert, certs_.server_key);
+  auto handler = MakeHttps(server->Url("/"), certs_.ca_file);
+  ASSERT_NE(handler, nullptr);
+  EXPECT_EQ(RunOne(*handler, "warm-up", milliseconds(5000)).kind, Kind::kOk);
+  ASSERT_TRUE(server->SetReply({200, {}, "", milliseconds(5000)}));
+  auto start = std::chrono::steady_clock::now();
+  HandlerResult r = RunOne(*handler, "job-slow", milliseconds(300));
+  EXPECT_EQ(r.kind, Kind::kTimedOut);
+  EXPECT_EQ(r.error, "timed out after 300ms");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(2000));
+  // The server sees the connection go well before its answer was due.
+  EXPECT_TRUE(RunUntil([&] { return server->ClosedConnections() == 1; }, milliseconds(3000)))
+      << server->Log();
 }
 
 }  // namespace
