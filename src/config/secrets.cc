@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "common/file_util.h"
 #include "config/config.h"
 
 namespace firebreak {
@@ -20,28 +21,15 @@ Status SecretError(const Secret& secret, const std::string& key_path, const std:
 }
 
 Status ReadSecretFile(const Secret& secret, const std::string& key_path, std::string& out) {
-  auto cannot_read = [&](int error) {
-    return SecretError(secret, key_path,
-                       "cannot read secret file \"" + secret.ref + "\": " + std::strerror(error));
-  };
-  std::FILE* file = std::fopen(secret.ref.c_str(), "rb");
-  if (file == nullptr) return cannot_read(errno);
-  std::string text;
-  char buffer[4096];
-  int read_error = 0;
-  while (text.size() <= kMaxSecretFileBytes) {
-    size_t got = std::fread(buffer, 1, sizeof buffer, file);
-    text.append(buffer, got);
-    if (got < sizeof buffer) {
-      if (std::ferror(file)) read_error = errno != 0 ? errno : EIO;
-      break;
-    }
-  }
-  std::fclose(file);
-  if (read_error != 0) return cannot_read(read_error);
-  if (text.size() > kMaxSecretFileBytes) {
+  Result<std::string> read = ReadSmallFile(secret.ref, kMaxSecretFileBytes);
+  if (!read.ok() && read.status().code() == StatusCode::kResourceExhausted) {
     return SecretError(secret, key_path, "secret file \"" + secret.ref + "\" is larger than 1MiB");
   }
+  if (!read.ok()) {
+    return SecretError(secret, key_path, "cannot read secret file \"" + secret.ref +
+                                             "\": " + read.status().message());
+  }
+  std::string text = std::move(read).value();
   // Files written by editors, `echo` or secret managers usually end in a newline that is
   // not part of the secret.
   size_t end = text.find_last_not_of(" \t\r\n");

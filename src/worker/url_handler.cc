@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/crypto.h"
+#include "common/file_util.h"
 #include "common/http_util.h"
 #include "common/units.h"
 
@@ -75,23 +76,12 @@ Status CheckCaFile(const std::string& path) {
   auto bad = [&](const std::string& why) {
     return InvalidArgument("handler ca_file \"" + path + "\": " + why);
   };
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) return bad(std::string("cannot read: ") + std::strerror(errno));
-  std::string text;
-  char buffer[64 * 1024];
-  int read_error = 0;
-  while (text.size() <= kMaxCaFileBytes) {
-    size_t got = std::fread(buffer, 1, sizeof buffer, file);
-    text.append(buffer, got);
-    if (got < sizeof buffer) {
-      if (std::ferror(file)) read_error = errno != 0 ? errno : EIO;
-      break;
-    }
+  Result<std::string> text = ReadSmallFile(path, kMaxCaFileBytes);
+  if (!text.ok() && text.status().code() == StatusCode::kResourceExhausted) {
+    return bad("larger than 16 MiB, not a CA file");
   }
-  std::fclose(file);
-  if (read_error != 0) return bad(std::string("cannot read: ") + std::strerror(read_error));
-  if (text.size() > kMaxCaFileBytes) return bad("larger than 16 MiB, not a CA file");
-  if (text.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+  if (!text.ok()) return bad("cannot read: " + text.status().message());
+  if (text->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
     return bad("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)");
   }
   return Status::Ok();
