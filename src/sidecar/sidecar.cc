@@ -358,7 +358,9 @@ Status Sidecar::Start() {
   net::HttpServerOptions options;
   options.name = "sidecar";
   options.listen = impl_->config.worker.sidecar;
-  options.threads = 1;  // every blocking call is offloaded: one loop thread suffices
+  // Every blocking call is offloaded; two loop threads so that one busy serializing
+  // /metrics, or descheduled on a loaded machine, does not hold up health checks and calls.
+  options.threads = 2;
   options.max_body = kMaxBody;
   options.read_timeout = milliseconds(60'000);
   options.max_connections = 4096;
