@@ -5,11 +5,13 @@
 // forged request must never be enqueued.
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/clock.h"
+#include "config/webhook_presets.h"
 #include "fake_request.h"
 #include "ingress/source.h"
 
@@ -38,7 +40,7 @@ struct Fixture {
       return c;
     };
     add(SourceKind::kSlack, "slack");
-    add(SourceKind::kHmac, "hmac").dedupe = "/id";
+    add(SourceKind::kHmac, "hmac").dedupe = {"/id"};
     add(SourceKind::kHmac, "hmacbody");
     SourceConfig& discord = add(SourceKind::kDiscord, "discord");
     discord.secret.reset();
@@ -47,6 +49,21 @@ struct Fixture {
     add(SourceKind::kTelegram, "telegram");
     add(SourceKind::kGithub, "github");
     add(SourceKind::kMeta, "meta").verify_token = Literal("verify");
+    // Every provider preset: the declarative engine's header, timestamp, template, token
+    // and handshake parsing.
+    for (const WebhookPreset& preset : WebhookPresets()) {
+      SourceConfig& c = add(SourceKind::kHmac, preset.name.c_str());
+      c.preset = &preset;
+      c.scheme = preset.scheme;
+      c.tolerance = preset.tolerance;
+      c.dedupe = preset.dedupe;
+      c.headers = preset.headers;
+      if (preset.scheme.secret_encoding == SignatureScheme::SecretEncoding::kBase64) {
+        c.secret = Literal("ZnV6el9zZWNyZXQtMQ==");
+      }
+      c.previous_secret = Literal(c.secret->value == "fuzz_secret-1" ? "fuzz_secret-0"
+                                                                      : "b2xkX3NlY3JldA==");
+    }
     for (const SourceConfig& c : configs) {
       auto made = MakeSource(c, clock);
       if (!made.ok()) std::abort();
@@ -86,17 +103,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const SourceConfig& config = fixture.configs[which];
 
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string_view body = TakeHeaders(rest, headers);
-  testing::FakeRequest request(std::string(body), get ? "GET" : "POST",
-                               get ? config.path + "?" + std::string(body.substr(0, 256))
-                                   : config.path);
-  for (const auto& [name, value] : headers) request.SetHeader(name, value);
+  std::string body(TakeHeaders(rest, headers));
+  const std::string target =
+      get ? config.path + "?" + body.substr(0, 256) : config.path;
+  std::optional<SignedRequest> signed_request;
   if (sign) {
-    auto signed_request = SignRequest(config, body, kNow);
-    if (signed_request.ok()) {
-      for (const auto& [name, value] : signed_request->headers) request.SetHeader(name, value);
-      request.SetHeader("Content-Type", signed_request->content_type);
+    auto made = SignRequest(config, body, kNow, "http://fuzz.test" + target);
+    if (made.ok()) {
+      signed_request = std::move(made).value();
+      if (signed_request->body) body = *signed_request->body;
     }
+  }
+  testing::FakeRequest request(body, get ? "GET" : "POST", target);
+  request.SetHeader("Host", "fuzz.test");
+  for (const auto& [name, value] : headers) request.SetHeader(name, value);
+  if (signed_request) {
+    for (const auto& [name, value] : signed_request->headers) request.SetHeader(name, value);
+    request.SetHeader("Content-Type", signed_request->content_type);
   }
   SourceDecision decision = fixture.sources[which]->Handle(request);
   // Only a correctly signed request may be stored: the fuzzer cannot compute a valid

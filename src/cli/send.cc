@@ -8,6 +8,8 @@
 #include "cli/common.h"
 #include "cli/http_client.h"
 #include "common/crypto.h"
+#include "config/webhook_presets.h"
+#include "ingress/scheme_source.h"
 #include "ingress/source.h"
 
 namespace firebreak::cli {
@@ -21,6 +23,7 @@ std::string RandomToken(size_t bytes) {
 
 // A realistic sample event for sources that have one, unique on every call.
 std::string SampleBody(const SourceConfig& source, int64_t now) {
+  if (source.preset != nullptr) return ExpandSample(source.preset->sample_body, now);
   std::string id = RandomToken(8);
   if (source.kind == SourceKind::kSlack) {
     return "{\"token\":\"sample\",\"team_id\":\"T0001\",\"api_app_id\":\"A0001\","
@@ -98,7 +101,8 @@ int Send(const std::string& config_path, const std::string& source_name, const s
   } else {
     body = data;
   }
-  auto signed_request = SignRequest(*source, body, now);
+  const std::string target = (url.empty() ? ListenUrl(config->server.listen) : url) + source->path;
+  auto signed_request = SignRequest(*source, body, now, target);
   if (!signed_request.ok()) {
     std::cerr << "cannot sign for source \"" << source_name
               << "\": " << signed_request.status().message() << "\n";
@@ -106,10 +110,17 @@ int Send(const std::string& config_path, const std::string& source_name, const s
   }
   HttpRequest request;
   request.method = "POST";
-  request.url = (url.empty() ? ListenUrl(config->server.listen) : url) + source->path;
+  request.url = target;
+  // With a public_url the signature covers that URL; the request still goes to `target`.
+  if (!signed_request->url.empty()) {
+    request.url = target + signed_request->url.substr(signed_request->url.find('?') ==
+                                                              std::string::npos
+                                                          ? signed_request->url.size()
+                                                          : signed_request->url.find('?'));
+  }
   request.headers = signed_request->headers;
   request.headers.emplace_back("Content-Type", signed_request->content_type);
-  request.body = body;
+  request.body = signed_request->body.value_or(body);
   auto response = HttpCall(request);
   if (!response.ok()) {
     std::cerr << "POST " << request.url << ": " << response.status().message() << "\n";

@@ -30,6 +30,43 @@ std::string HexEncode(std::string_view bytes) {
   return out;
 }
 
+std::string Base64Encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int length =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(bytes.data()),
+                      static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(length));
+  return out;
+}
+
+std::optional<std::string> Base64Decode(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  if (text.size() % 4 != 0) return std::nullopt;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                          (c >= '0' && c <= '9') || c == '+' || c == '/';
+    // '=' only as the last one or two characters.
+    const bool padding = c == '=' && i + 2 >= text.size() &&
+                         (i + 1 == text.size() || text.back() == '=');
+    if (!alphabet && !padding) return std::nullopt;
+  }
+  // EVP_DecodeBlock writes 3 bytes per 4 characters, padding included; the '=' count says
+  // how many of the last three are not data.
+  std::string out(text.size() / 4 * 3, '\0');
+  const int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                     reinterpret_cast<const unsigned char*>(text.data()),
+                                     static_cast<int>(text.size()));
+  if (length < 0) return std::nullopt;
+  size_t padding = 0;
+  if (!text.empty() && text.back() == '=') ++padding;
+  if (text.size() >= 2 && text[text.size() - 2] == '=') ++padding;
+  out.resize(static_cast<size_t>(length) - padding);
+  return out;
+}
+
 std::string HmacHex(HmacAlgorithm algorithm, std::string_view key, std::string_view data) {
   const EVP_MD* md = algorithm == HmacAlgorithm::kSha1     ? EVP_sha1()
                      : algorithm == HmacAlgorithm::kSha512 ? EVP_sha512()

@@ -28,6 +28,12 @@ void RandomBytes(void* out, size_t size);
 
 std::string HexEncode(std::string_view bytes);
 
+// Standard base64 (RFC 4648 §4, with '=' padding).
+std::string Base64Encode(std::string_view bytes);
+// The bytes of standard padded base64 (blanks around it ignored); nullopt for anything
+// else, including a length that is not a multiple of 4.
+std::optional<std::string> Base64Decode(std::string_view text);
+
 // Job ids: ULIDs (48-bit ms timestamp + 80 random bits, Crockford base32, 26
 // chars), so they sort by creation time.
 std::string NewJobId(int64_t now_ms);

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "common/units.h"
+#include "config/webhook_presets.h"
 
 namespace firebreak {
 namespace {
@@ -55,6 +56,12 @@ std::string Quote(std::string_view text) {
     }
   }
   return out + "\"";
+}
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 // Optimal string alignment distance: an edit, insertion, deletion or swap of two
@@ -349,6 +356,46 @@ class Section {
     }
     out = value->get();
     return true;
+  }
+
+  // A string or an array of strings (`single_allowed`) or only an array; element
+  // problems name the element ("sources[0].headers[2]").
+  bool StringList(std::string_view key, std::vector<std::string>& out, bool single_allowed) {
+    const toml::node* node = Present(key, Need::kOptional);
+    if (node == nullptr) return false;
+    if (const auto* single = node->as_string(); single != nullptr && single_allowed) {
+      out = {single->get()};
+      return true;
+    }
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      FailType(key, single_allowed ? "a string or an array of strings" : "an array of strings",
+               *node);
+      return false;
+    }
+    std::vector<std::string> values;
+    for (size_t i = 0; i < array->size(); ++i) {
+      const toml::node& element = *array->get(i);
+      const auto* value = element.as_string();
+      if (value == nullptr) {
+        problems_->Add(element.source(), KeyPath(key) + "[" + std::to_string(i) + "]",
+                       std::string("expected a string, not ") + TypeName(element));
+        return false;
+      }
+      values.push_back(value->get());
+    }
+    out = std::move(values);
+    return true;
+  }
+
+  // Where one element of an array value is written (the key when it is not an array).
+  const toml::source_region& ElementSource(std::string_view key, size_t index) const {
+    auto it = table_->find(key);
+    if (it == table_->end()) return table_->source();
+    if (const toml::array* array = it->second.as_array(); array && index < array->size()) {
+      return array->get(index)->source();
+    }
+    return it->first.source();
   }
 
   // A duration string; `allow_zero` false requires it to be above zero.
@@ -720,10 +767,23 @@ class ConfigParser {
     std::string kind;
     static const std::vector<std::string> kKinds = {"slack",  "discord", "telegram",
                                                     "github", "meta",    "hmac"};
-    bool has_kind = s.Choice("kind", kind, kKinds, "kind", Need::kRequired);
+    std::vector<std::string> kinds = kKinds;
+    for (const WebhookPreset& preset : WebhookPresets()) kinds.push_back(preset.name);
+    bool has_kind = s.Choice("kind", kind, kinds, "kind", Need::kRequired);
     if (has_kind) {
-      source.kind =
-          static_cast<SourceKind>(std::find(kKinds.begin(), kKinds.end(), kind) - kKinds.begin());
+      const size_t index = static_cast<size_t>(std::find(kinds.begin(), kinds.end(), kind) -
+                                                kinds.begin());
+      if (index < kKinds.size()) {
+        source.kind = static_cast<SourceKind>(index);
+      } else {
+        const WebhookPreset* preset = FindWebhookPreset(kind);
+        source.kind = SourceKind::kHmac;
+        source.preset = preset;
+        source.scheme = preset->scheme;
+        source.tolerance = preset->tolerance;
+        source.dedupe = preset->dedupe;
+        source.headers = preset->headers;
+      }
     }
 
     if (s.String("path", source.path, Need::kRequired)) CheckSourcePath(s, source);
@@ -733,15 +793,13 @@ class ConfigParser {
     }
 
     source.secret = s.SecretRef("secret");
+    source.previous_secret = s.SecretRef("previous_secret");
     source.verify_token = s.SecretRef("verify_token");
     source.signing_key = s.SecretRef("signing_key");
     s.String("public_key", source.public_key);
-    s.String("header", source.header);
-    s.String("prefix", source.prefix);
-    s.String("algorithm", source.algorithm);
-    s.String("dedupe", source.dedupe);
 
     if (has_kind) CheckKindSpecificKeys(s, source, kind);
+    ParseEnvelopeHeaders(s, source);
     s.RejectUnknownKeys();
     config_.sources.push_back(std::move(source));
   }
@@ -771,9 +829,9 @@ class ConfigParser {
   }
 
   void CheckKindSpecificKeys(Section& s, SourceConfig& source, const std::string& kind) {
-    bool is_hmac = source.kind == SourceKind::kHmac;
-    bool is_discord = source.kind == SourceKind::kDiscord;
-    bool is_meta = source.kind == SourceKind::kMeta;
+    const bool is_signed = source.kind == SourceKind::kHmac;  // hmac and the presets
+    const bool is_discord = source.kind == SourceKind::kDiscord;
+    const bool is_meta = source.kind == SourceKind::kMeta;
     std::string this_kind = " (this source is kind " + Quote(kind) + ")";
 
     if (is_discord) {
@@ -805,23 +863,216 @@ class ConfigParser {
       s.Fail("verify_token", "only allowed for kind \"meta\"" + this_kind);
     }
 
-    if (!is_hmac) {
-      for (std::string_view key : {"header", "prefix", "algorithm", "dedupe"}) {
+    if (!is_signed) {
+      for (std::string_view key : {"header", "prefix", "algorithm", "scheme"}) {
         if (s.Has(key)) s.Fail(key, "only allowed for kind \"hmac\"" + this_kind);
+      }
+      for (std::string_view key : {"dedupe", "previous_secret", "tolerance", "public_url"}) {
+        if (s.Has(key)) {
+          s.Fail(key, "only allowed for kind \"hmac\" and the provider presets" + this_kind);
+        }
       }
       return;
     }
-    if (s.Has("header") && !IsHeaderName(source.header)) {
-      s.Fail("header", "bad header name " + Quote(source.header));
+    if (source.preset != nullptr) {
+      for (std::string_view key : {"header", "prefix", "algorithm", "scheme"}) {
+        if (s.Has(key)) {
+          s.Fail(key, "kind " + Quote(kind) +
+                          " has a fixed signature scheme; write your own with kind = \"hmac\"");
+        }
+      }
+    } else {
+      ParseCustomScheme(s, source.scheme);
     }
+
+    if (s.Has("tolerance")) {
+      if (!source.scheme.HasTimestamp()) {
+        s.Fail("tolerance", "this scheme has no signed timestamp to check it against");
+      } else {
+        s.Duration("tolerance", source.tolerance);
+      }
+    }
+    ParseDedupe(s, source);
+    const bool signs_url = source.scheme.signed_template.find("{url}") != std::string::npos;
+    if (s.String("public_url", source.public_url)) {
+      if (!signs_url) {
+        s.Fail("public_url", "only used by schemes that sign the request URL ({url})");
+      } else if (!HasScheme(source.public_url, {"http://", "https://"}) ||
+                 source.public_url.find_first_of("?# ") != std::string::npos ||
+                 source.public_url.back() == '/') {
+        s.Fail("public_url",
+               "expected the origin the provider calls, without a trailing '/', e.g. "
+               "\"https://bot.example.com\"");
+      }
+    }
+  }
+
+  // kind = "hmac": the header/prefix/algorithm shorthand and the `scheme` table.
+  void ParseCustomScheme(Section& s, SignatureScheme& scheme) {
+    s.String("header", scheme.header);
+    s.String("prefix", scheme.prefix);
     static const std::vector<std::string> kAlgorithms = {"sha1", "sha256", "sha512"};
-    if (s.Has("algorithm") &&
-        std::find(kAlgorithms.begin(), kAlgorithms.end(), source.algorithm) == kAlgorithms.end()) {
-      s.Fail("algorithm", "unknown algorithm " + Quote(source.algorithm) + " (expected " +
-                              ListChoices(kAlgorithms) + ")");
+    s.Choice("algorithm", scheme.algorithm, kAlgorithms, "algorithm");
+    if (s.Has("header") && !IsHeaderName(scheme.header)) {
+      s.Fail("header", "bad header name " + Quote(scheme.header));
     }
-    if (std::string problem = CheckJsonPointer(source.dedupe); !problem.empty()) {
-      s.Fail("dedupe", problem);
+    std::optional<Section> table = s.Table("scheme");
+    if (!table) return;
+    Section& t = *table;
+    for (std::string_view key : {"header", "prefix", "algorithm"}) {
+      if (s.Has(key) && t.Has(key)) {
+        t.Fail(key, "also set as " + s.KeyPath(key) + "; set it in one place");
+      }
+    }
+    std::string text;
+    if (t.Choice("mode", text, {"hmac", "token"}, "mode")) {
+      scheme.mode = text == "token" ? SignatureScheme::Mode::kToken : SignatureScheme::Mode::kHmac;
+    }
+    t.Choice("algorithm", scheme.algorithm, kAlgorithms, "algorithm");
+    if (t.Choice("encoding", text, {"hex", "base64"}, "encoding")) {
+      scheme.encoding =
+          text == "base64" ? SignatureScheme::Encoding::kBase64 : SignatureScheme::Encoding::kHex;
+    }
+    if (t.Choice("secret_encoding", text, {"raw", "base64"}, "secret encoding")) {
+      scheme.secret_encoding = text == "base64" ? SignatureScheme::SecretEncoding::kBase64
+                                                : SignatureScheme::SecretEncoding::kRaw;
+    }
+    t.String("secret_prefix", scheme.secret_prefix);
+    if (t.String("header", scheme.header) && !IsHeaderName(scheme.header)) {
+      t.Fail("header", "bad header name " + Quote(scheme.header));
+    }
+    t.String("prefix", scheme.prefix);
+    t.String("separator", scheme.separator);
+    if (t.String("signed", scheme.signed_template)) {
+      Result<std::vector<TemplatePart>> parts = ParseSignedTemplate(scheme.signed_template);
+      if (!parts.ok()) {
+        t.Fail("signed", parts.status().message());
+      } else if (scheme.signed_template.find("{body}") == std::string::npos) {
+        t.Fail("signed", "must include {body}: a signature that does not cover the body "
+                         "lets anyone change it");
+      }
+    }
+    int timestamp_sources = 0;
+    if (t.String("timestamp_header", scheme.timestamp_header)) {
+      ++timestamp_sources;
+      if (!IsHeaderName(scheme.timestamp_header)) {
+        t.Fail("timestamp_header", "bad header name " + Quote(scheme.timestamp_header));
+      }
+    }
+    if (t.String("timestamp_entry", scheme.timestamp_entry)) {
+      ++timestamp_sources;
+      if (scheme.timestamp_entry.empty()) t.Fail("timestamp_entry", "must not be empty");
+    }
+    if (t.String("timestamp_field", scheme.timestamp_field)) {
+      ++timestamp_sources;
+      if (std::string problem = CheckJsonPointer(scheme.timestamp_field); !problem.empty()) {
+        t.Fail("timestamp_field", problem);
+      } else if (scheme.timestamp_field.empty()) {
+        t.Fail("timestamp_field", "must point into the body, e.g. \"/timestamp\"");
+      }
+    }
+    if (timestamp_sources > 1) {
+      t.Fail("timestamp_header",
+             "give the timestamp one place: timestamp_header, timestamp_entry or "
+             "timestamp_field");
+    }
+    if (t.Choice("timestamp_format", text, {"unix", "unix_ms", "rfc3339"}, "timestamp format")) {
+      scheme.timestamp_format = text == "unix_ms" ? SignatureScheme::TimestampFormat::kUnixMillis
+                                : text == "rfc3339"
+                                    ? SignatureScheme::TimestampFormat::kRfc3339
+                                    : SignatureScheme::TimestampFormat::kUnixSeconds;
+    }
+    if (scheme.signed_template.find("{timestamp}") != std::string::npos &&
+        scheme.timestamp_header.empty() && scheme.timestamp_entry.empty()) {
+      t.Fail("signed", "uses {timestamp} but the scheme has no timestamp_header or "
+                       "timestamp_entry to take it from");
+    }
+    if (t.String("token_field", scheme.token_field)) {
+      if (std::string problem = CheckJsonPointer(scheme.token_field); !problem.empty()) {
+        t.Fail("token_field", problem);
+      } else if (scheme.token_field.empty()) {
+        t.Fail("token_field", "must point into the body, e.g. \"/token\"");
+      }
+    }
+    if (scheme.mode == SignatureScheme::Mode::kToken) {
+      for (std::string_view key : {"algorithm", "encoding", "secret_encoding", "secret_prefix",
+                                   "prefix", "separator", "signed", "timestamp_header",
+                                   "timestamp_entry", "timestamp_field", "timestamp_format"}) {
+        if (t.Has(key)) t.Fail(key, "only for mode \"hmac\" (this scheme is mode \"token\")");
+      }
+      if (t.Has("token_field") && (t.Has("header") || s.Has("header"))) {
+        t.Fail("token_field", "the token comes from a header or a body field, not both");
+      }
+    } else if (t.Has("token_field")) {
+      t.Fail("token_field", "only for mode \"token\"");
+    }
+    t.RejectUnknownKeys();
+  }
+
+  // dedupe = "/json/pointer" | "header:Name" | "body", or an array of them: the first
+  // one present gives the key.
+  void ParseDedupe(Section& s, SourceConfig& source) {
+    std::vector<std::string> dedupe;
+    if (!s.StringList("dedupe", dedupe, true)) return;
+    if (dedupe.empty()) {
+      s.Fail("dedupe", "must not be empty (leave it out to dedupe on the body's hash)");
+      return;
+    }
+    for (size_t i = 0; i < dedupe.size(); ++i) {
+      std::string& entry = dedupe[i];
+      if (entry.empty()) entry = "body";  // dedupe = "" has always meant the body hash
+      std::string problem;
+      if (entry == "body") {
+        if (i + 1 != dedupe.size()) problem = "\"body\" is always present: put it last";
+      } else if (entry.rfind("header:", 0) == 0) {
+        if (!IsHeaderName(entry.substr(7))) problem = "bad header name " + Quote(entry.substr(7));
+      } else if (problem = CheckJsonPointer(entry); problem.empty() && entry[0] != '/') {
+        problem = "expected a JSON pointer (\"/id\"), \"header:Name\" or \"body\"";
+      } else if (!problem.empty()) {
+        problem += "; or \"header:Name\", or \"body\"";
+      }
+      if (!problem.empty()) {
+        if (dedupe.size() == 1 && s.Find("dedupe")->is_string()) {
+          s.Fail("dedupe", problem);
+        } else {
+          problems_.Add(s.ElementSource("dedupe", i),
+                        s.KeyPath("dedupe") + "[" + std::to_string(i) + "]", problem);
+        }
+        return;
+      }
+    }
+    source.dedupe = std::move(dedupe);
+  }
+
+  // headers = ["X-Shopify-Topic", ...]: copied into the envelope, on top of the preset's.
+  // Credentials and signatures are refused: handlers must never see them.
+  void ParseEnvelopeHeaders(Section& s, SourceConfig& source) {
+    std::vector<std::string> names;
+    if (!s.StringList("headers", names, false)) return;
+    std::vector<std::string> secret_headers = {"authorization", "proxy-authorization", "cookie",
+                                               "x-slack-signature", "x-hub-signature-256",
+                                               "x-hub-signature", "x-signature-ed25519",
+                                               "x-telegram-bot-api-secret-token"};
+    if (source.kind == SourceKind::kHmac && !source.scheme.header.empty()) {
+      secret_headers.push_back(Lower(source.scheme.header));
+    }
+    for (size_t i = 0; i < names.size(); ++i) {
+      const std::string path = s.KeyPath("headers") + "[" + std::to_string(i) + "]";
+      if (!IsHeaderName(names[i])) {
+        problems_.Add(s.ElementSource("headers", i), path, "bad header name " + Quote(names[i]));
+        return;
+      }
+      const std::string lower = Lower(names[i]);
+      if (std::find(secret_headers.begin(), secret_headers.end(), lower) !=
+          secret_headers.end()) {
+        problems_.Add(s.ElementSource("headers", i), path,
+                      Quote(names[i]) +
+                          " carries a signature or credential; handlers never get those");
+        return;
+      }
+      const bool known = std::any_of(source.headers.begin(), source.headers.end(),
+                                     [&](const std::string& h) { return Lower(h) == lower; });
+      if (!known) source.headers.push_back(names[i]);
     }
   }
 
@@ -1161,6 +1412,10 @@ const JobConfig* Config::FindJob(const std::string& type) const {
     if (job.type == type) return &job;
   }
   return nullptr;
+}
+
+std::string SourceConfig::KindName() const {
+  return preset != nullptr ? preset->name : SourceKindName(kind);
 }
 
 const SourceConfig* Config::FindSource(const std::string& name) const {

@@ -81,17 +81,76 @@ struct StoreConfig {
 enum class SourceKind { kSlack, kDiscord, kTelegram, kGithub, kMeta, kHmac };
 const char* SourceKindName(SourceKind kind);
 
+struct WebhookPreset;  // config/webhook_presets.h
+
+// How a signed webhook is authenticated: kind "hmac" writes one (`scheme = {...}`, or the
+// header/prefix/algorithm shorthand), the provider presets (kind "stripe", ...) are one.
+// The engine that applies it is ingress/scheme_source.h; docs/webhook-schemes.md.
+struct SignatureScheme {
+  enum class Mode {
+    kHmac,   // an HMAC of a signed string built from the request
+    kToken,  // the secret itself, sent in a header or a body field (compared as digests)
+  };
+  enum class Encoding { kHex, kBase64 };
+  enum class SecretEncoding { kRaw, kBase64 };
+  enum class TimestampFormat { kUnixSeconds, kUnixMillis, kRfc3339 };
+
+  Mode mode = Mode::kHmac;
+  std::string algorithm = "sha256";  // sha1 | sha256 | sha512
+  Encoding encoding = Encoding::kHex;  // of the signature
+  // The HMAC key: the secret's bytes, or base64-decoded after `secret_prefix` (e.g.
+  // "whsec_") is stripped.
+  SecretEncoding secret_encoding = SecretEncoding::kRaw;
+  std::string secret_prefix;
+  // Where the signature is: header value = entries joined by `separator` ("" = one
+  // entry); an entry starting with `prefix` is a candidate signature, any one valid is
+  // enough (secret rotation); other entries are ignored ("v0=...").
+  std::string header = "X-Signature";
+  std::string prefix;
+  std::string separator;
+  // The signed string: text with {body}, {timestamp}, {header:NAME}, {url} and
+  // {form_params} (form fields sorted by name, each name then value: Twilio).
+  std::string signed_template = "{body}";
+  // The signed timestamp: a header, an entry of the signature header ("t="), or a JSON
+  // pointer into the body; at most one. None = no replay window.
+  std::string timestamp_header;
+  std::string timestamp_entry;
+  std::string timestamp_field;
+  TimestampFormat timestamp_format = TimestampFormat::kUnixSeconds;
+  // kToken: the body field holding the token (JSON pointer, or form field name) instead
+  // of `header`. The field is removed from the job's payload.
+  std::string token_field;
+
+  bool HasTimestamp() const {
+    return !timestamp_header.empty() || !timestamp_entry.empty() || !timestamp_field.empty();
+  }
+};
+
 struct SourceConfig {
   std::string name;
   SourceKind kind = SourceKind::kHmac;
+  // A provider preset (kind = "stripe", ...): kind is then kHmac with `scheme` filled from
+  // the preset; nullptr for the other kinds and for a hand-written hmac source.
+  const WebhookPreset* preset = nullptr;
   std::string path;            // e.g. "/hooks/slack"
   std::optional<Secret> secret;
+  // hmac/presets: a second secret also accepted, for rotating the secret without
+  // downtime where the provider sends one signature per request.
+  std::optional<Secret> previous_secret;
   std::string job;             // job type to enqueue
-  // kind = "hmac"
-  std::string header = "X-Signature";
-  std::string prefix;          // e.g. "sha256="
-  std::string algorithm = "sha256";
-  std::string dedupe;          // JSON pointer into the body; "" = body hash
+  // kind = "hmac" and presets
+  SignatureScheme scheme;
+  milliseconds tolerance{300'000};  // replay window around a signed timestamp
+  // Where the dedupe key comes from, first present wins: "/json/pointer",
+  // "header:Name", or "body" (SHA-256 of the body). Empty = body hash. Without "body"
+  // a request with none of them is 400.
+  std::vector<std::string> dedupe;
+  // The externally visible origin (and path prefix) for schemes that sign the URL
+  // (Twilio), e.g. "https://bot.example.com"; "" = from X-Forwarded-Proto/Host.
+  std::string public_url;
+  // Request headers copied into the job envelope (any kind), on top of the kind's own.
+  // Never a signature, token or credential header.
+  std::vector<std::string> headers;
   // kind = "meta"
   std::optional<Secret> verify_token;
   // kind = "discord" (a public key may be a literal)
@@ -100,6 +159,9 @@ struct SourceConfig {
   // signs with (for trying a source without Discord; never needed to verify).
   std::optional<Secret> signing_key;
   std::string where;           // "file:line:col" of the [[sources]] table
+
+  // "slack", ..., "hmac", or the preset's name.
+  std::string KindName() const;
 };
 
 struct HandlerConfig {

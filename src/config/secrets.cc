@@ -89,6 +89,12 @@ Status ResolveSecrets(Config& config) {
     if (source.secret) {
       if (Status status = Resolve(*source.secret, path + ".secret"); !status.ok()) return status;
     }
+    if (source.previous_secret) {
+      if (Status status = Resolve(*source.previous_secret, path + ".previous_secret");
+          !status.ok()) {
+        return status;
+      }
+    }
     if (source.verify_token) {
       if (Status status = Resolve(*source.verify_token, path + ".verify_token"); !status.ok()) {
         return status;

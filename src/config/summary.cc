@@ -49,7 +49,7 @@ std::string Padded(const std::string& text, size_t width) {
 }
 
 void AppendSource(std::string& out, const SourceConfig& source) {
-  out += "  " + Padded(source.name, 14) + "kind " + SourceKindName(source.kind) + ", path " +
+  out += "  " + Padded(source.name, 14) + "kind " + source.KindName() + ", path " +
          source.path + " -> job " + source.job;
   if (source.kind == SourceKind::kDiscord) {
     out += ", public_key " + source.public_key.substr(0, 8) + "...";
@@ -57,9 +57,23 @@ void AppendSource(std::string& out, const SourceConfig& source) {
     out += ", secret " + SecretText(source.secret);
   }
   if (source.kind == SourceKind::kMeta) out += ", verify_token " + SecretText(source.verify_token);
+  if (source.kind == SourceKind::kHmac && source.preset == nullptr) {
+    const SignatureScheme& scheme = source.scheme;
+    out += scheme.mode == SignatureScheme::Mode::kToken
+               ? ", token in " + (scheme.token_field.empty() ? "header " + scheme.header
+                                                              : "field " + scheme.token_field)
+               : ", header " + scheme.header + ", prefix \"" + scheme.prefix + "\", algorithm " +
+                     scheme.algorithm + ", signed \"" + scheme.signed_template + "\"";
+  }
   if (source.kind == SourceKind::kHmac) {
-    out += ", header " + source.header + ", prefix \"" + source.prefix + "\", algorithm " +
-           source.algorithm + ", dedupe " + (source.dedupe.empty() ? "body hash" : source.dedupe);
+    std::string dedupe;
+    for (const std::string& entry : source.dedupe) dedupe += (dedupe.empty() ? "" : " | ") + entry;
+    out += ", dedupe " + (dedupe.empty() ? std::string("body") : dedupe);
+    if (source.previous_secret) out += ", previous_secret " + SecretText(source.previous_secret);
+  }
+  if (!source.headers.empty()) {
+    out += ", headers";
+    for (const std::string& header : source.headers) out += " " + header;
   }
   out += "\n";
 }

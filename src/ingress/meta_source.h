@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "ingress/hmac_source.h"
+#include "ingress/hmac_key.h"
 #include "ingress/source.h"
 
 namespace firebreak {

@@ -228,6 +228,10 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
     jobs.push_back({std::move(decision.dedupe_keys), std::move(decision.payload_json),
                     std::move(decision.headers_json)});
   }
+  if (!source.headers.empty()) {
+    const BeastRequestView view(req);
+    for (SourceJob& spec : jobs) AppendEnvelopeHeaders(view, source, spec.headers_json);
+  }
   EnqueueResult result;
   int duplicates = 0;
   for (SourceJob& spec : jobs) {

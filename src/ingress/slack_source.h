@@ -9,7 +9,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "ingress/hmac_source.h"
+#include "ingress/hmac_key.h"
 #include "ingress/source.h"
 
 namespace firebreak {

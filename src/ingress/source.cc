@@ -1,10 +1,12 @@
 #include "ingress/source.h"
 
+#include <cctype>
+
 #include "ingress/discord_source.h"
 #include "ingress/github_source.h"
-#include "ingress/hmac_source.h"
 #include "ingress/json_body.h"
 #include "ingress/meta_source.h"
+#include "ingress/scheme_source.h"
 #include "ingress/slack_source.h"
 #include "ingress/telegram_source.h"
 
@@ -31,8 +33,8 @@ Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, const Clo
   switch (config.kind) {
     case SourceKind::kSlack:
       return SlackSource::Create(config, clock);
-    case SourceKind::kHmac:
-      return HmacSource::Create(config);
+    case SourceKind::kHmac:  // and the presets
+      return SchemeSource::Create(config, clock);
     case SourceKind::kMeta:
       return MetaSource::Create(config);
     case SourceKind::kDiscord:
@@ -46,12 +48,12 @@ Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, const Clo
 }
 
 Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view body,
-                                  int64_t now_seconds) {
+                                  int64_t now_seconds, std::string_view url) {
   switch (config.kind) {
     case SourceKind::kSlack:
       return SlackSource::Sign(config, body, now_seconds);
     case SourceKind::kHmac:
-      return HmacSource::Sign(config, body);
+      return SchemeSource::Sign(config, body, now_seconds, url);
     case SourceKind::kMeta:
       return MetaSource::Sign(config, body);
     case SourceKind::kDiscord:
@@ -67,6 +69,28 @@ Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view b
       return GithubSource::Sign(config, body);
   }
   return UnsupportedKind(config.kind);
+}
+
+void AppendEnvelopeHeaders(const IngressRequest& request, const SourceConfig& config,
+                           std::string& headers_json) {
+  if (config.headers.empty()) return;
+  if (headers_json.size() < 2 || headers_json.back() != '}') headers_json = "{}";
+  headers_json.pop_back();
+  for (const std::string& name : config.headers) {
+    std::string_view value = request.Header(name);
+    if (value.empty()) continue;
+    std::string key;
+    key.reserve(name.size());
+    for (char c : name) key.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    std::string quoted;
+    AppendJsonString(quoted, key);
+    if (headers_json.find(quoted + ":") != std::string::npos) continue;
+    if (headers_json.size() > 1) headers_json.push_back(',');
+    headers_json += quoted;
+    headers_json.push_back(':');
+    AppendJsonString(headers_json, value);
+  }
+  headers_json.push_back('}');
 }
 
 }  // namespace firebreak

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,8 +85,19 @@ Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, const Clo
 struct SignedRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string content_type;
+  // Set when the platform would send another body (e.g. Mattermost's token is a body field).
+  std::optional<std::string> body;
+  // Set when the platform would post to another URL than `url` (e.g. Twilio's JSON
+  // deliveries carry the body's hash in the query).
+  std::string url;
 };
+// `url`: the full URL the request is posted to, for schemes that sign it.
 Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view body,
-                                  int64_t now_seconds);
+                                  int64_t now_seconds, std::string_view url = {});
+
+// Adds config.headers (the envelope allow-list) present in `request` to `headers_json`
+// (a JSON object), lower-case, skipping names it already has.
+void AppendEnvelopeHeaders(const IngressRequest& request, const SourceConfig& config,
+                           std::string& headers_json);
 
 }  // namespace firebreak

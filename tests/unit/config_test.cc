@@ -243,8 +243,8 @@ TEST(ConfigTest, FullConfigRoundTripsEveryField) {
   EXPECT_EQ(slack.secret->Describe(), "env SLACK_SIGNING_SECRET");
   EXPECT_EQ(slack.job, "slack.event");
   EXPECT_EQ(slack.where, "bot.toml:29:1");
-  EXPECT_EQ(slack.header, "X-Signature");  // hmac defaults stay untouched
-  EXPECT_EQ(slack.algorithm, "sha256");
+  EXPECT_EQ(slack.scheme.header, "X-Signature");  // hmac defaults stay untouched
+  EXPECT_EQ(slack.scheme.algorithm, "sha256");
 
   const SourceConfig& discord = config.sources[1];
   EXPECT_EQ(discord.kind, SourceKind::kDiscord);
@@ -263,10 +263,10 @@ TEST(ConfigTest, FullConfigRoundTripsEveryField) {
 
   const SourceConfig& shop = config.sources[3];
   EXPECT_EQ(shop.kind, SourceKind::kHmac);
-  EXPECT_EQ(shop.header, "X-Shop-Signature");
-  EXPECT_EQ(shop.prefix, "sha512=");
-  EXPECT_EQ(shop.algorithm, "sha512");
-  EXPECT_EQ(shop.dedupe, "/order/id");
+  EXPECT_EQ(shop.scheme.header, "X-Shop-Signature");
+  EXPECT_EQ(shop.scheme.prefix, "sha512=");
+  EXPECT_EQ(shop.scheme.algorithm, "sha512");
+  EXPECT_EQ(shop.dedupe, std::vector<std::string>{"/order/id"});
 
   ASSERT_EQ(config.jobs.size(), 2u);
   const JobConfig& event = config.jobs[0];
@@ -726,8 +726,10 @@ secret = { env = "S" }
 job = "t"
 )",
               3, "sources[0].kind",
-              "unknown kind \"slak\" (expected slack, discord, telegram, github, meta or hmac; "
-              "did you mean \"slack\"?)");
+              "unknown kind \"slak\" (expected slack, discord, telegram, github, meta, hmac, "
+              "stripe, standard-webhooks, svix, shopify, line, twilio, twitch, zoom, gitlab, "
+              "mattermost, teams, paddle, linear, pagerduty, intercom or lemonsqueezy; did you "
+              "mean \"slack\"?)");
 }
 
 TEST(ConfigErrorTest, HmacOnlyKeyOnSlackSource) {

@@ -1,4 +1,4 @@
-#include "ingress/hmac_source.h"
+#include "ingress/hmac_key.h"
 
 #include <gtest/gtest.h>
 
@@ -30,10 +30,10 @@ SourceConfig HmacConfig(std::string algorithm = "sha256", std::string dedupe = "
   config.path = "/hooks/orders";
   config.job = "orders.created";
   config.secret = Secret{Secret::Kind::kEnv, "ORDERS_SECRET", "test:1:1", kSecret};
-  config.header = "X-Signature";
-  config.prefix = "sha256=";
-  config.algorithm = std::move(algorithm);
-  config.dedupe = std::move(dedupe);
+  config.scheme.header = "X-Signature";
+  config.scheme.prefix = "sha256=";
+  config.scheme.algorithm = std::move(algorithm);
+  if (!dedupe.empty()) config.dedupe = {std::move(dedupe)};
   return config;
 }
 
@@ -49,8 +49,8 @@ FakeRequest Signed(const SourceConfig& config, std::string body,
                    std::string content_type = "application/json", std::string secret = kSecret) {
   FakeRequest request(body);
   request.SetHeader("Content-Type", content_type)
-      .SetHeader(config.header,
-                 config.prefix + HmacHex(*ParseHmacAlgorithm(config.algorithm), secret, body));
+      .SetHeader(config.scheme.header,
+                 config.scheme.prefix + HmacHex(*ParseHmacAlgorithm(config.scheme.algorithm), secret, body));
   return request;
 }
 
@@ -134,8 +134,8 @@ TEST(HmacSourceTest, MissingOrMalformedHeaderIsRejected) {
 
 TEST(HmacSourceTest, ConfiguredHeaderWithoutPrefix) {
   SourceConfig config = HmacConfig();
-  config.header = "X-Hook-Hmac";
-  config.prefix = "";
+  config.scheme.header = "X-Hook-Hmac";
+  config.scheme.prefix = "";
   auto source = Make(config);
   FakeRequest request = Signed(config, kOrder);
   EXPECT_EQ(request.Header("x-hook-hmac").size(), 64u);
@@ -149,17 +149,17 @@ TEST(HmacSourceTest, ConfiguredHeaderWithoutPrefix) {
 TEST(HmacSourceTest, Sha1AndSha512) {
   for (std::string algorithm : {"sha1", "sha512"}) {
     SourceConfig config = HmacConfig(algorithm);
-    config.prefix = algorithm + "=";
+    config.scheme.prefix = algorithm + "=";
     auto source = Make(config);
     FakeRequest request = Signed(config, kOrder);
     EXPECT_EQ(request.Header("X-Signature").size(),
-              config.prefix.size() + (algorithm == "sha1" ? 40u : 128u));
+              config.scheme.prefix.size() + (algorithm == "sha1" ? 40u : 128u));
     EXPECT_EQ(source->Handle(request).kind, SourceDecision::Kind::kEnqueue) << algorithm;
 
     // A SHA-256 signature does not pass as the configured algorithm.
     FakeRequest sha256(kOrder);
     sha256.SetHeader("X-Signature",
-                     config.prefix + HmacHex(HmacAlgorithm::kSha256, kSecret, kOrder));
+                     config.scheme.prefix + HmacHex(HmacAlgorithm::kSha256, kSecret, kOrder));
     ExpectRejected(source->Handle(sha256), 401, "invalid signature");
   }
 }
@@ -255,15 +255,15 @@ TEST(HmacSourceTest, OnlyPost) {
 TEST(HmacSourceTest, SignRequestRoundTrips) {
   for (std::string algorithm : {"sha1", "sha256", "sha512"}) {
     SourceConfig config = HmacConfig(algorithm, "/id");
-    config.header = "X-Custom-Sig";
-    config.prefix = algorithm + "=";
+    config.scheme.header = "X-Custom-Sig";
+    config.scheme.prefix = algorithm + "=";
     Result<SignedRequest> signed_request = SignRequest(config, kOrder, 0);
     ASSERT_TRUE(signed_request.ok()) << signed_request.status().ToString();
     EXPECT_EQ(signed_request->content_type, "application/json");
     ASSERT_EQ(signed_request->headers.size(), 1u);
     EXPECT_EQ(signed_request->headers[0].first, "X-Custom-Sig");
     EXPECT_EQ(signed_request->headers[0].second,
-              config.prefix + HmacHex(*ParseHmacAlgorithm(algorithm), kSecret, kOrder));
+              config.scheme.prefix + HmacHex(*ParseHmacAlgorithm(algorithm), kSecret, kOrder));
 
     FakeRequest request(kOrder);
     request.SetHeader("Content-Type", signed_request->content_type);
@@ -294,7 +294,7 @@ TEST(HmacSourceTest, InvalidConfigIsRejected) {
   EXPECT_FALSE(MakeSource(no_secret, clock).ok());
 
   SourceConfig no_header = HmacConfig();
-  no_header.header.clear();
+  no_header.scheme.header.clear();
   EXPECT_FALSE(MakeSource(no_header, clock).ok());
 }
 
