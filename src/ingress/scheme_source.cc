@@ -154,8 +154,8 @@ std::string RequestUrl(const SourceConfig& config, const IngressRequest& request
          std::string(request.Target());
 }
 
-// The same URL with its scheme's default port added, or removed if it was there (Twilio
-// signs the URL as its client saw it, which may or may not have had ":443").
+// The same URL with its scheme's default port added, or any port removed (Twilio signs
+// the URL as its client saw it, which may or may not have had ":443").
 std::optional<std::string> TogglePort(const std::string& url) {
   const size_t scheme_end = url.find("://");
   if (scheme_end == std::string::npos) return std::nullopt;
@@ -171,8 +171,10 @@ std::optional<std::string> TogglePort(const std::string& url) {
       authority.substr(authority.size() - port_length) == port) {
     return url.substr(0, host_end - port_length) + url.substr(host_end);
   }
-  if (authority.find(':') != std::string_view::npos && authority.front() != '[') {
-    return std::nullopt;  // another port: nothing to toggle
+  if (const size_t colon = authority.rfind(':');
+      colon != std::string_view::npos && authority.find(']', colon) == std::string_view::npos) {
+    // Another port: Twilio's validators also try the URL without it.
+    return url.substr(0, host_start + colon) + url.substr(host_end);
   }
   return url.substr(0, host_end) + port + url.substr(host_end);
 }
@@ -339,7 +341,10 @@ bool ParseRfc3339(std::string_view text, int64_t& seconds) {
       !number(17, 2, second)) {
     return false;
   }
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1 ||
+      day > kDays[month - 1] + (month == 2 && leap ? 1 : 0) || hour > 23 || minute > 59 ||
       second > 60) {
     return false;
   }
@@ -356,7 +361,10 @@ bool ParseRfc3339(std::string_view text, int64_t& seconds) {
   } else if (at + 6 == text.size() && (text[at] == '+' || text[at] == '-') &&
              text[at + 3] == ':') {
     int offset_hours, offset_minutes;
-    if (!number(at + 1, 2, offset_hours) || !number(at + 4, 2, offset_minutes)) return false;
+    if (!number(at + 1, 2, offset_hours) || !number(at + 4, 2, offset_minutes) ||
+        offset_hours > 23 || offset_minutes > 59) {
+      return false;
+    }
     offset_seconds = (offset_hours * 60 + offset_minutes) * 60 * (text[at] == '-' ? -1 : 1);
   } else {
     return false;

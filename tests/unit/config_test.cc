@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "config/webhook_presets.h"
+
 namespace firebreak {
 namespace {
 
@@ -1138,6 +1140,257 @@ TEST(SourceKindTest, Names) {
   EXPECT_STREQ(SourceKindName(SourceKind::kGithub), "github");
   EXPECT_STREQ(SourceKindName(SourceKind::kMeta), "meta");
   EXPECT_STREQ(SourceKindName(SourceKind::kHmac), "hmac");
+}
+
+// ---------------------------------------------------------------------------------
+// Signature schemes: provider presets and kind = "hmac" with a scheme table
+
+// A source of `kind` whose `extra` lines start at line 7, and the job it names.
+std::string SchemeSourceToml(const std::string& kind, const std::string& extra = "") {
+  return "[[sources]]\nname = \"s\"\nkind = \"" + kind +
+         "\"\npath = \"/hooks/s\"\nsecret = { env = \"S\" }\njob = \"t\"\n" + extra +
+         "[[jobs]]\ntype = \"t\"\nhandler = { url = \"http://127.0.0.1:9000/jobs\" }\n";
+}
+
+TEST(ConfigTest, SchemePresetSourceIsOneLine) {
+  for (const WebhookPreset& preset : WebhookPresets()) {
+    SCOPED_TRACE(preset.name);
+    Result<Config> parsed = Parse(SchemeSourceToml(preset.name));
+    ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+    const SourceConfig& source = parsed->sources.at(0);
+    EXPECT_EQ(source.kind, SourceKind::kHmac);
+    EXPECT_EQ(source.preset, &preset);
+    EXPECT_EQ(source.KindName(), preset.name);
+    EXPECT_EQ(source.scheme.header, preset.scheme.header);
+    EXPECT_EQ(source.scheme.prefix, preset.scheme.prefix);
+    EXPECT_EQ(source.scheme.signed_template, preset.scheme.signed_template);
+    EXPECT_EQ(source.scheme.mode, preset.scheme.mode);
+    EXPECT_EQ(source.tolerance, preset.tolerance);
+    EXPECT_EQ(source.dedupe, preset.dedupe);
+    EXPECT_EQ(source.headers, preset.headers);
+    EXPECT_TRUE(source.public_url.empty());
+  }
+  Result<Config> stripe = Parse(SchemeSourceToml("stripe"));
+  ASSERT_TRUE(stripe.ok()) << stripe.status().message();
+  const SourceConfig& source = stripe->sources.at(0);
+  EXPECT_EQ(source.scheme.header, "Stripe-Signature");
+  EXPECT_EQ(source.scheme.prefix, "v1=");
+  EXPECT_EQ(source.scheme.separator, ",");
+  EXPECT_EQ(source.scheme.timestamp_entry, "t=");
+  EXPECT_EQ(source.scheme.signed_template, "{timestamp}.{body}");
+  EXPECT_EQ(source.scheme.encoding, SignatureScheme::Encoding::kHex);
+  EXPECT_EQ(source.scheme.secret_encoding, SignatureScheme::SecretEncoding::kRaw);
+  EXPECT_EQ(source.tolerance, milliseconds(300'000));
+  EXPECT_EQ(source.dedupe, std::vector<std::string>{"/id"});
+  EXPECT_FALSE(source.previous_secret.has_value());
+}
+
+TEST(ConfigTest, SchemePresetTakesRotationToleranceDedupeAndHeaders) {
+  Result<Config> parsed = Parse(SchemeSourceToml(
+      "shopify",
+      "previous_secret = { env = \"S_OLD\" }\n"
+      "dedupe = [\"header:X-Shopify-Event-Id\", \"header:X-Shopify-Webhook-Id\", \"body\"]\n"
+      "headers = [\"x-shopify-topic\", \"X-Shopify-Name\"]\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const SourceConfig& shopify = parsed->sources.at(0);
+  ASSERT_TRUE(shopify.previous_secret.has_value());
+  EXPECT_EQ(shopify.previous_secret->ref, "S_OLD");
+  EXPECT_EQ(shopify.dedupe, (std::vector<std::string>{"header:X-Shopify-Event-Id",
+                                                      "header:X-Shopify-Webhook-Id", "body"}));
+  // The preset's headers, then the new ones; a name it already has is not repeated.
+  std::vector<std::string> headers = FindWebhookPreset("shopify")->headers;
+  headers.push_back("X-Shopify-Name");
+  EXPECT_EQ(shopify.headers, headers);
+
+  parsed = Parse(SchemeSourceToml("twitch", "tolerance = \"2m\"\ndedupe = \"body\"\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->sources.at(0).tolerance, milliseconds(120'000));
+  EXPECT_EQ(parsed->sources.at(0).dedupe, std::vector<std::string>{"body"});
+
+  parsed = Parse(SchemeSourceToml("twilio", "public_url = \"https://bot.example.com/twilio\"\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->sources.at(0).public_url, "https://bot.example.com/twilio");
+}
+
+TEST(ConfigTest, SchemeCustomTableParses) {
+  Result<Config> parsed = Parse(SchemeSourceToml(
+      "hmac",
+      "scheme = { header = \"X-Sig\", prefix = \"v1=\", separator = \",\", algorithm = "
+      "\"sha512\", encoding = \"base64\", secret_encoding = \"base64\", secret_prefix = \"sk_\", "
+      "signed = \"{header:X-Id}.{timestamp}.{body}\", timestamp_header = \"X-Ts\", "
+      "timestamp_format = \"unix_ms\" }\n"
+      "tolerance = \"2m\"\n"
+      "dedupe = [\"header:X-Id\", \"/id\", \"body\"]\n"
+      "headers = [\"X-Id\"]\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const SourceConfig& source = parsed->sources.at(0);
+  EXPECT_EQ(source.kind, SourceKind::kHmac);
+  EXPECT_EQ(source.preset, nullptr);
+  EXPECT_EQ(source.KindName(), "hmac");
+  const SignatureScheme& scheme = source.scheme;
+  EXPECT_EQ(scheme.mode, SignatureScheme::Mode::kHmac);
+  EXPECT_EQ(scheme.header, "X-Sig");
+  EXPECT_EQ(scheme.prefix, "v1=");
+  EXPECT_EQ(scheme.separator, ",");
+  EXPECT_EQ(scheme.algorithm, "sha512");
+  EXPECT_EQ(scheme.encoding, SignatureScheme::Encoding::kBase64);
+  EXPECT_EQ(scheme.secret_encoding, SignatureScheme::SecretEncoding::kBase64);
+  EXPECT_EQ(scheme.secret_prefix, "sk_");
+  EXPECT_EQ(scheme.signed_template, "{header:X-Id}.{timestamp}.{body}");
+  EXPECT_EQ(scheme.timestamp_header, "X-Ts");
+  EXPECT_EQ(scheme.timestamp_format, SignatureScheme::TimestampFormat::kUnixMillis);
+  EXPECT_EQ(source.tolerance, milliseconds(120'000));
+  EXPECT_EQ(source.dedupe, (std::vector<std::string>{"header:X-Id", "/id", "body"}));
+  EXPECT_EQ(source.headers, std::vector<std::string>{"X-Id"});
+
+  // As a sub-table, with the timestamp in the body.
+  parsed = Parse(
+      "[[sources]]\nname = \"s\"\nkind = \"hmac\"\npath = \"/hooks/s\"\nsecret = { env = \"S\" "
+      "}\njob = \"t\"\n[sources.scheme]\nheader = \"X-Sig\"\ntimestamp_field = \"/sent_at\"\n"
+      "timestamp_format = \"rfc3339\"\n"
+      "[[jobs]]\ntype = \"t\"\nhandler = { url = \"http://127.0.0.1:9000/jobs\" }\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->sources.at(0).scheme.timestamp_field, "/sent_at");
+  EXPECT_EQ(parsed->sources.at(0).scheme.timestamp_format,
+            SignatureScheme::TimestampFormat::kRfc3339);
+  EXPECT_EQ(parsed->sources.at(0).scheme.signed_template, "{body}");
+
+  // Token mode, in a header or a body field.
+  parsed = Parse(SchemeSourceToml("hmac", "scheme = { mode = \"token\", header = \"X-Token\" }\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->sources.at(0).scheme.mode, SignatureScheme::Mode::kToken);
+  EXPECT_EQ(parsed->sources.at(0).scheme.header, "X-Token");
+  parsed =
+      Parse(SchemeSourceToml("hmac", "scheme = { mode = \"token\", token_field = \"/auth\" }\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->sources.at(0).scheme.token_field, "/auth");
+}
+
+TEST(ConfigErrorTest, SchemeEnumsNameTheKey) {
+  ExpectError(SchemeSourceToml("hmac", "scheme = { encoding = \"b64\" }\n"), 7,
+              "sources[0].scheme.encoding", "unknown encoding \"b64\" (expected hex or base64)");
+  ExpectError(SchemeSourceToml("hmac", "scheme = { mode = \"sig\" }\n"), 7,
+              "sources[0].scheme.mode", "unknown mode \"sig\" (expected hmac or token)");
+  ExpectError(SchemeSourceToml("hmac", "scheme = { secret_encoding = \"hex\" }\n"), 7,
+              "sources[0].scheme.secret_encoding",
+              "unknown secret encoding \"hex\" (expected raw or base64)");
+  ExpectError(SchemeSourceToml("hmac",
+                               "scheme = { timestamp_header = \"X-Ts\", "
+                               "timestamp_format = \"iso8601\" }\n"),
+              7, "sources[0].scheme.timestamp_format",
+              "unknown timestamp format \"iso8601\" (expected unix, unix_ms or rfc3339)");
+  ExpectError(SchemeSourceToml("hmac", "scheme = { algorithm = \"sha384\" }\n"), 7,
+              "sources[0].scheme.algorithm", "unknown algorithm \"sha384\"");
+  ExpectError(SchemeSourceToml("hmac", "scheme = { header = \"X Sig\" }\n"), 7,
+              "sources[0].scheme.header", "bad header name \"X Sig\"");
+  ExpectError(SchemeSourceToml("hmac", "scheme = { heder = \"X-Sig\" }\n"), 7,
+              "sources[0].scheme.heder", "unknown key");
+  ExpectError(SchemeSourceToml("hmac", "header = \"X-A\"\nscheme = { header = \"X-B\" }\n"), 8,
+              "sources[0].scheme.header", "also set as sources[0].header; set it in one place");
+}
+
+TEST(ConfigErrorTest, SchemeKeysOnAPresetAreRefused) {
+  for (const char* line : {"header = \"X-Sig\"", "prefix = \"v2=\"", "algorithm = \"sha1\"",
+                           "scheme = { encoding = \"base64\" }"}) {
+    const std::string key = line;
+    SCOPED_TRACE(key);
+    const std::string name = key.substr(0, key.find(' '));
+    ExpectError(SchemeSourceToml("stripe", key + "\n"), 7, "sources[0]." + name,
+                "kind \"stripe\" has a fixed signature scheme; write your own with kind = "
+                "\"hmac\"");
+  }
+  ExpectError(SchemeSourceToml("slack", "scheme = { encoding = \"base64\" }\n"), 7,
+              "sources[0].scheme",
+              "only allowed for kind \"hmac\" (this source is kind \"slack\")");
+  ExpectError(SchemeSourceToml("slack", "dedupe = \"/id\"\n"), 7, "sources[0].dedupe",
+              "only allowed for kind \"hmac\" and the provider presets");
+  ExpectError(SchemeSourceToml("github", "previous_secret = { env = \"OLD\" }\n"), 7,
+              "sources[0].previous_secret",
+              "only allowed for kind \"hmac\" and the provider presets");
+}
+
+TEST(ConfigErrorTest, SchemeToleranceNeedsASignedTimestamp) {
+  ExpectError(SchemeSourceToml("shopify", "tolerance = \"5m\"\n"), 7, "sources[0].tolerance",
+              "this scheme has no signed timestamp to check it against");
+  ExpectError(SchemeSourceToml("hmac", "tolerance = \"5m\"\n"), 7, "sources[0].tolerance",
+              "this scheme has no signed timestamp to check it against");
+  ExpectError(SchemeSourceToml("slack", "tolerance = \"5m\"\n"), 7, "sources[0].tolerance",
+              "only allowed for kind \"hmac\" and the provider presets");
+  Result<Config> parsed = Parse(
+      SchemeSourceToml("hmac", "scheme = { timestamp_header = \"X-Ts\" }\ntolerance = \"90s\"\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->sources.at(0).tolerance, milliseconds(90'000));
+}
+
+TEST(ConfigErrorTest, SchemeBadDedupeEntryNamesItsIndex) {
+  ExpectError(SchemeSourceToml("hmac", "dedupe = [\"/id\", \"nope\"]\n"), 7, "sources[0].dedupe[1]",
+              "bad JSON pointer \"nope\"");
+  ExpectError(SchemeSourceToml("stripe", "dedupe = [\"body\", \"/id\"]\n"), 7,
+              "sources[0].dedupe[0]", "\"body\" is always present: put it last");
+  ExpectError(SchemeSourceToml("hmac", "dedupe = [\"/id\", \"header:Bad Name\"]\n"), 7,
+              "sources[0].dedupe[1]", "bad header name \"Bad Name\"");
+  ExpectError(SchemeSourceToml("hmac", "dedupe = [\"/id\", 7]\n"), 7, "sources[0].dedupe[1]",
+              "expected a string");
+  ExpectError(SchemeSourceToml("hmac", "dedupe = []\n"), 7, "sources[0].dedupe",
+              "must not be empty");
+}
+
+TEST(ConfigErrorTest, SchemeEnvelopeHeadersNeverCarrySecrets) {
+  ExpectError(SchemeSourceToml("stripe", "headers = [\"Stripe-Signature\"]\n"), 7,
+              "sources[0].headers[0]", "carries a signature or credential");
+  ExpectError(SchemeSourceToml("stripe", "headers = [\"X-Ok\", \"authorization\"]\n"), 7,
+              "sources[0].headers[1]", "carries a signature or credential");
+  ExpectError(SchemeSourceToml("gitlab", "headers = [\"x-gitlab-token\"]\n"), 7,
+              "sources[0].headers[0]", "carries a signature or credential");
+  ExpectError(SchemeSourceToml("standard-webhooks", "headers = [\"Webhook-Signature\"]\n"), 7,
+              "sources[0].headers[0]", "carries a signature or credential");
+  ExpectError(SchemeSourceToml("hmac",
+                               "scheme = { header = \"X-My-Sig\" }\n"
+                               "headers = [\"X-Id\", \"x-my-sig\"]\n"),
+              8, "sources[0].headers[1]", "carries a signature or credential");
+  ExpectError(SchemeSourceToml("slack", "headers = [\"X-Slack-Signature\"]\n"), 7,
+              "sources[0].headers[0]", "carries a signature or credential");
+  ExpectError(SchemeSourceToml("stripe", "headers = [\"Bad Header\"]\n"), 7,
+              "sources[0].headers[0]", "bad header name \"Bad Header\"");
+}
+
+TEST(ConfigErrorTest, SchemeSignedTemplateMustCoverTheBody) {
+  ExpectError(SchemeSourceToml("hmac",
+                               "scheme = { signed = \"{timestamp}\", timestamp_header = "
+                               "\"X-Ts\" }\n"),
+              7, "sources[0].scheme.signed", "must include {body}");
+  ExpectError(SchemeSourceToml("hmac", "scheme = { signed = \"{bdy}\" }\n"), 7,
+              "sources[0].scheme.signed", "unknown placeholder {bdy}");
+  ExpectError(SchemeSourceToml("hmac", "scheme = { signed = \"{timestamp}.{body}\" }\n"), 7,
+              "sources[0].scheme.signed",
+              "uses {timestamp} but the scheme has no timestamp_header or timestamp_entry");
+  ExpectError(SchemeSourceToml("hmac",
+                               "scheme = { timestamp_header = \"X-Ts\", timestamp_entry "
+                               "= \"t=\" }\n"),
+              7, "sources[0].scheme.timestamp_header", "give the timestamp one place");
+  ExpectError(SchemeSourceToml("hmac", "scheme = { timestamp_field = \"sent_at\" }\n"), 7,
+              "sources[0].scheme.timestamp_field", "bad JSON pointer \"sent_at\"");
+}
+
+TEST(ConfigErrorTest, SchemeTokenModeKeys) {
+  ExpectError(SchemeSourceToml("hmac", "scheme = { mode = \"token\", signed = \"{body}\" }\n"), 7,
+              "sources[0].scheme.signed", "only for mode \"hmac\" (this scheme is mode \"token\")");
+  ExpectError(SchemeSourceToml("hmac",
+                               "scheme = { mode = \"token\", header = \"X-T\", "
+                               "token_field = \"/t\" }\n"),
+              7, "sources[0].scheme.token_field",
+              "the token comes from a header or a body field, not both");
+  ExpectError(SchemeSourceToml("hmac", "scheme = { token_field = \"/t\" }\n"), 7,
+              "sources[0].scheme.token_field", "only for mode \"token\"");
+}
+
+TEST(ConfigErrorTest, SchemePublicUrlOnlyWhereTheUrlIsSigned) {
+  ExpectError(SchemeSourceToml("stripe", "public_url = \"https://bot.example.com\"\n"), 7,
+              "sources[0].public_url", "only used by schemes that sign the request URL");
+  ExpectError(SchemeSourceToml("twilio", "public_url = \"https://bot.example.com/\"\n"), 7,
+              "sources[0].public_url", "expected the origin the provider calls");
+  ExpectError(SchemeSourceToml("twilio", "public_url = \"bot.example.com\"\n"), 7,
+              "sources[0].public_url", "expected the origin the provider calls");
 }
 
 }  // namespace

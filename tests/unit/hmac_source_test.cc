@@ -38,7 +38,7 @@ SourceConfig HmacConfig(std::string algorithm = "sha256", std::string dedupe = "
 }
 
 std::unique_ptr<Source> Make(const SourceConfig& config) {
-  FakeClock clock;
+  static FakeClock clock;  // a source keeps a reference to its clock
   Result<std::unique_ptr<Source>> made = MakeSource(config, clock);
   EXPECT_TRUE(made.ok()) << made.status().ToString();
   return made.ok() ? std::move(made).value() : nullptr;
