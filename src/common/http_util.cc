@@ -122,6 +122,13 @@ std::string AsciiLower(std::string_view text) {
   return out;
 }
 
+bool IsVisibleAscii(std::string_view value) {
+  for (char c : value) {
+    if (c < '!' || c > '~') return false;
+  }
+  return !value.empty();
+}
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {

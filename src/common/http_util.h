@@ -16,6 +16,9 @@ namespace firebreak {
 char AsciiLower(char c);
 std::string AsciiLower(std::string_view text);
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+// True for a non-empty value of printable ASCII without blanks (ids and event names in
+// headers: what may go unescaped into a dedupe key).
+bool IsVisibleAscii(std::string_view value);
 
 // "http://host[:port][/path][?query]" split into what a client needs.
 struct HttpUrl {

@@ -21,6 +21,7 @@
 #include <tuple>
 #include <utility>
 
+#include "common/http_util.h"
 #include "common/units.h"
 #include "config/webhook_presets.h"
 
@@ -56,12 +57,6 @@ std::string Quote(std::string_view text) {
     }
   }
   return out + "\"";
-}
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // Optimal string alignment distance: an edit, insertion, deletion or swap of two
@@ -1054,7 +1049,7 @@ class ConfigParser {
                                                "x-hub-signature", "x-signature-ed25519",
                                                "x-telegram-bot-api-secret-token"};
     if (source.kind == SourceKind::kHmac && !source.scheme.header.empty()) {
-      secret_headers.push_back(Lower(source.scheme.header));
+      secret_headers.push_back(AsciiLower(source.scheme.header));
     }
     for (size_t i = 0; i < names.size(); ++i) {
       const std::string path = s.KeyPath("headers") + "[" + std::to_string(i) + "]";
@@ -1062,7 +1057,7 @@ class ConfigParser {
         problems_.Add(s.ElementSource("headers", i), path, "bad header name " + Quote(names[i]));
         return;
       }
-      const std::string lower = Lower(names[i]);
+      const std::string lower = AsciiLower(names[i]);
       if (std::find(secret_headers.begin(), secret_headers.end(), lower) !=
           secret_headers.end()) {
         problems_.Add(s.ElementSource("headers", i), path,
@@ -1071,7 +1066,7 @@ class ConfigParser {
         return;
       }
       const bool known = std::any_of(source.headers.begin(), source.headers.end(),
-                                     [&](const std::string& h) { return Lower(h) == lower; });
+                                     [&](const std::string& h) { return AsciiLower(h) == lower; });
       if (!known) source.headers.push_back(names[i]);
     }
   }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/crypto.h"
+#include "common/http_util.h"
 #include "common/json_string.h"
 #include "ingress/form.h"
 #include "ingress/json_body.h"
@@ -23,16 +24,6 @@ Status ValidateGithubConfig(const SourceConfig& config) {
                            "\": webhook secret is missing or not resolved");
   }
   return Status::Ok();
-}
-
-// GitHub's event names, delivery GUIDs and hook ids are visible ASCII. Anything else
-// would end up unescaped in the envelope's headers object or in a dedupe key, so it is
-// refused rather than carried.
-bool IsVisibleAscii(std::string_view value) {
-  for (char c : value) {
-    if (c < '!' || c > '~') return false;
-  }
-  return !value.empty();
 }
 
 // A form-encoded delivery is "payload=<url-encoded JSON>". Other fields are ignored; a

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common/crypto.h"
+#include "common/http_util.h"
 #include "common/json_string.h"
 #include "ingress/form.h"
 #include "ingress/json_body.h"
@@ -71,14 +72,7 @@ std::string_view Trim(std::string_view text) {
 }
 
 bool StartsWithIgnoringCase(std::string_view text, std::string_view prefix) {
-  if (text.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(text[i])) !=
-        std::tolower(static_cast<unsigned char>(prefix[i]))) {
-      return false;
-    }
-  }
-  return true;
+  return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
 }
 
 // The signature header split into candidate signatures and the timestamp entry.
@@ -227,13 +221,6 @@ std::string RandomHex(size_t bytes) {
   std::string raw(bytes, '\0');
   RandomBytes(raw.data(), raw.size());
   return HexEncode(raw);
-}
-
-bool IsVisibleAscii(std::string_view value) {
-  for (char c : value) {
-    if (c < '!' || c > '~') return false;
-  }
-  return !value.empty();
 }
 
 // The object `document` without its top-level member `name` (a token that must not reach
@@ -686,7 +673,7 @@ Result<SignedRequest> SchemeSource::Sign(const SourceConfig& config, std::string
   const bool is_form = IsFormContentType(signed_request.content_type);
   auto header_value = [&](std::string_view name) -> std::string_view {
     for (const auto& [header, value] : signed_request.headers) {
-      if (StartsWithIgnoringCase(header, name) && header.size() == name.size()) return value;
+      if (EqualsIgnoreCase(header, name)) return value;
     }
     return {};
   };

@@ -1,6 +1,6 @@
 #include "ingress/source.h"
 
-#include <cctype>
+#include "common/http_util.h"
 
 #include "ingress/discord_source.h"
 #include "ingress/github_source.h"
@@ -79,11 +79,8 @@ void AppendEnvelopeHeaders(const IngressRequest& request, const SourceConfig& co
   for (const std::string& name : config.headers) {
     std::string_view value = request.Header(name);
     if (value.empty()) continue;
-    std::string key;
-    key.reserve(name.size());
-    for (char c : name) key.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     std::string quoted;
-    AppendJsonString(quoted, key);
+    AppendJsonString(quoted, AsciiLower(name));
     if (headers_json.find(quoted + ":") != std::string::npos) continue;
     if (headers_json.size() > 1) headers_json.push_back(',');
     headers_json += quoted;
