@@ -46,6 +46,7 @@ bench: build
 	@bench/telemetry_bench.sh
 	@bench/memory_bench.sh
 	@build/release/micro_bench --benchmark_filter=BM_Metrics
+	@bench/sources_bench.sh
 
 # libFuzzer targets (fuzz/), FUZZ_SECONDS each (default 10 minutes).
 FUZZ_SECONDS ?= 600

@@ -1,8 +1,10 @@
 // Every platform source's Handle on arbitrary requests. Byte 0 picks the source, byte 1
 // the mode: even = the body is signed correctly by the source's own Sign (so the fuzzer
 // reaches body parsing and dedupe-key extraction), odd = signature headers come from the
-// input too (header parsing and comparison). Handle must never crash or throw, and a
-// forged request must never be enqueued.
+// input too (header parsing and comparison). Signed with byte 1 % 4 == 2, the input's
+// headers win over the signer's (a preset's sample headers: Twitch's message type for its
+// handshake, envelope and dedupe headers). Handle must never crash or throw, and a forged
+// request must never be enqueued.
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
@@ -99,27 +101,37 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t which = data[0] % fixture.sources.size();
   const bool sign = data[1] % 2 == 0;
   const bool get = data[1] % 8 == 7;  // handshakes (meta) and 405s
+  const bool input_headers_win = data[1] % 4 == 2;
   std::string_view rest(reinterpret_cast<const char*>(data) + 2, size - 2);
   const SourceConfig& config = fixture.configs[which];
 
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body(TakeHeaders(rest, headers));
-  const std::string target =
-      get ? config.path + "?" + body.substr(0, 256) : config.path;
+  constexpr std::string_view kOrigin = "http://fuzz.test";
+  std::string target = get ? config.path + "?" + body.substr(0, 256) : config.path;
   std::optional<SignedRequest> signed_request;
   if (sign) {
-    auto made = SignRequest(config, body, kNow, "http://fuzz.test" + target);
+    auto made = SignRequest(config, body, kNow, std::string(kOrigin) + target);
     if (made.ok()) {
       signed_request = std::move(made).value();
       if (signed_request->body) body = *signed_request->body;
+      // Posted where the provider would post it (Twilio's JSON: ?bodySHA256=...).
+      if (std::string_view url = signed_request->url; url.substr(0, kOrigin.size()) == kOrigin) {
+        target = std::string(url.substr(kOrigin.size()));
+      }
     }
   }
   testing::FakeRequest request(body, get ? "GET" : "POST", target);
   request.SetHeader("Host", "fuzz.test");
-  for (const auto& [name, value] : headers) request.SetHeader(name, value);
+  if (!input_headers_win) {
+    for (const auto& [name, value] : headers) request.SetHeader(name, value);
+  }
   if (signed_request) {
     for (const auto& [name, value] : signed_request->headers) request.SetHeader(name, value);
     request.SetHeader("Content-Type", signed_request->content_type);
+  }
+  if (input_headers_win) {
+    for (const auto& [name, value] : headers) request.SetHeader(name, value);
   }
   SourceDecision decision = fixture.sources[which]->Handle(request);
   // Only a correctly signed request may be stored: the fuzzer cannot compute a valid
