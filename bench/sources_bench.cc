@@ -20,6 +20,7 @@
 
 #include "common/clock.h"
 #include "config/config.h"
+#include "ingress/beast_request.h"
 #include "ingress/source.h"
 
 namespace firebreak {
@@ -167,21 +168,6 @@ constexpr char kSecretB64[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 // The server's view of a request (ingress/server.cc's BeastRequestView): Beast's own
 // case-insensitive header lookup, no copies.
-class BeastRequest final : public IngressRequest {
- public:
-  explicit BeastRequest(const http::request<http::string_body>& req) : req_(req) {}
-  std::string_view Method() const override { return std::string_view(req_.method_string()); }
-  std::string_view Target() const override { return std::string_view(req_.target()); }
-  std::string_view Header(std::string_view name) const override {
-    auto it = req_.find(name);
-    return it == req_.end() ? std::string_view() : std::string_view(it->value());
-  }
-  std::string_view Body() const override { return req_.body(); }
-
- private:
-  const http::request<http::string_body>& req_;
-};
-
 struct Case {
   const SourceConfig* config;
   std::unique_ptr<Source> source;
@@ -240,7 +226,7 @@ Fixture& Shared() {
       req.body() = signed_request->body ? *signed_request->body : body;
       req.prepare_payload();
       // The case must be the accepted path, not a cheap rejection.
-      SourceDecision decision = c.source->Handle(BeastRequest(req));
+      SourceDecision decision = c.source->Handle(BeastRequestView(req));
       if (decision.kind != SourceDecision::Kind::kEnqueue) {
         Die(source.name + ": the signed request was answered " + std::to_string(decision.status) +
             " " + decision.error);
@@ -260,14 +246,11 @@ void BM_SourceHandle(benchmark::State& state, const char* name, bool envelope) {
   }
   if (found == nullptr) Die(std::string("no source ") + name);
   const Case& c = *found;
-  const BeastRequest request(c.request);
-  const SourceConfig& config = *c.config;
+  const BeastRequestView request(c.request);
   for (auto _ : state) {
     SourceDecision decision = c.source->Handle(request);
     // The server adds the envelope headers (presets' `headers`) after Handle.
-    if (envelope && !config.headers.empty()) {
-      AppendEnvelopeHeaders(request, config, decision.headers_json);
-    }
+    if (envelope) c.source->envelope_headers().AppendTo(request, decision.headers_json);
     benchmark::DoNotOptimize(decision);
   }
   state.SetLabel(std::to_string(c.request.body().size()) + " B body");

@@ -139,10 +139,12 @@ std::string FormatTimestamp(int64_t now_seconds, Scheme::TimestampFormat format)
 // in front says (X-Forwarded-Proto/-Host), else this server's Host over http.
 std::string RequestUrl(const SourceConfig& config, const IngressRequest& request) {
   if (!config.public_url.empty()) return config.public_url + std::string(request.Target());
-  std::string_view proto = Trim(request.Header("X-Forwarded-Proto").substr(
-      0, request.Header("X-Forwarded-Proto").find(',')));
-  std::string_view host = Trim(request.Header("X-Forwarded-Host").substr(
-      0, request.Header("X-Forwarded-Host").find(',')));
+  auto first_value = [&](std::string_view name) {
+    std::string_view value = request.Header(name);
+    return Trim(value.substr(0, value.find(',')));
+  };
+  std::string_view proto = first_value("X-Forwarded-Proto");
+  std::string_view host = first_value("X-Forwarded-Host");
   if (host.empty()) host = request.Header("Host");
   return std::string(proto.empty() ? "http" : proto) + "://" + std::string(host) +
          std::string(request.Target());
@@ -176,6 +178,7 @@ std::optional<std::string> TogglePort(const std::string& url) {
 // Twilio: every form field's name then value, sorted by name (then value). kInvalidArgument
 // for a malformed form.
 Result<std::string> SortedFormParams(std::string_view body) {
+  const size_t body_size = body.size();  // decoded fields are never longer
   std::vector<std::pair<std::string, std::string>> fields;
   while (!body.empty()) {
     const size_t ampersand = body.find('&');
@@ -195,7 +198,11 @@ Result<std::string> SortedFormParams(std::string_view body) {
   }
   std::sort(fields.begin(), fields.end());
   std::string out;
-  for (const auto& [name, value] : fields) out += name + value;
+  out.reserve(body_size);
+  for (const auto& [name, value] : fields) {
+    out += name;
+    out += value;
+  }
   return out;
 }
 
@@ -240,44 +247,56 @@ std::string WithoutMember(const JsonBody& document, std::string_view name) {
   return out;
 }
 
-// The parsed body, made once per request when something needs it: a JSON body as it is,
-// a form body as the JSON object of its fields.
+// The payload, made once per request and only as far as something needs it: its JSON
+// text (the body, or a form as the JSON object of its fields) and its parsed document.
 class LazyBody {
  public:
   LazyBody(std::string_view body, bool is_form) : body_(body), is_form_(is_form) {}
 
-  // nullptr with `error` set when the body is malformed.
-  const JsonBody* Get(std::string& error) {
-    if (parsed_) return document_ ? &*document_ : nullptr;
-    parsed_ = true;
-    std::string_view text = body_;
-    if (is_form_) {
+  // The payload's JSON text; false with `error` set when the body is malformed. A JSON
+  // body must be parsed to be known valid; a form's object is valid JSON as made.
+  bool Text(std::string_view& text, std::string& error) {
+    if (!is_form_) {
+      if (Document(error) == nullptr) return false;
+      text = body_;
+      return true;
+    }
+    if (!form_made_) {
+      form_made_ = true;
       Result<std::string> object = FormToJsonObject(body_);
-      if (!object.ok()) {
-        error_ = "malformed form body";
-      } else {
+      if (object.ok()) {
         form_json_ = std::move(object).value();
-        text = form_json_;
+      } else {
+        error_ = "malformed form body";
       }
     }
-    if (error_.empty()) {
-      Result<JsonBody> parsed = ParseJsonBody(text);
-      if (parsed.ok()) {
-        document_ = *parsed;
-      } else {
-        error_ = is_form_ ? "malformed form body" : "malformed JSON";
-      }
+    error = error_;
+    text = form_json_;
+    return error_.empty();
+  }
+
+  // nullptr with `error` set when the body is malformed.
+  const JsonBody* Document(std::string& error) {
+    if (parsed_) {
+      error = error_;
+      return document_ ? &*document_ : nullptr;
+    }
+    parsed_ = true;
+    std::string_view text = body_;
+    if (is_form_ && !Text(text, error)) return nullptr;
+    if (Result<JsonBody> parsed = ParseJsonBody(text); parsed.ok()) {
+      document_ = *parsed;
+    } else {
+      error_ = is_form_ ? "malformed form body" : "malformed JSON";
     }
     error = error_;
     return document_ ? &*document_ : nullptr;
   }
 
-  // The JSON text of the payload (the body, or the form as an object); only after Get.
-  std::string_view Text() const { return is_form_ ? std::string_view(form_json_) : body_; }
-
  private:
   std::string_view body_;
   bool is_form_;
+  bool form_made_ = false;
   bool parsed_ = false;
   std::string form_json_;
   std::optional<JsonBody> document_;
@@ -392,6 +411,11 @@ Result<std::unique_ptr<Source>> SchemeSource::Create(const SourceConfig& config,
   }
   std::unique_ptr<SchemeSource> source(new SchemeSource(config, clock));
   const Scheme& scheme = config.scheme;
+  source->needs_document_ =
+      !scheme.token_field.empty() ||
+      (config.preset != nullptr && config.preset->handshake != Handshake::kNone) ||
+      std::any_of(config.dedupe.begin(), config.dedupe.end(),
+                  [](const std::string& from) { return !from.empty() && from[0] == '/'; });
   if (scheme.mode == Scheme::Mode::kToken) {
     for (const Secret* secret : secrets) source->token_digests_.push_back(Sha256Hex(secret->value));
     return std::unique_ptr<Source>(std::move(source));
@@ -447,7 +471,7 @@ SourceDecision SchemeSource::Handle(const IngressRequest& request) const {
   if (scheme.mode == Scheme::Mode::kToken) {
     std::string_view token;
     if (!scheme.token_field.empty()) {
-      const JsonBody* document = payload.Get(error);
+      const JsonBody* document = payload.Document(error);
       if (document == nullptr) return SourceDecision::Reject(400, error);
       token = document->StringAt(scheme.token_field).value_or("");
     } else {
@@ -461,30 +485,27 @@ SourceDecision SchemeSource::Handle(const IngressRequest& request) const {
     const SignatureHeader signatures = ParseSignatureHeader(header, scheme);
     if (signatures.count == 0) return SourceDecision::Reject(401, "invalid signature");
 
-    // The replay window, when the scheme signs a timestamp.
-    std::string_view timestamp;
-    std::string timestamp_text;
-    if (!scheme.timestamp_header.empty()) {
-      timestamp = request.Header(scheme.timestamp_header);
-    } else if (!scheme.timestamp_entry.empty()) {
-      timestamp = signatures.timestamp;
-    } else if (!scheme.timestamp_field.empty()) {
-      const JsonBody* document = payload.Get(error);
-      if (document == nullptr) return SourceDecision::Reject(400, error);
-      if (Result<std::string> text = document->KeyTextAt(scheme.timestamp_field); text.ok()) {
-        timestamp_text = std::move(text).value();
-        timestamp = timestamp_text;
-      }
-    }
-    if (scheme.HasTimestamp()) {
-      if (timestamp.empty()) return SourceDecision::Reject(401, "missing timestamp");
+    // The replay window, when the scheme signs a timestamp: checked before the HMAC when
+    // the timestamp is in a header, after it when it is in the (signed) body, so a forged
+    // request never makes the body be parsed.
+    auto outside_window = [&](std::string_view text) -> std::optional<SourceDecision> {
+      if (text.empty()) return SourceDecision::Reject(401, "missing timestamp");
       int64_t sent_at = 0;
       const int64_t now = clock_.NowSeconds();
       const int64_t window = cfg.tolerance.count() / 1000;
-      if (!ParseTimestamp(timestamp, scheme.timestamp_format, sent_at) ||
-          sent_at > now + window || sent_at < now - window) {
+      if (!ParseTimestamp(text, scheme.timestamp_format, sent_at) || sent_at > now + window ||
+          sent_at < now - window) {
         return SourceDecision::Reject(401, "stale timestamp");
       }
+      return std::nullopt;
+    };
+    std::string_view timestamp;
+    if (!scheme.timestamp_header.empty()) {
+      timestamp = request.Header(scheme.timestamp_header);
+      if (auto refused = outside_window(timestamp)) return std::move(*refused);
+    } else if (!scheme.timestamp_entry.empty()) {
+      timestamp = signatures.timestamp;
+      if (auto refused = outside_window(timestamp)) return std::move(*refused);
     }
 
     // The signed string, piece by piece (nothing is copied but the URL and form fields).
@@ -549,6 +570,15 @@ SourceDecision SchemeSource::Handle(const IngressRequest& request) const {
     }
     if (!valid) return SourceDecision::Reject(401, "invalid signature");
 
+    if (!scheme.timestamp_field.empty()) {
+      const JsonBody* document = payload.Document(error);
+      if (document == nullptr) return SourceDecision::Reject(400, error);
+      Result<std::string> text = document->KeyTextAt(scheme.timestamp_field);
+      if (auto refused = outside_window(text.ok() ? std::string_view(*text) : std::string_view())) {
+        return std::move(*refused);
+      }
+    }
+
     // A URL-only signature (Twilio's JSON deliveries) binds the body through its hash.
     if (cfg.preset != nullptr && !cfg.preset->body_sha256_param.empty() && !is_form) {
       std::string_view claimed = QueryParam(request.Target(), cfg.preset->body_sha256_param);
@@ -559,8 +589,15 @@ SourceDecision SchemeSource::Handle(const IngressRequest& request) const {
     }
   }
 
-  const JsonBody* document = payload.Get(error);
-  if (document == nullptr) return SourceDecision::Reject(400, error);
+  std::string_view payload_text;
+  if (!payload.Text(payload_text, error)) return SourceDecision::Reject(400, error);
+  // The parsed document, only where a handshake, a dedupe pointer or a token field reads it
+  // (a JSON body is parsed anyway by Text, to be known valid).
+  const JsonBody* document = nullptr;
+  if (needs_document_) {
+    document = payload.Document(error);
+    if (document == nullptr) return SourceDecision::Reject(400, error);
+  }
   if (cfg.preset != nullptr && cfg.preset->handshake != Handshake::kNone) {
     SourceDecision answer = AnswerHandshake(request, *document);
     if (answer.status != 0) return answer;
@@ -602,7 +639,7 @@ SourceDecision SchemeSource::Handle(const IngressRequest& request) const {
       document->IsObject()) {
     decision.payload_json = WithoutMember(*document, std::string_view(token_field).substr(1));
   } else {
-    decision.payload_json.assign(payload.Text());
+    decision.payload_json.assign(payload_text);
   }
   return decision;
 }

@@ -52,6 +52,7 @@ class SchemeSource final : public Source {
   std::vector<HmacKey> keys_;               // kHmac: the secret, then the previous one
   std::vector<std::string> token_digests_;  // kToken: SHA-256 of each accepted token
   bool signs_url_ = false;
+  bool needs_document_ = false;  // a handshake, dedupe pointer or token field reads the body
 };
 
 // A preset's sample text with "{id}" a fresh random id (each occurrence its own),

@@ -10,6 +10,7 @@
 #include "common/crypto.h"
 #include "common/json_string.h"
 #include "common/units.h"
+#include "ingress/beast_request.h"
 #include "ingress/json_body.h"
 #include "net/await_within.h"
 #include "net/http_server.h"
@@ -23,25 +24,6 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using net::Request;
 using net::Response;
-
-namespace {
-
-class BeastRequestView final : public IngressRequest {
- public:
-  explicit BeastRequestView(const Request& req) : req_(req) {}
-  std::string_view Method() const override { return std::string_view(req_.method_string()); }
-  std::string_view Target() const override { return std::string_view(req_.target()); }
-  std::string_view Header(std::string_view name) const override {
-    auto it = req_.find(name);
-    return it == req_.end() ? std::string_view() : std::string_view(it->value());
-  }
-  std::string_view Body() const override { return req_.body(); }
-
- private:
-  const Request& req_;
-};
-
-}  // namespace
 
 struct IngressServer::Impl {
   Impl(const Config& cfg, std::vector<std::unique_ptr<Source>> srcs, Queue& q, Metrics& m, Clock& c)
@@ -228,9 +210,9 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
     jobs.push_back({std::move(decision.dedupe_keys), std::move(decision.payload_json),
                     std::move(decision.headers_json)});
   }
-  if (!source.headers.empty()) {
+  if (const EnvelopeHeaders& envelope = route.source->envelope_headers(); !envelope.empty()) {
     const BeastRequestView view(req);
-    for (SourceJob& spec : jobs) AppendEnvelopeHeaders(view, source, spec.headers_json);
+    for (SourceJob& spec : jobs) envelope.AppendTo(view, spec.headers_json);
   }
   EnqueueResult result;
   int duplicates = 0;

@@ -1,5 +1,7 @@
 #include "ingress/source.h"
 
+#include <cstdint>
+
 #include "common/http_util.h"
 
 #include "ingress/discord_source.h"
@@ -71,22 +73,39 @@ Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view b
   return UnsupportedKind(config.kind);
 }
 
-void AppendEnvelopeHeaders(const IngressRequest& request, const SourceConfig& config,
-                           std::string& headers_json) {
-  if (config.headers.empty()) return;
-  if (headers_json.size() < 2 || headers_json.back() != '}') headers_json = "{}";
-  headers_json.pop_back();
-  for (const std::string& name : config.headers) {
-    std::string_view value = request.Header(name);
-    if (value.empty()) continue;
-    std::string quoted;
-    AppendJsonString(quoted, AsciiLower(name));
-    if (headers_json.find(quoted + ":") != std::string::npos) continue;
-    if (headers_json.size() > 1) headers_json.push_back(',');
-    headers_json += quoted;
-    headers_json.push_back(':');
-    AppendJsonString(headers_json, value);
+EnvelopeHeaders::EnvelopeHeaders(const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    Entry entry{name, ""};
+    AppendJsonString(entry.key, AsciiLower(name));
+    entry.key.push_back(':');
+    entries_.push_back(std::move(entry));
   }
+}
+
+void EnvelopeHeaders::AppendTo(const IngressRequest& request, std::string& headers_json) const {
+  if (entries_.empty()) return;
+  if (headers_json.size() < 2 || headers_json.back() != '}') headers_json = "{}";
+  // Members the source put there itself; an empty object (most kinds) needs no search.
+  const std::string own(headers_json.size() > 2 ? headers_json : std::string());
+  headers_json.pop_back();
+  // One pass over the request's headers (a handful) rather than a lookup per listed name:
+  // most names differ in length from every entry, which rejects them at once.
+  uint64_t added = 0;  // bit i: entry i is in the object (a repeated header counts once)
+  request.ForEachHeader([&](std::string_view name, std::string_view value) {
+    for (size_t i = 0; i < entries_.size() && i < kMaxEntries; ++i) {
+      const Entry& entry = entries_[i];
+      if (name.size() != entry.name.size() || (added >> i & 1) != 0 ||
+          !EqualsIgnoreCase(name, entry.name)) {
+        continue;
+      }
+      added |= uint64_t{1} << i;
+      if (value.empty() || (!own.empty() && own.find(entry.key) != std::string::npos)) return;
+      if (headers_json.size() > 1) headers_json.push_back(',');
+      headers_json += entry.key;
+      AppendJsonString(headers_json, value);
+      return;
+    }
+  });
   headers_json.push_back('}');
 }
 

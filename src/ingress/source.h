@@ -2,6 +2,7 @@
 // (or an immediate answer such as Slack's url_verification). One file per platform.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,9 @@ class IngressRequest {
   virtual std::string_view Method() const = 0;  // "POST", "GET"
   virtual std::string_view Target() const = 0;  // path and query, e.g. "/hooks/slack?x=1"
   virtual std::string_view Header(std::string_view name) const = 0;
+  // Every header in arrival order (names as sent).
+  virtual void ForEachHeader(
+      const std::function<void(std::string_view name, std::string_view value)>& visit) const = 0;
   virtual std::string_view Body() const = 0;
 };
 
@@ -60,6 +64,25 @@ struct SourceDecision {
   static SourceDecision Reject(int status, std::string error);
 };
 
+// A source's envelope allow-list (config.headers), prepared once: each header's name and
+// its JSON member key.
+class EnvelopeHeaders {
+ public:
+  explicit EnvelopeHeaders(const std::vector<std::string>& names);
+  bool empty() const { return entries_.empty(); }
+  // Adds the listed headers present in `request` to `headers_json` (a JSON object),
+  // lower-case, skipping names the object already has (a kind's own headers win).
+  void AppendTo(const IngressRequest& request, std::string& headers_json) const;
+
+ private:
+  struct Entry {
+    std::string name;
+    std::string key;  // "\"x-shopify-topic\":"
+  };
+  static constexpr size_t kMaxEntries = 64;  // more are ignored (config allows far fewer)
+  std::vector<Entry> entries_;
+};
+
 // Thread-safe: Handle is called concurrently from every ingress thread and must not
 // block. It never throws on any input.
 class Source {
@@ -67,12 +90,16 @@ class Source {
   virtual ~Source() = default;
   virtual SourceDecision Handle(const IngressRequest& request) const = 0;
   const SourceConfig& config() const { return config_; }
+  // What the server adds to every job's envelope headers after Handle.
+  const EnvelopeHeaders& envelope_headers() const { return envelope_headers_; }
 
  protected:
-  explicit Source(const SourceConfig& config) : config_(config) {}
+  explicit Source(const SourceConfig& config)
+      : config_(config), envelope_headers_(config.headers) {}
 
  private:
   SourceConfig config_;
+  EnvelopeHeaders envelope_headers_;
 };
 
 // Builds the source for config.kind. The config's secrets must be resolved.
@@ -95,9 +122,5 @@ struct SignedRequest {
 Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view body,
                                   int64_t now_seconds, std::string_view url = {});
 
-// Adds config.headers (the envelope allow-list) present in `request` to `headers_json`
-// (a JSON object), lower-case, skipping names it already has.
-void AppendEnvelopeHeaders(const IngressRequest& request, const SourceConfig& config,
-                           std::string& headers_json);
 
 }  // namespace firebreak

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -29,6 +30,10 @@ class FakeRequest final : public IngressRequest {
   std::string_view Header(std::string_view name) const override {
     auto it = headers_.find(Lower(std::string(name)));
     return it == headers_.end() ? std::string_view() : std::string_view(it->second);
+  }
+  void ForEachHeader(
+      const std::function<void(std::string_view, std::string_view)>& visit) const override {
+    for (const auto& [name, value] : headers_) visit(name, value);
   }
   std::string_view Body() const override { return body_; }
 

@@ -802,7 +802,7 @@ TEST_F(SchemeSourceTest, ShopifyPublishedVector) {
   EXPECT_EQ(decision.payload_json, body);
   // The envelope gets the preset's headers, never the signature.
   std::string headers_json = decision.headers_json;
-  AppendEnvelopeHeaders(request, source->config(), headers_json);
+  source->envelope_headers().AppendTo(request, headers_json);
   const json headers = json::parse(headers_json);
   EXPECT_EQ(headers.value("x-shopify-topic", ""), "products/create");
   EXPECT_EQ(headers.value("x-shopify-webhook-id", ""), "123456789");
@@ -1389,8 +1389,13 @@ TEST_F(SchemeSourceTest, LinearTimestampIsTheBodysWebhookTimestamp) {
   FakeRequest without(untimed);
   without.SetHeader("Linear-Signature", ToHex(HmacSha256("lin_wh_example_secret", untimed)));
   ExpectRejected(source->Handle(without), 401, "missing timestamp");
+  // The signature is checked before the body is parsed for its timestamp: a forged body
+  // costs no parse.
   FakeRequest not_json("webhookTimestamp=1676056940508");
   not_json.SetHeader("Linear-Signature", ToHex(HmacSha256("lin_wh_example_secret", "x")));
+  ExpectRejected(source->Handle(not_json), 401, "invalid signature");
+  not_json.SetHeader("Linear-Signature",
+                     ToHex(HmacSha256("lin_wh_example_secret", "webhookTimestamp=1676056940508")));
   ExpectRejected(source->Handle(not_json), 400, "malformed JSON");
 }
 
