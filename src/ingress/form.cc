@@ -20,16 +20,6 @@ int HexValue(char c) {
 
 char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-// A decoded field as offsets into one shared buffer, so decoding a form costs a couple
-// of allocations however many fields it has.
-struct DecodedField {
-  size_t key_begin = 0;
-  size_t key_end = 0;
-  size_t value_begin = 0;
-  size_t value_end = 0;
-  bool superseded = false;  // a later field has the same key
-};
-
 }  // namespace
 
 Status AppendDecodedFormComponent(std::string_view encoded, std::string& out) {
@@ -54,11 +44,9 @@ Status AppendDecodedFormComponent(std::string_view encoded, std::string& out) {
   return Status::Ok();
 }
 
-Result<std::string> FormToJsonObject(std::string_view body, std::string_view json_field) {
-  std::string decoded;
-  decoded.reserve(body.size());  // decoding never lengthens a component
-  std::vector<DecodedField> fields;
-
+Result<DecodedForm> DecodedForm::Decode(std::string_view body) {
+  DecodedForm form;
+  form.decoded_.reserve(body.size());  // decoding never lengthens a component
   size_t segment_start = 0;
   while (segment_start <= body.size()) {
     size_t segment_end = body.find('&', segment_start);
@@ -71,54 +59,54 @@ Result<std::string> FormToJsonObject(std::string_view body, std::string_view jso
     std::string_view key = segment.substr(0, equals);
     std::string_view value =
         equals == std::string_view::npos ? std::string_view() : segment.substr(equals + 1);
-    DecodedField field;
-    field.key_begin = decoded.size();
-    if (Status status = AppendDecodedFormComponent(key, decoded); !status.ok()) return status;
-    field.key_end = field.value_begin = decoded.size();
-    if (Status status = AppendDecodedFormComponent(value, decoded); !status.ok()) return status;
-    field.value_end = decoded.size();
+    Field field;
+    field.key_begin = form.decoded_.size();
+    if (Status status = AppendDecodedFormComponent(key, form.decoded_); !status.ok()) {
+      return status;
+    }
+    field.value_begin = form.decoded_.size();
+    if (Status status = AppendDecodedFormComponent(value, form.decoded_); !status.ok()) {
+      return status;
+    }
+    field.value_end = form.decoded_.size();
     // Each part on its own: two invalid halves can join into valid UTF-8.
-    if (!simdjson::validate_utf8(decoded.data() + field.key_begin,
-                                 field.key_end - field.key_begin) ||
-        !simdjson::validate_utf8(decoded.data() + field.value_begin,
-                                 field.value_end - field.value_begin)) {
+    const char* data = form.decoded_.data();
+    if (!simdjson::validate_utf8(data + field.key_begin, field.value_begin - field.key_begin) ||
+        !simdjson::validate_utf8(data + field.value_begin, field.value_end - field.value_begin)) {
       return InvalidArgument("form body is not UTF-8");
     }
-    fields.push_back(field);
+    form.fields_.push_back(field);
   }
+  return form;
+}
 
-  auto key_of = [&decoded](const DecodedField& field) {
-    return std::string_view(decoded).substr(field.key_begin, field.key_end - field.key_begin);
-  };
-  auto value_of = [&decoded](const DecodedField& field) {
-    return std::string_view(decoded).substr(field.value_begin, field.value_end - field.value_begin);
-  };
-
+Result<std::string> FormToJsonObject(const DecodedForm& form, std::string_view json_field) {
   // Last wins: sort positions by key (stable, so equal keys stay in body order) and mark
   // every field of a run but the last. O(n log n) so that a body of many repeated or
   // distinct keys cannot make this quadratic.
-  if (fields.size() > 1) {
-    std::vector<uint32_t> order(fields.size());
+  std::vector<bool> superseded(form.size(), false);
+  if (form.size() > 1) {
+    std::vector<uint32_t> order(form.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
     std::stable_sort(order.begin(), order.end(),
-                     [&](uint32_t a, uint32_t b) { return key_of(fields[a]) < key_of(fields[b]); });
+                     [&](uint32_t a, uint32_t b) { return form.key(a) < form.key(b); });
     for (size_t i = 0; i + 1 < order.size(); ++i) {
-      if (key_of(fields[order[i]]) == key_of(fields[order[i + 1]])) {
-        fields[order[i]].superseded = true;
-      }
+      if (form.key(order[i]) == form.key(order[i + 1])) superseded[order[i]] = true;
     }
   }
 
   std::string json;
-  json.reserve(decoded.size() + fields.size() * 6 + 2);
+  size_t decoded_size = 0;
+  for (size_t i = 0; i < form.size(); ++i) decoded_size += form.key(i).size() + form.value(i).size();
+  json.reserve(decoded_size + form.size() * 6 + 2);
   json.push_back('{');
   bool first = true;
-  for (const DecodedField& field : fields) {
-    if (field.superseded) continue;
+  for (size_t i = 0; i < form.size(); ++i) {
+    if (superseded[i]) continue;
     if (!first) json.push_back(',');
     first = false;
-    std::string_view key = key_of(field);
-    std::string_view value = value_of(field);
+    std::string_view key = form.key(i);
+    std::string_view value = form.value(i);
     AppendJsonString(json, key);
     json.push_back(':');
     if (!json_field.empty() && key == json_field) {
@@ -132,6 +120,12 @@ Result<std::string> FormToJsonObject(std::string_view body, std::string_view jso
   }
   json.push_back('}');
   return json;
+}
+
+Result<std::string> FormToJsonObject(std::string_view body, std::string_view json_field) {
+  Result<DecodedForm> form = DecodedForm::Decode(body);
+  if (!form.ok()) return form.status();
+  return FormToJsonObject(*form, json_field);
 }
 
 bool MediaTypeIs(std::string_view content_type, std::string_view media_type) {

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -13,6 +14,37 @@ namespace firebreak {
 // byte (either hex case). kInvalidArgument for a '%' not followed by two hex digits;
 // `out` is then partly appended. Does not check UTF-8.
 Status AppendDecodedFormComponent(std::string_view encoded, std::string& out);
+
+// A form body decoded once: each field's key and value, in body order, as views into one
+// buffer (a couple of allocations however many fields). Empty segments ("a=1&&b=2", a
+// trailing '&') are skipped; a segment without '=' is a field with an empty value.
+class DecodedForm {
+ public:
+  // kInvalidArgument for a bad %-escape, or a decoded key or value that is not UTF-8.
+  static Result<DecodedForm> Decode(std::string_view body);
+
+  size_t size() const { return fields_.size(); }
+  std::string_view key(size_t i) const {
+    return std::string_view(decoded_).substr(fields_[i].key_begin,
+                                             fields_[i].value_begin - fields_[i].key_begin);
+  }
+  std::string_view value(size_t i) const {
+    return std::string_view(decoded_).substr(fields_[i].value_begin,
+                                             fields_[i].value_end - fields_[i].value_begin);
+  }
+
+ private:
+  struct Field {
+    size_t key_begin = 0;
+    size_t value_begin = 0;  // also where the key ends
+    size_t value_end = 0;
+  };
+  std::string decoded_;
+  std::vector<Field> fields_;
+};
+
+// The form as a JSON object (as FormToJsonObject below, from fields already decoded).
+Result<std::string> FormToJsonObject(const DecodedForm& form, std::string_view json_field = {});
 
 // Decodes a form body into a JSON object string of its fields, e.g. "a=1&b=x+y" →
 // {"a":"1","b":"x y"}. Empty segments ("a=1&&b=2", a trailing '&') are skipped, a

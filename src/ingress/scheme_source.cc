@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 #include <optional>
@@ -175,33 +176,22 @@ std::optional<std::string> TogglePort(const std::string& url) {
   return url.substr(0, host_end) + port + url.substr(host_end);
 }
 
-// Twilio: every form field's name then value, sorted by name (then value). kInvalidArgument
-// for a malformed form.
-Result<std::string> SortedFormParams(std::string_view body) {
-  const size_t body_size = body.size();  // decoded fields are never longer
-  std::vector<std::pair<std::string, std::string>> fields;
-  while (!body.empty()) {
-    const size_t ampersand = body.find('&');
-    std::string_view segment = body.substr(0, ampersand);
-    body = ampersand == std::string_view::npos ? std::string_view() : body.substr(ampersand + 1);
-    if (segment.empty()) continue;
-    const size_t equals = segment.find('=');
-    std::pair<std::string, std::string> field;
-    if (!AppendDecodedFormComponent(segment.substr(0, equals), field.first).ok()) {
-      return InvalidArgument("malformed form body");
-    }
-    if (equals != std::string_view::npos &&
-        !AppendDecodedFormComponent(segment.substr(equals + 1), field.second).ok()) {
-      return InvalidArgument("malformed form body");
-    }
-    fields.push_back(std::move(field));
+// Twilio: every form field's name then value, sorted by name (then value).
+std::string SortedFormParams(const DecodedForm& form) {
+  std::vector<uint32_t> order(form.size());
+  size_t size = 0;
+  for (size_t i = 0; i < form.size(); ++i) {
+    order[i] = static_cast<uint32_t>(i);
+    size += form.key(i).size() + form.value(i).size();
   }
-  std::sort(fields.begin(), fields.end());
+  std::sort(order.begin(), order.end(), [&form](uint32_t a, uint32_t b) {
+    return std::pair(form.key(a), form.value(a)) < std::pair(form.key(b), form.value(b));
+  });
   std::string out;
-  out.reserve(body_size);
-  for (const auto& [name, value] : fields) {
-    out += name;
-    out += value;
+  out.reserve(size);
+  for (uint32_t i : order) {
+    out += form.key(i);
+    out += form.value(i);
   }
   return out;
 }
@@ -253,6 +243,22 @@ class LazyBody {
  public:
   LazyBody(std::string_view body, bool is_form) : body_(body), is_form_(is_form) {}
 
+  // The form's fields, decoded once; nullptr with `error` set when malformed. Form
+  // bodies only.
+  const DecodedForm* Form(std::string& error) {
+    if (!form_decoded_) {
+      form_decoded_ = true;
+      Result<DecodedForm> form = DecodedForm::Decode(body_);
+      if (form.ok()) {
+        form_ = std::move(form).value();
+      } else {
+        error_ = "malformed form body";
+      }
+    }
+    error = error_;
+    return form_ ? &*form_ : nullptr;
+  }
+
   // The payload's JSON text; false with `error` set when the body is malformed. A JSON
   // body must be parsed to be known valid; a form's object is valid JSON as made.
   bool Text(std::string_view& text, std::string& error) {
@@ -261,13 +267,15 @@ class LazyBody {
       text = body_;
       return true;
     }
-    if (!form_made_) {
-      form_made_ = true;
-      Result<std::string> object = FormToJsonObject(body_);
-      if (object.ok()) {
-        form_json_ = std::move(object).value();
-      } else {
-        error_ = "malformed form body";
+    if (!form_json_made_) {
+      form_json_made_ = true;
+      if (const DecodedForm* form = Form(error)) {
+        Result<std::string> object = FormToJsonObject(*form);
+        if (object.ok()) {
+          form_json_ = std::move(object).value();
+        } else {
+          error_ = "malformed form body";
+        }
       }
     }
     error = error_;
@@ -296,8 +304,10 @@ class LazyBody {
  private:
   std::string_view body_;
   bool is_form_;
-  bool form_made_ = false;
+  bool form_decoded_ = false;
+  bool form_json_made_ = false;
   bool parsed_ = false;
+  std::optional<DecodedForm> form_;
   std::string form_json_;
   std::optional<JsonBody> document_;
   std::string error_;
@@ -536,9 +546,9 @@ SourceDecision SchemeSource::Handle(const IngressRequest& request) const {
           break;
         case TemplatePart::Kind::kFormParams:
           if (is_form) {
-            Result<std::string> sorted = SortedFormParams(body);
-            if (!sorted.ok()) return SourceDecision::Reject(401, "invalid signature");
-            form_params = std::move(sorted).value();
+            const DecodedForm* form = payload.Form(error);
+            if (form == nullptr) return SourceDecision::Reject(400, error);
+            form_params = SortedFormParams(*form);
           }
           parts[i] = form_params;
           break;
@@ -777,9 +787,9 @@ Result<SignedRequest> SchemeSource::Sign(const SourceConfig& config, std::string
   }
   std::string form_params;
   if (is_form) {
-    Result<std::string> sorted = SortedFormParams(body);
-    if (!sorted.ok()) return InvalidArgument("the body is not a well-formed form");
-    form_params = std::move(sorted).value();
+    Result<DecodedForm> form = DecodedForm::Decode(body);
+    if (!form.ok()) return InvalidArgument("the body is not a well-formed form");
+    form_params = SortedFormParams(*form);
   }
   std::vector<std::string> ids;  // fresh values for {header:NAME}, kept alive for `pieces`
   ids.reserve(parts->size());

@@ -893,6 +893,11 @@ TEST_F(SchemeSourceTest, TwilioPublishedFormVectors) {
                      Replace(kTwilioForm, "Digits=1234", "Digits=9999"), kTwilioTarget,
                      "RSOYDt4T1cUTdK1PDd93/VVr8B8=", "mycompany.com", "https")),
                  401, "invalid signature");
+  // A form that does not decode is refused before any HMAC is computed.
+  ExpectRejected(source->Handle(TwilioRequest("Body=%zz", kTwilioTarget,
+                                              "RSOYDt4T1cUTdK1PDd93/VVr8B8=", "mycompany.com",
+                                              "https")),
+                 400, "malformed form body");
   // A delivery with Twilio's idempotency header is keyed by it.
   FakeRequest with_token = TwilioRequest(kTwilioForm, kTwilioTarget,
                                          "RSOYDt4T1cUTdK1PDd93/VVr8B8=", "mycompany.com", "https");
