@@ -15,16 +15,10 @@
 namespace firebreak::cli {
 namespace {
 
-std::string RandomToken(size_t bytes) {
-  std::string raw(bytes, '\0');
-  RandomBytes(raw.data(), raw.size());
-  return HexEncode(raw);
-}
-
 // A realistic sample event for sources that have one, unique on every call.
 std::string SampleBody(const SourceConfig& source, int64_t now) {
   if (source.preset != nullptr) return ExpandSample(source.preset->sample_body, now);
-  std::string id = RandomToken(8);
+  std::string id = RandomHex(8);
   if (source.kind == SourceKind::kSlack) {
     return "{\"token\":\"sample\",\"team_id\":\"T0001\",\"api_app_id\":\"A0001\","
            "\"type\":\"event_callback\",\"event_id\":\"Ev" +

@@ -94,6 +94,12 @@ void RandomBytes(void* out, size_t size) {
   if (RAND_bytes(static_cast<unsigned char*>(out), static_cast<int>(size)) != 1) std::abort();
 }
 
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  RandomBytes(raw.data(), raw.size());
+  return HexEncode(raw);
+}
+
 std::string NewJobId(int64_t now_ms) {
   static constexpr char kCrockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
   unsigned char bytes[16];

@@ -25,6 +25,8 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // Cryptographically random bytes (RAND_bytes); aborts if the RNG fails, which
 // only happens when the OS has no entropy source at all.
 void RandomBytes(void* out, size_t size);
+// `bytes` random bytes as lower-case hex (sample ids, delivery ids).
+std::string RandomHex(size_t bytes);
 
 std::string HexEncode(std::string_view bytes);
 

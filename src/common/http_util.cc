@@ -106,13 +106,13 @@ std::optional<int64_t> ParseHttpDateSeconds(std::string_view value) {
   return days * 86'400 + *time_of_day;
 }
 
-std::string_view Trim(std::string_view s) {
+}  // namespace
+
+std::string_view TrimBlanks(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
-
-}  // namespace
 
 char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -213,7 +213,7 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url, std::string_view what) {
 }
 
 std::optional<milliseconds> ParseRetryAfter(std::string_view value, int64_t now_epoch_ms) {
-  value = Trim(value);
+  value = TrimBlanks(value);
   if (value.empty()) return std::nullopt;
   if (IsDigits(value)) {
     return milliseconds(ParseDigitsCapped(value, kMaxRetryAfterSeconds) * 1000);

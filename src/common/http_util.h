@@ -19,6 +19,8 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 // True for a non-empty value of printable ASCII without blanks (ids and event names in
 // headers: what may go unescaped into a dedupe key).
 bool IsVisibleAscii(std::string_view value);
+// `s` without leading and trailing spaces and tabs (header values, list entries).
+std::string_view TrimBlanks(std::string_view s);
 
 // "http://host[:port][/path][?query]" split into what a client needs.
 struct HttpUrl {

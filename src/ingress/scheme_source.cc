@@ -66,12 +66,6 @@ std::vector<const Secret*> AcceptedSecrets(const SourceConfig& config) {
   return secrets;
 }
 
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
 bool StartsWithIgnoringCase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
 }
@@ -88,7 +82,7 @@ SignatureHeader ParseSignatureHeader(std::string_view value, const Scheme& schem
   while (true) {
     size_t end = scheme.separator.empty() ? std::string_view::npos : value.find(scheme.separator);
     // Standard Webhooks' "v1,sig" entries are space separated: a run of blanks is one.
-    std::string_view entry = Trim(value.substr(0, end));
+    std::string_view entry = TrimBlanks(value.substr(0, end));
     if (!scheme.timestamp_entry.empty() && entry.substr(0, scheme.timestamp_entry.size()) ==
                                                scheme.timestamp_entry) {
       parsed.timestamp = entry.substr(scheme.timestamp_entry.size());
@@ -142,7 +136,7 @@ std::string RequestUrl(const SourceConfig& config, const IngressRequest& request
   if (!config.public_url.empty()) return config.public_url + std::string(request.Target());
   auto first_value = [&](std::string_view name) {
     std::string_view value = request.Header(name);
-    return Trim(value.substr(0, value.find(',')));
+    return TrimBlanks(value.substr(0, value.find(',')));
   };
   std::string_view proto = first_value("X-Forwarded-Proto");
   std::string_view host = first_value("X-Forwarded-Host");
@@ -212,12 +206,6 @@ std::string_view QueryParam(std::string_view target, std::string_view name) {
     }
   }
   return {};
-}
-
-std::string RandomHex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  RandomBytes(raw.data(), raw.size());
-  return HexEncode(raw);
 }
 
 // The object `document` without its top-level member `name` (a token that must not reach
@@ -609,8 +597,9 @@ SourceDecision SchemeSource::Handle(const IngressRequest& request) const {
     if (document == nullptr) return SourceDecision::Reject(400, error);
   }
   if (cfg.preset != nullptr && cfg.preset->handshake != Handshake::kNone) {
-    SourceDecision answer = AnswerHandshake(request, *document);
-    if (answer.status != 0) return answer;
+    if (std::optional<SourceDecision> answer = AnswerHandshake(request, *document)) {
+      return std::move(*answer);
+    }
   }
 
   SourceDecision decision;
@@ -654,11 +643,9 @@ SourceDecision SchemeSource::Handle(const IngressRequest& request) const {
   return decision;
 }
 
-// status 0 = not a handshake: enqueue as usual.
-SourceDecision SchemeSource::AnswerHandshake(const IngressRequest& request,
-                                             const JsonBody& document) const {
-  SourceDecision none;
-  none.status = 0;
+std::optional<SourceDecision> SchemeSource::AnswerHandshake(const IngressRequest& request,
+                                                            const JsonBody& document) const {
+  constexpr std::nullopt_t none = std::nullopt;
   SourceDecision answer;
   answer.kind = SourceDecision::Kind::kRespond;
   answer.status = 200;

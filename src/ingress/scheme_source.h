@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,7 +46,9 @@ class SchemeSource final : public Source {
       : Source(config), clock_(clock) {}
 
   bool TokenMatches(std::string_view token) const;
-  SourceDecision AnswerHandshake(const IngressRequest& request, const JsonBody& document) const;
+  // The answer to the preset's handshake, or nullopt when `request` is not one (enqueue it).
+  std::optional<SourceDecision> AnswerHandshake(const IngressRequest& request,
+                                                const JsonBody& document) const;
 
   const Clock& clock_;
   std::vector<TemplatePart> template_;

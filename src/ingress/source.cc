@@ -85,8 +85,9 @@ EnvelopeHeaders::EnvelopeHeaders(const std::vector<std::string>& names) {
 void EnvelopeHeaders::AppendTo(const IngressRequest& request, std::string& headers_json) const {
   if (entries_.empty()) return;
   if (headers_json.size() < 2 || headers_json.back() != '}') headers_json = "{}";
-  // Members the source put there itself; an empty object (most kinds) needs no search.
-  const std::string own(headers_json.size() > 2 ? headers_json : std::string());
+  // Members the source put there itself (the object's text before this adds any); an
+  // empty object (most kinds) needs no search.
+  const size_t own_size = headers_json.size() > 2 ? headers_json.size() - 1 : 0;
   headers_json.pop_back();
   // One pass over the request's headers (a handful) rather than a lookup per listed name:
   // most names differ in length from every entry, which rejects them at once.
@@ -99,7 +100,11 @@ void EnvelopeHeaders::AppendTo(const IngressRequest& request, std::string& heade
         continue;
       }
       added |= uint64_t{1} << i;
-      if (value.empty() || (!own.empty() && own.find(entry.key) != std::string::npos)) return;
+      if (value.empty() || (own_size > 0 && std::string_view(headers_json)
+                                                    .substr(0, own_size)
+                                                    .find(entry.key) != std::string_view::npos)) {
+        return;
+      }
       if (headers_json.size() > 1) headers_json.push_back(',');
       headers_json += entry.key;
       AppendJsonString(headers_json, value);
