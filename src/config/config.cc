@@ -706,6 +706,25 @@ class ConfigParser {
     if (s.Size("cache_size", queue.cache_size) && queue.cache_size < kMinCacheSize) {
       s.Fail("cache_size", "must be at least 64KiB");
     }
+    s.Duration("retention", queue.retention, /*allow_zero=*/true);
+    if (s.Duration("retention_payload", queue.retention_payload, /*allow_zero=*/true) &&
+        queue.retention_payload > queue.retention) {
+      s.Fail("retention_payload", "must not be longer than retention (" +
+                                      FormatDuration(queue.retention) + ")");
+    }
+    std::vector<std::string> redact;
+    if (s.StringList("redact", redact, false)) {
+      for (size_t i = 0; i < redact.size(); ++i) {
+        std::string problem = CheckJsonPointer(redact[i]);
+        if (problem.empty() && redact[i].empty()) problem = "the whole payload cannot be redacted";
+        if (!problem.empty()) {
+          problems_.Add(s.ElementSource("redact", i),
+                        s.KeyPath("redact") + "[" + std::to_string(i) + "]", problem);
+          return;
+        }
+      }
+      queue.redact = std::move(redact);
+    }
     s.RejectUnknownKeys();
   }
 

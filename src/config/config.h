@@ -56,6 +56,16 @@ struct QueueConfig {
   milliseconds timeout{2'000};
   // sqlite: the page cache of the writer connection (the readers keep 2 MiB each).
   uint64_t cache_size = 8 * 1024 * 1024;
+  // How long finished jobs (succeeded, cancelled, replayed) and their attempts stay
+  // searchable; 0 deletes a succeeded job at once. Dead jobs stay until replayed or
+  // deleted, whatever this says: the dead-letter queue is never emptied by a timer.
+  milliseconds retention{24 * 3600 * 1000};
+  // How long a finished job keeps its payload and headers (<= retention; 0 = as long
+  // as retention); after it only the metadata, attempts and search keys are kept.
+  milliseconds retention_payload{0};
+  // JSON pointers into the payload whose values are replaced by "[redacted]" before a
+  // job is stored (handlers see them redacted too).
+  std::vector<std::string> redact;
 };
 
 // Bounds of queue.timeout and store.timeout.

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace firebreak {
@@ -11,16 +12,26 @@ enum class JobState {
   kReady,     // waiting; runnable once run_at_ms has passed (delayed until then)
   kInFlight,  // claimed by a worker, which holds a lease until lease_until_ms
   kDead,      // in the dead-letter queue
+  // Finished states: kept as history for queue.retention, then pruned (DESIGN §4).
+  kSucceeded,  // a handler succeeded
+  kCancelled,  // an operator cancelled it before it ran
+  kReplayed,   // was dead; an operator replayed it as a new job (Job::replayed_as)
 };
 
 const char* JobStateName(JobState state);
+// The state named `name` (JobStateName's words); false for any other word.
+bool ParseJobState(std::string_view name, JobState& state);
+// True for the states a job never leaves except by being pruned.
+bool IsFinished(JobState state);
 
-// One attempt's outcome, kept for the dead-letter queue and `dlq show`.
+// One attempt's outcome, kept for the dead-letter queue, `dlq show` and job history.
 struct AttemptRecord {
   int attempt = 0;
   int64_t started_at_ms = 0;
   int64_t duration_ms = 0;
-  std::string outcome;  // "failed" | "timed_out" | "lease_expired" | "rejected" (don't retry)
+  // "succeeded" (kept only with retention) | "failed" | "timed_out" | "lease_expired" |
+  // "rejected" (don't retry)
+  std::string outcome;
   std::string error;
 };
 
@@ -36,6 +47,12 @@ struct NewJob {
   std::string headers_json;  // JSON object of event-describing headers (never secrets)
   std::string traceparent;
   std::string ordering_key;  // "" = unordered; else FIFO with one in flight per key
+  // What operators find the job by (Queue::ListJobs with JobFilter::key), each
+  // "name:value" (e.g. "slack.user:U024BE7LH"); ingress fills them per source kind.
+  // Backends add "trace:<trace id>", "parent:<parent_id>" and "replay_of:<replay_of>".
+  std::vector<std::string> search_keys;
+  std::string parent_id;  // the job whose success stored this one (an action), or ""
+  std::string replay_of;  // the dead or finished job this one replays, or ""
   int max_attempts = 5;
   int64_t enqueued_at_ms = 0;
   int64_t run_at_ms = 0;  // > enqueued_at_ms for a delayed job
@@ -51,12 +68,22 @@ struct Job {
   std::string headers_json;
   std::string traceparent;
   std::string ordering_key;
+  std::vector<std::string> search_keys;  // as enqueued (NewJob::search_keys)
+  std::string parent_id;
+  std::string replay_of;
+  std::string replayed_as;  // kReplayed: the new job's id
   JobState state = JobState::kReady;
   int attempt = 0;  // attempts started so far (the claimed attempt's number once claimed)
   int max_attempts = 5;
   int64_t enqueued_at_ms = 0;
   int64_t run_at_ms = 0;
   int64_t lease_until_ms = 0;
+  // When it reached kDead or a finished state (retention counts from here), else 0.
+  int64_t finished_at_ms = 0;
+  // The last attempt's error, kept on the job for dead-letter grouping (ErrorFingerprint).
+  std::string last_error;
+  // queue.retention_payload passed: payload_json is "null" and headers_json "{}".
+  bool payload_pruned = false;
   std::vector<AttemptRecord> attempts;  // filled by GetJob and for dead jobs; empty on Claim
 };
 

@@ -75,6 +75,56 @@ struct TypeDepth {
   int64_t delayed = 0;  // waiting for run_at
   int64_t in_flight = 0;
   int64_t dead = 0;
+  int64_t succeeded = 0;  // finished states kept by queue.retention
+  int64_t cancelled = 0;
+  int64_t replayed = 0;
+  bool paused = false;  // SetPaused: no worker claims this type
+  // Enqueue time of the oldest ready job (runnable now), 0 when there is none.
+  int64_t oldest_ready_at_ms = 0;
+};
+
+// Which jobs ListJobs returns; every set field must match. Newest first.
+struct JobFilter {
+  // "" (any), a JobStateName word, or "delayed" (ready with run_at in the future).
+  std::string state;
+  std::string type;
+  std::string source;
+  // One search key, exactly as stored ("slack.user:U024BE7LH", "trace:<32 hex>",
+  // "parent:<job id>"): the indexed way to find one user's or one trace's jobs.
+  std::string key;
+  std::string q;         // substring of the payload (bounded scan; see ListJobs)
+  int64_t from_ms = 0;   // enqueued_at >= from_ms (0: no bound)
+  int64_t to_ms = 0;     // enqueued_at < to_ms (0: no bound)
+};
+
+// One page of ListJobs. A page may hold fewer than `limit` items (even none) and still
+// have a next_cursor: the scan behind it is bounded (kListScanBudget rows), so a
+// filter that matches rarely answers in bounded time and the caller pages on.
+struct JobPage {
+  std::vector<Job> items;  // without attempts; payload_json and headers_json included
+  std::string next_cursor;  // "" when nothing older is left
+  // Rows the filter's index holds (before q/from/to/source are applied): an upper
+  // bound, for "about N" in a UI.
+  int64_t total_estimate = 0;
+};
+
+// The most rows one ListJobs call examines.
+inline constexpr int kListScanBudget = 20'000;
+
+// One audit log entry: who changed what (DESIGN §7).
+struct AuditEntry {
+  int64_t at_ms = 0;
+  std::string actor;   // the token's name, or "cli:<user>"
+  std::string action;  // e.g. "dead.replay", "job.cancel", "queue.pause"
+  std::string target;  // a job id, a job type, or an operation id
+  std::string detail_json = "{}";  // the filter, counts, outcome: a JSON object
+  int64_t count = 0;   // how many jobs it changed
+  int64_t seq = 0;     // assigned by the store; the cursor
+};
+
+struct AuditPage {
+  std::vector<AuditEntry> items;  // newest first
+  std::string next_cursor;
 };
 
 // What one job type's work looked like over a recent window (Queue::Throughput). The
@@ -159,14 +209,37 @@ class Queue {
   virtual QueueHealth Health() = 0;
 
   virtual Result<Job> GetJob(const std::string& id) = 0;
+  // Jobs matching `filter`, newest enqueue first, at most `limit` (capped at 1000) per
+  // page; `cursor` from the previous page. kInvalidArgument for a bad cursor or state.
+  virtual Result<JobPage> ListJobs(const JobFilter& /*filter*/, int /*limit*/,
+                                   const std::string& /*cursor*/)  { return Internal("TODO(issue 15): backend"); }
+
+  // Runs a dead or finished job again as a new job (new id, attempt 0, same type,
+  // payload, headers and trace; replay_of = `id`); a dead one becomes kReplayed with
+  // replayed_as = the new id. Returns the new id. kNotFound if there is no such job,
+  // kFailedPrecondition if it is ready or in flight, or was replayed already.
+  virtual Result<std::string> Rerun(const std::string& /*id*/)  { return Internal("TODO(issue 15): backend"); }
+  // A delayed ready job (a retry waiting out its backoff, or a delayed job) becomes
+  // runnable now. kFailedPrecondition if it is not ready.
+  virtual Status RunNow(const std::string& /*id*/)  { return Internal("TODO(issue 15): backend"); }
+  // A ready job (delayed or not) becomes kCancelled and never runs. kFailedPrecondition
+  // if it is in flight (its handler is running), dead or finished; kNotFound if missing.
+  virtual Status Cancel(const std::string& /*id*/)  { return Internal("TODO(issue 15): backend"); }
+
+  // Paused types are not claimed (ingress keeps accepting; retries and delays keep
+  // their times). Shared by every process on the store. Idempotent.
+  virtual Status SetPaused(const std::string& /*type*/, bool /*paused*/)  { return Internal("TODO(issue 15): backend"); }
+
+  virtual Status AppendAudit(const AuditEntry& /*entry*/)  { return Internal("TODO(issue 15): backend"); }
+  virtual Result<AuditPage> ListAudit(int /*limit*/, const std::string& /*cursor*/)  { return Internal("TODO(issue 15): backend"); }
   // Dead jobs, newest first; `type` "" means all types; `cursor` from a previous page.
   virtual Result<DeadListPage> ListDead(const std::string& type, int limit,
                                         const std::string& cursor) = 0;
-  // Moves a dead job back to ready with attempt 0 (its next run is attempt 1);
-  // its attempt history is kept. kNotFound if it is not dead.
+  // Rerun of a dead job (kNotFound if it is not dead): the dead job becomes kReplayed
+  // and keeps its attempts; the new one runs as attempt 1.
   virtual Status Replay(const std::string& id) = 0;
-  // Replays every dead job of `type` ("" = all); `progress(done_so_far)` is called
-  // after each batch. Returns how many were replayed.
+  // Replays every dead job of `type` ("" = all), oldest first, in batches;
+  // `progress(done_so_far)` is called after each batch. Returns how many were replayed.
   virtual Result<int64_t> ReplayAll(const std::string& type,
                                     const std::function<void(int64_t)>& progress) = 0;
   // Deletes a dead job for good. kNotFound if it is not dead.
