@@ -173,6 +173,12 @@ struct EnqueueTally : std::enable_shared_from_this<EnqueueTally> {
   }
 };
 
+JobFilter ByKey(const std::string& key) {
+  JobFilter filter;
+  filter.key = key;
+  return filter;
+}
+
 std::vector<std::string> Ids(const std::vector<Job>& jobs) {
   std::vector<std::string> out;
   for (const Job& job : jobs) out.push_back(job.id);
@@ -305,10 +311,17 @@ TEST_P(QueueContractTest, EnqueueClaimSucceed) {
   EXPECT_TRUE(ClaimOk(*queue, "slack.event", 10).empty());
 
   EXPECT_TRUE(FinishSync(*queue, Finished(got, Disposition::kSucceeded)).ok());
-  EXPECT_EQ(queue->GetJob(job.id).status().code(), StatusCode::kNotFound);
-  Result<std::vector<TypeDepth>> stats = queue->Stats();
-  ASSERT_TRUE(stats.ok());
-  EXPECT_TRUE(stats->empty());
+  // Kept as history (queue.retention, 24 h by default) with its successful attempt.
+  Result<Job> done = queue->GetJob(job.id);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  EXPECT_EQ(done->finished_at_ms, now);
+  ASSERT_EQ(done->attempts.size(), 1u);
+  EXPECT_EQ(done->attempts[0].attempt, 1);
+  EXPECT_EQ(done->attempts[0].duration_ms, 7);
+  depth = DepthOf(*queue, "slack.event");
+  EXPECT_EQ(depth.ready + depth.delayed + depth.in_flight + depth.dead, 0);
+  EXPECT_EQ(depth.succeeded, 1);
   // A second finish of the same attempt is stale.
   EXPECT_EQ(FinishSync(*queue, Finished(got, Disposition::kSucceeded)).code(),
             StatusCode::kFailedPrecondition);
@@ -686,12 +699,16 @@ TEST_P(QueueContractTest, RetryRecordsAttemptAndRunsAtRunAt) {
   EXPECT_EQ(job->attempts[1].attempt, 2);
   EXPECT_EQ(job->attempts[1].error, "again");
 
-  // A retry due now is runnable at once; success removes the job and its history.
+  // A retry due now is runnable at once; success keeps the history with its own record.
   claimed = ClaimOk(*queue, "test.event", 1);
   ASSERT_EQ(claimed.size(), 1u);
   EXPECT_EQ(claimed[0].attempt, 3);
   ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kSucceeded)).ok());
-  EXPECT_EQ(queue->GetJob(JobId(1)).status().code(), StatusCode::kNotFound);
+  job = queue->GetJob(JobId(1));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state, JobState::kSucceeded);
+  ASSERT_EQ(job->attempts.size(), 3u);
+  EXPECT_EQ(job->attempts[2].attempt, 3);
 }
 
 TEST_P(QueueContractTest, DeadLetterListReplayPurge) {
@@ -727,33 +744,54 @@ TEST_P(QueueContractTest, DeadLetterListReplayPurge) {
   ASSERT_TRUE(same.ok());
   EXPECT_EQ(same->items.size(), 1u);
 
+  EXPECT_EQ(dead.last_error, "e2");
+
+  // A replay is a new job (attempt 1 again) linked to the original, which stays as
+  // history in state replayed with its attempts.
   ASSERT_TRUE(queue->Replay(JobId(1)).ok());
   EXPECT_EQ(queue->Replay(JobId(1)).code(), StatusCode::kNotFound);  // no longer dead
   EXPECT_EQ(queue->Replay("missing").code(), StatusCode::kNotFound);
   Result<Job> job = queue->GetJob(JobId(1));
   ASSERT_TRUE(job.ok());
-  EXPECT_EQ(job->state, JobState::kReady);
-  EXPECT_EQ(job->attempt, 0);
+  EXPECT_EQ(job->state, JobState::kReplayed);
   EXPECT_EQ(job->attempts.size(), 2u);  // history kept
+  ASSERT_FALSE(job->replayed_as.empty());
+  const std::string again_id = job->replayed_as;
+  Result<Job> again = queue->GetJob(again_id);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->state, JobState::kReady);
+  EXPECT_EQ(again->attempt, 0);
+  EXPECT_TRUE(again->attempts.empty());
+  EXPECT_EQ(again->replay_of, JobId(1));
+  EXPECT_EQ(again->payload_json, MakeJob(JobId(1)).payload_json);
+  EXPECT_EQ(again->dedupe_key, dead.dedupe_key);
   EXPECT_EQ(DepthOf(*queue, "test.event").dead, 0);
   EXPECT_EQ(DepthOf(*queue, "test.event").ready, 1);
+  EXPECT_EQ(DepthOf(*queue, "test.event").replayed, 1);
   claimed = ClaimOk(*queue, "test.event", 1);
   ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].id, again_id);
   EXPECT_EQ(claimed[0].attempt, 1);
+  // Found from the original by its link key.
+  Result<JobPage> linked = queue->ListJobs(ByKey("replay_of:" + JobId(1)), 10, "");
+  ASSERT_TRUE(linked.ok()) << linked.status().ToString();
+  ASSERT_EQ(linked->items.size(), 1u);
+  EXPECT_EQ(linked->items[0].id, again_id);
 
-  EXPECT_EQ(queue->Purge(JobId(1)).code(), StatusCode::kNotFound);  // in flight, not dead
+  EXPECT_EQ(queue->Purge(again_id).code(), StatusCode::kNotFound);  // in flight, not dead
   ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kDead, 0, "e3")).ok());
-  job = queue->GetJob(JobId(1));
-  ASSERT_TRUE(job.ok());
-  ASSERT_EQ(job->attempts.size(), 3u);
-  EXPECT_EQ(job->attempts[2].attempt, 1);
-  EXPECT_EQ(job->attempts[2].error, "e3");
-  ASSERT_TRUE(queue->Purge(JobId(1)).ok());
-  EXPECT_EQ(queue->GetJob(JobId(1)).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(queue->Purge(JobId(1)).code(), StatusCode::kNotFound);
-  Result<std::vector<TypeDepth>> stats = queue->Stats();
-  ASSERT_TRUE(stats.ok());
-  EXPECT_TRUE(stats->empty());
+  again = queue->GetJob(again_id);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->attempts.size(), 1u);
+  EXPECT_EQ(again->attempts[0].attempt, 1);
+  EXPECT_EQ(again->attempts[0].error, "e3");
+  ASSERT_TRUE(queue->Purge(again_id).ok());
+  EXPECT_EQ(queue->GetJob(again_id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(queue->Purge(again_id).code(), StatusCode::kNotFound);
+  EXPECT_EQ(DepthOf(*queue, "test.event").dead, 0);
+  linked = queue->ListJobs(ByKey("replay_of:" + JobId(1)), 10, "");
+  ASSERT_TRUE(linked.ok());
+  EXPECT_TRUE(linked->items.empty());  // its search keys went with it
 }
 
 TEST_P(QueueContractTest, ReplayAllAndPurgeAllReportProgress) {
@@ -787,13 +825,18 @@ TEST_P(QueueContractTest, ReplayAllAndPurgeAllReportProgress) {
   Result<int64_t> none_replayed = queue->ReplayAll("", nullptr);
   ASSERT_TRUE(none_replayed.ok());
   EXPECT_EQ(*none_replayed, 0);
-  // Replayed jobs kept their history and run again from attempt 1.
+  // Replayed jobs kept their history; their replays run from attempt 1.
   Result<Job> job = queue->GetJob(JobId(5));
   ASSERT_TRUE(job.ok());
-  EXPECT_EQ(job->state, JobState::kReady);
-  EXPECT_EQ(job->attempt, 0);
+  EXPECT_EQ(job->state, JobState::kReplayed);
   ASSERT_EQ(job->attempts.size(), 1u);
   EXPECT_EQ(job->attempts[0].outcome, "lease_expired");
+  EXPECT_EQ(job->last_error, "lease expired: worker died or stalled");
+  Result<Job> again = queue->GetJob(job->replayed_as);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->state, JobState::kReady);
+  EXPECT_EQ(again->attempt, 0);
+  EXPECT_EQ(DepthOf(*queue, "a").replayed, 1200);
 }
 
 TEST_P(QueueContractTest, ListDeadPagesNewestFirst) {
@@ -1122,9 +1165,9 @@ TEST_P(QueueContractTest, TwoQueuesOnOneStore) {
   for (const Job& job : claimed) {
     ASSERT_TRUE(FinishSync(*worker, Finished(job, Disposition::kSucceeded)).ok());
   }
-  Result<std::vector<TypeDepth>> stats = ingest->Stats();
-  ASSERT_TRUE(stats.ok());
-  EXPECT_TRUE(stats->empty());
+  TypeDepth depth = DepthOf(*ingest, "t");
+  EXPECT_EQ(depth.ready + depth.delayed + depth.in_flight + depth.dead, 0);
+  EXPECT_EQ(depth.succeeded, 2 * kEach + 1);
 }
 
 TEST_P(QueueContractTest, ThroughputCountsEachStoredJobOnce) {

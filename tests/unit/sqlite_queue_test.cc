@@ -267,25 +267,50 @@ int64_t QueryInt(const std::string& path, const char* sql) {
 // A file written by a build of schema version 1 (no throughput table, no probe row) is
 // migrated in place at open: its jobs stay, counting starts, and the probe works.
 TEST_F(SqliteQueueTest, MigratesAVersionOneFile) {
-  {
-    auto queue = Open();
-    ASSERT_NE(queue, nullptr);
-    ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1))).outcome, EnqueueOutcome::kAccepted);
-  }
+  // A file as version 1 wrote it (its schema, copied here: released migrations never
+  // change), with one waiting job.
+  std::filesystem::create_directories(std::filesystem::path(config_.path).parent_path());
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(config_.path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(
-      sqlite3_exec(db, "DROP TABLE throughput; DROP TABLE probe; PRAGMA user_version = 1", nullptr,
-                   nullptr, nullptr),
-      SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, R"sql(
+CREATE TABLE jobs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+  source TEXT NOT NULL, dedupe_key TEXT NOT NULL, traceparent TEXT NOT NULL,
+  ordering_key TEXT NOT NULL, state INTEGER NOT NULL, attempt INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL, enqueued_at INTEGER NOT NULL, run_at INTEGER NOT NULL,
+  claimed_at INTEGER NOT NULL, lease_until INTEGER NOT NULL, dead_at INTEGER NOT NULL,
+  payload TEXT NOT NULL, headers TEXT NOT NULL);
+CREATE INDEX jobs_ready ON jobs (type, run_at) WHERE state = 0;
+CREATE INDEX jobs_in_flight ON jobs (lease_until, type) WHERE state = 1;
+CREATE INDEX jobs_dead ON jobs (dead_at) WHERE state = 2;
+CREATE INDEX jobs_ordering ON jobs (type, ordering_key, state, seq) WHERE ordering_key != '';
+CREATE INDEX jobs_dead_by_type ON jobs (type, dead_at) WHERE state = 2;
+CREATE TABLE dedupe_keys (key TEXT PRIMARY KEY, job_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX dedupe_keys_expiry ON dedupe_keys (expires_at);
+CREATE TABLE attempts (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, attempt INTEGER NOT NULL,
+  started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL,
+  error TEXT NOT NULL);
+CREATE INDEX attempts_by_job ON attempts (job_id);
+INSERT INTO jobs VALUES (1, 'job-0000001', 'test.event', 'hmac', '', '', '', 0, 0, 3, 1, 1, 0,
+  0, 0, '{}', '{}');
+PRAGMA journal_mode = WAL;
+PRAGMA user_version = 1;
+)sql",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
   sqlite3_close(db);
 
   auto queue = Open();
   ASSERT_NE(queue, nullptr);
   EXPECT_EQ(QueryInt(config_.path, "PRAGMA user_version"), kSqliteQueueSchemaVersion);
-  EXPECT_EQ(kSqliteQueueSchemaVersion, 3);
-  EXPECT_GE(QueryInt(config_.path, "SELECT COUNT(*) FROM probe"), 0);  // the table exists
+  EXPECT_EQ(kSqliteQueueSchemaVersion, 4);
+  EXPECT_GE(QueryInt(config_.path, "SELECT COUNT(*) FROM probe"), 0);  // the tables exist
+  EXPECT_GE(QueryInt(config_.path, "SELECT COUNT(*) FROM job_keys"), 0);
   EXPECT_EQ(DepthOf(*queue, "test.event").ready, 1);
+  Result<Job> old = queue->GetJob(JobId(1));
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_TRUE(old->search_keys.empty());
+  EXPECT_EQ(old->finished_at_ms, 0);
   ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2))).outcome, EnqueueOutcome::kAccepted);
   Result<std::vector<TypeThroughput>> counts = queue->Throughput(60'000);
   ASSERT_TRUE(counts.ok()) << counts.status().ToString();

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common/crypto.h"
+#include "queue/job_record.h"
 #include "queue/throughput.h"
 #include "telemetry/log.h"
 
@@ -22,6 +23,27 @@ namespace {
 constexpr int64_t kStateReady = 0;
 constexpr int64_t kStateInFlight = 1;
 constexpr int64_t kStateDead = 2;
+constexpr int64_t kStateSucceeded = 3;  // 3 and up: finished, pruned after queue.retention
+constexpr int64_t kStateCancelled = 4;
+constexpr int64_t kStateReplayed = 5;
+
+int64_t StateColumn(JobState state) {
+  switch (state) {
+    case JobState::kReady:
+      return kStateReady;
+    case JobState::kInFlight:
+      return kStateInFlight;
+    case JobState::kDead:
+      return kStateDead;
+    case JobState::kSucceeded:
+      return kStateSucceeded;
+    case JobState::kCancelled:
+      return kStateCancelled;
+    case JobState::kReplayed:
+      return kStateReplayed;
+  }
+  return kStateReady;
+}
 
 // Rows handled per statement by the sweep, the pruner and the bulk admin writes, so
 // no single transaction holds the write lock for long.
@@ -106,14 +128,54 @@ CREATE TABLE IF NOT EXISTS probe (
 
 // Migrations by the version they bring the file to. Append only: a released migration
 // is never edited; a change is a new entry (and kSqliteQueueSchemaVersion + 1).
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+// Version 4 (issue 15): finished jobs are kept as history (states 3-5 until
+// queue.retention), with links (parent, replay), the last error of a dead job, and the
+// search keys ingress extracted, indexed in job_keys by (key, seq). New columns come
+// after the payload: ALTER TABLE can only append. Also paused job types, per-type
+// counts of finished jobs (so Stats does not count a million retained rows), and the
+// admin audit log.
+constexpr char kSchemaV4[] = R"sql(
+ALTER TABLE jobs ADD COLUMN finished_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN parent_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN replay_of TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN replayed_as TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN search_keys TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN payload_pruned INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (payload_pruned, finished_at) WHERE state >= 3;
+CREATE TABLE IF NOT EXISTS job_keys (
+  key TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS finished_counts (
+  type TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (type, state)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS paused (type TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  detail TEXT NOT NULL
+);
+)sql";
+
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
 static_assert(std::size(kMigrations) == kSqliteQueueSchemaVersion);
 
 // The job columns every reader selects, in the order RowToJob expects.
-#define FIREBREAK_JOB_COLUMNS                                                 \
-  "id, type, source, dedupe_key, traceparent, ordering_key, state, attempt, " \
-  "max_attempts, enqueued_at, run_at, lease_until, payload, headers"
-constexpr int kJobColumnCount = 14;
+#define FIREBREAK_JOB_COLUMNS                                                      \
+  "id, type, source, dedupe_key, traceparent, ordering_key, state, attempt, "      \
+  "max_attempts, enqueued_at, run_at, lease_until, payload, headers, finished_at, " \
+  "last_error, parent_id, replay_of, replayed_as, search_keys, payload_pruned"
+constexpr int kJobColumnCount = 21;
 
 JobState StateFromColumn(int64_t value) {
   switch (value) {
@@ -121,6 +183,12 @@ JobState StateFromColumn(int64_t value) {
       return JobState::kInFlight;
     case kStateDead:
       return JobState::kDead;
+    case kStateSucceeded:
+      return JobState::kSucceeded;
+    case kStateCancelled:
+      return JobState::kCancelled;
+    case kStateReplayed:
+      return JobState::kReplayed;
     default:
       return JobState::kReady;
   }
@@ -142,6 +210,13 @@ Job RowToJob(const sqlite::Query& row) {
   job.lease_until_ms = row.Int(11);
   job.payload_json = row.Text(12);
   job.headers_json = row.Text(13);
+  job.finished_at_ms = row.Int(14);
+  job.last_error = row.Text(15);
+  job.parent_id = row.Text(16);
+  job.replay_of = row.Text(17);
+  job.replayed_as = row.Text(18);
+  job.search_keys = SplitSearchKeys(row.Text(19));
+  job.payload_pruned = row.Int(20) != 0;
   return job;
 }
 
@@ -188,6 +263,9 @@ SqliteQueue::SqliteQueue(const QueueConfig& config, Clock& clock, const SqliteQu
     : path_(config.path),
       max_depth_(config.max_depth),
       dedupe_ttl_ms_(config.dedupe_ttl.count()),
+      retention_ms_(config.retention.count()),
+      retention_payload_ms_(config.retention_payload.count()),
+      redact_(config.redact),
       durability_(config.durability),
       timeout_(config.timeout),
       cache_size_(config.cache_size),
@@ -295,12 +373,19 @@ Status SqliteQueue::Init() {
       {&write_.insert_job,
        "INSERT INTO jobs (id, type, source, dedupe_key, traceparent, ordering_key, state, "
        "attempt, max_attempts, enqueued_at, run_at, claimed_at, lease_until, dead_at, payload, "
-       "headers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?8, ?9, 0, 0, 0, ?10, ?11)"},
+       "headers, parent_id, replay_of, search_keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, "
+       "?8, ?9, 0, 0, 0, ?10, ?11, ?12, ?13, ?14) RETURNING seq"},
+      {&write_.insert_key, "INSERT OR IGNORE INTO job_keys (key, seq) VALUES (?1, ?2)"},
+      {&write_.delete_key, "DELETE FROM job_keys WHERE key = ?1 AND seq = ?2"},
+      {&write_.delete_job_by_seq, "DELETE FROM jobs WHERE seq = ?1"},
+      {&write_.select_job, "SELECT " FIREBREAK_JOB_COLUMNS ", seq FROM jobs WHERE id = ?1"},
       {&write_.claim,
        // A job with an ordering key runs only when no job of its key is in flight and
        // no older job of its key still waits (even one delayed by a retry): FIFO per key.
        "UPDATE jobs SET state = 1, attempt = attempt + 1, claimed_at = ?1, lease_until = ?2 "
+       // A paused type is not claimed at all.
        "WHERE seq IN (SELECT seq FROM jobs AS j WHERE state = 0 AND type = ?3 AND run_at <= ?1 "
+       "AND NOT EXISTS (SELECT 1 FROM paused WHERE paused.type = ?3) "
        "AND (ordering_key = '' OR NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.type = j.type "
        "AND o.ordering_key = j.ordering_key AND o.ordering_key != '' "
        "AND (o.state = 1 OR (o.state = 0 AND o.seq < j.seq)))) "
@@ -308,7 +393,11 @@ Status SqliteQueue::Init() {
       // The outcome statements return the job's type: a row means the attempt was the
       // job's (the finish is not stale), and Throughput counts it under that type.
       {&write_.delete_job,
-       "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
+       "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND attempt = ?2 "
+       "RETURNING type, seq, search_keys"},
+      {&write_.succeed_job,
+       "UPDATE jobs SET state = 3, finished_at = ?3, lease_until = 0 "
+       "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
       {&write_.delete_attempts, "DELETE FROM attempts WHERE job_id = ?1"},
       {&write_.insert_attempt,
        "INSERT INTO attempts (job_id, attempt, started_at, duration_ms, outcome, error) "
@@ -320,8 +409,8 @@ Status SqliteQueue::Init() {
        "UPDATE jobs SET state = 0, run_at = ?3, lease_until = 0 "
        "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
       {&write_.kill_job,
-       "UPDATE jobs SET state = 2, dead_at = ?3, lease_until = 0 "
-       "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
+       "UPDATE jobs SET state = 2, dead_at = ?3, finished_at = ?3, lease_until = 0, "
+       "last_error = ?4 WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
       {&write_.expired_leases,
        "SELECT id, attempt, max_attempts, claimed_at, traceparent FROM jobs "
        "WHERE state = 1 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2"},
@@ -330,13 +419,29 @@ Status SqliteQueue::Init() {
        "(SELECT key FROM dedupe_keys WHERE expires_at <= ?1 LIMIT ?2)"},
       {&write_.count_depth, "SELECT COUNT(*) FROM jobs WHERE state = 0"},
       {&write_.next_lease_expiry, "SELECT MIN(lease_until) FROM jobs WHERE state = 1"},
-      {&write_.replay_job,
-       "UPDATE jobs SET state = 0, attempt = 0, run_at = ?2, lease_until = 0, dead_at = 0 "
-       "WHERE id = ?1 AND state = 2"},
-      {&write_.replay_chunk,
-       "UPDATE jobs SET state = 0, attempt = 0, run_at = ?1, lease_until = 0, dead_at = 0 "
-       "WHERE seq IN (SELECT seq FROM jobs WHERE state = 2 AND (?2 = '' OR type = ?2) "
-       "ORDER BY dead_at, seq LIMIT ?3)"},
+      {&write_.mark_replayed,
+       "UPDATE jobs SET state = 5, replayed_as = ?2, finished_at = ?3 WHERE id = ?1 AND state = 2"},
+      {&write_.dead_chunk,
+       "SELECT id FROM jobs WHERE state = 2 AND (?1 = '' OR type = ?1) "
+       "ORDER BY dead_at, seq LIMIT ?2"},
+      {&write_.run_now, "UPDATE jobs SET run_at = ?2 WHERE id = ?1 AND state = 0 AND run_at > ?2"},
+      {&write_.cancel_job,
+       "UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0 RETURNING type"},
+      {&write_.pause, "INSERT OR IGNORE INTO paused (type) VALUES (?1)"},
+      {&write_.resume, "DELETE FROM paused WHERE type = ?1"},
+      {&write_.insert_audit,
+       "INSERT INTO audit (at, actor, action, target, count, detail) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
+      {&write_.expired_finished,
+       "SELECT seq, id, search_keys, type, state FROM jobs WHERE state >= 3 "
+       "AND payload_pruned IN (0, 1) AND finished_at <= ?1 LIMIT ?2"},
+      {&write_.prune_payloads,
+       "UPDATE jobs SET payload = 'null', headers = '{}', payload_pruned = 1 WHERE seq IN "
+       "(SELECT seq FROM jobs WHERE state >= 3 AND payload_pruned = 0 AND finished_at <= ?1 "
+       "LIMIT ?2)"},
+      {&write_.add_finished_count,
+       "INSERT INTO finished_counts (type, state, n) VALUES (?1, ?2, ?3) "
+       "ON CONFLICT (type, state) DO UPDATE SET n = MAX(0, n + excluded.n)"},
       {&write_.add_throughput,
        "INSERT INTO throughput (minute, type, arrived, finished, busy_ms, first_at) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (minute, type) DO UPDATE SET "
@@ -345,10 +450,11 @@ Status SqliteQueue::Init() {
       {&write_.prune_throughput, "DELETE FROM throughput WHERE minute < ?1"},
       {&write_.probe, "INSERT INTO probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE "
                       "SET at = excluded.at"},
-      {&write_.purge_job, "DELETE FROM jobs WHERE id = ?1 AND state = 2"},
+      {&write_.purge_job,
+       "DELETE FROM jobs WHERE id = ?1 AND state = 2 RETURNING id, seq, search_keys"},
       {&write_.purge_chunk,
        "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE state = 2 "
-       "AND (?1 = '' OR type = ?1) LIMIT ?2) RETURNING id"},
+       "AND (?1 = '' OR type = ?1) LIMIT ?2) RETURNING id, seq, search_keys"},
   };
   for (const Prepared& p : writer_statements) {
     Result<sqlite::Statement> statement = w.Prepare(p.sql);
@@ -372,8 +478,34 @@ Status SqliteQueue::Init() {
                          "WHERE state = 2 AND (?1 = '' OR type = ?1) AND (dead_at, seq) < (?2, ?3) "
                          "ORDER BY dead_at DESC, seq DESC LIMIT ?4"},
       {&read_.depth_ready,
-       "SELECT type, SUM(run_at <= ?1), SUM(run_at > ?1) FROM jobs WHERE state = 0 "
+       "SELECT type, SUM(run_at <= ?1), SUM(run_at > ?1), "
+       "MIN(CASE WHEN run_at <= ?1 THEN enqueued_at END) FROM jobs WHERE state = 0 "
        "GROUP BY type"},
+      {&read_.finished_counts, "SELECT type, state, n FROM finished_counts WHERE n > 0"},
+      {&read_.paused, "SELECT type FROM paused"},
+      // ListJobs scans (see there): one per driving index, each row with what the
+      // filter checks; ?2 is the payload substring, tested only when given (CASE is lazy:
+      // no payload is read without one).
+      {&read_.scan_key,
+       "SELECT j.seq, j.state, j.run_at, j.type, j.source, j.enqueued_at, "
+       "CASE WHEN ?2 = '' THEN 1 ELSE instr(j.payload, ?2) > 0 END "
+       "FROM job_keys AS k JOIN jobs AS j ON j.seq = k.seq "
+       "WHERE k.key = ?1 AND k.seq < ?3 ORDER BY k.seq DESC"},
+      {&read_.scan_state,
+       "SELECT seq, state, run_at, type, source, enqueued_at, "
+       "CASE WHEN ?2 = '' THEN 1 ELSE instr(payload, ?2) > 0 END "
+       "FROM jobs WHERE state = ?1 AND seq < ?3 ORDER BY seq DESC"},
+      {&read_.scan_all,
+       "SELECT seq, state, run_at, type, source, enqueued_at, "
+       "CASE WHEN ?2 = '' THEN 1 ELSE instr(payload, ?2) > 0 END "
+       "FROM jobs WHERE seq < ?3 AND ?1 = ?1 ORDER BY seq DESC"},
+      {&read_.get_job_by_seq, "SELECT " FIREBREAK_JOB_COLUMNS " FROM jobs WHERE seq = ?1"},
+      {&read_.count_key, "SELECT COUNT(*) FROM job_keys WHERE key = ?1"},
+      {&read_.count_state, "SELECT COUNT(*) FROM jobs WHERE state = ?1"},
+      {&read_.count_all, "SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0) FROM jobs"},
+      {&read_.list_audit,
+       "SELECT seq, at, actor, action, target, count, detail FROM audit WHERE seq < ?1 "
+       "ORDER BY seq DESC LIMIT ?2"},
       {&read_.depth_in_flight, "SELECT type, COUNT(*) FROM jobs WHERE state = 1 GROUP BY type"},
       {&read_.depth_dead, "SELECT type, COUNT(*) FROM jobs WHERE state = 2 GROUP BY type"},
       {&read_.throughput,
@@ -416,6 +548,7 @@ void SqliteQueue::FailOp(Op& op, const Status& status) {
 }
 
 void SqliteQueue::Enqueue(NewJob job, EnqueueCallback done) {
+  if (!redact_.empty()) job.payload_json = RedactPayload(job.payload_json, redact_);
   pending_.Submit(EnqueueOp{std::move(job), std::move(done), {}},
                   std::chrono::steady_clock::now() + timeout_);
 }
@@ -425,6 +558,10 @@ void SqliteQueue::Claim(std::vector<ClaimSlots> slots, ClaimCallback done) {
 }
 
 void SqliteQueue::Finish(JobFinish finish, StatusCallback done) {
+  for (NewJob& follow_up : finish.follow_ups) {
+    if (follow_up.parent_id.empty()) follow_up.parent_id = finish.job_id;
+    if (!redact_.empty()) follow_up.payload_json = RedactPayload(follow_up.payload_json, redact_);
+  }
   pending_.Submit(FinishOp{std::move(finish), std::move(done), {}});
 }
 
@@ -478,6 +615,7 @@ void SqliteQueue::RunBatch(std::vector<Op>& batch) {
   const int64_t changes_before = sqlite3_total_changes64(write_db_->get());
   wake_after_commit_ = false;
   batch_throughput_.clear();
+  batch_finished_.clear();
 
   Status status = Transaction(NeedsFullSync(batch), [&]() -> Status {
     if (std::chrono::steady_clock::now() - last_depth_refresh_ >= options_.depth_refresh_interval) {
@@ -499,6 +637,7 @@ void SqliteQueue::RunBatch(std::vector<Op>& batch) {
       }
       if (!applied.ok()) return applied;
     }
+    if (Status s = WriteFinishedCounts(); !s.ok()) return s;
     return WriteThroughput(now_ms);
   });
   if (!status.ok()) {
@@ -646,6 +785,7 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
     const bool to_dead = job.attempt >= job.max_attempts;
     sqlite::Query update(to_dead ? write_.kill_job : write_.retry_job);
     update.Bind(1, job.id).Bind(2, job.attempt).Bind(3, now_ms);
+    if (to_dead) update.Bind(4, std::string_view(kLeaseExpiredError));
     if (Status s = update.Run(); !s.ok()) return s;
     if (!to_dead) {
       ++depth_;
@@ -679,6 +819,74 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
     if (Status s = prune_counts.Run(); !s.ok()) return s;
     throughput_pruned_minute_ = minute;
   }
+  return PruneFinished(now_ms);
+}
+
+Status SqliteQueue::PruneFinished(int64_t now_ms) {
+  struct Expired {
+    int64_t seq;
+    std::string id;
+    std::string search_keys;
+    std::string type;
+    int64_t state;
+  };
+  std::vector<Expired> expired;
+  {
+    sqlite::Query query(write_.expired_finished);
+    query.Bind(1, now_ms - retention_ms_).Bind(2, kSweepChunk);
+    for (;;) {
+      Result<bool> row = query.Next();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      expired.push_back({query.Int(0), query.Text(1), query.Text(2), query.Text(3), query.Int(4)});
+    }
+  }
+  if (static_cast<int64_t>(expired.size()) == kSweepChunk) more_to_sweep_ = true;
+  for (const Expired& job : expired) {
+    if (Status s = DeleteJobRow(job.seq, job.id, job.search_keys); !s.ok()) return s;
+    CountState(job.type, job.state, -1);
+  }
+  if (retention_payload_ms_ > 0 && retention_payload_ms_ < retention_ms_) {
+    sqlite::Query prune(write_.prune_payloads);
+    prune.Bind(1, now_ms - retention_payload_ms_).Bind(2, kSweepChunk);
+    if (Status s = prune.Run(); !s.ok()) return s;
+    if (prune.Changes() >= kSweepChunk) more_to_sweep_ = true;
+  }
+  return Status::Ok();
+}
+
+Status SqliteQueue::DeleteJobRow(int64_t seq, const std::string& id,
+                                 const std::string& search_keys) {
+  {
+    sqlite::Query remove(write_.delete_job_by_seq);
+    remove.Bind(1, seq);
+    if (Status s = remove.Run(); !s.ok()) return s;
+  }
+  {
+    sqlite::Query attempts(write_.delete_attempts);
+    attempts.Bind(1, id);
+    if (Status s = attempts.Run(); !s.ok()) return s;
+  }
+  for (const std::string& key : SplitSearchKeys(search_keys)) {
+    sqlite::Query remove_key(write_.delete_key);
+    remove_key.Bind(1, key).Bind(2, seq);
+    if (Status s = remove_key.Run(); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+void SqliteQueue::CountState(const std::string& type, int64_t state, int64_t n) {
+  batch_finished_[{type, state}] += n;
+}
+
+Status SqliteQueue::WriteFinishedCounts() {
+  for (const auto& [key, n] : batch_finished_) {
+    if (n == 0) continue;
+    sqlite::Query add(write_.add_finished_count);
+    add.Bind(1, key.first).Bind(2, key.second).Bind(3, n);
+    if (Status s = add.Run(); !s.ok()) return s;
+  }
+  batch_finished_.clear();
   return Status::Ok();
 }
 
@@ -713,6 +921,9 @@ Status SqliteQueue::InsertJob(NewJob& job, int64_t now_ms, bool check_depth,
   const int64_t run_at = job.run_at_ms > 0 ? job.run_at_ms : enqueued_at;
   const std::string no_key;
   const std::string& first_key = job.dedupe_keys.empty() ? no_key : job.dedupe_keys.front();
+  const std::vector<std::string> search_keys = IndexedSearchKeys(job);
+  const std::string joined_keys = JoinSearchKeys(search_keys);
+  int64_t seq = 0;
   {
     sqlite::Query insert(write_.insert_job);
     insert.Bind(1, job.id)
@@ -725,14 +936,24 @@ Status SqliteQueue::InsertJob(NewJob& job, int64_t now_ms, bool check_depth,
         .Bind(8, enqueued_at)
         .Bind(9, run_at)
         .Bind(10, job.payload_json)
-        .Bind(11, job.headers_json);
-    Status s = insert.Run();
-    if (s.code() == StatusCode::kAlreadyExists) {
+        .Bind(11, job.headers_json)
+        .Bind(12, job.parent_id)
+        .Bind(13, job.replay_of)
+        .Bind(14, joined_keys);
+    Result<bool> row = insert.Next();  // RETURNING seq
+    if (!row.ok() && row.status().code() == StatusCode::kAlreadyExists) {
       // Only this statement was rolled back; the batch goes on without the job.
       result.status = Status(StatusCode::kAlreadyExists, "job id " + job.id + " already exists");
       return Status::Ok();
     }
-    if (!s.ok()) return s;
+    if (!row.ok()) return row.status();
+    if (!*row) return Internal("INSERT ... RETURNING gave no row");
+    seq = insert.Int(0);
+  }
+  for (const std::string& key : search_keys) {
+    sqlite::Query add_key(write_.insert_key);
+    add_key.Bind(1, key).Bind(2, seq);
+    if (Status s = add_key.Run(); !s.ok()) return s;
   }
   const int64_t expires_at = now_ms + dedupe_ttl_ms_;
   for (const std::string& key : job.dedupe_keys) {
@@ -833,20 +1054,42 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
           return Status::Ok();  // before anything changed: the job stays in flight
         }
       }
-      {
-        sqlite::Query remove(write_.delete_job);
-        remove.Bind(1, finish.job_id).Bind(2, attempt);
-        Result<bool> removed = remove.Next();  // RETURNING: the change is made at this step
-        if (!removed.ok()) return removed.status();
-        if (!*removed) {
+      if (retention_ms_ > 0) {
+        // Kept as history: the job and its attempts, the successful one included.
+        sqlite::Query succeed(write_.succeed_job);
+        succeed.Bind(1, finish.job_id).Bind(2, attempt).Bind(3, now_ms);
+        Result<bool> updated = succeed.Next();  // RETURNING: the change is made at this step
+        if (!updated.ok()) return updated.status();
+        if (!*updated) {
           op.status = stale();
           return Status::Ok();
         }
-        CountFinished(remove.Text(0), finish);
+        const std::string type = succeed.Text(0);
+        CountFinished(type, finish);
+        CountState(type, kStateSucceeded, 1);
+        AttemptRecord record = finish.record;
+        record.attempt = finish.attempt;
+        if (record.outcome.empty()) record.outcome = "succeeded";
+        if (Status s = InsertAttempt(finish.job_id, record); !s.ok()) return s;
+      } else {
+        int64_t seq = 0;
+        std::string search_keys;
+        {
+          sqlite::Query remove(write_.delete_job);
+          remove.Bind(1, finish.job_id).Bind(2, attempt);
+          Result<bool> removed = remove.Next();  // RETURNING: the change is made at this step
+          if (!removed.ok()) return removed.status();
+          if (!*removed) {
+            op.status = stale();
+            return Status::Ok();
+          }
+          CountFinished(remove.Text(0), finish);
+          seq = remove.Int(1);
+          search_keys = remove.Text(2);
+        }
+        // The row is gone; this removes what hangs off it.
+        if (Status s = DeleteJobRow(seq, finish.job_id, search_keys); !s.ok()) return s;
       }
-      sqlite::Query remove_attempts(write_.delete_attempts);
-      remove_attempts.Bind(1, finish.job_id);
-      if (Status s = remove_attempts.Run(); !s.ok()) return s;
       // The outbox: the job's actions commit with its completion, or not at all.
       for (NewJob& follow_up : finish.follow_ups) {
         EnqueueResult stored;
@@ -869,6 +1112,7 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
                                            : write_.kill_job;
         sqlite::Query update(statement);
         update.Bind(1, finish.job_id).Bind(2, attempt).Bind(3, retry ? finish.run_at_ms : now_ms);
+        if (!retry) update.Bind(4, finish.record.error);
         Result<bool> updated = update.Next();  // RETURNING: the change is made at this step
         if (!updated.ok()) return updated.status();
         if (!*updated) {
@@ -918,6 +1162,7 @@ Result<std::vector<TypeDepth>> SqliteQueue::Stats() {
       TypeDepth& depth = depth_of(ready.Text(0));
       depth.ready = ready.Int(1);
       depth.delayed = ready.Int(2);
+      depth.oldest_ready_at_ms = ready.Int(3);  // NULL (nothing runnable) reads as 0
     }
   }
   for (auto [statement, field] : {std::pair{&read_.depth_in_flight, &TypeDepth::in_flight},
@@ -928,6 +1173,29 @@ Result<std::vector<TypeDepth>> SqliteQueue::Stats() {
       if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
       if (!*row) break;
       depth_of(count.Text(0)).*field = count.Int(1);
+    }
+  }
+  {
+    sqlite::Query finished(read_.finished_counts);
+    for (;;) {
+      Result<bool> row = finished.Next();
+      if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+      if (!*row) break;
+      TypeDepth& depth = depth_of(finished.Text(0));
+      const int64_t state = finished.Int(1);
+      int64_t* field = state == kStateSucceeded   ? &depth.succeeded
+                       : state == kStateCancelled ? &depth.cancelled
+                                                  : &depth.replayed;
+      *field = finished.Int(2);
+    }
+  }
+  {
+    sqlite::Query paused(read_.paused);
+    for (;;) {
+      Result<bool> row = paused.Next();
+      if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+      if (!*row) break;
+      depth_of(paused.Text(0)).paused = true;
     }
   }
   std::vector<TypeDepth> out;
@@ -1051,22 +1319,87 @@ Result<DeadListPage> SqliteQueue::ListDead(const std::string& type, int limit,
   return page;
 }
 
-Status SqliteQueue::Replay(const std::string& id) {
-  bool found = false;
-  Status committed = RunAdminWrite([&](int64_t now_ms) -> Status {
-    sqlite::Query replay(write_.replay_job);
-    replay.Bind(1, id).Bind(2, now_ms);
-    if (Status s = replay.Run(); !s.ok()) return s;
-    found = replay.Changes() > 0;
-    if (found) {
-      ++depth_;
-      wake_after_commit_ = true;
+Status SqliteQueue::ApplyRerun(const std::string& id, bool dead_only, int64_t now_ms,
+                               Status& outcome, std::string& new_id) {
+  Job original;
+  {
+    sqlite::Query select(write_.select_job);
+    select.Bind(1, id);
+    Result<bool> row = select.Next();
+    if (!row.ok()) return row.status();
+    if (!*row) {
+      outcome = NotFound(dead_only ? "no dead job " + id : "no job " + id);
+      return Status::Ok();
     }
+    original = RowToJob(select);
+  }
+  if (dead_only && original.state != JobState::kDead) {
+    outcome = NotFound("no dead job " + id);
     return Status::Ok();
+  }
+  if (original.state == JobState::kReady || original.state == JobState::kInFlight) {
+    outcome = FailedPrecondition("job " + id + " is " + JobStateName(original.state) +
+                                 ": it runs already");
+    return Status::Ok();
+  }
+  if (original.state == JobState::kReplayed) {
+    outcome = FailedPrecondition("job " + id + " was replayed already, as " +
+                                 original.replayed_as);
+    return Status::Ok();
+  }
+  if (original.payload_pruned) {
+    outcome = FailedPrecondition("job " + id + " no longer has its payload (retention_payload)");
+    return Status::Ok();
+  }
+  NewJob job;
+  job.id = NewJobId(now_ms);
+  job.type = original.type;
+  job.source = original.source;
+  job.payload_json = std::move(original.payload_json);
+  job.headers_json = std::move(original.headers_json);
+  job.traceparent = original.traceparent;
+  job.ordering_key = original.ordering_key;
+  job.search_keys = IngressSearchKeys(original.search_keys);
+  job.parent_id = original.parent_id;
+  job.replay_of = id;
+  job.max_attempts = original.max_attempts;
+  job.enqueued_at_ms = now_ms;
+  job.run_at_ms = now_ms;
+  EnqueueResult stored;
+  if (Status s = InsertJob(job, now_ms, /*check_depth=*/false, stored); !s.ok()) return s;
+  if (!stored.status.ok()) {
+    outcome = stored.status;
+    return Status::Ok();
+  }
+  if (original.state == JobState::kDead) {
+    sqlite::Query mark(write_.mark_replayed);
+    mark.Bind(1, id).Bind(2, job.id).Bind(3, now_ms);
+    if (Status s = mark.Run(); !s.ok()) return s;
+    CountState(original.type, kStateReplayed, 1);
+  }
+  new_id = job.id;
+  outcome = Status::Ok();
+  return Status::Ok();
+}
+
+Result<std::string> SqliteQueue::Rerun(const std::string& id) {
+  Status outcome;
+  std::string new_id;
+  Status committed = RunAdminWrite([&](int64_t now_ms) {
+    return ApplyRerun(id, /*dead_only=*/false, now_ms, outcome, new_id);
   });
   if (!committed.ok()) return committed;
-  if (!found) return NotFound("no dead job " + id);
-  return Status::Ok();
+  if (!outcome.ok()) return outcome;
+  return new_id;
+}
+
+Status SqliteQueue::Replay(const std::string& id) {
+  Status outcome;
+  std::string new_id;
+  Status committed = RunAdminWrite([&](int64_t now_ms) {
+    return ApplyRerun(id, /*dead_only=*/true, now_ms, outcome, new_id);
+  });
+  return committed.ok() ? outcome : committed;
 }
 
 Result<int64_t> SqliteQueue::ReplayAll(const std::string& type,
@@ -1074,33 +1407,255 @@ Result<int64_t> SqliteQueue::ReplayAll(const std::string& type,
   int64_t total = 0;
   for (;;) {
     int64_t replayed = 0;
+    int64_t found = 0;
     Status committed = RunAdminWrite([&](int64_t now_ms) -> Status {
-      sqlite::Query replay(write_.replay_chunk);
-      replay.Bind(1, now_ms).Bind(2, type).Bind(3, kAdminChunk);
-      if (Status s = replay.Run(); !s.ok()) return s;
-      replayed = replay.Changes();
-      depth_ += replayed;
-      if (replayed > 0) wake_after_commit_ = true;
+      std::vector<std::string> ids;
+      {
+        sqlite::Query chunk(write_.dead_chunk);
+        chunk.Bind(1, type).Bind(2, kAdminChunk);
+        for (;;) {
+          Result<bool> row = chunk.Next();
+          if (!row.ok()) return row.status();
+          if (!*row) break;
+          ids.push_back(chunk.Text(0));
+        }
+      }
+      found = static_cast<int64_t>(ids.size());
+      for (const std::string& id : ids) {
+        Status outcome;
+        std::string new_id;
+        if (Status s = ApplyRerun(id, /*dead_only=*/true, now_ms, outcome, new_id); !s.ok()) {
+          return s;
+        }
+        if (outcome.ok()) ++replayed;
+      }
       return Status::Ok();
     });
     if (!committed.ok()) return committed;
     total += replayed;
     if (replayed > 0 && progress) progress(total);
-    if (replayed < kAdminChunk) return total;
+    if (found < kAdminChunk || replayed == 0) return total;
   }
+}
+
+Status SqliteQueue::RunNow(const std::string& id) {
+  Status outcome;
+  Status committed = RunAdminWrite([&](int64_t now_ms) -> Status {
+    JobState state;
+    {
+      sqlite::Query select(write_.select_job);
+      select.Bind(1, id);
+      Result<bool> row = select.Next();
+      if (!row.ok()) return row.status();
+      if (!*row) {
+        outcome = NotFound("no job " + id);
+        return Status::Ok();
+      }
+      state = StateFromColumn(select.Int(6));
+    }
+    if (state != JobState::kReady) {
+      outcome = FailedPrecondition("job " + id + " is " + JobStateName(state) + ", not waiting");
+      return Status::Ok();
+    }
+    sqlite::Query update(write_.run_now);
+    update.Bind(1, id).Bind(2, now_ms);
+    if (Status s = update.Run(); !s.ok()) return s;
+    if (update.Changes() > 0) wake_after_commit_ = true;
+    outcome = Status::Ok();
+    return Status::Ok();
+  });
+  return committed.ok() ? outcome : committed;
+}
+
+Status SqliteQueue::Cancel(const std::string& id) {
+  Status outcome;
+  Status committed = RunAdminWrite([&](int64_t now_ms) -> Status {
+    {
+      sqlite::Query cancel(write_.cancel_job);
+      cancel.Bind(1, id).Bind(2, now_ms);
+      Result<bool> row = cancel.Next();
+      if (!row.ok()) return row.status();
+      if (*row) {
+        CountState(cancel.Text(0), kStateCancelled, 1);
+        --depth_;
+        outcome = Status::Ok();
+        return Status::Ok();
+      }
+    }
+    sqlite::Query select(write_.select_job);
+    select.Bind(1, id);
+    Result<bool> found = select.Next();
+    if (!found.ok()) return found.status();
+    if (!*found) {
+      outcome = NotFound("no job " + id);
+    } else {
+      outcome = FailedPrecondition("job " + id + " is " +
+                                   JobStateName(StateFromColumn(select.Int(6))) +
+                                   "; only a waiting job can be cancelled");
+    }
+    return Status::Ok();
+  });
+  return committed.ok() ? outcome : committed;
+}
+
+Status SqliteQueue::SetPaused(const std::string& type, bool paused) {
+  if (type.empty()) return InvalidArgument("a job type is needed");
+  return RunAdminWrite([&](int64_t) -> Status {
+    sqlite::Query change(paused ? write_.pause : write_.resume);
+    change.Bind(1, type);
+    Status s = change.Run();
+    if (s.ok() && !paused) wake_after_commit_ = true;
+    return s;
+  });
+}
+
+Status SqliteQueue::AppendAudit(const AuditEntry& entry) {
+  return RunAdminWrite([&](int64_t now_ms) -> Status {
+    sqlite::Query insert(write_.insert_audit);
+    insert.Bind(1, entry.at_ms > 0 ? entry.at_ms : now_ms)
+        .Bind(2, entry.actor)
+        .Bind(3, entry.action)
+        .Bind(4, entry.target)
+        .Bind(5, entry.count)
+        .Bind(6, entry.detail_json);
+    return insert.Run();
+  });
+}
+
+Result<AuditPage> SqliteQueue::ListAudit(int limit, const std::string& cursor) {
+  if (limit <= 0) return InvalidArgument("limit must be positive");
+  limit = std::min(limit, kMaxDeadPage);
+  int64_t before = std::numeric_limits<int64_t>::max();
+  if (!cursor.empty() && !ParseInt64(cursor, before)) {
+    return InvalidArgument("bad cursor \"" + cursor + "\"");
+  }
+  std::lock_guard lock(read_mu_);
+  if (closed_.load() || !read_db_) return ClosedStatus();
+  AuditPage page;
+  sqlite::Query query(read_.list_audit);
+  query.Bind(1, before).Bind(2, int64_t{limit} + 1);
+  for (;;) {
+    Result<bool> row = query.Next();
+    if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+    if (!*row) break;
+    if (static_cast<int>(page.items.size()) == limit) {
+      page.next_cursor = std::to_string(page.items.back().seq);
+      break;
+    }
+    AuditEntry entry;
+    entry.seq = query.Int(0);
+    entry.at_ms = query.Int(1);
+    entry.actor = query.Text(2);
+    entry.action = query.Text(3);
+    entry.target = query.Text(4);
+    entry.count = query.Int(5);
+    entry.detail_json = query.Text(6);
+    page.items.push_back(std::move(entry));
+  }
+  return page;
+}
+
+Result<JobPage> SqliteQueue::ListJobs(const JobFilter& filter, int limit,
+                                      const std::string& cursor) {
+  if (limit <= 0) return InvalidArgument("limit must be positive");
+  limit = std::min(limit, kMaxDeadPage);
+  int64_t before = std::numeric_limits<int64_t>::max();
+  if (!cursor.empty() && !ParseInt64(cursor, before)) {
+    return InvalidArgument("bad cursor \"" + cursor + "\"");
+  }
+  const bool delayed = filter.state == "delayed";
+  JobState state = JobState::kReady;
+  if (!filter.state.empty() && !delayed && !ParseJobState(filter.state, state)) {
+    return InvalidArgument("unknown state \"" + filter.state + "\"");
+  }
+  const bool by_state = !filter.state.empty();
+  const int64_t state_column = StateColumn(state);
+
+  std::lock_guard lock(read_mu_);
+  if (closed_.load() || !read_db_) return ClosedStatus();
+  ReadTransaction transaction(read_.begin, read_.commit);
+  if (!transaction.status().ok()) return Unavailable(path_ + ": " + transaction.status().message());
+  const int64_t now_ms = clock_.NowMs();
+  auto unavailable = [&](const Status& s) { return Unavailable(path_ + ": " + s.message()); };
+
+  // The driving index: the key's rows, the state's, or every job; the rest of the filter
+  // is checked row by row, at most kListScanBudget rows per page.
+  sqlite::Statement& scan = !filter.key.empty() ? read_.scan_key
+                            : by_state          ? read_.scan_state
+                                                : read_.scan_all;
+  std::vector<int64_t> matches;
+  int64_t last_scanned = 0;
+  bool exhausted = true;
+  {
+    sqlite::Query query(scan);
+    if (!filter.key.empty()) {
+      query.Bind(1, filter.key);
+    } else {
+      query.Bind(1, state_column);
+    }
+    query.Bind(2, filter.q).Bind(3, before);
+    for (int scanned = 0;; ++scanned) {
+      if (scanned == kListScanBudget || static_cast<int>(matches.size()) == limit) {
+        exhausted = false;
+        break;
+      }
+      Result<bool> row = query.Next();
+      if (!row.ok()) return unavailable(row.status());
+      if (!*row) break;
+      last_scanned = query.Int(0);
+      const int64_t row_state = query.Int(1);
+      const int64_t run_at = query.Int(2);
+      const int64_t enqueued_at = query.Int(5);
+      if (by_state && (row_state != state_column || (delayed && run_at <= now_ms))) continue;
+      if (!filter.type.empty() && query.Text(3) != filter.type) continue;
+      if (!filter.source.empty() && query.Text(4) != filter.source) continue;
+      if (filter.from_ms > 0 && enqueued_at < filter.from_ms) continue;
+      if (filter.to_ms > 0 && enqueued_at >= filter.to_ms) continue;
+      if (query.Int(6) == 0) continue;  // q not in the payload
+      matches.push_back(last_scanned);
+    }
+  }
+  JobPage page;
+  for (int64_t seq : matches) {
+    sqlite::Query get(read_.get_job_by_seq);
+    get.Bind(1, seq);
+    Result<bool> row = get.Next();
+    if (!row.ok()) return unavailable(row.status());
+    if (*row) page.items.push_back(RowToJob(get));
+  }
+  if (!exhausted) page.next_cursor = std::to_string(last_scanned);
+  if (cursor.empty()) {
+    sqlite::Query count(!filter.key.empty() ? read_.count_key
+                        : by_state          ? read_.count_state
+                                            : read_.count_all);
+    if (!filter.key.empty()) {
+      count.Bind(1, filter.key);
+    } else if (by_state) {
+      count.Bind(1, state_column);
+    }
+    Result<bool> row = count.Next();
+    if (!row.ok()) return unavailable(row.status());
+    page.total_estimate = *row ? count.Int(0) : 0;
+  }
+  return page;
 }
 
 Status SqliteQueue::Purge(const std::string& id) {
   bool found = false;
   Status committed = RunAdminWrite([&](int64_t) -> Status {
-    sqlite::Query purge(write_.purge_job);
-    purge.Bind(1, id);
-    if (Status s = purge.Run(); !s.ok()) return s;
-    found = purge.Changes() > 0;
-    if (!found) return Status::Ok();
-    sqlite::Query attempts(write_.delete_attempts);
-    attempts.Bind(1, id);
-    return attempts.Run();
+    int64_t seq = 0;
+    std::string search_keys;
+    {
+      sqlite::Query purge(write_.purge_job);
+      purge.Bind(1, id);
+      Result<bool> row = purge.Next();
+      if (!row.ok()) return row.status();
+      found = *row;
+      if (!found) return Status::Ok();
+      seq = purge.Int(1);
+      search_keys = purge.Text(2);
+    }
+    return DeleteJobRow(seq, id, search_keys);
   });
   if (!committed.ok()) return committed;
   if (!found) return NotFound("no dead job " + id);
@@ -1112,7 +1667,12 @@ Result<int64_t> SqliteQueue::PurgeAll(const std::string& type) {
   for (;;) {
     int64_t purged = 0;
     Status committed = RunAdminWrite([&](int64_t) -> Status {
-      std::vector<std::string> ids;
+      struct Row {
+        std::string id;
+        int64_t seq;
+        std::string search_keys;
+      };
+      std::vector<Row> rows;
       {
         sqlite::Query purge(write_.purge_chunk);
         purge.Bind(1, type).Bind(2, kAdminChunk);
@@ -1120,15 +1680,13 @@ Result<int64_t> SqliteQueue::PurgeAll(const std::string& type) {
           Result<bool> row = purge.Next();
           if (!row.ok()) return row.status();
           if (!*row) break;
-          ids.push_back(purge.Text(0));
+          rows.push_back({purge.Text(0), purge.Int(1), purge.Text(2)});
         }
       }
-      for (const std::string& id : ids) {
-        sqlite::Query attempts(write_.delete_attempts);
-        attempts.Bind(1, id);
-        if (Status s = attempts.Run(); !s.ok()) return s;
+      for (const Row& row : rows) {
+        if (Status s = DeleteJobRow(row.seq, row.id, row.search_keys); !s.ok()) return s;
       }
-      purged = static_cast<int64_t>(ids.size());
+      purged = static_cast<int64_t>(rows.size());
       return Status::Ok();
     });
     if (!committed.ok()) return committed;

@@ -58,7 +58,8 @@ struct SqliteQueueOptions {
 
 // The schema version this build writes (PRAGMA user_version).
 // 1: jobs, dedupe keys, attempts. 2: + per-minute throughput counts. 3: + the health probe row.
-inline constexpr int kSqliteQueueSchemaVersion = 3;
+// 4: + finished jobs kept as history, search keys, pauses, the audit log.
+inline constexpr int kSqliteQueueSchemaVersion = 4;
 
 class SqliteQueue final : public Queue {
  public:
@@ -93,6 +94,14 @@ class SqliteQueue final : public Queue {
                             const std::function<void(int64_t)>& progress) override;
   Status Purge(const std::string& id) override;
   Result<int64_t> PurgeAll(const std::string& type) override;
+  // The cursor is opaque (the last row's seq).
+  Result<JobPage> ListJobs(const JobFilter& filter, int limit, const std::string& cursor) override;
+  Result<std::string> Rerun(const std::string& id) override;
+  Status RunNow(const std::string& id) override;
+  Status Cancel(const std::string& id) override;
+  Status SetPaused(const std::string& type, bool paused) override;
+  Status AppendAudit(const AuditEntry& entry) override;
+  Result<AuditPage> ListAudit(int limit, const std::string& cursor) override;
   void Close() override;
 
   // Transactions committed by the writer thread so far (each holds one or more
@@ -136,7 +145,12 @@ class SqliteQueue final : public Queue {
     sqlite::Statement insert_job;
     sqlite::Statement claim;
     sqlite::Statement delete_job;
+    sqlite::Statement succeed_job;
     sqlite::Statement delete_attempts;
+    sqlite::Statement insert_key;
+    sqlite::Statement delete_key;
+    sqlite::Statement delete_job_by_seq;
+    sqlite::Statement select_job;
     sqlite::Statement insert_attempt;
     sqlite::Statement retry_job;
     sqlite::Statement release_job;
@@ -145,8 +159,16 @@ class SqliteQueue final : public Queue {
     sqlite::Statement prune_dedupe_keys;
     sqlite::Statement count_depth;
     sqlite::Statement next_lease_expiry;
-    sqlite::Statement replay_job;
-    sqlite::Statement replay_chunk;
+    sqlite::Statement mark_replayed;
+    sqlite::Statement dead_chunk;
+    sqlite::Statement run_now;
+    sqlite::Statement cancel_job;
+    sqlite::Statement pause;
+    sqlite::Statement resume;
+    sqlite::Statement insert_audit;
+    sqlite::Statement expired_finished;
+    sqlite::Statement prune_payloads;
+    sqlite::Statement add_finished_count;
     sqlite::Statement purge_job;
     sqlite::Statement purge_chunk;
     sqlite::Statement add_throughput;
@@ -162,6 +184,16 @@ class SqliteQueue final : public Queue {
     sqlite::Statement depth_ready;
     sqlite::Statement depth_in_flight;
     sqlite::Statement depth_dead;
+    sqlite::Statement finished_counts;
+    sqlite::Statement paused;
+    sqlite::Statement scan_key;
+    sqlite::Statement scan_state;
+    sqlite::Statement scan_all;
+    sqlite::Statement get_job_by_seq;
+    sqlite::Statement count_key;
+    sqlite::Statement count_state;
+    sqlite::Statement count_all;
+    sqlite::Statement list_audit;
     sqlite::Statement throughput;
     sqlite::Statement throughput_since;
   };
@@ -193,6 +225,17 @@ class SqliteQueue final : public Queue {
   Status ApplyClaim(ClaimOp& op, int64_t now_ms);
   Status ApplyFinish(FinishOp& op, int64_t now_ms);
   Status InsertAttempt(const std::string& job_id, const AttemptRecord& record);
+  // Deletes a job row by seq with its attempts and search keys.
+  Status DeleteJobRow(int64_t seq, const std::string& id, const std::string& search_keys);
+  // Deletes finished jobs past queue.retention and payloads past retention_payload, a
+  // chunk at a time; sets more_to_sweep_ when a chunk was full.
+  Status PruneFinished(int64_t now_ms);
+  // On the writer thread, inside a batch: Rerun's change. `dead_only` is Replay's.
+  Status ApplyRerun(const std::string& id, bool dead_only, int64_t now_ms, Status& outcome,
+                    std::string& new_id);
+  // Adds `n` to the count of `type`'s finished jobs in `state` (written with the batch).
+  void CountState(const std::string& type, int64_t state, int64_t n);
+  Status WriteFinishedCounts();
   // Counts an attempt's end for Throughput (kRelease is not one).
   void CountFinished(const std::string& type, const JobFinish& finish);
   // One upsert per type into this minute's throughput row; just before the commit.
@@ -208,6 +251,9 @@ class SqliteQueue final : public Queue {
   const std::string path_;
   const int64_t max_depth_;
   const int64_t dedupe_ttl_ms_;
+  const int64_t retention_ms_;
+  const int64_t retention_payload_ms_;  // 0 or >= retention_ms_: payloads live as long
+  const std::vector<std::string> redact_;
   const Durability durability_;
   const std::chrono::milliseconds timeout_;
   const uint64_t cache_size_;
@@ -233,6 +279,7 @@ class SqliteQueue final : public Queue {
     int64_t busy_ms = 0;
   };
   std::map<std::string, ThroughputDelta, std::less<>> batch_throughput_;
+  std::map<std::pair<std::string, int64_t>, int64_t> batch_finished_;  // (type, state) -> n
   int64_t throughput_pruned_minute_ = 0;  // the minute of the last prune
   std::chrono::steady_clock::time_point last_sweep_steady_;
   std::chrono::steady_clock::time_point last_depth_refresh_;

@@ -1,0 +1,39 @@
+// What a backend does to a job on its way into the store, the same for every backend:
+// queue.redact blanks payload values, and the search keys it indexes are completed with
+// the links every job has (trace, parent, replay).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "queue/job.h"
+
+namespace firebreak {
+
+// The value that replaces a redacted one.
+inline constexpr std::string_view kRedacted = "\"[redacted]\"";
+
+// `payload` with the value at each JSON pointer in `pointers` replaced by "[redacted]"
+// (objects and arrays as a whole). Pointers that match nothing are skipped; a payload
+// that is not JSON is returned unchanged (ingress only stores JSON).
+std::string RedactPayload(std::string_view payload, const std::vector<std::string>& pointers);
+
+// Most keys one job is indexed under, and the longest key; longer ones are cut.
+inline constexpr size_t kMaxSearchKeys = 24;
+inline constexpr size_t kMaxSearchKeyBytes = 256;
+
+// The keys a backend indexes `job` under: its search_keys, then "trace:<trace id>",
+// "parent:<parent_id>" and "replay_of:<replay_of>" when present; no duplicates, no
+// newlines (the stored form joins them with '\n'), at most kMaxSearchKeys.
+std::vector<std::string> IndexedSearchKeys(const NewJob& job);
+
+// The keys of a stored job that came from ingress (IndexedSearchKeys without the link
+// keys it added): what a rerun of the job carries over.
+std::vector<std::string> IngressSearchKeys(const std::vector<std::string>& indexed);
+
+// '\n'-joined, as stored in one column or hash field, and back.
+std::string JoinSearchKeys(const std::vector<std::string>& keys);
+std::vector<std::string> SplitSearchKeys(std::string_view joined);
+
+}  // namespace firebreak
