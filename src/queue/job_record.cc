@@ -49,6 +49,20 @@ constexpr std::string_view kLinkPrefixes[] = {"trace:", "parent:", "replay_of:"}
 
 }  // namespace
 
+void PrepareNewJob(NewJob& job, const std::vector<std::string>& redact) {
+  if (!redact.empty()) job.payload_json = RedactPayload(job.payload_json, redact);
+}
+
+void PrepareFinish(JobFinish& finish, const std::vector<std::string>& redact) {
+  for (NewJob& follow_up : finish.follow_ups) {
+    if (follow_up.parent_id.empty()) follow_up.parent_id = finish.job_id;
+    PrepareNewJob(follow_up, redact);
+  }
+  if (finish.disposition == Disposition::kSucceeded && finish.record.outcome.empty()) {
+    finish.record.outcome = "succeeded";
+  }
+}
+
 std::string RedactPayload(std::string_view payload, const std::vector<std::string>& pointers) {
   if (pointers.empty()) return std::string(payload);
   simdjson::padded_string padded(payload);

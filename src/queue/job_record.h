@@ -8,8 +8,15 @@
 #include <vector>
 
 #include "queue/job.h"
+#include "queue/queue.h"
 
 namespace firebreak {
+
+// What every backend's Enqueue and Finish do before handing a job to their writer
+// thread (on the caller's thread): queue.redact on payloads, and a success's follow-ups
+// (its actions) linked to it by parent_id.
+void PrepareNewJob(NewJob& job, const std::vector<std::string>& redact);
+void PrepareFinish(JobFinish& finish, const std::vector<std::string>& redact);
 
 // The value that replaces a redacted one.
 inline constexpr std::string_view kRedacted = "\"[redacted]\"";

@@ -211,27 +211,27 @@ class Queue {
   virtual Result<Job> GetJob(const std::string& id) = 0;
   // Jobs matching `filter`, newest enqueue first, at most `limit` (capped at 1000) per
   // page; `cursor` from the previous page. kInvalidArgument for a bad cursor or state.
-  virtual Result<JobPage> ListJobs(const JobFilter& /*filter*/, int /*limit*/,
-                                   const std::string& /*cursor*/)  { return Internal("TODO(issue 15): backend"); }
+  virtual Result<JobPage> ListJobs(const JobFilter& filter, int limit,
+                                   const std::string& cursor) = 0;
 
   // Runs a dead or finished job again as a new job (new id, attempt 0, same type,
   // payload, headers and trace; replay_of = `id`); a dead one becomes kReplayed with
   // replayed_as = the new id. Returns the new id. kNotFound if there is no such job,
   // kFailedPrecondition if it is ready or in flight, or was replayed already.
-  virtual Result<std::string> Rerun(const std::string& /*id*/)  { return Internal("TODO(issue 15): backend"); }
+  virtual Result<std::string> Rerun(const std::string& id) = 0;
   // A delayed ready job (a retry waiting out its backoff, or a delayed job) becomes
   // runnable now. kFailedPrecondition if it is not ready.
-  virtual Status RunNow(const std::string& /*id*/)  { return Internal("TODO(issue 15): backend"); }
+  virtual Status RunNow(const std::string& id) = 0;
   // A ready job (delayed or not) becomes kCancelled and never runs. kFailedPrecondition
   // if it is in flight (its handler is running), dead or finished; kNotFound if missing.
-  virtual Status Cancel(const std::string& /*id*/)  { return Internal("TODO(issue 15): backend"); }
+  virtual Status Cancel(const std::string& id) = 0;
 
   // Paused types are not claimed (ingress keeps accepting; retries and delays keep
   // their times). Shared by every process on the store. Idempotent.
-  virtual Status SetPaused(const std::string& /*type*/, bool /*paused*/)  { return Internal("TODO(issue 15): backend"); }
+  virtual Status SetPaused(const std::string& type, bool paused) = 0;
 
-  virtual Status AppendAudit(const AuditEntry& /*entry*/)  { return Internal("TODO(issue 15): backend"); }
-  virtual Result<AuditPage> ListAudit(int /*limit*/, const std::string& /*cursor*/)  { return Internal("TODO(issue 15): backend"); }
+  virtual Status AppendAudit(const AuditEntry& entry) = 0;
+  virtual Result<AuditPage> ListAudit(int limit, const std::string& cursor) = 0;
   // Dead jobs, newest first; `type` "" means all types; `cursor` from a previous page.
   virtual Result<DeadListPage> ListDead(const std::string& type, int limit,
                                         const std::string& cursor) = 0;

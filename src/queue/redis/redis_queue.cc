@@ -1,5 +1,8 @@
 #include "queue/redis/redis_queue.h"
 
+#include "common/crypto.h"
+#include "queue/job_record.h"
+
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
@@ -16,6 +19,8 @@ namespace {
 
 constexpr int kAdminChunk = 500;
 constexpr int kMaxDeadPage = 1000;
+// Rows one ListJobs script examines: the script blocks Redis while it runs (~1 µs a row).
+constexpr int kRedisListScanBudget = 5000;
 constexpr size_t kClaimFields = 12;  // per job in the claim script's reply
 
 int64_t ToInt(std::string_view text) {
@@ -64,12 +69,14 @@ AttemptRecord ParseAttempt(std::string_view text) {
 }
 
 JobState StateFromName(std::string_view name) {
-  if (name == "in_flight") return JobState::kInFlight;
-  if (name == "dead") return JobState::kDead;
-  return JobState::kReady;  // "ready", or "parked" behind an older job of its ordering key
+  JobState state = JobState::kReady;
+  // Anything else is "ready", or "parked" behind an older job of its ordering key.
+  if (!ParseJobState(name, state)) state = JobState::kReady;
+  return state;
 }
 
-// The kGetJob reply: {HGETALL flat, attempts}. kNotFound for an empty hash.
+// The kGetJob reply (and each job of kListJobs'): {HGETALL flat, attempts}. kNotFound
+// for an empty hash.
 Result<Job> JobFromReply(const std::string& id, const redisReply* reply) {
   const redisReply* fields = redis::ReplyElement(reply, 0);
   const redisReply* attempts = redis::ReplyElement(reply, 1);
@@ -98,6 +105,13 @@ Result<Job> JobFromReply(const std::string& id, const redisReply* reply) {
   job.enqueued_at_ms = ToInt(get("enqueued_at"));
   job.run_at_ms = ToInt(get("run_at"));
   job.lease_until_ms = ToInt(get("lease_until"));
+  job.finished_at_ms = ToInt(get("finished_at"));
+  job.last_error = get("last_error");
+  job.parent_id = get("parent_id");
+  job.replay_of = get("replay_of");
+  job.replayed_as = get("replayed_as");
+  job.search_keys = SplitSearchKeys(get("search_keys"));
+  job.payload_pruned = get("payload_pruned") == "1";
   for (size_t i = 0; i < redis::ReplyLength(attempts); ++i) {
     job.attempts.push_back(ParseAttempt(redis::ReplyString(redis::ReplyElement(attempts, i))));
   }
@@ -247,6 +261,7 @@ void RedisQueue::FailOp(Op& op, const Status& status) {
 }
 
 void RedisQueue::Enqueue(NewJob job, EnqueueCallback done) {
+  PrepareNewJob(job, config_.redact);
   pending_.Submit(EnqueueOp{std::move(job), std::move(done)},
                   std::chrono::steady_clock::now() + config_.timeout);
 }
@@ -256,6 +271,7 @@ void RedisQueue::Claim(std::vector<ClaimSlots> slots, ClaimCallback done) {
 }
 
 void RedisQueue::Finish(JobFinish finish, StatusCallback done) {
+  PrepareFinish(finish, config_.redact);
   pending_.Submit(FinishOp{std::move(finish), std::move(done)});
 }
 
@@ -330,6 +346,9 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
           job.payload_json,
           job.headers_json,
           job.traceparent,
+          job.parent_id,
+          job.replay_of,
+          JoinSearchKeys(IndexedSearchKeys(job)),
           ""};
       int keys = 0;
       for (const std::string& key : job.dedupe_keys) {
@@ -337,7 +356,7 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
         args.push_back(key);
         ++keys;
       }
-      args[13] = std::to_string(keys);
+      args[16] = std::to_string(keys);
       AppendScript(session_, redis::Script::kEnqueue, std::move(args));
     } else if (auto* c = std::get_if<ClaimOp>(&op)) {
       bool valid = true;
@@ -369,17 +388,22 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
           std::to_string(finish.run_at_ms),
           finish.keep_record || finish.disposition != Disposition::kRelease ? AttemptJson(record)
                                                                             : std::string(),
-          std::to_string(std::max<int64_t>(0, record.duration_ms))};
+          std::to_string(std::max<int64_t>(0, record.duration_ms)),
+          config_.retention.count() > 0 ? "1" : "0",
+          PrunesPayloadFirst() ? "1" : "0",
+          finish.disposition == Disposition::kDead ? record.error : std::string(),
+          std::to_string(std::max<int64_t>(1, config_.dedupe_ttl.count())),
+          "0"};
       if (finish.disposition == Disposition::kSucceeded && !finish.follow_ups.empty()) {
-        args.push_back(std::to_string(std::max<int64_t>(1, config_.dedupe_ttl.count())));
-        args.push_back(std::to_string(finish.follow_ups.size()));
+        args.back() = std::to_string(finish.follow_ups.size());
         for (const NewJob& job : finish.follow_ups) {
           const int64_t enqueued_at = job.enqueued_at_ms > 0 ? job.enqueued_at_ms : now;
           args.insert(args.end(),
                       {job.id, job.type, job.source, job.ordering_key,
                        std::to_string(job.max_attempts), std::to_string(enqueued_at),
                        std::to_string(job.run_at_ms > 0 ? job.run_at_ms : enqueued_at),
-                       job.payload_json, job.headers_json, job.traceparent, ""});
+                       job.payload_json, job.headers_json, job.traceparent, job.parent_id,
+                       job.replay_of, JoinSearchKeys(IndexedSearchKeys(job)), ""});
           size_t count_at = args.size() - 1;
           int keys = 0;
           for (const std::string& key : job.dedupe_keys) {
@@ -397,6 +421,12 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
   if (sweep) {
     AppendScript(session_, redis::Script::kSweep,
                  {now_text, std::to_string(options_.sweep_limit)});
+    AppendScript(session_, redis::Script::kPrune,
+                 {now_text, std::to_string(now - config_.retention.count()),
+                  PrunesPayloadFirst()
+                      ? std::to_string(now - config_.retention_payload.count())
+                      : std::string(),
+                  std::to_string(options_.sweep_limit)});
   }
   if (probe) session_.connection->Append({"SET", kProbeKey, now_text, "PX", "60000"});
 
@@ -539,6 +569,14 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
         last_sweep_ = std::chrono::steady_clock::time_point{};  // more expired: sweep again
       }
     }
+    Result<redis::Reply> pruned = next_reply();
+    if (pruned.ok()) {
+      const int64_t jobs = redis::ReplyInteger(redis::ReplyElement(pruned->get(), 0));
+      const int64_t payloads = redis::ReplyInteger(redis::ReplyElement(pruned->get(), 1));
+      if (jobs >= options_.sweep_limit || payloads >= options_.sweep_limit) {
+        last_sweep_ = std::chrono::steady_clock::time_point{};  // more to prune
+      }
+    }
   }
   if (probe && next_reply().ok()) wrote = true;
   if (!io.ok()) {
@@ -637,14 +675,24 @@ Result<std::vector<TypeDepth>> RedisQueue::Stats() {
   if (!reply.ok()) return reply.status();
   std::vector<TypeDepth> out;
   const redisReply* r = reply->get();
-  for (size_t i = 0; i + 5 <= redis::ReplyLength(r); i += 5) {
+  constexpr size_t kFields = 10;
+  for (size_t i = 0; i + kFields <= redis::ReplyLength(r); i += kFields) {
+    auto number = [&](size_t n) { return redis::ReplyInteger(redis::ReplyElement(r, i + n)); };
     TypeDepth depth;
     depth.type = redis::ReplyString(redis::ReplyElement(r, i));
-    depth.ready = redis::ReplyInteger(redis::ReplyElement(r, i + 1));
-    depth.delayed = redis::ReplyInteger(redis::ReplyElement(r, i + 2));
-    depth.in_flight = redis::ReplyInteger(redis::ReplyElement(r, i + 3));
-    depth.dead = redis::ReplyInteger(redis::ReplyElement(r, i + 4));
-    if (depth.ready + depth.delayed + depth.in_flight + depth.dead > 0) {
+    depth.ready = number(1);
+    depth.delayed = number(2);
+    depth.in_flight = number(3);
+    depth.dead = number(4);
+    depth.succeeded = number(5);
+    depth.cancelled = number(6);
+    depth.replayed = number(7);
+    depth.paused = number(8) != 0;
+    depth.oldest_ready_at_ms = number(9);
+    if (depth.ready + depth.delayed + depth.in_flight + depth.dead + depth.succeeded +
+                depth.cancelled + depth.replayed >
+            0 ||
+        depth.paused) {
       out.push_back(std::move(depth));
     }
   }
@@ -743,13 +791,40 @@ Result<DeadListPage> RedisQueue::ListDead(const std::string& type, int limit,
   return page;
 }
 
-Status RedisQueue::Replay(const std::string& id) {
+bool RedisQueue::PrunesPayloadFirst() const {
+  return config_.retention_payload.count() > 0 && config_.retention_payload < config_.retention;
+}
+
+Result<std::string> RedisQueue::RerunScript(const std::string& id, bool dead_only) {
+  const int64_t now = clock_.NowMs();
+  const std::string new_id = NewJobId(now);
   std::lock_guard lock(admin_mu_);
   Result<redis::Reply> reply =
-      RunAdminScript(redis::Script::kReplay, {std::to_string(clock_.NowMs()), id});
+      RunAdminScript(redis::Script::kRerun, {std::to_string(now), id, new_id,
+                                             dead_only ? "1" : "0", PrunesPayloadFirst() ? "1" : "0"});
   if (!reply.ok()) return reply.status();
-  if (redis::ReplyInteger(reply->get()) == 0) return NotFound("no dead job " + id);
-  return Status::Ok();
+  const redisReply* r = reply->get();
+  const std::string kind = redis::ReplyString(redis::ReplyElement(r, 0));
+  if (kind == "ok") return new_id;
+  if (kind == "notfound") return NotFound(dead_only ? "no dead job " + id : "no job " + id);
+  if (kind == "pruned") {
+    return FailedPrecondition("job " + id + " no longer has its payload (retention_payload)");
+  }
+  const std::string state = redis::ReplyString(redis::ReplyElement(r, 1));
+  if (state == "replayed") {
+    return FailedPrecondition("job " + id + " was replayed already, as " +
+                              redis::ReplyString(redis::ReplyElement(r, 2)));
+  }
+  return FailedPrecondition("job " + id + " is " + state + ": it runs already");
+}
+
+Result<std::string> RedisQueue::Rerun(const std::string& id) {
+  return RerunScript(id, /*dead_only=*/false);
+}
+
+Status RedisQueue::Replay(const std::string& id) {
+  Result<std::string> replayed = RerunScript(id, /*dead_only=*/true);
+  return replayed.ok() ? Status::Ok() : replayed.status();
 }
 
 Result<int64_t> RedisQueue::ReplayAll(const std::string& type,
@@ -758,10 +833,12 @@ Result<int64_t> RedisQueue::ReplayAll(const std::string& type,
   for (;;) {
     int64_t done = 0;
     {
+      const int64_t now = clock_.NowMs();
+      std::vector<std::string> args = {std::to_string(now), type,
+                                       PrunesPayloadFirst() ? "1" : "0"};
+      for (int i = 0; i < kAdminChunk; ++i) args.push_back(NewJobId(now));
       std::lock_guard lock(admin_mu_);
-      Result<redis::Reply> reply =
-          RunAdminScript(redis::Script::kReplayChunk,
-                         {std::to_string(clock_.NowMs()), type, std::to_string(kAdminChunk)});
+      Result<redis::Reply> reply = RunAdminScript(redis::Script::kReplayChunk, std::move(args));
       if (!reply.ok()) return reply.status();
       done = redis::ReplyInteger(reply->get());
     }
@@ -770,6 +847,127 @@ Result<int64_t> RedisQueue::ReplayAll(const std::string& type,
     if (progress) progress(total);
   }
   return total;
+}
+
+Status RedisQueue::RunNow(const std::string& id) {
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply =
+      RunAdminScript(redis::Script::kRunNow, {std::to_string(clock_.NowMs()), id});
+  if (!reply.ok()) return reply.status();
+  const std::string outcome = redis::ReplyString(reply->get());
+  if (outcome == "ok") return Status::Ok();
+  if (outcome == "notfound") return NotFound("no job " + id);
+  return FailedPrecondition("job " + id + " is " + outcome + ", not waiting");
+}
+
+Status RedisQueue::Cancel(const std::string& id) {
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply = RunAdminScript(
+      redis::Script::kCancel,
+      {std::to_string(clock_.NowMs()), id, PrunesPayloadFirst() ? "1" : "0"});
+  if (!reply.ok()) return reply.status();
+  const std::string outcome = redis::ReplyString(reply->get());
+  if (outcome == "ok") return Status::Ok();
+  if (outcome == "notfound") return NotFound("no job " + id);
+  return FailedPrecondition("job " + id + " is " + outcome +
+                            "; only a waiting job can be cancelled");
+}
+
+Status RedisQueue::SetPaused(const std::string& type, bool paused) {
+  if (type.empty()) return InvalidArgument("a job type is needed");
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply = RunAdminScript(redis::Script::kPause, {type, paused ? "1" : "0"});
+  return reply.ok() ? Status::Ok() : reply.status();
+}
+
+Status RedisQueue::AppendAudit(const AuditEntry& entry) {
+  const std::string json =
+      nlohmann::json{{"at_ms", entry.at_ms > 0 ? entry.at_ms : clock_.NowMs()},
+                     {"actor", entry.actor},
+                     {"action", entry.action},
+                     {"target", entry.target},
+                     {"count", entry.count},
+                     {"detail", entry.detail_json}}
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply = RunAdminScript(redis::Script::kAuditAdd, {json});
+  return reply.ok() ? Status::Ok() : reply.status();
+}
+
+Result<AuditPage> RedisQueue::ListAudit(int limit, const std::string& cursor) {
+  if (limit <= 0) return InvalidArgument("limit must be positive");
+  limit = std::min(limit, kMaxDeadPage);
+  if (!cursor.empty() && !std::all_of(cursor.begin(), cursor.end(), ::isdigit)) {
+    return InvalidArgument("bad cursor \"" + cursor + "\"");
+  }
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply =
+      RunAdminScript(redis::Script::kAuditList, {cursor, std::to_string(limit + 1)});
+  if (!reply.ok()) return reply.status();
+  AuditPage page;
+  for (size_t i = 0; i < redis::ReplyLength(reply->get()); ++i) {
+    if (static_cast<int>(page.items.size()) == limit) {
+      page.next_cursor = std::to_string(page.items.back().seq);
+      break;
+    }
+    const std::string member = redis::ReplyString(redis::ReplyElement(reply->get(), i));
+    const size_t space = member.find(' ');
+    AuditEntry entry;
+    entry.seq = ToInt(member.substr(0, space));
+    nlohmann::json json = nlohmann::json::parse(
+        space == std::string::npos ? std::string() : member.substr(space + 1), nullptr, false);
+    if (json.is_object()) {
+      entry.at_ms = json.value("at_ms", int64_t{0});
+      entry.actor = json.value("actor", std::string());
+      entry.action = json.value("action", std::string());
+      entry.target = json.value("target", std::string());
+      entry.count = json.value("count", int64_t{0});
+      entry.detail_json = json.value("detail", std::string("{}"));
+    }
+    page.items.push_back(std::move(entry));
+  }
+  return page;
+}
+
+Result<JobPage> RedisQueue::ListJobs(const JobFilter& filter, int limit,
+                                     const std::string& cursor) {
+  if (limit <= 0) return InvalidArgument("limit must be positive");
+  limit = std::min(limit, kMaxDeadPage);
+  if (!cursor.empty() && !std::all_of(cursor.begin(), cursor.end(), ::isdigit)) {
+    return InvalidArgument("bad cursor \"" + cursor + "\"");
+  }
+  JobState state;
+  if (!filter.state.empty() && filter.state != "delayed" && !ParseJobState(filter.state, state)) {
+    return InvalidArgument("unknown state \"" + filter.state + "\"");
+  }
+  // The driving index, as sqlite's: the key's jobs, the state's (delayed ones are in
+  // the ready index), or every job.
+  std::string drive = std::string(redis::kKeyPrefix) + "all";
+  if (!filter.key.empty()) {
+    drive = std::string(redis::kKeyPrefix) + "key:" + filter.key;
+  } else if (!filter.state.empty()) {
+    drive = std::string(redis::kKeyPrefix) + "st:" +
+            (filter.state == "delayed" ? std::string("ready") : filter.state);
+  }
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply = RunAdminScript(
+      redis::Script::kListJobs,
+      {drive, cursor, std::to_string(limit), std::to_string(kRedisListScanBudget),
+       std::to_string(clock_.NowMs()), filter.state, filter.type, filter.source,
+       std::to_string(filter.from_ms), std::to_string(filter.to_ms), filter.q});
+  if (!reply.ok()) return reply.status();
+  const redisReply* r = reply->get();
+  JobPage page;
+  page.next_cursor = redis::ReplyString(redis::ReplyElement(r, 0));
+  page.total_estimate = redis::ReplyInteger(redis::ReplyElement(r, 1));
+  const redisReply* ids = redis::ReplyElement(r, 2);
+  const redisReply* jobs = redis::ReplyElement(r, 3);
+  for (size_t i = 0; i < redis::ReplyLength(ids); ++i) {
+    Result<Job> job = JobFromReply(redis::ReplyString(redis::ReplyElement(ids, i)),
+                                   redis::ReplyElement(jobs, i));
+    if (job.ok()) page.items.push_back(std::move(job).value());
+  }
+  return page;
 }
 
 Status RedisQueue::Purge(const std::string& id) {

@@ -79,6 +79,14 @@ class RedisQueue final : public Queue {
                             const std::function<void(int64_t)>& progress) override;
   Status Purge(const std::string& id) override;
   Result<int64_t> PurgeAll(const std::string& type) override;
+  // Scans at most 5000 index entries per call (the script blocks Redis meanwhile).
+  Result<JobPage> ListJobs(const JobFilter& filter, int limit, const std::string& cursor) override;
+  Result<std::string> Rerun(const std::string& id) override;
+  Status RunNow(const std::string& id) override;
+  Status Cancel(const std::string& id) override;
+  Status SetPaused(const std::string& type, bool paused) override;
+  Status AppendAudit(const AuditEntry& entry) override;
+  Result<AuditPage> ListAudit(int limit, const std::string& cursor) override;
   std::string DurabilityShortfall() override;
   void Close() override;
 
@@ -121,6 +129,9 @@ class RedisQueue final : public Queue {
   // `probe`: also send the health probe write.
   void RunBatch(std::vector<Op>& batch, bool sweep, bool probe);
   void SubscribeLoop();
+  // Whether finished jobs lose their payload before they are pruned (retention_payload).
+  bool PrunesPayloadFirst() const;
+  Result<std::string> RerunScript(const std::string& id, bool dead_only);
 
   const QueueConfig config_;
   const redis::Address address_;

@@ -11,10 +11,50 @@ namespace {
 // Job states: ready (in fb:ready:<type>, scored by run_at), parked (ready but waiting
 // behind an older job of its ordering key; counted in fb:parked), in_flight (in
 // fb:inflight:<type>, scored by lease expiry), dead (in fb:dead:<type> and fb:dead,
-// scored by the time it died).
+// scored by the time it died), and the finished ones kept as history for
+// queue.retention: succeeded, cancelled, replayed (in fb:finished by finish time).
+//
+// History and search (issue 15): every job has a `seq` (INCR fb:seq) and is in fb:all
+// and in fb:st:<ix> (ix: ready, in_flight, dead or a finished state; the hash field `ix`
+// says which), and in fb:key:<key> for each of its search keys, all scored by seq:
+// ListJobs walks one of them newest first. fb:finpay holds finished jobs whose payload
+// goes before the job (retention_payload); fb:fcount:<state> counts finished jobs per type.
 constexpr char kPrelude[] = R"lua(
 local P = 'fb:'
 local function I(n) return string.format('%d', n) end
+
+-- Moves job `id` to the search index of state `to` (nil: out of every one).
+local function index_state(jk, id, to)
+  local f = redis.call('HMGET', jk, 'seq', 'ix')
+  if f[2] then redis.call('ZREM', P .. 'st:' .. f[2], id) end
+  if to then
+    redis.call('ZADD', P .. 'st:' .. to, f[1] or '0', id)
+    redis.call('HSET', jk, 'ix', to)
+  end
+end
+
+-- Deletes a job with its attempts and every index entry.
+local function delete_job(id)
+  local jk = P .. 'job:' .. id
+  local keys = redis.call('HGET', jk, 'search_keys')
+  if keys then
+    for k in string.gmatch(keys, '[^\n]+') do redis.call('ZREM', P .. 'key:' .. k, id) end
+  end
+  index_state(jk, id, nil)
+  redis.call('ZREM', P .. 'all', id)
+  redis.call('ZREM', P .. 'finished', id)
+  redis.call('ZREM', P .. 'finpay', id)
+  redis.call('DEL', jk, P .. 'att:' .. id)
+end
+
+-- Job `id` of `typ` reached finished state `state` at `now` (kept until retention).
+local function finish_job(jk, id, typ, state, now, finpay)
+  redis.call('HSET', jk, 'state', state, 'finished_at', I(now), 'lease_until', '0')
+  index_state(jk, id, state)
+  redis.call('ZADD', P .. 'finished', I(now), id)
+  if finpay == '1' then redis.call('ZADD', P .. 'finpay', I(now), id) end
+  redis.call('HINCRBY', P .. 'fcount:' .. state, typ, 1)
+end
 
 local function depth_all()
   local total = 0
@@ -71,36 +111,66 @@ end
 -- Stores a new job and its dedupe keys (the caller checked both). True when it is
 -- runnable now.
 local function store_job(now, ttl, id, typ, source, okey, max_attempts, enqueued_at, run_at,
-                         payload, headers, traceparent, keys)
-  redis.call('HSET', P .. 'job:' .. id, 'type', typ, 'source', source,
+                         payload, headers, traceparent, parent_id, replay_of, search_keys, keys)
+  local jk = P .. 'job:' .. id
+  local seq = I(redis.call('INCR', P .. 'seq'))
+  redis.call('HSET', jk, 'type', typ, 'source', source,
     'dedupe_key', keys[1] or '', 'ordering_key', okey, 'max_attempts', max_attempts,
     'enqueued_at', enqueued_at, 'payload', payload, 'headers', headers,
     'traceparent', traceparent, 'attempt', '0', 'lease_until', '0', 'claimed_at', '0',
-    'dead_at', '0')
+    'dead_at', '0', 'seq', seq, 'parent_id', parent_id, 'replay_of', replay_of,
+    'search_keys', search_keys)
   redis.call('SADD', P .. 'types', typ)
+  redis.call('ZADD', P .. 'all', seq, id)
+  for k in string.gmatch(search_keys, '[^\n]+') do redis.call('ZADD', P .. 'key:' .. k, seq, id) end
+  index_state(jk, id, 'ready')
   local runnable = make_ready(id, typ, okey, run_at, true)
   for _, k in ipairs(keys) do redis.call('SET', P .. 'dedupe:' .. k, id, 'PX', ttl) end
   return runnable and run_at <= now
 end
 
-local function kill(id, typ, okey, now)
-  redis.call('HSET', P .. 'job:' .. id, 'state', 'dead', 'dead_at', I(now), 'lease_until', '0')
+local function kill(id, typ, okey, now, err)
+  local jk = P .. 'job:' .. id
+  redis.call('HSET', jk, 'state', 'dead', 'dead_at', I(now), 'finished_at', I(now),
+    'lease_until', '0', 'last_error', err)
+  index_state(jk, id, 'dead')
   redis.call('ZADD', P .. 'dead:' .. typ, I(now), id)
   redis.call('ZADD', P .. 'dead', I(now), id)
   leave_order(id, typ, okey, now)
 end
 
-local function replay(id, now)
+-- Runs dead or finished job `id` again as new job `nid` (replay_of = id); a dead one
+-- becomes replayed. {'ok'} | {'notfound'} | {'state', state, replayed_as} | {'pruned'}.
+local function rerun(now, id, nid, dead_only, finpay)
   local jk = P .. 'job:' .. id
-  local f = redis.call('HMGET', jk, 'state', 'type', 'ordering_key')
-  if f[1] ~= 'dead' then return 0 end
-  redis.call('ZREM', P .. 'dead:' .. f[2], id)
-  redis.call('ZREM', P .. 'dead', id)
-  redis.call('HSET', jk, 'attempt', '0', 'dead_at', '0', 'lease_until', '0')
-  if make_ready(id, f[2], f[3] or '', now, true) then
-    redis.call('PUBLISH', P .. 'wake', f[2])
+  local f = redis.call('HMGET', jk, 'ix', 'type', 'source', 'dedupe_key', 'ordering_key',
+    'max_attempts', 'payload', 'headers', 'traceparent', 'parent_id', 'search_keys',
+    'replayed_as', 'payload_pruned')
+  if not f[1] then return {'notfound'} end
+  if dead_only and f[1] ~= 'dead' then return {'notfound'} end
+  if f[1] == 'ready' or f[1] == 'in_flight' or f[1] == 'replayed' then
+    return {'state', f[1], f[12] or ''}
   end
-  return 1
+  if f[13] == '1' then return {'pruned'} end
+  local typ = f[2]
+  -- The same keys, but linked to this job instead of what the original replayed.
+  local keys = {}
+  for k in string.gmatch(f[11] or '', '[^\n]+') do
+    if string.sub(k, 1, 10) ~= 'replay_of:' then keys[#keys + 1] = k end
+  end
+  keys[#keys + 1] = 'replay_of:' .. id
+  if store_job(now, 1, nid, typ, f[3], f[5] or '', f[6], I(now), now, f[7], f[8], f[9],
+               f[10] or '', id, table.concat(keys, '\n'), {}) then
+    redis.call('PUBLISH', P .. 'wake', typ)
+  end
+  redis.call('HSET', P .. 'job:' .. nid, 'dedupe_key', f[4] or '')
+  if f[1] == 'dead' then
+    redis.call('ZREM', P .. 'dead:' .. typ, id)
+    redis.call('ZREM', P .. 'dead', id)
+    redis.call('HSET', jk, 'replayed_as', nid)
+    finish_job(jk, id, typ, 'replayed', now, finpay)
+  end
+  return {'ok'}
 end
 
 local function purge(id)
@@ -109,7 +179,7 @@ local function purge(id)
   if f[1] ~= 'dead' then return 0 end
   redis.call('ZREM', P .. 'dead:' .. f[2], id)
   redis.call('ZREM', P .. 'dead', id)
-  redis.call('DEL', jk, P .. 'att:' .. id)
+  delete_job(id)
   return 1
 end
 
@@ -134,7 +204,7 @@ end
 constexpr char kEnqueue[] = R"lua(
 local now = tonumber(ARGV[1])
 local keys = {}
-for i = 1, tonumber(ARGV[14]) do keys[i] = ARGV[14 + i] end
+for i = 1, tonumber(ARGV[17]) do keys[i] = ARGV[17 + i] end
 local holder = dedupe_holder(keys)
 if holder then return {'dup', holder} end
 local max_depth = tonumber(ARGV[2])
@@ -143,7 +213,7 @@ local id, typ = ARGV[4], ARGV[5]
 if redis.call('EXISTS', P .. 'job:' .. id) == 1 then return {'exists', id} end
 tally(now, typ, 1, 0, 0)
 if store_job(now, ARGV[3], id, typ, ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]),
-             ARGV[11], ARGV[12], ARGV[13], keys) then
+             ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], keys) then
   -- Wake idle workers only when this is the one runnable job of its type: a worker
   -- claims again for as long as its claims come back non-empty, so later jobs are
   -- found without a message per enqueue (which would cost Redis one write per worker).
@@ -163,7 +233,7 @@ for s = 0, n - 1 do
   local typ = ARGV[3 + 3 * s]
   local limit = tonumber(ARGV[4 + 3 * s])
   local lease = tonumber(ARGV[5 + 3 * s])
-  if limit > 0 then
+  if limit > 0 and redis.call('SISMEMBER', P .. 'paused', typ) == 0 then
     local rk = P .. 'ready:' .. typ
     local ids = redis.call('ZRANGEBYSCORE', rk, '-inf', I(now), 'LIMIT', 0, limit)
     for _, id in ipairs(ids) do
@@ -175,6 +245,7 @@ for s = 0, n - 1 do
         redis.call('HSET', jk, 'state', 'in_flight', 'lease_until', I(lease_until),
           'claimed_at', I(now))
         redis.call('ZADD', P .. 'inflight:' .. typ, I(lease_until), id)
+        index_state(jk, id, 'in_flight')
         local f = redis.call('HMGET', jk, 'type', 'source', 'dedupe_key', 'payload', 'headers',
           'traceparent', 'ordering_key', 'max_attempts', 'enqueued_at', 'run_at')
         out[#out + 1] = id
@@ -198,26 +269,33 @@ redis.call('ZREM', P .. 'inflight:' .. typ, id)
 local disposition = ARGV[4]
 if disposition ~= 'release' then tally(now, typ, 0, 1, math.max(0, tonumber(ARGV[7]))) end
 if disposition == 'succeeded' then
-  redis.call('DEL', jk, P .. 'att:' .. id)
+  -- ARGV[8] '1': keep as history (queue.retention > 0) with its attempt record;
+  -- ARGV[9] '1': its payload goes first (retention_payload).
+  if ARGV[8] == '1' then
+    if ARGV[6] ~= '' then redis.call('RPUSH', P .. 'att:' .. id, ARGV[6]) end
+    finish_job(jk, id, typ, 'succeeded', now, ARGV[9])
+  else
+    delete_job(id)
+  end
   leave_order(id, typ, okey, now)
   -- The outbox: follow-up jobs (a handler's actions) are stored in this same script.
-  -- ARGV[8] dedupe ttl, ARGV[9] count, then per job 10 fields, a key count and the keys.
+  -- ARGV[11] dedupe ttl, ARGV[12] count, then per job 13 fields, a key count and the keys.
   local woke = false
-  local pos = 10
-  for _ = 1, tonumber(ARGV[9] or '0') do
+  local pos = 13
+  for _ = 1, tonumber(ARGV[12] or '0') do
     local keys = {}
-    for k = 1, tonumber(ARGV[pos + 10]) do keys[k] = ARGV[pos + 10 + k] end
+    for k = 1, tonumber(ARGV[pos + 13]) do keys[k] = ARGV[pos + 13 + k] end
     local fid, ftyp = ARGV[pos], ARGV[pos + 1]
     if not dedupe_holder(keys) and redis.call('EXISTS', P .. 'job:' .. fid) == 0 then
       tally(now, ftyp, 1, 0, 0)
-      if store_job(now, ARGV[8], fid, ftyp, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4],
+      if store_job(now, ARGV[11], fid, ftyp, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4],
                    ARGV[pos + 5], tonumber(ARGV[pos + 6]), ARGV[pos + 7], ARGV[pos + 8],
-                   ARGV[pos + 9], keys) then
+                   ARGV[pos + 9], ARGV[pos + 10], ARGV[pos + 11], ARGV[pos + 12], keys) then
         redis.call('PUBLISH', P .. 'wake', ftyp)
         woke = true
       end
     end
-    pos = pos + 11 + #keys
+    pos = pos + 14 + #keys
   end
   if woke then return 'woke' end
   return 'ok'
@@ -225,10 +303,11 @@ end
 if ARGV[6] ~= '' then redis.call('RPUSH', P .. 'att:' .. id, ARGV[6]) end
 redis.call('HSET', jk, 'lease_until', '0')
 if disposition == 'dead' then
-  kill(id, typ, okey, now)
+  kill(id, typ, okey, now, ARGV[10])
   return 'ok'
 end
 if disposition == 'release' then redis.call('HINCRBY', jk, 'attempt', -1) end
+index_state(jk, id, 'ready')
 local run_at = tonumber(ARGV[5])
 if make_ready(id, typ, okey, run_at, false) and run_at <= now then
   redis.call('PUBLISH', P .. 'wake', typ)
@@ -261,9 +340,10 @@ for _, typ in ipairs(redis.call('SMEMBERS', P .. 'types')) do
       redis.call('RPUSH', P .. 'att:' .. id, record)
       redis.call('HSET', jk, 'lease_until', '0')
       if attempt >= tonumber(f[2]) then
-        kill(id, typ, f[4] or '', now)
+        kill(id, typ, f[4] or '', now, 'lease expired: worker died or stalled')
         dead = dead + 1
       else
+        index_state(jk, id, 'ready')
         if make_ready(id, typ, f[4] or '', now, false) then
           redis.call('PUBLISH', P .. 'wake', typ)
         end
@@ -286,6 +366,14 @@ for _, typ in ipairs(redis.call('SMEMBERS', P .. 'types')) do
   out[#out + 1] = redis.call('ZCOUNT', rk, '(' .. now, '+inf')
   out[#out + 1] = redis.call('ZCARD', P .. 'inflight:' .. typ)
   out[#out + 1] = redis.call('ZCARD', P .. 'dead:' .. typ)
+  for _, state in ipairs({'succeeded', 'cancelled', 'replayed'}) do
+    out[#out + 1] = tonumber(redis.call('HGET', P .. 'fcount:' .. state, typ) or '0')
+  end
+  out[#out + 1] = redis.call('SISMEMBER', P .. 'paused', typ)
+  local oldest = redis.call('ZRANGEBYSCORE', rk, '-inf', now, 'LIMIT', 0, 1)
+  local at = 0
+  if oldest[1] then at = tonumber(redis.call('HGET', P .. 'job:' .. oldest[1], 'enqueued_at') or '0') end
+  out[#out + 1] = at
 end
 return out
 )lua";
@@ -359,21 +447,150 @@ end
 return out
 )lua";
 
-constexpr char kReplay[] = R"lua(
-return replay(ARGV[2], tonumber(ARGV[1]))
+// now id new_id dead_only finpay
+constexpr char kRerun[] = R"lua(
+return rerun(tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5])
 )lua";
 
 constexpr char kPurge[] = R"lua(
 return purge(ARGV[1])
 )lua";
 
+// now type finpay new_id... : the oldest dead jobs, one new id each.
 constexpr char kReplayChunk[] = R"lua(
 local now = tonumber(ARGV[1])
 local done = 0
-for _, id in ipairs(redis.call('ZRANGE', dead_key(ARGV[2]), 0, tonumber(ARGV[3]) - 1)) do
-  done = done + replay(id, now)
+local n = #ARGV - 3
+if n <= 0 then return 0 end
+for i, id in ipairs(redis.call('ZRANGE', dead_key(ARGV[2]), 0, n - 1)) do
+  if rerun(now, id, ARGV[3 + i], true, ARGV[3])[1] == 'ok' then done = done + 1 end
 end
 return done
+)lua";
+
+// now cut_all cut_payload|'' limit -> {pruned, payloads pruned}
+constexpr char kPrune[] = R"lua(
+local limit = tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', P .. 'finished', '-inf', ARGV[2], 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  local f = redis.call('HMGET', P .. 'job:' .. id, 'type', 'ix')
+  if f[1] and f[2] then redis.call('HINCRBY', P .. 'fcount:' .. f[2], f[1], -1) end
+  delete_job(id)
+end
+local emptied = {}
+if ARGV[3] ~= '' then
+  emptied = redis.call('ZRANGEBYSCORE', P .. 'finpay', '-inf', ARGV[3], 'LIMIT', 0, limit)
+  for _, id in ipairs(emptied) do
+    redis.call('HSET', P .. 'job:' .. id, 'payload', 'null', 'headers', '{}', 'payload_pruned', '1')
+    redis.call('ZREM', P .. 'finpay', id)
+  end
+end
+return {#ids, #emptied}
+)lua";
+
+// drive before|'' limit budget now state type source from to q
+//   -> {next_cursor|'', total, {id...}, {{hgetall, {}}...}}
+constexpr char kListJobs[] = R"lua(
+local drive, limit, budget, now = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local st, typ, src, from, to, q = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]),
+  ARGV[11]
+local max = '+inf'
+if ARGV[2] ~= '' then max = '(' .. ARGV[2] end
+local ids, jobs = {}, {}
+local scanned, last, more = 0, '', false
+local offset = 0
+while not more do
+  local batch = redis.call('ZREVRANGEBYSCORE', drive, max, '-inf', 'WITHSCORES', 'LIMIT', offset, 256)
+  if #batch == 0 then break end
+  offset = offset + #batch / 2
+  for i = 1, #batch, 2 do
+    if scanned >= budget or #ids >= limit then
+      more = true
+      break
+    end
+    scanned = scanned + 1
+    local id = batch[i]
+    last = batch[i + 1]
+    local jk = P .. 'job:' .. id
+    local f = redis.call('HMGET', jk, 'ix', 'type', 'source', 'enqueued_at', 'run_at')
+    local ok = f[1] ~= false
+    if ok and st == 'delayed' then
+      ok = f[1] == 'ready' and tonumber(f[5]) > now
+    elseif ok and st ~= '' then
+      ok = f[1] == st
+    end
+    if ok and typ ~= '' then ok = f[2] == typ end
+    if ok and src ~= '' then ok = f[3] == src end
+    if ok and from > 0 then ok = tonumber(f[4]) >= from end
+    if ok and to > 0 then ok = tonumber(f[4]) < to end
+    if ok and q ~= '' then
+      local payload = redis.call('HGET', jk, 'payload')
+      ok = payload ~= false and string.find(payload, q, 1, true) ~= nil
+    end
+    if ok then
+      ids[#ids + 1] = id
+      jobs[#jobs + 1] = {redis.call('HGETALL', jk), {}}
+    end
+  end
+end
+if not more then last = '' end
+return {last, redis.call('ZCARD', drive), ids, jobs}
+)lua";
+
+// now id -> 'ok' | 'notfound' | the state it is in
+constexpr char kRunNow[] = R"lua(
+local now, id = tonumber(ARGV[1]), ARGV[2]
+local jk = P .. 'job:' .. id
+local f = redis.call('HMGET', jk, 'ix', 'state', 'type', 'run_at')
+if not f[1] then return 'notfound' end
+if f[1] ~= 'ready' then return f[1] end
+if tonumber(f[4]) > now then
+  redis.call('HSET', jk, 'run_at', I(now))
+  if f[2] == 'ready' then
+    redis.call('ZADD', P .. 'ready:' .. f[3], I(now), id)
+    redis.call('PUBLISH', P .. 'wake', f[3])
+  end
+end
+return 'ok'
+)lua";
+
+// now id finpay -> 'ok' | 'notfound' | the state it is in
+constexpr char kCancel[] = R"lua(
+local now, id = tonumber(ARGV[1]), ARGV[2]
+local jk = P .. 'job:' .. id
+local f = redis.call('HMGET', jk, 'ix', 'state', 'type', 'ordering_key')
+if not f[1] then return 'notfound' end
+if f[1] ~= 'ready' then return f[1] end
+if f[2] == 'parked' then
+  redis.call('HINCRBY', P .. 'parked', f[3], -1)
+else
+  redis.call('ZREM', P .. 'ready:' .. f[3], id)
+end
+leave_order(id, f[3], f[4] or '', now)
+finish_job(jk, id, f[3], 'cancelled', now, ARGV[3])
+return 'ok'
+)lua";
+
+// type 1|0
+constexpr char kPause[] = R"lua(
+if ARGV[2] == '1' then return redis.call('SADD', P .. 'paused', ARGV[1]) end
+redis.call('PUBLISH', P .. 'wake', ARGV[1])
+return redis.call('SREM', P .. 'paused', ARGV[1])
+)lua";
+
+// entry_json -> seq. The newest 100000 entries are kept.
+constexpr char kAuditAdd[] = R"lua(
+local seq = redis.call('INCR', P .. 'audit:seq')
+redis.call('ZADD', P .. 'audit', seq, I(seq) .. ' ' .. ARGV[1])
+redis.call('ZREMRANGEBYRANK', P .. 'audit', 0, -100001)
+return seq
+)lua";
+
+// before|'' limit -> {member...} newest first
+constexpr char kAuditList[] = R"lua(
+local max = '+inf'
+if ARGV[1] ~= '' then max = '(' .. ARGV[1] end
+return redis.call('ZREVRANGEBYSCORE', P .. 'audit', max, '-inf', 'LIMIT', 0, tonumber(ARGV[2]))
 )lua";
 
 constexpr char kPurgeChunk[] = R"lua(
@@ -396,11 +613,18 @@ constexpr std::array<Entry, kScriptCount> kScripts = {{
     {"stats", kStats},
     {"get_job", kGetJob},
     {"list_dead", kListDead},
-    {"replay", kReplay},
+    {"rerun", kRerun},
     {"purge", kPurge},
     {"replay_chunk", kReplayChunk},
     {"purge_chunk", kPurgeChunk},
     {"throughput", kThroughput},
+    {"prune", kPrune},
+    {"list_jobs", kListJobs},
+    {"run_now", kRunNow},
+    {"cancel", kCancel},
+    {"pause", kPause},
+    {"audit_add", kAuditAdd},
+    {"audit_list", kAuditList},
 }};
 
 }  // namespace

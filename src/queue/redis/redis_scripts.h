@@ -15,24 +15,33 @@ inline constexpr char kWakeChannel[] = "fb:wake";
 
 enum class Script {
   kEnqueue,      // now max_depth dedupe_ttl_ms id type source ordering_key max_attempts
-                 // enqueued_at run_at payload headers traceparent n_keys key...
+                 // enqueued_at run_at payload headers traceparent parent_id replay_of
+                 // search_keys('\n'-joined) n_keys key...
                  //   -> {"ok","1"|"0" (runnable now)} | {"dup",holder} | {"full",""}
                  //      | {"exists",id}
   kClaim,        // now n (type limit lease_ms)*n -> flat {id attempt type source dedupe_key
                  //   payload headers traceparent ordering_key max_attempts enqueued_at run_at}*
-  kFinish,       // now id attempt disposition run_at record_json busy_ms
-                 //   [dedupe_ttl_ms n follow-ups...] -> "ok"|"woke"|"stale"
+  kFinish,       // now id attempt disposition run_at record_json busy_ms keep finpay
+                 //   last_error dedupe_ttl_ms n follow-ups... -> "ok"|"woke"|"stale"
   kSweep,        // now limit -> {requeued dead more}
-  kStats,        // now -> flat {type ready delayed in_flight dead}*
+  kStats,        // now -> flat {type ready delayed in_flight dead succeeded cancelled
+                 //   replayed paused oldest_ready_enqueued_at}*
   kGetJob,       // id -> {hgetall-flat, attempts}
   kListDead,     // type|"" limit cursor_score|"" cursor_id -> flat {id dead_at}*
-  kReplay,       // now id -> 1|0
+  kRerun,        // now id new_id dead_only finpay -> {'ok'}|{'notfound'}|{'state',s,as}|{'pruned'}
   kPurge,        // id -> 1|0
-  kReplayChunk,  // now type|"" n -> replayed
+  kReplayChunk,  // now type|"" finpay new_id... -> replayed
   kPurgeChunk,   // type|"" n -> purged
   kThroughput,   // now first_minute -> {since, ("a:"|"f:"|"b:" .. type, count)*}
+  kPrune,        // now cut_all cut_payload|"" limit -> {pruned, payloads_pruned}
+  kListJobs,     // see the script
+  kRunNow,       // now id -> "ok"|"notfound"|state
+  kCancel,       // now id finpay -> "ok"|"notfound"|state
+  kPause,        // type 1|0
+  kAuditAdd,     // entry_json -> seq
+  kAuditList,    // before|"" limit -> {"<seq> <json>"...}
 };
-inline constexpr int kScriptCount = 12;
+inline constexpr int kScriptCount = 19;
 
 const std::string& ScriptSource(Script script);
 const char* ScriptName(Script script);

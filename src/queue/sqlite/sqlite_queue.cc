@@ -548,7 +548,7 @@ void SqliteQueue::FailOp(Op& op, const Status& status) {
 }
 
 void SqliteQueue::Enqueue(NewJob job, EnqueueCallback done) {
-  if (!redact_.empty()) job.payload_json = RedactPayload(job.payload_json, redact_);
+  PrepareNewJob(job, redact_);
   pending_.Submit(EnqueueOp{std::move(job), std::move(done), {}},
                   std::chrono::steady_clock::now() + timeout_);
 }
@@ -558,10 +558,7 @@ void SqliteQueue::Claim(std::vector<ClaimSlots> slots, ClaimCallback done) {
 }
 
 void SqliteQueue::Finish(JobFinish finish, StatusCallback done) {
-  for (NewJob& follow_up : finish.follow_ups) {
-    if (follow_up.parent_id.empty()) follow_up.parent_id = finish.job_id;
-    if (!redact_.empty()) follow_up.payload_json = RedactPayload(follow_up.payload_json, redact_);
-  }
+  PrepareFinish(finish, redact_);
   pending_.Submit(FinishOp{std::move(finish), std::move(done), {}});
 }
 
@@ -1069,7 +1066,6 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
         CountState(type, kStateSucceeded, 1);
         AttemptRecord record = finish.record;
         record.attempt = finish.attempt;
-        if (record.outcome.empty()) record.outcome = "succeeded";
         if (Status s = InsertAttempt(finish.job_id, record); !s.ok()) return s;
       } else {
         int64_t seq = 0;
@@ -1371,6 +1367,7 @@ Status SqliteQueue::ApplyRerun(const std::string& id, bool dead_only, int64_t no
     outcome = stored.status;
     return Status::Ok();
   }
+  --batch_throughput_[job.type].arrived;  // a replay is not an arrival (TypeThroughput)
   if (original.state == JobState::kDead) {
     sqlite::Query mark(write_.mark_replayed);
     mark.Bind(1, id).Bind(2, job.id).Bind(3, now_ms);
