@@ -1351,6 +1351,305 @@ TEST_P(QueueContractTest, StatsCountEachTypeAndState) {
   }));
 }
 
+// ---- history, search, operator actions (issue 15) -----------------------------------
+
+// Every id a filter finds, paging with a small limit: also proves pages neither repeat
+// nor skip a job.
+std::vector<std::string> ListAll(Queue& queue, const JobFilter& filter, int limit = 3) {
+  std::vector<std::string> ids;
+  std::string cursor;
+  for (int pages = 0; pages < 1000; ++pages) {
+    Result<JobPage> page = queue.ListJobs(filter, limit, cursor);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (!page.ok()) break;
+    EXPECT_LE(static_cast<int>(page->items.size()), limit);
+    for (const Job& job : page->items) ids.push_back(job.id);
+    cursor = page->next_cursor;
+    if (cursor.empty()) break;
+  }
+  return ids;
+}
+
+NewJob KeyedJob(int n, const std::string& type, std::vector<std::string> keys) {
+  NewJob job = MakeJob(JobId(n), type);
+  job.search_keys = std::move(keys);
+  return job;
+}
+
+TEST_P(QueueContractTest, FinishedJobsAreKeptForRetentionThenPruned) {
+  config_.retention = milliseconds(3600'000);
+  config_.retention_payload = milliseconds(600'000);
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, KeyedJob(1, "t", {"user:U1"})).outcome, EnqueueOutcome::kAccepted);
+  ASSERT_EQ(EnqueueSync(*queue, KeyedJob(2, "t", {"user:U1"})).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> claimed = ClaimOk(*queue, "t", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kSucceeded)).ok());
+  ASSERT_TRUE(queue->Cancel(JobId(2)).ok());
+  TypeDepth depth = DepthOf(*queue, "t");
+  EXPECT_EQ(depth.succeeded, 1);
+  EXPECT_EQ(depth.cancelled, 1);
+  EXPECT_EQ(depth.ready, 0);
+  EXPECT_EQ(ListAll(*queue, ByKey("user:U1")), (std::vector<std::string>{JobId(2), JobId(1)}));
+
+  // Past retention_payload: metadata, attempts and keys stay; the payload goes.
+  clock_.Advance(milliseconds(600'001));
+  ASSERT_TRUE(WaitUntil([&] {
+    Result<Job> job = queue->GetJob(JobId(1));
+    return job.ok() && job->payload_pruned;
+  }));
+  Result<Job> job = queue->GetJob(JobId(1));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->payload_json, "null");
+  EXPECT_EQ(job->headers_json, "{}");
+  EXPECT_EQ(job->state, JobState::kSucceeded);
+  EXPECT_EQ(job->attempts.size(), 1u);
+  EXPECT_EQ(queue->Rerun(JobId(1)).status().code(), StatusCode::kFailedPrecondition);
+
+  // Past retention: gone, with their keys and counts.
+  clock_.Advance(milliseconds(3000'000));
+  ASSERT_TRUE(WaitUntil([&] {
+    return queue->GetJob(JobId(1)).status().code() == StatusCode::kNotFound &&
+           queue->GetJob(JobId(2)).status().code() == StatusCode::kNotFound;
+  }));
+  EXPECT_TRUE(ListAll(*queue, ByKey("user:U1")).empty());
+  depth = DepthOf(*queue, "t");
+  EXPECT_EQ(depth.succeeded, 0);
+  EXPECT_EQ(depth.cancelled, 0);
+}
+
+TEST_P(QueueContractTest, RetentionZeroDeletesASucceededJobAtOnce) {
+  config_.retention = milliseconds(0);
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  ASSERT_EQ(EnqueueSync(*queue, KeyedJob(1, "t", {"user:U1"})).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> claimed = ClaimOk(*queue, "t", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kSucceeded)).ok());
+  EXPECT_EQ(queue->GetJob(JobId(1)).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(ListAll(*queue, ByKey("user:U1")).empty());
+  EXPECT_TRUE(ListAll(*queue, JobFilter{}).empty());
+  Result<std::vector<TypeDepth>> stats = queue->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_TRUE(stats->empty());
+}
+
+TEST_P(QueueContractTest, RedactedValuesAreNeverStored) {
+  config_.redact = {"/user/email", "/items", "/missing"};
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  NewJob job = MakeJob(JobId(1), "t");
+  job.payload_json = R"({"user":{"id":"U1","email":"a@example.com"},"items":[1,{"x":2}],"n":3})";
+  ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+  std::vector<Job> claimed = ClaimOk(*queue, "t", 1);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].payload_json,
+            R"({"user":{"id":"U1","email":"[redacted]"},"items":"[redacted]","n":3})");
+  // A success's actions are redacted the same way, and linked to it.
+  JobFinish finish = Finished(claimed[0], Disposition::kSucceeded);
+  NewJob action = MakeJob(JobId(2), "action.slack");
+  action.payload_json = R"({"user":{"email":"b@example.com"}})";
+  finish.follow_ups.push_back(action);
+  ASSERT_TRUE(FinishSync(*queue, std::move(finish)).ok());
+  Result<Job> stored = queue->GetJob(JobId(2));
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  EXPECT_EQ(stored->payload_json, R"({"user":{"email":"[redacted]"}})");
+  EXPECT_EQ(stored->parent_id, JobId(1));
+  EXPECT_EQ(ListAll(*queue, ByKey("parent:" + JobId(1))), std::vector<std::string>{JobId(2)});
+}
+
+TEST_P(QueueContractTest, ListJobsFiltersByKeyStateTypeSourceTextAndTime) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  const int64_t start = clock_.NowMs();
+  for (int i = 1; i <= 12; ++i) {
+    NewJob job = KeyedJob(i, i % 2 == 0 ? "even" : "odd",
+                          {i % 3 == 0 ? "slack.user:U3" : "slack.user:U" + std::to_string(i),
+                           "slack.team:T1"});
+    job.source = i <= 6 ? "slack" : "github";
+    job.payload_json = R"({"text":"hello )" + std::to_string(i) + R"("})";
+    if (i == 12) job.run_at_ms = start + 60'000;  // delayed
+    ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+    clock_.Advance(milliseconds(1000));
+  }
+  // Newest first; the key index, then every other filter on top of it.
+  EXPECT_EQ(ListAll(*queue, ByKey("slack.user:U3")),
+            (std::vector<std::string>{JobId(12), JobId(9), JobId(6), JobId(3)}));
+  EXPECT_EQ(ListAll(*queue, ByKey("slack.team:T1")).size(), 12u);
+  EXPECT_TRUE(ListAll(*queue, ByKey("slack.user:nobody")).empty());
+  JobFilter filter = ByKey("slack.user:U3");
+  filter.type = "odd";
+  EXPECT_EQ(ListAll(*queue, filter), (std::vector<std::string>{JobId(9), JobId(3)}));
+  filter.source = "github";
+  EXPECT_EQ(ListAll(*queue, filter), (std::vector<std::string>{JobId(9)}));
+
+  JobFilter text;
+  text.q = "hello 1";  // 1, 10, 11, 12
+  EXPECT_EQ(ListAll(*queue, text),
+            (std::vector<std::string>{JobId(12), JobId(11), JobId(10), JobId(1)}));
+  JobFilter window;
+  window.from_ms = start + 2000;  // jobs 3..
+  window.to_ms = start + 5000;    // ..5
+  EXPECT_EQ(ListAll(*queue, window),
+            (std::vector<std::string>{JobId(5), JobId(4), JobId(3)}));
+  JobFilter trace;
+  trace.key = "trace:0af7651916cd43dd8448eb211c80319c";  // MakeJob's traceparent
+  EXPECT_EQ(ListAll(*queue, trace).size(), 12u);
+
+  // States: two claimed, one dead, one delayed.
+  std::vector<Job> claimed = ClaimOk(*queue, "odd", 2);
+  ASSERT_EQ(claimed.size(), 2u);
+  ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kDead, 0, "boom")).ok());
+  JobFilter state;
+  state.state = "in_flight";
+  EXPECT_EQ(ListAll(*queue, state), std::vector<std::string>{claimed[1].id});
+  state.state = "dead";
+  EXPECT_EQ(ListAll(*queue, state), std::vector<std::string>{claimed[0].id});
+  state.state = "delayed";
+  EXPECT_EQ(ListAll(*queue, state), std::vector<std::string>{JobId(12)});
+  state.state = "ready";
+  EXPECT_EQ(ListAll(*queue, state).size(), 10u);
+  state.state = "bogus";
+  EXPECT_EQ(queue->ListJobs(state, 10, "").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(queue->ListJobs(JobFilter{}, 10, "not-a-cursor").status().code(),
+            StatusCode::kInvalidArgument);
+
+  // The first page says about how many the index holds; items carry their keys.
+  Result<JobPage> first = queue->ListJobs(ByKey("slack.user:U3"), 2, "");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->total_estimate, 4);
+  ASSERT_EQ(first->items.size(), 2u);
+  const std::vector<std::string>& keys = first->items[0].search_keys;
+  EXPECT_NE(std::find(keys.begin(), keys.end(), "slack.user:U3"), keys.end());
+  EXPECT_FALSE(first->next_cursor.empty());
+}
+
+// A filter that matches nothing among many jobs answers in bounded pages, each with a
+// cursor to go on from, and ends.
+TEST_P(QueueContractTest, ListJobsScanIsBoundedPerPage) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  auto tally = std::make_shared<EnqueueTally>();
+  constexpr int kJobs = 12'000;
+  for (int i = 0; i < kJobs; ++i) queue->Enqueue(MakeJob(JobId(i), "t"), tally->Callback());
+  ASSERT_TRUE(tally->WaitAnswered(kJobs));
+  JobFilter filter;
+  filter.q = "not in any payload";
+  int pages = 0;
+  std::string cursor;
+  do {
+    Result<JobPage> page = queue->ListJobs(filter, 50, cursor);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    EXPECT_TRUE(page->items.empty());
+    cursor = page->next_cursor;
+    ++pages;
+  } while (!cursor.empty() && pages < 100);
+  EXPECT_TRUE(cursor.empty());
+  EXPECT_GE(pages, 1);
+  // Redis examines at most 5000 rows per call, SQLite 20000.
+  EXPECT_LE(pages, 4);
+  if (GetParam() == "redis") {
+    EXPECT_GE(pages, 3);
+  }
+}
+
+TEST_P(QueueContractTest, PausedTypeIsNotClaimedWhileIngressAccepts) {
+  auto queue = Open();
+  auto other = Open();  // another process on the same store sees the pause
+  ASSERT_NE(queue, nullptr);
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(queue->SetPaused("a", true).ok());
+  ASSERT_TRUE(queue->SetPaused("a", true).ok());  // idempotent
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(1), "a")).outcome, EnqueueOutcome::kAccepted);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2), "b")).outcome, EnqueueOutcome::kAccepted);
+  EXPECT_TRUE(ClaimOk(*other, "a", 10).empty());
+  EXPECT_EQ(ClaimOk(*other, "b", 10).size(), 1u);
+  TypeDepth depth = DepthOf(*other, "a");
+  EXPECT_TRUE(depth.paused);
+  EXPECT_EQ(depth.ready, 1);
+  EXPECT_EQ(depth.oldest_ready_at_ms, clock_.NowMs());
+  EXPECT_FALSE(DepthOf(*other, "b").paused);
+  ASSERT_TRUE(other->SetPaused("a", false).ok());
+  EXPECT_EQ(ClaimOk(*queue, "a", 10).size(), 1u);
+  EXPECT_FALSE(DepthOf(*queue, "a").paused);
+  EXPECT_EQ(queue->SetPaused("", true).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(QueueContractTest, CancelRunNowAndRerun) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  NewJob delayed = MakeJob(JobId(1), "t");
+  delayed.run_at_ms = clock_.NowMs() + 3600'000;
+  ASSERT_EQ(EnqueueSync(*queue, delayed).outcome, EnqueueOutcome::kAccepted);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(2), "t")).outcome, EnqueueOutcome::kAccepted);
+  EXPECT_EQ(queue->RunNow("missing").code(), StatusCode::kNotFound);
+
+  // Cancel: only a waiting job; it never runs and is kept as history.
+  ASSERT_TRUE(queue->Cancel(JobId(2)).ok());
+  EXPECT_EQ(queue->Cancel(JobId(2)).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(queue->Cancel("missing").code(), StatusCode::kNotFound);
+  EXPECT_EQ(queue->GetJob(JobId(2))->state, JobState::kCancelled);
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());  // job 1 is delayed, job 2 cancelled
+
+  // Run now: the delayed job is claimable at once.
+  ASSERT_TRUE(queue->RunNow(JobId(1)).ok());
+  std::vector<Job> claimed = ClaimOk(*queue, "t", 10);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].id, JobId(1));
+  EXPECT_EQ(queue->Cancel(JobId(1)).code(), StatusCode::kFailedPrecondition);  // running
+  EXPECT_EQ(queue->RunNow(JobId(1)).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(queue->Rerun(JobId(1)).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(FinishSync(*queue, Finished(claimed[0], Disposition::kSucceeded)).ok());
+
+  // Rerun of a succeeded and of a cancelled job: new jobs linked to them; the originals
+  // stay as they were.
+  Result<std::string> again = queue->Rerun(JobId(1));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_NE(*again, JobId(1));
+  EXPECT_EQ(queue->GetJob(JobId(1))->state, JobState::kSucceeded);
+  Result<std::string> revived = queue->Rerun(JobId(2));
+  ASSERT_TRUE(revived.ok()) << revived.status().ToString();
+  Result<Job> job = queue->GetJob(*revived);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->replay_of, JobId(2));
+  EXPECT_EQ(job->state, JobState::kReady);
+  claimed = ClaimOk(*queue, "t", 10);
+  EXPECT_EQ(claimed.size(), 2u);
+  for (const Job& c : claimed) EXPECT_EQ(c.attempt, 1);
+  // A rerun is not an arrival: Throughput counts the two enqueues only.
+  EXPECT_EQ(ThroughputOf(*queue, "t").arrived, 2);
+}
+
+TEST_P(QueueContractTest, AuditLogPagesNewestFirst) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  for (int i = 0; i < 5; ++i) {
+    AuditEntry entry;
+    entry.actor = "ops";
+    entry.action = "dead.replay";
+    entry.target = "op-" + std::to_string(i);
+    entry.count = i * 10;
+    entry.detail_json = R"({"filter":{"type":"t"}})";
+    ASSERT_TRUE(queue->AppendAudit(entry).ok());
+  }
+  Result<AuditPage> first = queue->ListAudit(3, "");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->items.size(), 3u);
+  EXPECT_EQ(first->items[0].target, "op-4");
+  EXPECT_EQ(first->items[0].count, 40);
+  EXPECT_EQ(first->items[0].actor, "ops");
+  EXPECT_EQ(first->items[0].action, "dead.replay");
+  EXPECT_EQ(first->items[0].detail_json, R"({"filter":{"type":"t"}})");
+  EXPECT_EQ(first->items[0].at_ms, clock_.NowMs());
+  ASSERT_FALSE(first->next_cursor.empty());
+  Result<AuditPage> second = queue->ListAudit(3, first->next_cursor);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->items.size(), 2u);
+  EXPECT_EQ(second->items[1].target, "op-0");
+  EXPECT_TRUE(second->next_cursor.empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, QueueContractTest, ::testing::Values("sqlite", "redis"),
                          [](const ::testing::TestParamInfo<std::string>& backend) {
                            return backend.param;
