@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "queue_test_util.h"
+#include "admin/bulk_operations.h"
+#include "admin/job_view.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "config/config.h"
@@ -1648,6 +1650,123 @@ TEST_P(QueueContractTest, AuditLogPagesNewestFirst) {
   ASSERT_EQ(second->items.size(), 2u);
   EXPECT_EQ(second->items[1].target, "op-0");
   EXPECT_TRUE(second->next_cursor.empty());
+}
+
+// Dead jobs of `type` numbered first.., each dead-lettered with error(i).
+void KillJobs(Queue& queue, const std::string& type, int first, int count,
+              const std::function<std::string(int)>& error) {
+  for (int i = first; i < first + count; ++i) {
+    ASSERT_EQ(EnqueueSync(queue, MakeJob(JobId(i), type)).outcome, EnqueueOutcome::kAccepted);
+    std::vector<Job> claimed = ClaimOk(queue, type, 1);
+    ASSERT_EQ(claimed.size(), 1u);
+    ASSERT_TRUE(FinishSync(queue, Finished(claimed[0], Disposition::kDead, 0, error(i))).ok());
+  }
+}
+
+std::string SlowOrAuthError(int i) {
+  return i % 2 == 0 ? "HTTP 503 from api.example.com after " + std::to_string(1000 + i) + " ms"
+                    : "invalid token 'tok-" + std::to_string(i) + "'";
+}
+
+TEST_P(QueueContractTest, BulkReplayByFilterCountsFirstThenReplaysTheSameJobs) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  KillJobs(*queue, "a", 0, 30, SlowOrAuthError);
+  KillJobs(*queue, "b", 100, 6, SlowOrAuthError);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string slow = ErrorFingerprint(SlowOrAuthError(0));
+  EXPECT_EQ(slow, ErrorFingerprint(SlowOrAuthError(2)));  // numbers differ, same problem
+  EXPECT_NE(slow, ErrorFingerprint(SlowOrAuthError(1)));
+
+  std::vector<DeadGroup> groups;
+  int64_t scanned = 0;
+  ASSERT_TRUE(GroupDead(*queue, DeadFilter{}, 1000, groups, scanned).ok());
+  EXPECT_EQ(scanned, 36);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].count, 18);
+  EXPECT_EQ(groups[0].types["a"], 15);
+
+  BulkRequest request;
+  request.filter.jobs.type = "a";
+  request.filter.fingerprint = slow;
+  request.dry_run = true;
+  std::atomic<bool> cancel{false};
+  BulkProgress counted;
+  ASSERT_TRUE(RunBulk(*queue, request, cancel, nullptr, counted).ok());
+  EXPECT_EQ(counted.matched, 15);
+  EXPECT_EQ(counted.done, 0);
+  EXPECT_EQ(DepthOf(*queue, "a").dead, 30);  // a dry run changes nothing
+
+  request.dry_run = false;
+  BulkProgress replayed;
+  ASSERT_TRUE(RunBulk(*queue, request, cancel, nullptr, replayed).ok());
+  EXPECT_EQ(replayed.done, counted.matched);
+  EXPECT_EQ(replayed.failed, 0);
+  EXPECT_EQ(DepthOf(*queue, "a").dead, 15);
+  EXPECT_EQ(DepthOf(*queue, "a").ready, 15);
+  EXPECT_EQ(DepthOf(*queue, "b").dead, 6);
+  // Each replay runs again as attempt 1 and is linked to its original.
+  std::vector<Job> claimed = ClaimOk(*queue, "a", 100);
+  ASSERT_EQ(claimed.size(), 15u);
+  for (const Job& job : claimed) {
+    EXPECT_EQ(job.attempt, 1);
+    Result<Job> again = queue->GetJob(job.id);
+    ASSERT_TRUE(again.ok());
+    Result<Job> original = queue->GetJob(again->replay_of);
+    ASSERT_TRUE(original.ok()) << again->replay_of;
+    EXPECT_EQ(original->state, JobState::kReplayed);
+    EXPECT_EQ(original->replayed_as, job.id);
+    EXPECT_EQ(ErrorFingerprint(original->last_error), slow);
+  }
+  // Delete by filter: the other group of "a".
+  request.action = BulkAction::kDelete;
+  request.filter.fingerprint = "";
+  BulkProgress deleted;
+  ASSERT_TRUE(RunBulk(*queue, request, cancel, nullptr, deleted).ok());
+  EXPECT_EQ(deleted.done, 15);
+  EXPECT_EQ(DepthOf(*queue, "a").dead, 0);
+}
+
+TEST_P(QueueContractTest, BulkOperationHoldsItsRateCapStopsWhenCancelledAndIsAudited) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  KillJobs(*queue, "a", 0, 40, SlowOrAuthError);
+  ASSERT_FALSE(HasFatalFailure());
+  Operations operations(*queue, clock_);
+
+  // The cap: 10 jobs at 25/s take at least 0.4 s however fast the store is.
+  BulkRequest capped;
+  capped.filter.jobs.type = "a";
+  capped.filter.fingerprint = ErrorFingerprint(SlowOrAuthError(1));  // 20 jobs
+  capped.rate_per_s = 25;
+  capped.actor = "ops-token";
+  const auto start = std::chrono::steady_clock::now();
+  Result<OperationView> op = operations.Start(capped);
+  ASSERT_TRUE(op.ok()) << op.status().ToString();
+  EXPECT_EQ(op->state, "running");
+  ASSERT_TRUE(WaitUntil([&] { return operations.Get(op->id)->progress.done >= 10; },
+                        milliseconds(20'000)));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(390));
+  // Cancel: it stops between two jobs; what it did stays done.
+  ASSERT_TRUE(operations.Cancel(op->id));
+  ASSERT_TRUE(WaitUntil([&] { return operations.Get(op->id)->state != "running"; }));
+  OperationView ended = *operations.Get(op->id);
+  EXPECT_EQ(ended.state, "cancelled");
+  EXPECT_GE(ended.progress.done, 10);
+  EXPECT_LT(ended.progress.done, 20);
+  EXPECT_EQ(DepthOf(*queue, "a").dead, 40 - ended.progress.done);
+  EXPECT_FALSE(operations.Cancel("op_missing"));
+
+  Result<AuditPage> audit = queue->ListAudit(10, "");
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->items.size(), 1u);
+  EXPECT_EQ(audit->items[0].action, "dead.replay");
+  EXPECT_EQ(audit->items[0].actor, "ops-token");
+  EXPECT_EQ(audit->items[0].target, op->id);
+  EXPECT_EQ(audit->items[0].count, ended.progress.done);
+  EXPECT_NE(audit->items[0].detail_json.find(capped.filter.fingerprint), std::string::npos);
+  EXPECT_NE(audit->items[0].detail_json.find("\"cancelled\""), std::string::npos);
+  ASSERT_EQ(operations.List().size(), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, QueueContractTest, ::testing::Values("sqlite", "redis"),
