@@ -101,6 +101,24 @@ Status RunBulk(Queue& queue, const BulkRequest& request, const std::atomic<bool>
   return failure;
 }
 
+void AuditBulk(Queue& queue, const BulkRequest& request, const BulkProgress& progress,
+               const std::string& state, const std::string& target) {
+  AuditEntry entry;
+  entry.actor = request.actor;
+  entry.action = std::string("dead.") + BulkActionName(request.action);
+  entry.target = target;
+  entry.count = progress.done;
+  entry.detail_json = nlohmann::json{{"filter", DeadFilterJson(request.filter)},
+                                     {"state", state},
+                                     {"matched", progress.matched},
+                                     {"failed", progress.failed},
+                                     {"rate_per_s", request.rate_per_s}}
+                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (Status st = queue.AppendAudit(entry); !st.ok()) {
+    log::Error("audit log write failed", {{"target", target}, {"error", st.message()}});
+  }
+}
+
 Status GroupDead(Queue& queue, const DeadFilter& filter, int64_t max_jobs,
                  std::vector<DeadGroup>& groups, int64_t& scanned) {
   std::map<std::string, DeadGroup> by_fingerprint;
@@ -229,22 +247,7 @@ void Operations::Run(std::shared_ptr<Running> op) {
     op->view.error = st.ok() ? "" : st.message();
     view = op->view;
   }
-  if (!request.dry_run) {
-    AuditEntry entry;
-    entry.actor = request.actor;
-    entry.action = std::string("dead.") + BulkActionName(request.action);
-    entry.target = view.id;
-    entry.count = progress.done;
-    entry.detail_json = nlohmann::json{{"filter", DeadFilterJson(request.filter)},
-                                       {"state", view.state},
-                                       {"matched", progress.matched},
-                                       {"failed", progress.failed},
-                                       {"rate_per_s", request.rate_per_s}}
-                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    if (Status audit = queue_.AppendAudit(entry); !audit.ok()) {
-      log::Error("audit log write failed", {{"operation", view.id}, {"error", audit.message()}});
-    }
-  }
+  if (!request.dry_run) AuditBulk(queue_, request, progress, view.state, view.id);
   log::Info("bulk operation ended", {{"operation", view.id},
                                      {"action", BulkActionName(request.action)},
                                      {"state", view.state},

@@ -54,6 +54,11 @@ Status RunBulk(Queue& queue, const BulkRequest& request, const std::atomic<bool>
                const std::function<void(const BulkProgress&)>& progress,
                BulkProgress& progress_out);
 
+// Writes the audit entry of a bulk operation that ended in `state` (a dry run changes
+// nothing and is not audited by its callers). `target`: the operation id, or "cli".
+void AuditBulk(Queue& queue, const BulkRequest& request, const BulkProgress& progress,
+               const std::string& state, const std::string& target);
+
 // One group of GET /dead?group=fingerprint.
 struct DeadGroup {
   std::string fingerprint;

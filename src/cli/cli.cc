@@ -37,6 +37,63 @@ int Main(int argc, char** argv) {
   bool json = false;
   stats->add_flag("--json", json, "print JSON");
 
+  std::string pause_type;
+  auto* pause = queue->add_subcommand("pause", "stop workers claiming a job type (ingress still accepts)");
+  add_config(pause);
+  pause->add_option("type", pause_type, "job type")->required();
+  auto* resume = queue->add_subcommand("resume", "let workers claim a paused job type again");
+  add_config(resume);
+  resume->add_option("type", pause_type, "job type")->required();
+
+  // jobs: search and act on any job, as the admin API does (same code, same audit log).
+  auto* jobs = app.add_subcommand("jobs", "search jobs and act on one");
+  jobs->require_subcommand(1);
+  std::map<std::string, std::string> job_filter;
+  std::string job_id, job_cursor;
+  int job_limit = 50;
+  auto* jobs_list = jobs->add_subcommand("list", "jobs matching a filter, newest first");
+  add_config(jobs_list);
+  for (const char* key : {"state", "type", "source", "key", "q", "from", "to", "trace_id"}) {
+    jobs_list->add_option_function<std::string>(
+        std::string("--") + (std::string(key) == "trace_id" ? "trace-id" : key),
+        [&job_filter, key](const std::string& value) { job_filter[key] = value; },
+        std::string("filter: ") + key);
+  }
+  jobs_list->add_option("--limit", job_limit, "page size")->check(CLI::Range(1, 1000));
+  jobs_list->add_option("--cursor", job_cursor, "cursor from the previous page");
+  bool jobs_json = false;
+  jobs_list->add_flag("--json", jobs_json, "print JSON");
+  auto* jobs_show = jobs->add_subcommand("show", "a job with its attempts, actions and replays");
+  add_config(jobs_show);
+  jobs_show->add_option("id", job_id, "job id")->required();
+  auto* jobs_retry = jobs->add_subcommand(
+      "retry", "run a dead/finished job again as a new job, or a delayed one now");
+  add_config(jobs_retry);
+  jobs_retry->add_option("id", job_id, "job id")->required();
+  auto* jobs_cancel = jobs->add_subcommand("cancel", "cancel a waiting job");
+  add_config(jobs_cancel);
+  jobs_cancel->add_option("id", job_id, "job id")->required();
+
+  // dead: the dead-letter queue by filter (grouped by error, bulk replay and delete).
+  auto* dead = app.add_subcommand("dead", "dead-letter queue by filter");
+  dead->require_subcommand(1);
+  std::string dead_filter;
+  bool dead_dry_run = false;
+  double dead_rate = 0;
+  auto* dead_list = dead->add_subcommand("list", "dead jobs grouped by error fingerprint");
+  add_config(dead_list);
+  dead_list->add_option("--filter", dead_filter, "type=,source=,key=,q=,from=,to=,fingerprint=");
+  auto* dead_replay = dead->add_subcommand("replay", "replay the dead jobs a filter matches");
+  auto* dead_delete = dead->add_subcommand("delete", "delete the dead jobs a filter matches");
+  for (CLI::App* cmd : {dead_replay, dead_delete}) {
+    add_config(cmd);
+    cmd->add_option("--filter", dead_filter, "type=,source=,key=,q=,from=,to=,fingerprint=")
+        ->required();
+    cmd->add_flag("--dry-run", dead_dry_run, "only count the jobs it would touch");
+    cmd->add_option("--rate", dead_rate, "at most this many jobs per second (0: no cap)")
+        ->check(CLI::NonNegativeNumber);
+  }
+
   auto* dlq = app.add_subcommand("dlq", "dead-letter queue tools");
   dlq->require_subcommand(1);
   std::string type, cursor, id;
@@ -76,6 +133,15 @@ int Main(int argc, char** argv) {
   if (*check) return Check(config_path);
   if (*send) return Send(config_path, source, data, url);
   if (*stats) return QueueStats(config_path, json);
+  if (*pause || *resume) return QueuePause(config_path, pause_type, pause->parsed());
+  if (*jobs_list) return JobsList(config_path, job_filter, job_limit, job_cursor, jobs_json);
+  if (*jobs_show) return JobsShow(config_path, job_id);
+  if (*jobs_retry) return JobsRetry(config_path, job_id);
+  if (*jobs_cancel) return JobsCancel(config_path, job_id);
+  if (*dead_list) return DeadGroups(config_path, dead_filter);
+  if (*dead_replay || *dead_delete) {
+    return DeadBulk(config_path, dead_replay->parsed(), dead_filter, dead_dry_run, dead_rate);
+  }
   if (*list) return DlqList(config_path, type, limit, cursor);
   if (*show) return DlqShow(config_path, id);
   if (*replay || *purge) {

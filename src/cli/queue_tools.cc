@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "admin/admin_api.h"
+#include "admin/job_view.h"
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "common/units.h"
@@ -16,59 +17,6 @@
 #include "telemetry/log.h"
 
 namespace firebreak::cli {
-namespace {
-
-// Loads the config (secrets are not needed) and opens its queue. On failure prints
-// why and sets `exit_code` (usage error for a bad config, failure for the store).
-// `loaded`, when given, receives the config.
-std::unique_ptr<Queue> OpenForTools(const std::string& config_path, int& exit_code,
-                                    Config* loaded = nullptr) {
-  log::SendToStderr();  // e.g. a durability warning must not corrupt --json output
-  auto config = LoadForCli(config_path, /*resolve_secrets=*/false);
-  if (!config) {
-    exit_code = kExitUsage;
-    return nullptr;
-  }
-  if (loaded != nullptr) *loaded = *config;
-  auto queue = OpenQueue(config->queue, SystemClock::Instance());
-  if (!queue.ok()) {
-    std::cerr << "cannot open the queue: " << queue.status().message() << "\n";
-    exit_code = kExitFailure;
-    return nullptr;
-  }
-  return std::move(queue).value();
-}
-
-nlohmann::json JobJson(const Job& job) {
-  nlohmann::json out = {
-      {"id", job.id},
-      {"type", job.type},
-      {"source", job.source},
-      {"dedupe_key", job.dedupe_key},
-      {"state", JobStateName(job.state)},
-      {"attempt", job.attempt},
-      {"max_attempts", job.max_attempts},
-      {"enqueued_at", FormatTimestampMs(job.enqueued_at_ms)},
-      {"traceparent", job.traceparent},
-  };
-  out["headers"] =
-      nlohmann::json::parse(job.headers_json.empty() ? "{}" : job.headers_json, nullptr, false);
-  out["payload"] =
-      nlohmann::json::parse(job.payload_json.empty() ? "null" : job.payload_json, nullptr, false);
-  nlohmann::json attempts = nlohmann::json::array();
-  for (const AttemptRecord& a : job.attempts) {
-    attempts.push_back({{"attempt", a.attempt},
-                        {"started_at", FormatTimestampMs(a.started_at_ms)},
-                        {"duration_ms", a.duration_ms},
-                        {"outcome", a.outcome},
-                        {"error", a.error}});
-  }
-  out["attempts"] = attempts;
-  return out;
-}
-
-}  // namespace
-
 // "52ms", "1.30s", "2m05s"; "-" when unknown.
 std::string JobTime(const std::optional<double>& seconds) {
   if (!seconds) return "-";
@@ -179,7 +127,7 @@ int DlqShow(const std::string& config_path, const std::string& id) {
     std::cerr << "dlq show " << id << ": " << job.status().message() << "\n";
     return kExitFailure;
   }
-  std::cout << JobJson(*job).dump(2) << "\n";
+  std::cout << JobDetailJson(*job).dump(2) << "\n";
   return kExitOk;
 }
 
