@@ -47,6 +47,7 @@ bench: build
 	@bench/memory_bench.sh
 	@build/release/micro_bench --benchmark_filter=BM_Metrics
 	@bench/sources_bench.sh
+	@bench/history_bench.sh
 
 # libFuzzer targets (fuzz/), FUZZ_SECONDS each (default 10 minutes).
 FUZZ_SECONDS ?= 600

@@ -1,0 +1,389 @@
+#include "admin/job_routes.h"
+
+#include <exception>
+#include <optional>
+#include <vector>
+
+#include "admin/admin_http.h"
+#include "admin/job_actions.h"
+#include "admin/job_view.h"
+#include "common/units.h"
+#include "net/offload.h"
+
+namespace firebreak {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using admin::Answer;
+using admin::Dump;
+using admin::Error;
+using admin::StatusError;
+using net::Request;
+using net::Response;
+
+// The most dead jobs one grouped read looks at.
+constexpr int64_t kMaxGroupScan = 20'000;
+
+// "/jobs/ID/retry" → {"jobs", "ID", "retry"}.
+std::vector<std::string> Segments(std::string_view path) {
+  std::vector<std::string> out;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    size_t end = path.find('/');
+    out.emplace_back(path.substr(0, end));
+    if (end == std::string_view::npos) break;
+    path.remove_prefix(end);
+  }
+  return out;
+}
+
+Response MethodNotAllowed(const Request& req, const char* allow) {
+  Response res = Error(req, http::status::method_not_allowed, std::string("use ") + allow);
+  res.set(http::field::allow, allow);
+  return res;
+}
+
+// A queue call's value, or its failure (also an exception in it) as a Status.
+template <typename T, typename Fn>
+T Guarded(Fn fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return T(Internal(std::string("queue call threw: ") + e.what()));
+  }
+}
+
+nlohmann::json PageJson(nlohmann::json items, const std::string& next_cursor,
+                        int64_t total_estimate) {
+  return {{"items", std::move(items)},
+          {"next_cursor",
+           next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(next_cursor)},
+          {"total_estimate", total_estimate}};
+}
+
+// The filter of a bulk request: the body's "filter" object, or (no body) the query.
+Result<BulkRequest> ParseBulkRequest(const Request& req, BulkAction action) {
+  BulkRequest request;
+  request.action = action;
+  std::map<std::string, std::string> params;
+  const std::string& body = req.body();
+  if (!body.empty()) {
+    nlohmann::json json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (!json.is_object()) return InvalidArgument("the body must be a JSON object");
+    for (const auto& [key, value] : json.items()) {
+      if (key == "filter") {
+        if (!value.is_object()) return InvalidArgument("filter must be an object");
+        for (const auto& [fkey, fvalue] : value.items()) {
+          if (!fvalue.is_string() && !fvalue.is_number_integer()) {
+            return InvalidArgument("filter." + fkey + " must be a string");
+          }
+          params[fkey] = fvalue.is_string() ? fvalue.get<std::string>() : fvalue.dump();
+        }
+      } else if (key == "dry_run") {
+        if (!value.is_boolean()) return InvalidArgument("dry_run must be true or false");
+        request.dry_run = value.get<bool>();
+      } else if (key == "rate_per_s") {
+        if (!value.is_number() || value.get<double>() < 0) {
+          return InvalidArgument("rate_per_s must be a number >= 0");
+        }
+        request.rate_per_s = value.get<double>();
+      } else {
+        return InvalidArgument("unknown field \"" + key + "\" (filter, dry_run, rate_per_s)");
+      }
+    }
+  } else {
+    Result<std::map<std::string, std::string>> query = admin::QueryParams(req.target());
+    if (!query.ok()) return query.status();
+    params = std::move(query).value();
+    if (auto it = params.find("dry_run"); it != params.end()) {
+      request.dry_run = it->second == "true" || it->second == "1";
+      params.erase(it);
+    }
+  }
+  Result<DeadFilter> filter = DeadFilterFromParams(std::move(params));
+  if (!filter.ok()) return filter.status();
+  request.filter = std::move(filter).value();
+  return request;
+}
+
+}  // namespace
+
+JobRoutes::JobRoutes(Queue& queue, Clock& clock, asio::thread_pool& pool)
+    : queue_(queue), pool_(pool), operations_(queue, clock) {}
+
+bool JobRoutes::Serves(std::string_view api_path) {
+  std::vector<std::string> s = Segments(api_path);
+  if (s.empty()) return false;
+  if (s[0] == "jobs" || s[0] == "dead" || s[0] == "operations" || s[0] == "audit") return true;
+  return s[0] == "queues" && s.size() == 3 && (s[2] == "pause" || s[2] == "resume");
+}
+
+asio::awaitable<Response> JobRoutes::Handle(Request& req, std::string api_path,
+                                            std::string actor) {
+  const std::vector<std::string> s = Segments(api_path);
+  const http::verb method = req.method();
+  const bool get = method == http::verb::get;
+  const bool post = method == http::verb::post;
+  const bool del = method == http::verb::delete_;
+
+  if (s[0] == "jobs" && s.size() == 1) {
+    if (!get) co_return MethodNotAllowed(req, "GET");
+    co_return co_await Jobs(req);
+  }
+  if (s[0] == "jobs" && s.size() == 2) {
+    if (!get) co_return MethodNotAllowed(req, "GET");
+    co_return co_await Job(req, s[1]);
+  }
+  if (s[0] == "jobs" && s.size() == 3 && (s[2] == "retry" || s[2] == "cancel")) {
+    if (!post) co_return MethodNotAllowed(req, "POST");
+    const std::string id = s[1];
+    if (s[2] == "retry") {
+      auto pending = net::Offload<Result<RetryOutcome>>(pool_, [this, id, actor] {
+        return Guarded<Result<RetryOutcome>>([&] { return RetryJob(queue_, id, actor); });
+      });
+      Result<RetryOutcome> retried = co_await std::move(pending);
+      if (!retried.ok()) co_return StatusError(req, retried.status());
+      co_return Answer(req, http::status::ok,
+                       Dump({{"ok", true}, {"job_id", retried->job_id}, {"rerun", retried->rerun}}));
+    }
+    auto pending = net::Offload<Status>(pool_, [this, id, actor] {
+      return Guarded<Status>([&] { return CancelJob(queue_, id, actor); });
+    });
+    Status cancelled = co_await std::move(pending);
+    if (!cancelled.ok()) co_return StatusError(req, cancelled);
+    co_return Answer(req, http::status::ok, Dump({{"ok", true}, {"job_id", id}}));
+  }
+  if (s[0] == "dead" && s.size() == 1) {
+    if (get) co_return co_await Dead(req);
+    if (del) co_return co_await StartBulk(req, BulkAction::kDelete, actor);
+    co_return MethodNotAllowed(req, "GET, DELETE");
+  }
+  if (s[0] == "dead" && s.size() == 2 && s[1] == "replay") {
+    if (!post) co_return MethodNotAllowed(req, "POST");
+    co_return co_await StartBulk(req, BulkAction::kReplay, actor);
+  }
+  if (s[0] == "dead" && (s.size() == 2 || (s.size() == 3 && s[2] == "replay"))) {
+    const std::string id = s[1];
+    const bool replay = s.size() == 3;
+    if (replay ? !post : !del) co_return MethodNotAllowed(req, replay ? "POST" : "DELETE");
+    auto pending = net::Offload<Result<RetryOutcome>>(pool_, [this, id, actor, replay] {
+      return Guarded<Result<RetryOutcome>>([&]() -> Result<RetryOutcome> {
+        if (!replay) {
+          Status st = DeleteDeadJob(queue_, id, actor);
+          if (!st.ok()) return st;
+          return RetryOutcome{id, false};
+        }
+        Result<firebreak::Job> job = queue_.GetJob(id);
+        if (job.ok() && job->state != JobState::kDead) return NotFound("no dead job " + id);
+        return RetryJob(queue_, id, actor);
+      });
+    });
+    Result<RetryOutcome> done = co_await std::move(pending);
+    if (!done.ok()) co_return StatusError(req, done.status());
+    nlohmann::json body = {{"ok", true}, {"job_id", done->job_id}};
+    if (replay) body["replay_of"] = id;
+    co_return Answer(req, http::status::ok, Dump(body));
+  }
+  if (s[0] == "operations") {
+    if (s.size() == 1) {
+      if (!get) co_return MethodNotAllowed(req, "GET");
+      nlohmann::json items = nlohmann::json::array();
+      for (const OperationView& op : operations_.List()) items.push_back(OperationJson(op));
+      const int64_t count = static_cast<int64_t>(items.size());
+      co_return Answer(req, http::status::ok, Dump(PageJson(std::move(items), "", count)));
+    }
+    if (s.size() == 2) {
+      if (!get) co_return MethodNotAllowed(req, "GET");
+      std::optional<OperationView> op = operations_.Get(s[1]);
+      if (!op) {
+        co_return Error(req, http::status::not_found,
+                        "no operation " + s[1] + " in this process (operations are kept in the "
+                                                 "memory of the process that started them)");
+      }
+      co_return Answer(req, http::status::ok, Dump(OperationJson(*op)));
+    }
+    if (s.size() == 3 && s[2] == "cancel") {
+      if (!post) co_return MethodNotAllowed(req, "POST");
+      if (!operations_.Cancel(s[1])) {
+        co_return Error(req, http::status::not_found, "no operation " + s[1]);
+      }
+      co_return Answer(req, http::status::ok, Dump(OperationJson(*operations_.Get(s[1]))));
+    }
+  }
+  if (s[0] == "audit" && s.size() == 1) {
+    if (!get) co_return MethodNotAllowed(req, "GET");
+    Result<std::map<std::string, std::string>> params = admin::QueryParams(req.target());
+    int limit = 0;
+    std::string cursor;
+    Status page_ok = params.ok() ? admin::TakePage(*params, limit, cursor) : params.status();
+    if (!page_ok.ok()) co_return Error(req, http::status::bad_request, page_ok.message());
+    auto pending = net::Offload<Result<AuditPage>>(pool_, [this, limit, cursor] {
+      return Guarded<Result<AuditPage>>([&] { return queue_.ListAudit(limit, cursor); });
+    });
+    Result<AuditPage> page = co_await std::move(pending);
+    if (!page.ok()) co_return StatusError(req, page.status());
+    nlohmann::json items = nlohmann::json::array();
+    for (const AuditEntry& e : page->items) {
+      nlohmann::json detail = nlohmann::json::parse(e.detail_json, nullptr, false);
+      items.push_back({{"at", FormatTimestampMs(e.at_ms)},
+                       {"actor", e.actor},
+                       {"action", e.action},
+                       {"target", e.target},
+                       {"count", e.count},
+                       {"detail", detail.is_discarded() ? nlohmann::json(e.detail_json) : detail}});
+    }
+    const int64_t count = static_cast<int64_t>(items.size());
+    co_return Answer(req, http::status::ok, Dump(PageJson(std::move(items), page->next_cursor,
+                                                          count)));
+  }
+  if (s[0] == "queues" && s.size() == 3) {
+    if (!post) co_return MethodNotAllowed(req, "POST");
+    const std::string type = s[1];
+    const bool paused = s[2] == "pause";
+    auto pending = net::Offload<Status>(pool_, [this, type, paused, actor] {
+      return Guarded<Status>([&] { return PauseJobType(queue_, type, paused, actor); });
+    });
+    Status changed = co_await std::move(pending);
+    if (!changed.ok()) co_return StatusError(req, changed);
+    co_return Answer(req, http::status::ok,
+                     Dump({{"ok", true}, {"job_type", type}, {"paused", paused}}));
+  }
+  co_return Error(req, http::status::not_found, "no admin endpoint /admin/api/v1" + api_path);
+}
+
+asio::awaitable<Response> JobRoutes::Jobs(Request& req) {
+  Result<std::map<std::string, std::string>> params = admin::QueryParams(req.target());
+  if (!params.ok()) co_return Error(req, http::status::bad_request, params.status().message());
+  int limit = 0;
+  std::string cursor;
+  if (Status st = admin::TakePage(*params, limit, cursor); !st.ok()) {
+    co_return Error(req, http::status::bad_request, st.message());
+  }
+  Result<JobFilter> filter = JobFilterFromParams(*params);
+  if (!filter.ok()) co_return Error(req, http::status::bad_request, filter.status().message());
+  auto pending = net::Offload<Result<JobPage>>(pool_, [this, f = *filter, limit, cursor] {
+    return Guarded<Result<JobPage>>([&] { return queue_.ListJobs(f, limit, cursor); });
+  });
+  Result<JobPage> page = co_await std::move(pending);
+  if (!page.ok()) co_return StatusError(req, page.status());
+  nlohmann::json items = nlohmann::json::array();
+  for (const firebreak::Job& job : page->items) items.push_back(JobSummaryJson(job));
+  co_return Answer(req, http::status::ok,
+                   Dump(PageJson(std::move(items), page->next_cursor, page->total_estimate)));
+}
+
+asio::awaitable<Response> JobRoutes::Job(Request& req, std::string id) {
+  // The job, then what links to it: its actions (parent:) and its replays (replay_of:),
+  // each with its own attempts, so one answer shows an event's whole story.
+  auto pending = net::Offload<Result<nlohmann::json>>(pool_, [this, id] {
+    return Guarded<Result<nlohmann::json>>([&]() -> Result<nlohmann::json> {
+      Result<firebreak::Job> job = queue_.GetJob(id);
+      if (!job.ok()) return job.status();
+      nlohmann::json out = JobDetailJson(*job);
+      for (const auto& [field, prefix] :
+           {std::pair{"actions", "parent:"}, std::pair{"replays", "replay_of:"}}) {
+        JobFilter filter;
+        filter.key = prefix + id;
+        Result<JobPage> linked = queue_.ListJobs(filter, 100, "");
+        if (!linked.ok()) return linked.status();
+        nlohmann::json items = nlohmann::json::array();
+        for (const firebreak::Job& child : linked->items) {
+          Result<firebreak::Job> full = queue_.GetJob(child.id);
+          if (full.ok()) items.push_back(JobDetailJson(*full));
+        }
+        out[field] = std::move(items);
+      }
+      return out;
+    });
+  });
+  Result<nlohmann::json> job = co_await std::move(pending);
+  if (!job.ok()) co_return StatusError(req, job.status());
+  co_return Answer(req, http::status::ok, Dump(*job));
+}
+
+asio::awaitable<Response> JobRoutes::Dead(Request& req) {
+  Result<std::map<std::string, std::string>> params = admin::QueryParams(req.target());
+  if (!params.ok()) co_return Error(req, http::status::bad_request, params.status().message());
+  int limit = 0;
+  std::string cursor;
+  if (Status st = admin::TakePage(*params, limit, cursor); !st.ok()) {
+    co_return Error(req, http::status::bad_request, st.message());
+  }
+  bool grouped = false;
+  if (auto it = params->find("group"); it != params->end()) {
+    if (it->second != "fingerprint") {
+      co_return Error(req, http::status::bad_request, "group must be \"fingerprint\"");
+    }
+    grouped = true;
+    params->erase(it);
+  }
+  Result<DeadFilter> filter = DeadFilterFromParams(*params);
+  if (!filter.ok()) co_return Error(req, http::status::bad_request, filter.status().message());
+  if (grouped) {
+    struct Groups {
+      Status status;
+      std::vector<DeadGroup> groups;
+      int64_t scanned = 0;
+    };
+    auto pending = net::Offload<Groups>(pool_, [this, f = *filter] {
+      Groups out;
+      try {
+        out.status = GroupDead(queue_, f, kMaxGroupScan, out.groups, out.scanned);
+      } catch (const std::exception& e) {
+        out.status = Internal(std::string("queue call threw: ") + e.what());
+      }
+      return out;
+    });
+    Groups groups = co_await std::move(pending);
+    if (!groups.status.ok()) co_return StatusError(req, groups.status);
+    nlohmann::json items = nlohmann::json::array();
+    for (const DeadGroup& g : groups.groups) {
+      items.push_back({{"fingerprint", g.fingerprint},
+                       {"count", g.count},
+                       {"sample_error", g.sample_error},
+                       {"sample_job_id", g.sample_job_id},
+                       {"newest_at", FormatTimestampMs(g.newest_at_ms)},
+                       {"oldest_at", FormatTimestampMs(g.oldest_at_ms)},
+                       {"job_types", g.types}});
+    }
+    nlohmann::json body = PageJson(std::move(items), "", groups.scanned);
+    body["scanned"] = groups.scanned;
+    body["complete"] = groups.scanned < kMaxGroupScan;
+    co_return Answer(req, http::status::ok, Dump(body));
+  }
+  // A list page: the dead jobs of the filter; a fingerprint is checked per job.
+  auto pending = net::Offload<Result<JobPage>>(pool_, [this, f = *filter, limit, cursor] {
+    return Guarded<Result<JobPage>>([&]() -> Result<JobPage> {
+      Result<JobPage> page = queue_.ListJobs(f.jobs, limit, cursor);
+      if (!page.ok() || f.fingerprint.empty()) return page;
+      std::erase_if(page->items, [&](const firebreak::Job& job) {
+        return ErrorFingerprint(job.last_error) != f.fingerprint;
+      });
+      return page;
+    });
+  });
+  Result<JobPage> page = co_await std::move(pending);
+  if (!page.ok()) co_return StatusError(req, page.status());
+  nlohmann::json items = nlohmann::json::array();
+  for (const firebreak::Job& job : page->items) items.push_back(JobSummaryJson(job));
+  co_return Answer(req, http::status::ok,
+                   Dump(PageJson(std::move(items), page->next_cursor, page->total_estimate)));
+}
+
+asio::awaitable<Response> JobRoutes::StartBulk(Request& req, BulkAction action,
+                                               std::string actor) {
+  Result<BulkRequest> request = ParseBulkRequest(req, action);
+  if (!request.ok()) co_return Error(req, http::status::bad_request, request.status().message());
+  request->actor = std::move(actor);
+  Result<OperationView> op = operations_.Start(std::move(request).value());
+  if (!op.ok()) co_return StatusError(req, op.status());
+  Response res = Answer(req, http::status::accepted, Dump(OperationJson(*op)));
+  res.set(http::field::location, "/admin/api/v1/operations/" + op->id);
+  co_return res;
+}
+
+}  // namespace firebreak

@@ -1,0 +1,55 @@
+// The admin API's job endpoints (DESIGN §7, issue 15), under /admin/api/v1:
+//
+//   GET    /jobs?state=&type=&source=&key=&trace_id=&q=&from=&to=   search, newest first
+//   GET    /jobs/{id}               envelope, attempts, actions (with their attempts), replays
+//   POST   /jobs/{id}/retry         rerun a dead/finished job as a new one, or run a delayed one now
+//   POST   /jobs/{id}/cancel        cancel a waiting job
+//   GET    /dead?...[&group=fingerprint]   dead jobs, or their groups by error fingerprint
+//   POST   /dead/replay             body {"filter":{...},"dry_run":false,"rate_per_s":0}: 202 + operation
+//   DELETE /dead                    the same body (or the filter as query parameters): 202 + operation
+//   POST   /dead/{id}/replay, DELETE /dead/{id}   one dead job
+//   GET    /operations, GET /operations/{id}, POST /operations/{id}/cancel
+//   GET    /audit
+//   POST   /queues/{type}/pause, POST /queues/{type}/resume
+//
+// Every queue call runs on the API's queue threads; every change is audited with the
+// caller's token name as actor.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <string>
+#include <string_view>
+
+#include "admin/bulk_operations.h"
+#include "common/clock.h"
+#include "net/http_server.h"
+#include "queue/queue.h"
+
+namespace firebreak {
+
+class JobRoutes {
+ public:
+  // `queue` and `pool` must outlive this object.
+  JobRoutes(Queue& queue, Clock& clock, boost::asio::thread_pool& pool);
+
+  // True for the paths (below /admin/api/v1, e.g. "/jobs/X") these routes answer.
+  static bool Serves(std::string_view api_path);
+
+  // Answers `req`; `api_path` is its path below /admin/api/v1; `actor` the token's name.
+  boost::asio::awaitable<net::Response> Handle(net::Request& req, std::string api_path,
+                                               std::string actor);
+
+ private:
+  boost::asio::awaitable<net::Response> Jobs(net::Request& req);
+  boost::asio::awaitable<net::Response> Job(net::Request& req, std::string id);
+  boost::asio::awaitable<net::Response> Dead(net::Request& req);
+  boost::asio::awaitable<net::Response> StartBulk(net::Request& req, BulkAction action,
+                                                  std::string actor);
+
+  Queue& queue_;
+  boost::asio::thread_pool& pool_;
+  Operations operations_;
+};
+
+}  // namespace firebreak
