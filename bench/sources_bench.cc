@@ -171,7 +171,7 @@ constexpr char kSecretB64[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 struct Case {
   const SourceConfig* config;
   std::unique_ptr<Source> source;
-  http::request<http::string_body> request;
+  net::Request request;
 };
 
 struct Fixture {

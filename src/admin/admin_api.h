@@ -1,14 +1,27 @@
-// The admin API (DESIGN §7): JSON under /admin/api/v1, on the ingress listener or on
-// its own (server.admin_listen), only when server.admin_token is configured. Every
-// request needs `Authorization: Bearer <admin_token>` (compared in constant time);
-// anything else under /admin is 401 before any routing, so paths cannot be probed.
+// The admin API (DESIGN §7, docs/admin-api.md): JSON under /admin/api/v1, on a listener
+// of its own (server.admin_listen, loopback 127.0.0.1:8082 by default) or on the ingress
+// listener (admin_listen = "ingress"), only when an admin token is configured.
 //
-// Endpoints so far:
-//   GET /admin/api/v1/queues    depth per job type and state
-//   GET /admin/api/v1/capacity  per job type: arrival rate, mean job time, concurrency
-//                               needed now (Little's law), configured, utilization
+// Security, in this order, before any routing (so paths cannot be probed):
+//   1. a client address with more than 10 failed authentications in 60 s is refused
+//      (429 + Retry-After) for the rest of that window, right token or not;
+//   2. `Authorization: Bearer <token>` is compared in constant time with every configured
+//      token (server.admin_token, named "admin", and [[server.admin_tokens]]); none → 401;
+//   3. the token's scope must cover RequiredScope(method, path); else 403.
+// Handlers get the caller (AdminCaller: token name = the audit log's actor).
+//
+// Endpoints so far (all GET, scope read):
+//   /queues            depth per job type and state (list)
+//   /queues/{type}     one type's depth, oldest ready job, paused, and its capacity line
+//   /capacity          per job type: arrival rate, mean job time, concurrency needed now
+//                      (Little's law), configured, utilization (list)
+//   /sources           per source: kind, path, counts by outcome, rate, ACK p50/p99,
+//                      secret fingerprints (list)
+//   /integrations      per integration: breaker, failure rate, limiter, in flight, p50/p99
+//   /overview          the above in one answer, against each platform's ACK deadline
 // Lists take ?limit=50&cursor= and answer {"items":[...],"next_cursor":..,"total_estimate":N}.
-// Unknown paths are 404, other methods 405; the store unreachable is 503.
+// Unknown paths are 404, other methods 405; the store unreachable is 503. No answer
+// carries a secret, a token or a signature.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -18,7 +31,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "config/config.h"
 #include "net/http_server.h"
@@ -26,12 +41,53 @@
 
 namespace firebreak {
 
+class Metrics;
+namespace egress {
+class Egress;
+}
+
+// A token the API accepts, with its resolved value.
+struct AdminToken {
+  std::string name;
+  std::string value;
+  AdminScope scope = AdminScope::kRead;
+};
+
+// server.admin_token (as "admin", scope admin) and every [[server.admin_tokens]] entry
+// of a config whose secrets are resolved.
+std::vector<AdminToken> AdminTokens(const ServerConfig& server);
+
+// Who sent an admin request, as every handler sees it.
+struct AdminCaller {
+  std::string token_name;  // the actor for the audit log
+  AdminScope scope = AdminScope::kRead;
+  std::string peer;  // the client's address ("" when unknown)
+};
+
+// The one place that says what a request needs: GET/HEAD read; POST/PUT/PATCH operate
+// (retry, cancel, pause/resume, replay, cancel an operation), except a purge; DELETE,
+// a purge and any other method admin.
+AdminScope RequiredScope(boost::beast::http::verb method, std::string_view path);
+
+// What the process has besides the queue; every part is optional.
+struct AdminApiParts {
+  // Ingress and integration counters and histograms (rates, p50/p99); null: none shown.
+  const Metrics* metrics = nullptr;
+  // The egress layer when this process runs workers (`run`); null in `ingest`: the
+  // integrations then show their config only. Must outlive the API's Stop.
+  egress::Egress* egress = nullptr;
+  // Wall clock for the failed-auth window, ages and samples; null = the system clock.
+  const Clock* clock = nullptr;
+};
+
 class AdminApi {
  public:
-  // `queue` must outlive the API; `config` is read here only (its job types'
-  // concurrency). `token` is server.admin_token's resolved value; an empty one refuses
-  // every request.
-  AdminApi(const Config& config, Queue& queue, std::string token);
+  // `queue` (and `parts`' pointees) must outlive the API; `config` is read here only
+  // (job types' concurrency, sources and integrations, without their secrets: a
+  // source's secret is kept as its fingerprint). An empty `tokens` refuses every
+  // request.
+  AdminApi(const Config& config, Queue& queue, std::vector<AdminToken> tokens,
+           AdminApiParts parts = {});
   ~AdminApi();  // Stop()
   AdminApi(const AdminApi&) = delete;
   AdminApi& operator=(const AdminApi&) = delete;
@@ -41,7 +97,8 @@ class AdminApi {
   static bool IsAdminPath(std::string_view target);
 
   // Answers one request under /admin. Runs on the caller's server thread but never
-  // blocks it: queue reads run on the API's own threads and are awaited. Never throws.
+  // blocks it: queue and egress reads run on the API's own threads and are awaited.
+  // Never throws. req.peer is the client the failed-auth limit counts.
   boost::asio::awaitable<net::Response> Handle(net::Request& req);
 
   // Serves the API on a listener of its own (server.admin_listen: "host:port", port 0
@@ -63,5 +120,19 @@ class AdminApi {
 // Each job type's `concurrency` in `config` (per worker process), with the action job
 // type of every integration (its max_concurrency).
 std::map<std::string, int> ConfiguredConcurrency(const Config& config);
+
+// How long a platform waits for a webhook's answer before it counts a failure (and
+// retries or disables the hook): Slack and Discord 3 s, Telegram, GitHub and Meta 10 s.
+// Other kinds (hmac, presets) get 3 s, the shortest any platform gives, flagged
+// `assumed`.
+struct AckDeadline {
+  std::chrono::milliseconds deadline{3'000};
+  bool assumed = false;
+};
+AckDeadline AckDeadlineOf(const SourceConfig& source);
+
+// First 8 hex digits of SHA-256 of `secret`: tells which secret is configured (does it
+// match the platform's?) without showing it.
+std::string SecretFingerprint(std::string_view secret);
 
 }  // namespace firebreak

@@ -203,19 +203,25 @@ int Serve(const std::string& config_path, Role role) {
     queue->SetWakeup([w] { w->Wake(); });
   }
 
-  // The admin API runs where ingress does: on its listener or on server.admin_listen.
+  // The admin API runs where ingress does: on its own listener (server.admin_listen,
+  // loopback by default) or, with admin_listen = "ingress", on the ingress listener.
   // Declared before the server but stopped right after it (its queue reads resume on
-  // the server's threads).
+  // the server's threads), and before egress, whose read-out it awaits.
   std::unique_ptr<AdminApi> admin;
   std::unique_ptr<IngressServer> server;
+  const bool admin_on_ingress = config.server.AdminOnIngress();
   if (role != Role::kWorker) {
     server = std::make_unique<IngressServer>(config, std::move(sources), *queue, metrics, clock);
-    if (config.server.admin_token) {
-      admin = std::make_unique<AdminApi>(config, *queue, config.server.admin_token->value);
-      if (config.server.admin_listen.empty()) server->SetAdmin(admin.get());
+    if (config.server.AdminEnabled()) {
+      AdminApiParts parts;
+      parts.metrics = &metrics;
+      parts.egress = egress.get();
+      parts.clock = &clock;
+      admin = std::make_unique<AdminApi>(config, *queue, AdminTokens(config.server), parts);
+      if (admin_on_ingress) server->SetAdmin(admin.get());
     }
     Status st = server->Start();
-    if (st.ok() && admin && !config.server.admin_listen.empty()) {
+    if (st.ok() && admin && !admin_on_ingress) {
       st = admin->Listen(config.server.admin_listen, config.server.read_timeout);
     }
     if (!st.ok()) {
@@ -226,12 +232,19 @@ int Serve(const std::string& config_path, Role role) {
       return kExitFailure;
     }
     if (admin) {
+      const std::string& at = admin_on_ingress ? config.server.listen : config.server.admin_listen;
       log::Info("admin API on",
-                {{"listen", config.server.admin_listen.empty() ? config.server.listen
-                                                               : config.server.admin_listen},
-                 {"port", static_cast<int>(admin->port() != 0 ? admin->port() : server->port())}});
+                {{"listen", at},
+                 {"port", static_cast<int>(admin_on_ingress ? server->port() : admin->port())},
+                 {"tokens", static_cast<int64_t>(AdminTokens(config.server).size())}});
+      Result<std::pair<std::string, uint16_t>> host = ParseListenAddress(at, true);
+      if (host.ok() && !IsLoopbackAddress(host->first)) {
+        log::Warn("the admin API listens beyond this machine: keep its tokens strong and "
+                  "its port firewalled, or set server.admin_listen to a loopback address",
+                  {{"listen", at}});
+      }
     }
-  } else if (config.server.admin_token) {
+  } else if (config.server.AdminEnabled()) {
     log::Info("admin API not served by worker processes: it runs with ingress (run, ingest)");
   }
   log::Info("firebreak started", {{"role", RoleName(role)},
@@ -261,9 +274,9 @@ int Serve(const std::string& config_path, Role role) {
   // (which actions and the sidecar use) after both.
   if (worker) worker->Stop(config.worker.shutdown_grace);
   if (sidecar) sidecar->Stop(std::chrono::seconds(1));
-  if (egress) egress->Stop();
   if (server) server->Stop(std::chrono::seconds(2));
   if (admin) admin->Stop();
+  if (egress) egress->Stop();  // after the admin API, which reads its state
   queue->Close();
   log::Info("stopped");
   log::Flush();

@@ -187,10 +187,6 @@ bool IsHex(std::string_view text) {
                      [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
 }
 
-bool IsLoopbackHost(std::string_view host) {
-  return host == "localhost" || host == "::1" || host.substr(0, 4) == "127.";
-}
-
 // ----------------------------------------------------------------------------------
 // Problem collection
 
@@ -642,6 +638,7 @@ class ConfigParser {
     // A broken [[jobs]] entry would make every source pointing at it look undefined too;
     // report the root cause alone.
     if (problems_.empty()) CheckJobReferences();
+    CheckAdminListen();
     if (!problems_.empty()) return problems_.Earliest();
     return std::move(config_);
   }
@@ -672,15 +669,78 @@ class ConfigParser {
     s.Duration("read_timeout", server.read_timeout);
     s.Int("max_connections", server.max_connections, 1, 1'000'000);
     server.admin_token = s.SecretRef("admin_token");
-    if (s.String("admin_listen", server.admin_listen) && !server.admin_listen.empty()) {
-      CheckAddress(s, "admin_listen", server.admin_listen);
-      if (server.admin_listen == server.listen) {
+    for (Section& entry : s.TableArray("admin_tokens")) ParseAdminToken(entry);
+    admin_listen_at_ = s.KeySource("admin_listen");
+    if (s.String("admin_listen", server.admin_listen) && !server.AdminOnIngress()) {
+      if (server.admin_listen.empty()) {
         s.Fail("admin_listen",
-               "must differ from server.listen (leave it \"\" to serve /admin "
-               "on the main listener)");
+               "must not be empty: the admin API listens on \"127.0.0.1:8082\" unless told "
+               "otherwise; write \"ingress\" to serve it on server.listen as before, or a "
+               "\"host:port\" of its own");
+      } else {
+        CheckAddress(s, "admin_listen", server.admin_listen);
       }
     }
     s.RejectUnknownKeys();
+  }
+
+  void ParseAdminToken(Section& s) {
+    AdminTokenConfig token;
+    token.where = problems_.Where(s.source());
+    bool named = false;
+    if (s.String("name", token.name, Need::kRequired)) {
+      if (std::string problem = CheckName(token.name, false); !problem.empty()) {
+        s.Fail("name", problem);
+      } else if (token.name == kAdminTokenName && config_.server.admin_token) {
+        s.Fail("name", std::string("\"") + kAdminTokenName +
+                           "\" is server.admin_token's name; choose another");
+      } else if (auto [it, inserted] = admin_token_names_.emplace(token.name, token.where);
+                 !inserted) {
+        s.Fail("name", "duplicate admin token name " + Quote(token.name) +
+                           " (first defined at " + it->second + ")");
+      } else {
+        named = true;
+      }
+    }
+    std::optional<Secret> secret = s.SecretRef("token", Need::kRequired);
+    std::string scope;
+    bool scoped = s.Choice("scope", scope, {"read", "operate", "admin"}, "scope", Need::kRequired);
+    s.RejectUnknownKeys();
+    if (!named || !secret || !scoped) return;
+    token.token = std::move(*secret);
+    token.scope = scope == "admin" ? AdminScope::kAdmin
+                  : scope == "operate" ? AdminScope::kOperate
+                                       : AdminScope::kRead;
+    config_.server.admin_tokens.push_back(std::move(token));
+  }
+
+  // With the admin API on a listener of its own, that listener must not take the port
+  // of another one on an overlapping address (the bind would fail at start, or worse,
+  // succeed on another interface). Checked once every section is read.
+  void CheckAdminListen() {
+    const ServerConfig& server = config_.server;
+    if (!server.AdminEnabled() || server.AdminOnIngress()) return;
+    auto admin = ParseListenAddress(server.admin_listen, /*allow_port_zero=*/true);
+    if (!admin.ok() || admin->second == 0) return;
+    const std::pair<const char*, const std::string*> others[] = {
+        {"server.listen", &server.listen}, {"worker.sidecar", &config_.worker.sidecar}};
+    for (const auto& [key, address] : others) {
+      auto other = ParseListenAddress(*address, /*allow_port_zero=*/true);
+      if (address->empty() || !other.ok() || other->second != admin->second) continue;
+      if (!HostsOverlap(admin->first, other->first)) continue;
+      problems_.Add(admin_listen_at_, "server.admin_listen",
+                    Quote(server.admin_listen) + " takes the port of " + key + " (" +
+                        Quote(*address) + "); choose another port, or \"ingress\" to serve "
+                        "the admin API on server.listen");
+    }
+  }
+
+  static bool HostsOverlap(const std::string& a, const std::string& b) {
+    auto canonical = [](const std::string& host) {
+      return host == "localhost" ? std::string("127.0.0.1") : host;
+    };
+    auto wildcard = [](const std::string& host) { return host == "0.0.0.0" || host == "::"; };
+    return wildcard(a) || wildcard(b) || canonical(a) == canonical(b);
   }
 
   void ParseQueue(Section& s) {
@@ -738,7 +798,7 @@ class ConfigParser {
           ParseListenAddress(worker.sidecar, /*allow_port_zero=*/true);
       if (!parsed.ok()) {
         s.Fail("sidecar", parsed.status().message());
-      } else if (!IsLoopbackHost(parsed->first)) {
+      } else if (!IsLoopbackAddress(parsed->first)) {
         s.Fail("sidecar",
                "must be a loopback address (127.0.0.1, [::1] or localhost): "
                "handlers reach it on the same machine and it is not authenticated");
@@ -1398,6 +1458,8 @@ class ConfigParser {
   std::map<std::string, std::string> source_paths_;       // path → source name
   std::map<std::string, std::string> job_types_;          // type → where
   std::map<std::string, std::string> integration_names_;  // name → where
+  std::map<std::string, std::string> admin_token_names_;  // name → where
+  toml::source_region admin_listen_at_;                   // the key, or [server]
   std::vector<JobReference> job_references_;
 };
 
@@ -1419,6 +1481,18 @@ const char* SourceKindName(SourceKind kind) {
       return "hmac";
   }
   return "unknown";
+}
+
+const char* AdminScopeName(AdminScope scope) {
+  switch (scope) {
+    case AdminScope::kRead:
+      return "read";
+    case AdminScope::kOperate:
+      return "operate";
+    case AdminScope::kAdmin:
+      return "admin";
+  }
+  return "admin";
 }
 
 const JobConfig* Config::FindJob(const std::string& type) const {
@@ -1486,6 +1560,10 @@ Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view add
                                : "the port must be a number from 1 to 65535");
   }
   return std::make_pair(std::move(host), static_cast<uint16_t>(port));
+}
+
+bool IsLoopbackAddress(std::string_view host) {
+  return host == "localhost" || host == "::1" || host.substr(0, 4) == "127.";
 }
 
 Result<Config> ParseConfig(std::string_view text, const std::string& path) {

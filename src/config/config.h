@@ -28,14 +28,43 @@ struct Secret {
   std::string Describe() const;  // "env FOO", "file /run/secret" — never the value
 };
 
+// What an admin token may do; each scope includes the ones before it.
+enum class AdminScope {
+  kRead = 0,     // GET: look at everything (never secrets)
+  kOperate = 1,  // POST: retry, cancel, pause/resume, replay, cancel an operation
+  kAdmin = 2,    // DELETE (and purges): destroy data
+};
+const char* AdminScopeName(AdminScope scope);  // "read", "operate", "admin"
+
+// One [[server.admin_tokens]] entry.
+struct AdminTokenConfig {
+  std::string name;  // [A-Za-z0-9_.-], unique; the audit log's actor
+  Secret token;      // resolved like every secret; distinct from every other token
+  AdminScope scope = AdminScope::kRead;
+  std::string where;  // "file:line:col" of the entry
+};
+
+// server.admin_listen's value that serves the admin API on the ingress listener.
+inline constexpr char kAdminOnIngress[] = "ingress";
+// The name server.admin_token goes by (403 messages, the audit log's actor).
+inline constexpr char kAdminTokenName[] = "admin";
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
   int threads = 0;                         // 0 = number of cores
   uint64_t max_body = 1024 * 1024;         // larger → 413
   milliseconds read_timeout{10'000};       // whole request must arrive by then
   int max_connections = 10'000;            // open connections; more are closed at accept
-  std::optional<Secret> admin_token;       // no token → /admin is off
-  std::string admin_listen;
+  // The admin API's tokens: admin_token (named "admin", scope admin) and every
+  // [[server.admin_tokens]] entry. No token at all → the admin API is off.
+  std::optional<Secret> admin_token;
+  std::vector<AdminTokenConfig> admin_tokens;
+  // Where the admin API listens: "host:port" (loopback by default; another address is
+  // allowed and warned about at start), or kAdminOnIngress for the ingress listener.
+  std::string admin_listen = "127.0.0.1:8082";
+
+  bool AdminEnabled() const { return admin_token.has_value() || !admin_tokens.empty(); }
+  bool AdminOnIngress() const { return admin_listen == kAdminOnIngress; }
 };
 
 enum class Durability {
@@ -289,5 +318,9 @@ std::string Summarize(const Config& config);
 // (kInvalidArgument) explain what is wrong with the text.
 Result<std::pair<std::string, uint16_t>> ParseListenAddress(std::string_view address,
                                                          bool allow_port_zero = false);
+
+// True for a host part of a listen address that only this machine reaches: "localhost",
+// "::1", "127.x.y.z".
+bool IsLoopbackAddress(std::string_view host);
 
 }  // namespace firebreak

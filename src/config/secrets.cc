@@ -83,6 +83,26 @@ Status ResolveSecrets(Config& config) {
       return status;
     }
   }
+  for (size_t i = 0; i < config.server.admin_tokens.size(); ++i) {
+    AdminTokenConfig& token = config.server.admin_tokens[i];
+    std::string path = "server.admin_tokens[" + std::to_string(i) + "].token";
+    if (Status status = Resolve(token.token, path); !status.ok()) return status;
+    // A token names its holder (the audit log's actor) and gives one scope: two holders
+    // with one token would be one actor with two scopes.
+    if (config.server.admin_token && config.server.admin_token->value == token.token.value) {
+      return SecretError(token.token, path,
+                         "the same token as server.admin_token; every admin token must be "
+                         "distinct");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (config.server.admin_tokens[j].token.value == token.token.value) {
+        return SecretError(token.token, path,
+                           "the same token as server.admin_tokens[" + std::to_string(j) +
+                               "] (\"" + config.server.admin_tokens[j].name +
+                               "\"); every admin token must be distinct");
+      }
+    }
+  }
   for (size_t i = 0; i < config.sources.size(); ++i) {
     SourceConfig& source = config.sources[i];
     std::string path = "sources[" + std::to_string(i) + "]";

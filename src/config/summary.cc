@@ -145,11 +145,18 @@ std::string Summarize(const Config& config) {
          ", max_body " + FormatSize(server.max_body) + ", read_timeout " +
          FormatDuration(server.read_timeout) + "\n";
   out += "admin      ";
-  if (server.admin_token) {
-    out += "on at " + (server.admin_listen.empty() ? server.listen : server.admin_listen) +
-           ", token " + server.admin_token->Describe() + "\n";
+  if (server.AdminEnabled()) {
+    out += "on at " +
+           (server.AdminOnIngress() ? server.listen + " (the ingress listener)"
+                                    : server.admin_listen);
+    if (server.admin_token) out += ", token " + server.admin_token->Describe();
+    for (const AdminTokenConfig& token : server.admin_tokens) {
+      out += ", token \"" + token.name + "\" (" + AdminScopeName(token.scope) + ") " +
+             token.token.Describe();
+    }
+    out += "\n";
   } else {
-    out += "off (no admin_token)\n";
+    out += "off (no admin_token or admin_tokens)\n";
   }
   out += "queue      " + queue.backend + " " +
          (queue.backend == "sqlite" ? queue.path : RedactUrl(queue.url)) + ", durability " +

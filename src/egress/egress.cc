@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 #include <future>
+#include <memory>
 
 namespace firebreak::egress {
 
@@ -39,16 +40,21 @@ void Egress::Call(const std::string& name, EgressCall call, Integration::Callbac
   });
 }
 
-std::vector<std::pair<std::string, IntegrationSnapshot>> Egress::Snapshots() {
-  std::vector<std::pair<std::string, IntegrationSnapshot>> out;
-  if (!thread_.joinable()) return out;
-  std::promise<void> ready;
-  boost::asio::post(io_, [&] {
+std::optional<std::vector<std::pair<std::string, IntegrationSnapshot>>> Egress::Snapshots(
+    std::chrono::milliseconds timeout) {
+  using List = std::vector<std::pair<std::string, IntegrationSnapshot>>;
+  if (!thread_.joinable()) return std::nullopt;
+  // Shared with the posted read: when the wait times out (or Stop drops the post), the
+  // read must not write into this frame.
+  auto answer = std::make_shared<std::promise<List>>();
+  std::future<List> future = answer->get_future();
+  boost::asio::post(io_, [this, answer] {
+    List out;
     for (auto& [name, integration] : integrations_) out.emplace_back(name, integration->Snapshot());
-    ready.set_value();
+    answer->set_value(std::move(out));
   });
-  ready.get_future().wait();
-  return out;
+  if (future.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+  return future.get();
 }
 
 void Egress::Stop() {

@@ -5,7 +5,9 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -36,9 +38,11 @@ class Egress {
   // caller (check Has first) and is answered kConnectionError.
   void Call(const std::string& name, EgressCall call, Integration::Callback done);
 
-  // Breaker state, failure rate, in flight and queued calls per integration. Blocks until
-  // the egress thread answers.
-  std::vector<std::pair<std::string, IntegrationSnapshot>> Snapshots();
+  // Breaker state, failure rate, limiter, in flight and queued calls per integration,
+  // sorted by name. Blocks until the egress thread answers, at most `timeout`; nullopt
+  // when it did not (a busy or stopped egress thread), never a partial list.
+  std::optional<std::vector<std::pair<std::string, IntegrationSnapshot>>> Snapshots(
+      std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
   // Answers every waiting and running call with kShutdown and joins the thread.
   // Idempotent.

@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/crypto.h"
 #include "common/http_util.h"
 #include "common/units.h"
@@ -101,6 +102,7 @@ Integration::Integration(const IntegrationConfig& config, boost::asio::io_contex
                              : config.auth->secret.value),
       breaker_(config.breaker),
       bulkhead_(config.max_concurrency, config.max_queue),
+      breaker_since_ms_(SystemClock::Instance().NowMs()),
       half_open_timer_(io) {
   if (config.rate_limit) {
     bucket_.emplace(config.rate_limit->per_second, config.rate_limit->burst, NowUs());
@@ -472,6 +474,7 @@ void Integration::ReleaseSlot() {
 void Integration::NoteBreaker(std::optional<BreakerState> changed, const std::string& why) {
   if (!changed) return;
   BreakerState state = *changed;
+  breaker_since_ms_ = SystemClock::Instance().NowMs();
   if (metrics_ != nullptr) metrics_->breaker_state->Set(static_cast<double>(state));
   switch (state) {
     case BreakerState::kOpen:
@@ -525,11 +528,17 @@ void Integration::Shutdown() {
 IntegrationSnapshot Integration::Snapshot() {
   const int64_t now = NowUs();
   IntegrationSnapshot snapshot;
-  snapshot.breaker = breaker_.Advance(now);
+  bool changed = false;
+  snapshot.breaker = breaker_.Advance(now, &changed);
+  if (changed) NoteBreaker(snapshot.breaker, "open_for elapsed");
+  snapshot.breaker_since_ms = breaker_since_ms_;
   snapshot.failure_rate = breaker_.FailureRate(now);
   snapshot.calls_in_window = breaker_.CallsInWindow(now);
   snapshot.in_flight = bulkhead_.in_flight();
+  snapshot.max_concurrency = bulkhead_.max_concurrent();
   snapshot.queued = bulkhead_.queued();
+  snapshot.max_queue = config_.max_queue;
+  if (bucket_) snapshot.tokens = bucket_->Available(now);
   return snapshot;
 }
 

@@ -71,10 +71,16 @@ const char* EgressResultKindName(EgressResult::Kind kind);
 // A read-out for logs and the admin view.
 struct IntegrationSnapshot {
   BreakerState breaker = BreakerState::kClosed;
+  int64_t breaker_since_ms = 0;  // wall clock (Unix ms) of the last state change, or start
   double failure_rate = 0;
   int64_t calls_in_window = 0;
   int in_flight = 0;
+  int max_concurrency = 0;
   int queued = 0;
+  int max_queue = 0;
+  // The rate limiter's tokens now (negative while calls wait for one); none when the
+  // integration has no rate_limit.
+  std::optional<double> tokens;
 };
 
 // Single-threaded: construct, Call and Shutdown on the thread that runs `io`; `done`
@@ -128,6 +134,7 @@ class Integration {
   Bulkhead bulkhead_;
   std::optional<TokenBucket> bucket_;
   int64_t gate_until_us_ = 0;  // no attempt before this (an upstream's Retry-After)
+  int64_t breaker_since_ms_;   // wall clock of the breaker's last change (or start)
   boost::asio::steady_timer half_open_timer_;
   std::mt19937_64 rng_{std::random_device{}()};
   uint64_t next_ticket_ = 1;

@@ -22,7 +22,7 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
-Response MakeResponse(const Request& req, http::status status, std::string body,
+Response MakeResponse(const Request::Message& req, http::status status, std::string body,
                       std::string_view content_type) {
   Response res{status, req.version()};
   res.set(http::field::server, "firebreak");
@@ -99,6 +99,9 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
 }
 
 asio::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
+  beast::error_code peer_error;
+  const tcp::endpoint peer_endpoint = socket.remote_endpoint(peer_error);
+  const std::string peer = peer_error ? "" : peer_endpoint.address().to_string();
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   for (;;) {
@@ -129,7 +132,8 @@ asio::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
       co_await http::async_write(stream, res, kUseTuple);
       break;
     }
-    Request& req = parser.get();
+    Request req(parser.release());
+    req.peer = peer;
     ++requests_in_progress;
     Response res = co_await handle(req);
     bool keep_alive = req.keep_alive() && !stopping;

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -22,7 +23,18 @@
 
 namespace firebreak::net {
 
-using Request = boost::beast::http::request<boost::beast::http::string_body>;
+// A request as read from a connection, with the connection's peer address.
+class Request : public boost::beast::http::request<boost::beast::http::string_body> {
+ public:
+  using Message = boost::beast::http::request<boost::beast::http::string_body>;
+  using Message::Message;
+  Request() = default;
+  explicit Request(Message&& parsed) : Message(std::move(parsed)) {}
+
+  // The TCP peer's IP address as text ("127.0.0.1", "::1"); "" when unknown (a request
+  // built in a test). Never from a header: X-Forwarded-For is the client's to write.
+  std::string peer;
+};
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
 struct HttpServerOptions {
@@ -37,8 +49,8 @@ struct HttpServerOptions {
 };
 
 // Builds a plain answer with Server and Content-Length set.
-Response MakeResponse(const Request& req, boost::beast::http::status status, std::string body,
-                      std::string_view content_type = "application/json");
+Response MakeResponse(const Request::Message& req, boost::beast::http::status status,
+                      std::string body, std::string_view content_type = "application/json");
 
 // Thread-safe: `handle` runs on the server's threads, concurrently for different
 // connections; it must not block (co_await instead).

@@ -104,6 +104,16 @@ SourceMetrics& Metrics::RegisterSource(const std::string& source) {
   return m;
 }
 
+const SourceMetrics* Metrics::FindSource(const std::string& source) const {
+  auto it = sources_.find(source);
+  return it == sources_.end() ? nullptr : &it->second;
+}
+
+const IntegrationMetrics* Metrics::FindIntegration(const std::string& integration) const {
+  auto it = integrations_.find(integration);
+  return it == integrations_.end() ? nullptr : &it->second;
+}
+
 JobTypeMetrics& Metrics::RegisterJobType(const std::string& job_type) {
   auto [it, inserted] = job_types_.try_emplace(job_type);
   if (!inserted) return it->second;

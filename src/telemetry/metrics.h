@@ -67,6 +67,10 @@ class Metrics {
   SourceMetrics& RegisterSource(const std::string& source);
   JobTypeMetrics& RegisterJobType(const std::string& job_type);
   IntegrationMetrics& RegisterIntegration(const std::string& integration);
+  // What was registered under that name, for read-outs (the admin API); nullptr when
+  // nothing was. Thread-safe with the hot path, not with Register* (start-up only).
+  const SourceMetrics* FindSource(const std::string& source) const;
+  const IntegrationMetrics* FindIntegration(const std::string& integration) const;
   // Sets firebreak_queue_depth{job_type,state}.
   void SetQueueDepth(const std::string& job_type, const std::string& state, double value);
   // firebreak_queue_durability_degraded: 1 while the store cannot give queue.durability.

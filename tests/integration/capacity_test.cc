@@ -2,8 +2,8 @@
 // that takes ~50 ms, ~20 events/s for 4 s; GET /admin/api/v1/capacity must report that
 // arrival rate, that mean job time and concurrency_needed = λ·W, refuse requests
 // without the token, and `firebreak queue stats` (another process) must show the same
-// columns. sqlite serves the admin API on the ingress listener, redis on
-// server.admin_listen.
+// columns. sqlite serves the admin API on the ingress listener (admin_listen =
+// "ingress", the explicit opt-in), redis on a server.admin_listen of its own.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -41,9 +41,10 @@ class CapacityTest : public ::testing::TestWithParam<std::string> {
     admin_port_ = own_admin_listener_ ? FreePort() : port_;
     dir_.Write("hmac.secret", kSecret);
     dir_.Write("admin.token", kToken);
+    // Never the default 127.0.0.1:8082: tests run side by side.
     std::string admin_listen =
         own_admin_listener_ ? "admin_listen = \"127.0.0.1:" + std::to_string(admin_port_) + "\"\n"
-                            : "";
+                            : "admin_listen = \"ingress\"\n";
     config_ = dir_.Write("firebreak.toml", R"(
 [server]
 listen = "127.0.0.1:)" + std::to_string(port_) +

@@ -1,5 +1,7 @@
-// The admin API (admin/admin_api.h) over a real SQLite queue: bearer-token checks before
-// any routing, 404/405, the queues and capacity lists with paging, and its own listener.
+// The admin API (admin/admin_api.h) over a real SQLite queue: bearer tokens and their
+// scopes before any routing, the failed-auth limit, 404/405, the queues, capacity,
+// sources, integrations and overview read-outs, its own listener, and that no answer
+// ever carries a secret.
 #include "admin/admin_api.h"
 
 #include <gtest/gtest.h>
@@ -8,13 +10,19 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <future>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "admin/auth_limiter.h"
+#include "admin/recent_window.h"
 #include "cli/http_client.h"
 #include "common/clock.h"
+#include "common/crypto.h"
 #include "config/config.h"
+#include "egress/egress.h"
 #include "queue/queue.h"
+#include "telemetry/metrics.h"
 #include "queue_test_util.h"
 
 namespace firebreak {
@@ -27,6 +35,12 @@ using queue_test::MakeJob;
 using queue_test::TempDir;
 
 constexpr char kToken[] = "s3cret-admin-token";
+constexpr char kReadToken[] = "viewer-token-4f1c";
+constexpr char kOperateToken[] = "ops-token-9b2e";
+constexpr char kSourceSecret[] = "gh-webhook-secret-77";
+constexpr char kPreviousSecret[] = "gh-old-secret-12";
+constexpr char kIntegrationSecret[] = "xoxb-integration-credential";
+constexpr char kPeer[] = "198.51.100.7";
 
 asio::awaitable<void> HandleInto(AdminApi& api, net::Request& req,
                                  std::optional<net::Response>& out) {
@@ -48,10 +62,27 @@ type = "quiet"
 handler = { command = ["true"] }
 concurrency = 2
 
+[[sources]]
+name = "gh"
+kind = "github"
+path = "/hooks/gh"
+secret = { env = "GH_SECRET" }
+job = "slack.event"
+
+[[sources]]
+name = "rotating"
+kind = "hmac"
+path = "/hooks/rotating"
+secret = { env = "NEW_SECRET" }
+previous_secret = { env = "OLD_SECRET" }
+job = "quiet"
+
 [[integrations]]
 name = "api"
 base_url = "http://127.0.0.1:9"
 max_concurrency = 7
+auth = { bearer = { env = "API_TOKEN" } }
+rate_limit = { rate = "5/s", burst = 3 }
 )",
                                         "admin.toml");
     ASSERT_TRUE(config.ok()) << config.status().ToString();
@@ -61,12 +92,34 @@ max_concurrency = 7
     Result<std::unique_ptr<Queue>> queue = OpenQueue(config_.queue, clock_);
     ASSERT_TRUE(queue.ok()) << queue.status().ToString();
     queue_ = std::move(queue).value();
-    api_ = std::make_unique<AdminApi>(config_, *queue_, kToken);
+    // What ResolveSecrets would have read.
+    config_.sources[0].secret->value = kSourceSecret;
+    config_.sources[1].secret->value = kSourceSecret + std::string("-new");
+    config_.sources[1].previous_secret->value = kPreviousSecret;
+    config_.integrations[0].auth->secret.value = kIntegrationSecret;
+    for (const SourceConfig& source : config_.sources) metrics_.RegisterSource(source.name);
+    MakeApi(nullptr);
+  }
+
+  static std::vector<AdminToken> Tokens() {
+    return {{"admin", kToken, AdminScope::kAdmin},
+            {"viewer", kReadToken, AdminScope::kRead},
+            {"ops", kOperateToken, AdminScope::kOperate}};
+  }
+
+  void MakeApi(egress::Egress* egress) {
+    api_.reset();
+    AdminApiParts parts;
+    parts.metrics = &metrics_;
+    parts.egress = egress;
+    parts.clock = &clock_;
+    api_ = std::make_unique<AdminApi>(config_, *queue_, Tokens(), parts);
   }
 
   net::Response Call(const std::string& target, const std::string& token = kToken,
-                     http::verb method = http::verb::get) {
+                     http::verb method = http::verb::get, const std::string& peer = kPeer) {
     net::Request req{method, target, 11};
+    req.peer = peer;
     if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
     return Run(req);
   }
@@ -95,17 +148,20 @@ max_concurrency = 7
 
   TempDir dir_;
   FakeClock clock_;
+  Metrics metrics_;
   Config config_;
   std::unique_ptr<Queue> queue_;
   std::unique_ptr<AdminApi> api_;
 };
 
 TEST_F(AdminApiTest, EveryAdminPathNeedsTheBearerToken) {
+  int peer = 0;  // one client each: the failed-auth limit is not under test here
   for (const std::string target :
        {"/admin/api/v1/capacity", "/admin/api/v1/queues", "/admin/api/v1/nope", "/admin"}) {
     for (const std::string& token : {std::string(), std::string("wrong"), std::string(kToken) + "x",
                                      std::string(kToken).substr(1)}) {
-      net::Response res = Call(target, token);
+      net::Response res =
+          Call(target, token, http::verb::get, "192.0.2." + std::to_string(++peer));
       EXPECT_EQ(res.result(), http::status::unauthorized) << target << " with \"" << token << "\"";
       EXPECT_EQ(Json(res)["ok"], false);
       EXPECT_EQ(res[http::field::www_authenticate], "Bearer realm=\"firebreak admin\"");
@@ -125,7 +181,7 @@ TEST_F(AdminApiTest, EveryAdminPathNeedsTheBearerToken) {
   EXPECT_EQ(Run(lower).result(), http::status::ok);
 
   // An API built without a token refuses even an empty bearer.
-  AdminApi off(config_, *queue_, "");
+  AdminApi off(config_, *queue_, {});
   net::Request empty{http::verb::get, "/admin/api/v1/queues", 11};
   empty.set(http::field::authorization, "Bearer ");
   std::optional<net::Response> out;
@@ -262,6 +318,258 @@ TEST_F(AdminApiTest, OwnListenerServesOnlyAdminPaths) {
   // The port is closed: the connection is refused (rather than left waiting).
   Result<HttpResponse> after = HttpCall({"GET", base + "/admin", {}, "", std::chrono::seconds(2)});
   EXPECT_EQ(after.status().code(), StatusCode::kUnavailable) << after.status().ToString();
+}
+
+TEST_F(AdminApiTest, ScopesDecideWhatATokenMayDo) {
+  // Read: every GET; POST and DELETE are refused before routing, with the token's name.
+  // 403 names the scope needed and the token's name and scope.
+  auto expect_forbidden = [this](const char* target, const char* token, http::verb method,
+                                 const std::string& error) {
+    net::Response res = Call(target, token, method);
+    EXPECT_EQ(res.result(), http::status::forbidden) << target;
+    EXPECT_EQ(Json(res)["error"], error) << target;
+  };
+  EXPECT_EQ(Call("/admin/api/v1/queues", kReadToken).result(), http::status::ok);
+  expect_forbidden("/admin/api/v1/dead/01J/replay", kReadToken, http::verb::post,
+                   "this needs scope \"operate\"; token \"viewer\" has \"read\"");
+  expect_forbidden("/admin/api/v1/dead/01J", kReadToken, http::verb::delete_,
+                   "this needs scope \"admin\"; token \"viewer\" has \"read\"");
+  // Operate: POST passes the gate (no such endpoint yet: 404), DELETE and purges do not.
+  EXPECT_EQ(Call("/admin/api/v1/dead/01J/replay", kOperateToken, http::verb::post).result(),
+            http::status::not_found);
+  EXPECT_EQ(Call("/admin/api/v1/queues", kOperateToken, http::verb::post).result(),
+            http::status::method_not_allowed);
+  expect_forbidden("/admin/api/v1/dead/01J", kOperateToken, http::verb::delete_,
+                   "this needs scope \"admin\"; token \"ops\" has \"operate\"");
+  expect_forbidden("/admin/api/v1/dead/purge", kOperateToken, http::verb::post,
+                   "this needs scope \"admin\"; token \"ops\" has \"operate\"");
+  // Admin: everything passes the gate.
+  EXPECT_EQ(Call("/admin/api/v1/dead/01J", kToken, http::verb::delete_).result(),
+            http::status::not_found);
+
+  EXPECT_EQ(RequiredScope(http::verb::get, "/admin/api/v1/jobs/1"), AdminScope::kRead);
+  EXPECT_EQ(RequiredScope(http::verb::head, "/admin/api/v1/queues"), AdminScope::kRead);
+  EXPECT_EQ(RequiredScope(http::verb::post, "/admin/api/v1/jobs/1/cancel"), AdminScope::kOperate);
+  EXPECT_EQ(RequiredScope(http::verb::post, "/admin/api/v1/queues/x/pause?y=1"),
+            AdminScope::kOperate);
+  EXPECT_EQ(RequiredScope(http::verb::post, "/admin/api/v1/dead/purge?type=x"),
+            AdminScope::kAdmin);
+  EXPECT_EQ(RequiredScope(http::verb::delete_, "/admin/api/v1/dead/1"), AdminScope::kAdmin);
+  EXPECT_EQ(RequiredScope(http::verb::options, "/admin/api/v1/queues"), AdminScope::kAdmin);
+}
+
+TEST_F(AdminApiTest, ElevenFailuresInAMinuteRefuseTheClientForTheRestOfIt) {
+  for (int i = 1; i <= 10; ++i) {
+    EXPECT_EQ(Call("/admin/api/v1/queues", "guess-" + std::to_string(i)).result(),
+              http::status::unauthorized)
+        << i;
+  }
+  clock_.Advance(std::chrono::seconds(15));
+  net::Response eleventh = Call("/admin/api/v1/queues", "guess-11");
+  EXPECT_EQ(eleventh.result(), http::status::too_many_requests);
+  EXPECT_EQ(eleventh[http::field::retry_after], "45");
+  EXPECT_EQ(Json(eleventh)["ok"], false);
+  // The right token from that client is refused too; another client is not.
+  clock_.Advance(std::chrono::seconds(20));
+  net::Response right = Call("/admin/api/v1/queues", kToken);
+  EXPECT_EQ(right.result(), http::status::too_many_requests);
+  EXPECT_EQ(right[http::field::retry_after], "25");
+  EXPECT_EQ(Call("/admin/api/v1/queues", kToken, http::verb::get, "198.51.100.8").result(),
+            http::status::ok);
+  // The window ends 60 s after its first failure.
+  clock_.Advance(std::chrono::seconds(25));
+  EXPECT_EQ(Call("/admin/api/v1/queues", kToken).result(), http::status::ok);
+}
+
+TEST(FailedAuthLimiterTest, MemoryIsBoundedByForgettingTheOldestWindow) {
+  FailedAuthLimiter limiter({/*max_failures=*/1, std::chrono::seconds(60), /*max_tracked=*/3});
+  EXPECT_FALSE(limiter.RecordFailure("a", 0));
+  EXPECT_TRUE(limiter.RecordFailure("a", 1).has_value());
+  for (const char* client : {"b", "c", "d"}) limiter.RecordFailure(client, 2);
+  EXPECT_EQ(limiter.tracked(), 3u);
+  EXPECT_FALSE(limiter.Refused("a", 3)) << "the oldest window was forgotten";
+  EXPECT_FALSE(limiter.Refused("b", 3));
+  EXPECT_TRUE(limiter.RecordFailure("b", 3).has_value());
+  EXPECT_EQ(limiter.Refused("b", 30'000)->count(), 30'002);
+  EXPECT_FALSE(limiter.Refused("b", 60'002));
+  EXPECT_EQ(limiter.tracked(), 0u);
+  // IPv6 clients are counted per /64; IPv4 and unparsable peers as they are.
+  EXPECT_EQ(FailedAuthLimiter::ClientKey("2001:db8:1:2:aaaa::1"),
+            FailedAuthLimiter::ClientKey("2001:db8:1:2:bbbb::9"));
+  EXPECT_NE(FailedAuthLimiter::ClientKey("2001:db8:1:2::1"),
+            FailedAuthLimiter::ClientKey("2001:db8:1:3::1"));
+  EXPECT_EQ(FailedAuthLimiter::ClientKey("203.0.113.9"), "203.0.113.9");
+  EXPECT_EQ(FailedAuthLimiter::ClientKey(""), "");
+}
+
+TEST(RecentWindowTest, QuantilesAndRatesOfTheLastMinutes) {
+  prometheus::ClientMetric::Histogram h;
+  for (auto [bound, count] : std::vector<std::pair<double, uint64_t>>{
+           {0.001, 50}, {0.01, 98}, {0.1, 100}, {std::numeric_limits<double>::infinity(), 100}}) {
+    prometheus::ClientMetric::Bucket b;
+    b.upper_bound = bound;
+    b.cumulative_count = count;
+    h.bucket.push_back(b);
+  }
+  h.sample_count = 100;
+  EXPECT_DOUBLE_EQ(*HistogramQuantile(0.5, h), 0.001);
+  EXPECT_NEAR(*HistogramQuantile(0.99, h), 0.055, 1e-9);
+  EXPECT_FALSE(HistogramQuantile(0.5, prometheus::ClientMetric::Histogram{}));
+
+  RecentWindow window(std::chrono::minutes(5), std::chrono::seconds(10));
+  SeriesReadings start{{"s", {0, {}}}};
+  EXPECT_DOUBLE_EQ(window.Update(0, start)["s"].seconds, 0);
+  SeriesReadings later{{"s", {100, h}}};
+  WindowStats stats = window.Update(50'000, later)["s"];
+  EXPECT_DOUBLE_EQ(stats.seconds, 50);
+  EXPECT_DOUBLE_EQ(stats.rate_per_s, 2);
+  EXPECT_DOUBLE_EQ(*stats.p50_seconds, 0.001);
+  // Ten minutes on, the base is the newest sample before the window.
+  stats = window.Update(650'000, later)["s"];
+  EXPECT_DOUBLE_EQ(stats.seconds, 600);
+  EXPECT_DOUBLE_EQ(stats.rate_per_s, 0);
+  EXPECT_FALSE(stats.p50_seconds.has_value());
+}
+
+TEST_F(AdminApiTest, SourcesShowCountsLatencyAndFingerprintsOnly) {
+  SourceMetrics* gh = const_cast<SourceMetrics*>(metrics_.FindSource("gh"));
+  ASSERT_NE(gh, nullptr);
+  gh->accepted->Increment(3);
+  gh->unauthorized->Increment(2);
+  for (int i = 0; i < 5; ++i) gh->duration->Observe(0.0004);
+  clock_.Advance(std::chrono::seconds(10));
+  net::Response res = Call("/admin/api/v1/sources", kReadToken);
+  ASSERT_EQ(res.result(), http::status::ok) << res.body();
+  nlohmann::json body = Json(res);
+  ASSERT_EQ(body["items"].size(), 2u) << body.dump();
+  EXPECT_EQ(body["total_estimate"], 2);
+  const nlohmann::json& row = body["items"][0];
+  EXPECT_EQ(row["name"], "gh");
+  EXPECT_EQ(row["kind"], "github");
+  EXPECT_EQ(row["path"], "/hooks/gh");
+  EXPECT_EQ(row["job"], "slack.event");
+  EXPECT_EQ(row["accepted"], 3);
+  EXPECT_EQ(row["duplicate"], 0);
+  EXPECT_EQ(row["rejected"]["unauthorized"], 2);
+  EXPECT_EQ(row["rejected"]["overloaded"], 0);
+  EXPECT_DOUBLE_EQ(row["window_seconds"].get<double>(), 10);
+  EXPECT_DOUBLE_EQ(row["requests_per_s"].get<double>(), 0.5);
+  EXPECT_GT(row["ack_p50_seconds"].get<double>(), 0.00025);
+  EXPECT_LE(row["ack_p99_seconds"].get<double>(), 0.0005);
+  EXPECT_DOUBLE_EQ(row["ack_deadline_seconds"].get<double>(), 10);
+  EXPECT_EQ(row["ack_deadline_assumed"], false);
+  EXPECT_EQ(row["secret_fingerprint"], Sha256Hex(kSourceSecret).substr(0, 8));
+  EXPECT_TRUE(row["previous_secret_fingerprint"].is_null());
+  const nlohmann::json& rotating = body["items"][1];
+  EXPECT_EQ(rotating["kind"], "hmac");
+  EXPECT_EQ(rotating["ack_deadline_assumed"], true);
+  EXPECT_EQ(rotating["previous_secret_fingerprint"], Sha256Hex(kPreviousSecret).substr(0, 8));
+  EXPECT_EQ(Json(Call("/admin/api/v1/sources?limit=1"))["next_cursor"], "gh");
+}
+
+TEST_F(AdminApiTest, IntegrationsShowTheEgressStateWhenWorkersRunHere) {
+  // Without egress in the process (ingest): the config side only.
+  nlohmann::json off = Json(Call("/admin/api/v1/integrations"));
+  ASSERT_EQ(off["items"].size(), 1u) << off.dump();
+  EXPECT_EQ(off["items"][0]["live"], false);
+  EXPECT_TRUE(off["items"][0]["breaker"]["state"].is_null());
+  EXPECT_EQ(off["items"][0]["max_concurrency"], 7);
+
+  egress::Egress egress(config_, metrics_);
+  egress.Start();
+  MakeApi(&egress);
+  net::Response res = Call("/admin/api/v1/integrations", kReadToken);
+  ASSERT_EQ(res.result(), http::status::ok) << res.body();
+  const nlohmann::json row = Json(res)["items"][0];
+  EXPECT_EQ(row["name"], "api");
+  EXPECT_EQ(row["base_url"], "http://127.0.0.1:9");
+  EXPECT_EQ(row["live"], true);
+  EXPECT_EQ(row["breaker"]["state"], "closed");
+  EXPECT_TRUE(row["breaker"]["since"].is_string());
+  EXPECT_DOUBLE_EQ(row["breaker"]["failure_rate"].get<double>(), 0);
+  EXPECT_DOUBLE_EQ(row["breaker"]["opens_at_failure_rate"].get<double>(), 0.5);
+  EXPECT_EQ(row["rate_limit"]["rate"], "5/s");
+  EXPECT_EQ(row["rate_limit"]["burst"], 3);
+  EXPECT_NEAR(row["rate_limit"]["tokens"].get<double>(), 3, 1e-6);
+  EXPECT_EQ(row["in_flight"], 0);
+  EXPECT_EQ(row["queued"], 0);
+  EXPECT_EQ(row["max_queue"], 1000);
+  EXPECT_TRUE(row["latency_p99_seconds"].is_null());
+
+  nlohmann::json overview = Json(Call("/admin/api/v1/overview"));
+  EXPECT_EQ(overview["open_breakers"], 0);
+  api_->Stop();
+  egress.Stop();
+}
+
+TEST_F(AdminApiTest, OverviewAndOneQueue) {
+  for (int i = 0; i < 3; ++i) Enqueue(MakeJob(JobId(i), "slack.event"));
+  clock_.Advance(std::chrono::seconds(5));
+  net::Response res = Call("/admin/api/v1/overview", kReadToken);
+  ASSERT_EQ(res.result(), http::status::ok) << res.body();
+  nlohmann::json body = Json(res);
+  EXPECT_TRUE(body["generated_at"].is_string());
+  ASSERT_EQ(body["sources"].size(), 2u);
+  EXPECT_EQ(body["sources"][0]["name"], "gh");
+  EXPECT_DOUBLE_EQ(body["sources"][0]["ack_deadline_seconds"].get<double>(), 10);
+  EXPECT_TRUE(body["sources"][0]["ack_p99_of_deadline"].is_null());
+  ASSERT_EQ(body["job_types"].size(), 3u) << body.dump();
+  const nlohmann::json& slack = body["job_types"][2];
+  EXPECT_EQ(slack["job_type"], "slack.event");
+  EXPECT_EQ(slack["ready"], 3);
+  EXPECT_EQ(slack["concurrency_configured"], 4);
+  EXPECT_TRUE(slack.contains("oldest_ready_age_seconds"));
+  EXPECT_EQ(slack["paused"], false);
+  EXPECT_EQ(body["dead_total"], 0);
+  EXPECT_TRUE(body["open_breakers"].is_null()) << "no egress in this process";
+
+  net::Response one = Call("/admin/api/v1/queues/slack.event");
+  ASSERT_EQ(one.result(), http::status::ok) << one.body();
+  nlohmann::json queue = Json(one);
+  EXPECT_EQ(queue["job_type"], "slack.event");
+  EXPECT_EQ(queue["ready"], 3);
+  EXPECT_EQ(queue["succeeded"], 0);
+  EXPECT_EQ(queue["capacity"]["concurrency_configured"], 4);
+  EXPECT_EQ(queue["capacity"]["arrived"], 3);
+  EXPECT_EQ(Call("/admin/api/v1/queues/action:api").result(), http::status::ok);
+  net::Response unknown = Call("/admin/api/v1/queues/nope");
+  EXPECT_EQ(unknown.result(), http::status::not_found);
+  EXPECT_EQ(Json(unknown)["error"], "no job type \"nope\"");
+  EXPECT_EQ(Call("/admin/api/v1/queues/a/b").result(), http::status::not_found);
+}
+
+TEST_F(AdminApiTest, NoAnswerCarriesASecret) {
+  egress::Egress egress(config_, metrics_);
+  egress.Start();
+  MakeApi(&egress);
+  Enqueue(MakeJob(JobId(1), "slack.event"));
+  const std::vector<std::string> secrets = {kToken,          kReadToken,       kOperateToken,
+                                            kSourceSecret,   kPreviousSecret,  kIntegrationSecret,
+                                            std::string(kSourceSecret) + "-new"};
+  std::vector<net::Response> answers;
+  for (const char* path : {"/admin/api/v1/queues", "/admin/api/v1/queues/slack.event",
+                           "/admin/api/v1/queues/nope", "/admin/api/v1/capacity",
+                           "/admin/api/v1/sources", "/admin/api/v1/integrations",
+                           "/admin/api/v1/overview", "/admin/api/v1/nope", "/admin"}) {
+    answers.push_back(Call(path));
+    answers.push_back(Call(path, kReadToken, http::verb::delete_));
+    answers.push_back(Call(path, kOperateToken, http::verb::post));
+  }
+  for (int i = 0; i < 12; ++i) {
+    answers.push_back(Call("/admin/api/v1/sources", std::string(kToken) + "-", http::verb::get,
+                           "203.0.113.50"));
+  }
+  EXPECT_EQ(answers.back().result(), http::status::too_many_requests);
+  for (const net::Response& res : answers) {
+    for (const std::string& secret : secrets) {
+      EXPECT_EQ(res.body().find(secret), std::string::npos) << secret << " in " << res.body();
+      for (const auto& field : res) {
+        EXPECT_EQ(std::string_view(field.value()).find(secret), std::string_view::npos);
+      }
+    }
+  }
+  api_->Stop();
+  egress.Stop();
 }
 
 }  // namespace

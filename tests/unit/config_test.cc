@@ -348,7 +348,9 @@ TEST(ConfigTest, EmptyFileGivesDefaults) {
   EXPECT_EQ(config.server.max_body, 1024u * 1024);
   EXPECT_EQ(config.server.read_timeout, milliseconds(10'000));
   EXPECT_FALSE(config.server.admin_token.has_value());
-  EXPECT_EQ(config.server.admin_listen, "");
+  EXPECT_TRUE(config.server.admin_tokens.empty());
+  EXPECT_FALSE(config.server.AdminEnabled());
+  EXPECT_EQ(config.server.admin_listen, "127.0.0.1:8082");  // loopback, apart from ingress
   EXPECT_EQ(config.queue.backend, "sqlite");
   EXPECT_EQ(config.queue.path, "var/firebreak.db");
   EXPECT_EQ(config.queue.max_depth, 100'000);
@@ -418,7 +420,7 @@ threads = 0
 max_body = "1MiB"
 read_timeout = "10s"
 admin_token = { env = "FIREBREAK_ADMIN_TOKEN" }
-admin_listen = ""
+admin_listen = "127.0.0.1:8082"
 [queue]
 backend = "sqlite"
 path = "var/firebreak.db"
@@ -849,8 +851,8 @@ TEST(ConfigErrorTest, ListenAddresses) {
   ExpectError("[server]\nlisten = \"127.0.0.1:0\"\n", 2, "server.listen", "1 to 65535");
   ExpectError("[server]\nlisten = \"127.0.0.1:70000\"\n", 2, "server.listen", "1 to 65535");
   ExpectError("[server]\nlisten = \"::1:8080\"\n", 2, "server.listen", "brackets");
-  ExpectError("[server]\nadmin_listen = \"127.0.0.1:8080\"\n", 2, "server.admin_listen",
-              "must differ from server.listen");
+  ExpectError("[server]\nadmin_token = { env = \"T\" }\nadmin_listen = \"127.0.0.1:8080\"\n", 3,
+              "server.admin_listen", "takes the port of server.listen");
   ExpectError("[worker]\nsidecar = \"0.0.0.0:8081\"\n", 2, "worker.sidecar", "loopback");
   EXPECT_TRUE(Parse("[server]\nlisten = \"[::1]:8080\"\n").ok());
 }
@@ -1391,6 +1393,116 @@ TEST(ConfigErrorTest, SchemePublicUrlOnlyWhereTheUrlIsSigned) {
               "sources[0].public_url", "expected the origin the provider calls");
   ExpectError(SchemeSourceToml("twilio", "public_url = \"bot.example.com\"\n"), 7,
               "sources[0].public_url", "expected the origin the provider calls");
+}
+
+TEST(ConfigTest, AdminTokensWithScopes) {
+  Result<Config> parsed = Parse(R"([server]
+admin_token = { env = "ROOT" }
+admin_listen = "ingress"
+[[server.admin_tokens]]
+name = "grafana"
+token = { file = "/run/secrets/grafana" }
+scope = "read"
+[[server.admin_tokens]]
+name = "oncall"
+token = { env = "ONCALL_TOKEN" }
+scope = "operate"
+)");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const ServerConfig& server = parsed->server;
+  EXPECT_TRUE(server.AdminEnabled());
+  EXPECT_TRUE(server.AdminOnIngress());
+  ASSERT_EQ(server.admin_tokens.size(), 2u);
+  EXPECT_EQ(server.admin_tokens[0].name, "grafana");
+  EXPECT_EQ(server.admin_tokens[0].scope, AdminScope::kRead);
+  EXPECT_EQ(server.admin_tokens[0].token.kind, Secret::Kind::kFile);
+  EXPECT_EQ(server.admin_tokens[0].where, "bot.toml:4:1");
+  EXPECT_EQ(server.admin_tokens[1].scope, AdminScope::kOperate);
+  EXPECT_NE(Summarize(*parsed).find("token \"oncall\" (operate) env ONCALL_TOKEN"),
+            std::string::npos)
+      << Summarize(*parsed);
+
+  // Tokens alone (no admin_token) turn the API on.
+  Result<Config> only = Parse(
+      "[[server.admin_tokens]]\nname = \"admin\"\ntoken = { env = \"T\" }\nscope = \"admin\"\n");
+  ASSERT_TRUE(only.ok()) << only.status().message();
+  EXPECT_TRUE(only->server.AdminEnabled());
+}
+
+TEST(ConfigTest, AdminTokenErrorsNameFileLineAndKey) {
+  const std::string entry = "[[server.admin_tokens]]\n";
+  ExpectError(entry + "name = \"a\"\ntoken = { env = \"A\" }\nscope = \"root\"\n", 4,
+              "server.admin_tokens[0].scope", "unknown scope \"root\"");
+  ExpectError(entry + "name = \"a\"\ntoken = { env = \"A\" }\n", 1,
+              "server.admin_tokens[0].scope", "required key is missing");
+  ExpectError(entry + "name = \"a\"\nscope = \"read\"\n", 1, "server.admin_tokens[0].token",
+              "required key is missing");
+  ExpectError(entry + "name = \"a\"\ntoken = \"hunter2\"\nscope = \"read\"\n", 3,
+              "server.admin_tokens[0].token", "not a literal");
+  const std::string literal = entry + "name = \"a\"\ntoken = \"hunter2\"\nscope = \"read\"\n";
+  EXPECT_EQ(ErrorOf(literal).find("hunter2"), std::string::npos);
+  ExpectError(entry + "name = \"a b\"\ntoken = { env = \"A\" }\nscope = \"read\"\n", 2,
+              "server.admin_tokens[0].name", "bad name");
+  ExpectError(entry + "name = \"a\"\ntoken = { env = \"A\" }\nscope = \"read\"\n" + entry +
+                  "name = \"a\"\ntoken = { env = \"B\" }\nscope = \"read\"\n",
+              6, "server.admin_tokens[1].name", "duplicate admin token name \"a\"");
+  ExpectError("[server]\nadmin_token = { env = \"R\" }\n" + entry +
+                  "name = \"admin\"\ntoken = { env = \"A\" }\nscope = \"read\"\n",
+              4, "server.admin_tokens[0].name", "server.admin_token's name");
+  ExpectError(entry + "name = \"a\"\ntoken = { env = \"A\" }\nscope = \"read\"\nexpires = 1\n", 5,
+              "server.admin_tokens[0].expires", "unknown key");
+  ExpectError("[server]\nadmin_listen = \"\"\n", 2, "server.admin_listen", "\"ingress\"");
+  ExpectError("[server]\nadmin_listen = \"127.0.0.1\"\n", 2, "server.admin_listen", "host:port");
+  // The default admin address must not take a port already in use.
+  ExpectError("[server]\nlisten = \"0.0.0.0:8082\"\nadmin_token = { env = \"R\" }\n", 1,
+              "server.admin_listen", "takes the port of server.listen");
+  ExpectError("[server]\nadmin_token = { env = \"R\" }\nadmin_listen = \"127.0.0.1:8081\"\n", 3,
+              "server.admin_listen", "takes the port of worker.sidecar");
+  // ...which does not matter while the API is off, or on the ingress listener.
+  EXPECT_TRUE(Parse("[server]\nlisten = \"0.0.0.0:8082\"\n").ok());
+  EXPECT_TRUE(
+      Parse("[server]\nlisten = \"0.0.0.0:8082\"\nadmin_token = { env = \"R\" }\nadmin_listen = "
+            "\"ingress\"\n")
+          .ok());
+}
+
+TEST(SecretsTest, AdminTokensResolveAndMustBeDistinct) {
+  ScopedEnv root("FIREBREAK_TEST_ROOT", "root-token");
+  ScopedEnv one("FIREBREAK_TEST_ONE", "token-one");
+  ScopedEnv same("FIREBREAK_TEST_SAME", "token-one");
+  auto config = [](const std::string& second) {
+    Result<Config> parsed = Parse(R"([server]
+admin_token = { env = "FIREBREAK_TEST_ROOT" }
+[[server.admin_tokens]]
+name = "one"
+token = { env = "FIREBREAK_TEST_ONE" }
+scope = "read"
+[[server.admin_tokens]]
+name = "two"
+token = { env = ")" + second + R"(" }
+scope = "operate"
+)");
+    EXPECT_TRUE(parsed.ok()) << parsed.status().message();
+    return parsed.ok() ? *parsed : Config{};
+  };
+  Config distinct = config("FIREBREAK_TEST_ROOT");
+  Status status = ResolveSecrets(distinct);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.message(),
+            "bot.toml:9:9: server.admin_tokens[1].token: the same token as server.admin_token; "
+            "every admin token must be distinct");
+  Config twice = config("FIREBREAK_TEST_SAME");
+  status = ResolveSecrets(twice);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("server.admin_tokens[1].token: the same token as "
+                                  "server.admin_tokens[0] (\"one\")"),
+            std::string::npos)
+      << status.message();
+  EXPECT_EQ(status.message().find("token-one"), std::string::npos);
+  ScopedEnv other("FIREBREAK_TEST_OTHER", "token-two");
+  Config fine = config("FIREBREAK_TEST_OTHER");
+  ASSERT_TRUE(ResolveSecrets(fine).ok());
+  EXPECT_EQ(fine.server.admin_tokens[1].token.value, "token-two");
 }
 
 }  // namespace
