@@ -11,6 +11,8 @@
 
 #include "admin/auth_limiter.h"
 #include "admin/recent_window.h"
+#include "admin/admin_http.h"
+#include "admin/job_routes.h"
 #include "common/crypto.h"
 #include "common/http_util.h"
 #include "common/json_string.h"
@@ -28,12 +30,13 @@ namespace {
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 namespace urls = boost::urls;
+using admin::kDefaultLimit;
+using admin::kMaxLimit;
 using net::Request;
 using net::Response;
 
 constexpr std::string_view kAdminPrefix = "/admin";
-constexpr int kDefaultLimit = 50;
-constexpr int kMaxLimit = 1000;
+constexpr std::string_view kApiPrefix = "/admin/api/v1";
 // Queue reads in parallel; each holds one store connection (sqlite: the read
 // connection's lock, redis: the admin connection), so more would only queue there.
 constexpr int kQueueThreads = 2;
@@ -42,20 +45,9 @@ constexpr std::chrono::milliseconds kEgressReadTimeout{2'000};
 
 std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
-std::string Dump(const nlohmann::json& json) {
-  // Job types come from the store: bytes that are not UTF-8 must not throw.
-  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-Response Answer(const Request& req, http::status status, std::string body) {
-  Response res = net::MakeResponse(req, status, std::move(body));
-  res.set(http::field::cache_control, "no-store");
-  return res;
-}
-
-Response Error(const Request& req, http::status status, std::string_view error) {
-  return Answer(req, status, ErrorJson(error));
-}
+using admin::Answer;
+using admin::Dump;
+using admin::Error;
 
 // "Authorization: Bearer <token>" → the token; "" when the header is absent or of
 // another scheme. The scheme is case-insensitive (RFC 9110 §11.1).
@@ -302,6 +294,8 @@ struct AdminApi::Impl {
   std::mutex limiter_mu;
   FailedAuthLimiter limiter;  // guarded by limiter_mu
   asio::thread_pool queue_pool{kQueueThreads};
+  // The job endpoints (admin/job_routes.h), on the same queue threads.
+  JobRoutes job_routes{queue, clock, queue_pool};
   std::unique_ptr<net::HttpServer> listener;  // server.admin_listen
   std::once_flag stopped;
 };
@@ -396,10 +390,16 @@ Snapshot AdminApi::Impl::Read(const Needs& needs) {
   return snapshot;
 }
 
-// `caller` is every handler's to use (the actor of the operations to come); the read
+// `caller`: the job routes write its token name to the audit log as the actor; the read
 // endpoints need only its scope, which the gate checked.
 asio::awaitable<Response> AdminApi::Impl::Serve(Request& req, const std::string& path,
-                                                [[maybe_unused]] const AdminCaller& caller) {
+                                                const AdminCaller& caller) {
+  if (path.starts_with(kApiPrefix)) {
+    std::string api_path = path.substr(kApiPrefix.size());
+    if (JobRoutes::Serves(api_path)) {
+      co_return co_await job_routes.Handle(req, std::move(api_path), caller.token_name);
+    }
+  }
   auto url = urls::parse_origin_form(req.target());
   if (!url) co_return Error(req, http::status::bad_request, "bad request target");
   std::optional<Route> route = FindRoute(url->segments());
@@ -705,7 +705,7 @@ Status AdminApi::Listen(const std::string& address, std::chrono::milliseconds re
   options.name = "admin";
   options.listen = address;
   options.threads = 1;
-  options.max_body = 64 * 1024;  // no endpoint takes a body yet
+  options.max_body = 64 * 1024;  // a bulk operation's filter at most
   options.read_timeout = read_timeout;
   options.max_connections = 256;
   options.max_connections_key = "admin connections";

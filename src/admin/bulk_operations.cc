@@ -182,7 +182,7 @@ struct Operations::Running {
   std::thread thread;  // joined by Start (once finished) or the destructor
 };
 
-Operations::Operations(Queue& queue, Clock& clock) : queue_(queue), clock_(clock) {}
+Operations::Operations(Queue& queue, const Clock& clock) : queue_(queue), clock_(clock) {}
 
 Operations::~Operations() {
   std::lock_guard lock(mu_);  // Run never takes mu_: joining under it cannot deadlock

@@ -91,7 +91,7 @@ nlohmann::json OperationJson(const OperationView& view);
 // (not a dry run) writes an audit entry when it ends: actor, action, filter, count.
 class Operations {
  public:
-  Operations(Queue& queue, Clock& clock);
+  Operations(Queue& queue, const Clock& clock);
   ~Operations();  // cancels what runs and waits for it
   Operations(const Operations&) = delete;
   Operations& operator=(const Operations&) = delete;
@@ -113,7 +113,7 @@ class Operations {
   void Run(std::shared_ptr<Running> op);
 
   Queue& queue_;
-  Clock& clock_;
+  const Clock& clock_;
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<Running>> ops_;  // oldest first; guarded by mu_
 };

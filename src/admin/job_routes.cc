@@ -112,7 +112,7 @@ Result<BulkRequest> ParseBulkRequest(const Request& req, BulkAction action) {
 
 }  // namespace
 
-JobRoutes::JobRoutes(Queue& queue, Clock& clock, asio::thread_pool& pool)
+JobRoutes::JobRoutes(Queue& queue, const Clock& clock, asio::thread_pool& pool)
     : queue_(queue), pool_(pool), operations_(queue, clock) {}
 
 bool JobRoutes::Serves(std::string_view api_path) {

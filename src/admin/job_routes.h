@@ -31,7 +31,7 @@ namespace firebreak {
 class JobRoutes {
  public:
   // `queue` and `pool` must outlive this object.
-  JobRoutes(Queue& queue, Clock& clock, boost::asio::thread_pool& pool);
+  JobRoutes(Queue& queue, const Clock& clock, boost::asio::thread_pool& pool);
 
   // True for the paths (below /admin/api/v1, e.g. "/jobs/X") these routes answer.
   static bool Serves(std::string_view api_path);
