@@ -1,6 +1,7 @@
 #include "ingress/slack_source.h"
 
 #include <charconv>
+#include <optional>
 #include <string>
 
 #include "ingress/form.h"
@@ -41,6 +42,24 @@ std::string RetryHeadersJson(const IngressRequest& request) {
   }
   json.push_back('}');
   return json;
+}
+
+// Where Slack names the workspace, channel and user: Events API callbacks (team_id, and
+// event.channel / event.user, ids or, for channel_created and user_change, objects),
+// interactivity payloads (team.id, channel.id, user.id) and slash commands (the form's
+// team_id, channel_id and user_id).
+const SearchKeyPointers& SlackKeys() {
+  static const SearchKeyPointers keys({{"slack.team", "/team_id"},
+                                       {"slack.team", "/team/id"},
+                                       {"slack.channel", "/event/channel"},
+                                       {"slack.channel", "/event/channel/id"},
+                                       {"slack.channel", "/channel/id"},
+                                       {"slack.channel", "/channel_id"},
+                                       {"slack.user", "/event/user"},
+                                       {"slack.user", "/event/user/id"},
+                                       {"slack.user", "/user/id"},
+                                       {"slack.user", "/user_id"}});
+  return keys;
 }
 
 }  // namespace
@@ -117,13 +136,26 @@ SourceDecision SlackSource::HandleJson(std::string_view body, SourceDecision dec
     decision.dedupe_keys.push_back(name + ":msg:" + std::string(*message_id));
   }
   decision.payload_json.assign(body);
+  decision.search_keys = SearchKeysOf(event.root(), SlackKeys());
   return decision;
 }
 
 SourceDecision SlackSource::HandleForm(std::string_view body, SourceDecision decision) const {
-  Result<std::string> object = FormToJsonObject(body, "payload");
+  Result<DecodedForm> form = DecodedForm::Decode(body);
+  if (!form.ok()) return SourceDecision::Reject(400, "malformed form body");
+  std::optional<JsonBody> payload;  // interactivity's `payload` field, parsed
+  Result<std::string> object = FormToJsonObject(*form, "payload", &payload);
   if (!object.ok()) return SourceDecision::Reject(400, "malformed form body");
   decision.payload_json = std::move(object).value();
+  SearchKeys keys;
+  SlackKeys().AddFrom(*form, keys);  // a slash command's fields
+  std::optional<simdjson::dom::element> payload_root;
+  if (payload) {
+    payload_root = payload->root();
+    SlackKeys().AddFrom(*payload_root, keys);
+  }
+  search_key_pointers().AddFrom(*form, keys, "payload", payload_root ? &*payload_root : nullptr);
+  decision.search_keys = keys.Take();
   decision.dedupe_keys.push_back(config().name + ":sha256:" + Sha256Hex(body));
   // A JSON answer would be shown in the channel as a message; an empty 200 is the ack.
   decision.empty_body_on_success = true;
