@@ -178,13 +178,10 @@ Status LoadPrivateKey(std::string_view private_key_hex, std::unique_ptr<EVP_PKEY
   return Status::Ok();
 }
 
-// An interaction's guild and channel (ids, and the newer partial objects), and its user:
-// member.user in a guild, user in a DM.
+// An interaction's guild and channel, and its user: member.user in a guild, user in a DM.
 const SearchKeyPointers& DiscordKeys() {
   static const SearchKeyPointers keys({{"discord.guild", "/guild_id"},
-                                       {"discord.guild", "/guild/id"},
                                        {"discord.channel", "/channel_id"},
-                                       {"discord.channel", "/channel/id"},
                                        {"discord.user", "/member/user/id"},
                                        {"discord.user", "/user/id"}});
   return keys;

@@ -68,10 +68,15 @@ void SearchKeys::Add(std::string_view name, simdjson::dom::element value) {
   }
 }
 
-void SearchKeys::AddAt(std::string_view name, simdjson::dom::element root,
-                       std::string_view pointer) {
+void SearchKeys::AddAt(std::string_view name, simdjson::dom::element root, std::string_view pointer,
+                       bool or_id) {
   simdjson::dom::element value;
-  if (root.at_pointer(pointer).get(value) == simdjson::SUCCESS) Add(name, value);
+  if (root.at_pointer(pointer).get(value) != simdjson::SUCCESS) return;
+  if (or_id && value.type() == simdjson::dom::element_type::OBJECT &&
+      value.at_key("id").get(value) != simdjson::SUCCESS) {
+    return;
+  }
+  Add(name, value);
 }
 
 std::string SearchKeyName(std::string_view pointer) {
@@ -90,19 +95,21 @@ std::string SearchKeyName(std::string_view pointer) {
 
 SearchKeyPointers::SearchKeyPointers(const std::vector<std::string>& pointers) {
   entries_.reserve(pointers.size());
-  for (const std::string& pointer : pointers) Prepare(SearchKeyName(pointer), pointer);
+  for (const std::string& pointer : pointers) Prepare(SearchKeyName(pointer), pointer, false);
 }
 
 SearchKeyPointers::SearchKeyPointers(std::initializer_list<NamedPointer> named) {
   entries_.reserve(named.size());
-  for (const NamedPointer& entry : named) Prepare(std::string(entry.name), entry.pointer);
+  for (const NamedPointer& entry : named)
+    Prepare(std::string(entry.name), entry.pointer, entry.or_id);
 }
 
-void SearchKeyPointers::Prepare(std::string name, std::string_view pointer) {
+void SearchKeyPointers::Prepare(std::string name, std::string_view pointer, bool or_id) {
   if (pointer.empty() || pointer.front() != '/') return;  // the config accepts no other
   Entry entry;
   entry.pointer = pointer;
   entry.name = std::move(name);
+  entry.or_id = or_id;
   const std::string_view below_root = pointer.substr(1);
   const size_t slash = below_root.find('/');
   AppendUnescaped(below_root.substr(0, slash), entry.field);
@@ -111,7 +118,7 @@ void SearchKeyPointers::Prepare(std::string name, std::string_view pointer) {
 }
 
 void SearchKeyPointers::AddFrom(simdjson::dom::element root, SearchKeys& keys) const {
-  for (const Entry& entry : entries_) keys.AddAt(entry.name, root, entry.pointer);
+  for (const Entry& entry : entries_) keys.AddAt(entry.name, root, entry.pointer, entry.or_id);
 }
 
 void SearchKeyPointers::AddFrom(const DecodedForm& form, SearchKeys& keys,
@@ -120,7 +127,7 @@ void SearchKeyPointers::AddFrom(const DecodedForm& form, SearchKeys& keys,
   for (const Entry& entry : entries_) {
     if (!entry.rest.empty()) {
       if (json_document != nullptr && entry.field == json_field) {
-        keys.AddAt(entry.name, *json_document, entry.rest);
+        keys.AddAt(entry.name, *json_document, entry.rest, entry.or_id);
       }
       continue;
     }

@@ -38,7 +38,10 @@ class SearchKeys {
   // range: Telegram's negative chat ids); any other type is ignored.
   void Add(std::string_view name, simdjson::dom::element value);
   // The value at RFC 6901 `pointer` under `root`, as above; nothing when it is missing.
-  void AddAt(std::string_view name, simdjson::dom::element root, std::string_view pointer);
+  // With `or_id`, an object there gives its "id" member (Slack's event.user is an id, or
+  // a user object in user_change).
+  void AddAt(std::string_view name, simdjson::dom::element root, std::string_view pointer,
+             bool or_id = false);
 
   const std::vector<std::string>& keys() const { return keys_; }
   std::vector<std::string> Take() { return std::move(keys_); }
@@ -60,6 +63,7 @@ class SearchKeyPointers {
   struct NamedPointer {
     std::string_view name;
     std::string_view pointer;
+    bool or_id = false;  // an object there gives its "id" (SearchKeys::AddAt)
   };
 
   // Configured pointers, each named by SearchKeyName. A pointer not starting with '/' (or
@@ -78,13 +82,14 @@ class SearchKeyPointers {
                const simdjson::dom::element* json_document = nullptr) const;
 
  private:
-  void Prepare(std::string name, std::string_view pointer);
+  void Prepare(std::string name, std::string_view pointer, bool or_id);
 
   struct Entry {
     std::string pointer;
     std::string name;
     std::string field;  // the first segment, unescaped
     std::string rest;   // the pointer below the first segment ("" for one segment)
+    bool or_id = false;
   };
   std::vector<Entry> entries_;
 };

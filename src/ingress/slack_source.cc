@@ -44,20 +44,27 @@ std::string RetryHeadersJson(const IngressRequest& request) {
   return json;
 }
 
-// Where Slack names the workspace, channel and user: Events API callbacks (team_id, and
-// event.channel / event.user, ids or, for channel_created and user_change, objects),
-// interactivity payloads (team.id, channel.id, user.id) and slash commands (the form's
-// team_id, channel_id and user_id).
-const SearchKeyPointers& SlackKeys() {
+// Where Slack names the workspace, channel and user. Events API callbacks: team_id, and
+// event.channel / event.user (ids, or objects in channel_created, user_change, ...).
+const SearchKeyPointers& SlackEventKeys() {
   static const SearchKeyPointers keys({{"slack.team", "/team_id"},
-                                       {"slack.team", "/team/id"},
-                                       {"slack.channel", "/event/channel"},
-                                       {"slack.channel", "/event/channel/id"},
-                                       {"slack.channel", "/channel/id"},
+                                       {"slack.channel", "/event/channel", true},
+                                       {"slack.user", "/event/user", true}});
+  return keys;
+}
+
+// Interactivity payloads (the form's `payload` field): team, channel and user objects.
+const SearchKeyPointers& SlackInteractionKeys() {
+  static const SearchKeyPointers keys({{"slack.team", "/team", true},
+                                       {"slack.channel", "/channel", true},
+                                       {"slack.user", "/user", true}});
+  return keys;
+}
+
+// Slash commands: the form's fields.
+const SearchKeyPointers& SlackCommandKeys() {
+  static const SearchKeyPointers keys({{"slack.team", "/team_id"},
                                        {"slack.channel", "/channel_id"},
-                                       {"slack.user", "/event/user"},
-                                       {"slack.user", "/event/user/id"},
-                                       {"slack.user", "/user/id"},
                                        {"slack.user", "/user_id"}});
   return keys;
 }
@@ -136,7 +143,7 @@ SourceDecision SlackSource::HandleJson(std::string_view body, SourceDecision dec
     decision.dedupe_keys.push_back(name + ":msg:" + std::string(*message_id));
   }
   decision.payload_json.assign(body);
-  decision.search_keys = SearchKeysOf(event.root(), SlackKeys());
+  decision.search_keys = SearchKeysOf(event.root(), SlackEventKeys());
   return decision;
 }
 
@@ -148,11 +155,11 @@ SourceDecision SlackSource::HandleForm(std::string_view body, SourceDecision dec
   if (!object.ok()) return SourceDecision::Reject(400, "malformed form body");
   decision.payload_json = std::move(object).value();
   SearchKeys keys;
-  SlackKeys().AddFrom(*form, keys);  // a slash command's fields
+  SlackCommandKeys().AddFrom(*form, keys);
   std::optional<simdjson::dom::element> payload_root;
   if (payload) {
     payload_root = payload->root();
-    SlackKeys().AddFrom(*payload_root, keys);
+    SlackInteractionKeys().AddFrom(*payload_root, keys);
   }
   search_key_pointers().AddFrom(*form, keys, "payload", payload_root ? &*payload_root : nullptr);
   decision.search_keys = keys.Take();
