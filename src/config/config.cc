@@ -24,6 +24,7 @@
 #include "common/http_util.h"
 #include "common/units.h"
 #include "config/webhook_presets.h"
+#include "queue/job.h"
 
 namespace firebreak {
 namespace {
@@ -161,6 +162,24 @@ std::string CheckJsonPointer(std::string_view pointer) {
         (i + 1 >= pointer.size() || (pointer[i + 1] != '0' && pointer[i + 1] != '1'))) {
       return bad + " ('~' must be written ~0, '/' inside a key ~1)";
     }
+  }
+  return "";
+}
+
+// What is wrong with `pointer` as a search_keys entry of a source whose token (if any) is
+// the body field `token_field`; "" when nothing is.
+std::string SearchKeyProblem(const std::string& pointer, const std::string& token_field) {
+  if (std::string problem = CheckJsonPointer(pointer); !problem.empty()) return problem;
+  if (pointer.empty()) {
+    return "the whole payload is not a key: point at a value, e.g. \"/user/id\"";
+  }
+  if (pointer.find_first_of(": \t\r\n") != std::string::npos) {
+    return "a key's name cannot hold ':' (it ends the name) or blanks";
+  }
+  if (!token_field.empty() &&
+      (pointer == token_field || pointer.rfind(token_field + "/", 0) == 0)) {
+    return "points at the token that authenticates the request (" + token_field +
+           "); it never leaves the ingress";
   }
   return "";
 }
@@ -857,6 +876,7 @@ class ConfigParser {
         source.tolerance = preset->tolerance;
         source.dedupe = preset->dedupe;
         source.headers = preset->headers;
+        source.search_keys = preset->search_keys;
       }
     }
 
@@ -874,6 +894,7 @@ class ConfigParser {
 
     if (has_kind) CheckKindSpecificKeys(s, source, kind);
     ParseEnvelopeHeaders(s, source);
+    ParseSearchKeys(s, source);
     s.RejectUnknownKeys();
     config_.sources.push_back(std::move(source));
   }
@@ -1148,6 +1169,33 @@ class ConfigParser {
                                      [&](const std::string& h) { return AsciiLower(h) == lower; });
       if (!known) source.headers.push_back(names[i]);
     }
+  }
+
+  // search_keys = ["/data/object/customer", ...]: JSON pointers into the payload whose
+  // values a job is found by, named "data.object.customer" (any kind). They replace a
+  // preset's defaults (`[]`: none) and add to a platform kind's own keys.
+  void ParseSearchKeys(Section& s, SourceConfig& source) {
+    std::vector<std::string> pointers;
+    if (!s.StringList("search_keys", pointers, false)) return;
+    if (pointers.size() > kMaxSearchKeys) {
+      s.Fail("search_keys", "at most " + std::to_string(kMaxSearchKeys) +
+                                " pointers (a job keeps at most that many keys)");
+      return;
+    }
+    for (size_t i = 0; i < pointers.size(); ++i) {
+      const std::string& pointer = pointers[i];
+      std::string problem = SearchKeyProblem(pointer, source.scheme.token_field);
+      const auto earlier = pointers.begin() + static_cast<ptrdiff_t>(i);
+      if (problem.empty() && std::find(pointers.begin(), earlier, pointer) != earlier) {
+        problem = Quote(pointer) + " is listed twice";
+      }
+      if (!problem.empty()) {
+        problems_.Add(s.ElementSource("search_keys", i),
+                      s.KeyPath("search_keys") + "[" + std::to_string(i) + "]", problem);
+        return;
+      }
+    }
+    source.search_keys = std::move(pointers);
   }
 
   void ParseJob(Section& s) {

@@ -190,6 +190,10 @@ struct SourceConfig {
   // Request headers copied into the job envelope (any kind), on top of the kind's own.
   // Never a signature, token or credential header.
   std::vector<std::string> headers;
+  // JSON pointers into the job's payload whose values (strings, integers) operators find
+  // the job by, as "data.object.customer:cus_123" (any kind): on top of a platform kind's
+  // own keys; a preset's defaults until set. docs/search-keys.md.
+  std::vector<std::string> search_keys;
   // kind = "meta"
   std::optional<Secret> verify_token;
   // kind = "discord" (a public key may be a literal)

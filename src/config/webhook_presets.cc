@@ -28,6 +28,8 @@ WebhookPreset Stripe() {
   p.scheme.signed_template = "{timestamp}.{body}";
   p.dedupe = {"/id"};
   p.headers = {};
+  // The customer of a payment, invoice, subscription, ...; a Connect event's account.
+  p.search_keys = {"/data/object/customer", "/account"};
   p.sample_body =
       R"({"id":"evt_{id}","object":"event","api_version":"2024-06-20","created":{now},)"
       R"("type":"payment_intent.succeeded","livemode":false,"data":{"object":{"id":"pi_{id}",)"
@@ -64,6 +66,8 @@ WebhookPreset Shopify() {
   p.scheme = Hmac("X-Shopify-Hmac-Sha256", "", Scheme::Encoding::kBase64);
   // A retried delivery keeps its X-Shopify-Webhook-Id.
   p.dedupe = {"header:X-Shopify-Webhook-Id", "body"};
+  // Orders, draft orders and checkouts name their customer.
+  p.search_keys = {"/customer/id"};
   p.headers = {"X-Shopify-Topic",       "X-Shopify-Shop-Domain",  "X-Shopify-Webhook-Id",
                "X-Shopify-Event-Id",    "X-Shopify-Triggered-At", "X-Shopify-API-Version"};
   p.sample_headers = {{"X-Shopify-Topic", "orders/create"},
@@ -81,6 +85,7 @@ WebhookPreset Line() {
   p.scheme = Hmac("x-line-signature", "", Scheme::Encoding::kBase64);
   // A redelivery has the same webhookEventId but deliveryContext.isRedelivery = true.
   p.dedupe = {"/events/0/webhookEventId", "body"};
+  p.search_keys = {"/events/0/source/userId", "/events/0/source/groupId"};
   p.handshake = Handshake::kLine;
   p.sample_body =
       R"({"destination":"U0001","events":[{"type":"message","mode":"active",)"
@@ -100,6 +105,8 @@ WebhookPreset Twilio() {
   p.scheme.signed_template = "{url}{form_params}";
   p.body_sha256_param = "bodySHA256";
   p.dedupe = {"header:I-Twilio-Idempotency-Token", "body"};
+  // The other party's number (From of an inbound message, To of a status callback).
+  p.search_keys = {"/From", "/To"};
   p.headers = {"I-Twilio-Idempotency-Token"};
   p.content_type = "application/x-www-form-urlencoded";
   p.sample_headers = {{"I-Twilio-Idempotency-Token", "{id}"}};
@@ -119,6 +126,7 @@ WebhookPreset Twitch() {
   p.scheme.signed_template = "{header:Twitch-Eventsub-Message-Id}{timestamp}{body}";
   p.tolerance = milliseconds(600'000);  // Twitch: reject messages older than 10 minutes
   p.dedupe = {"header:Twitch-Eventsub-Message-Id"};
+  p.search_keys = {"/event/broadcaster_user_id", "/event/user_id"};
   p.headers = {"Twitch-Eventsub-Message-Id",        "Twitch-Eventsub-Message-Type",
                "Twitch-Eventsub-Message-Timestamp", "Twitch-Eventsub-Message-Retry",
                "Twitch-Eventsub-Subscription-Type", "Twitch-Eventsub-Subscription-Version"};
@@ -144,6 +152,7 @@ WebhookPreset Zoom() {
   p.scheme.signed_template = "v0:{timestamp}:{body}";
   p.dedupe = {"body"};
   p.headers = {"x-zm-trackingid"};
+  p.search_keys = {"/payload/account_id"};
   p.handshake = Handshake::kZoom;
   p.sample_body =
       R"({"event":"meeting.started","event_ts":{now_ms},"payload":{"account_id":"A{id}",)"
@@ -159,6 +168,8 @@ WebhookPreset Gitlab() {
   p.scheme.header = "X-Gitlab-Token";
   // Idempotency-Key (GitLab 17.4+) is the same on every retry of one event.
   p.dedupe = {"header:Idempotency-Key", "header:X-Gitlab-Event-UUID", "body"};
+  // Push and tag events name the user as user_username, the others as user.username.
+  p.search_keys = {"/project/path_with_namespace", "/user_username", "/user/username"};
   p.headers = {"X-Gitlab-Event", "X-Gitlab-Event-UUID", "X-Gitlab-Instance",
                "X-Gitlab-Webhook-UUID", "Idempotency-Key"};
   p.sample_headers = {{"X-Gitlab-Event", "Push Hook"}, {"Idempotency-Key", "{id}"}};
@@ -176,6 +187,7 @@ WebhookPreset Mattermost() {
   p.scheme.mode = Scheme::Mode::kToken;
   p.scheme.token_field = "/token";
   p.dedupe = {"/post_id", "/trigger_id", "body"};
+  p.search_keys = {"/team_id", "/channel_id", "/user_id"};
   p.content_type = "application/x-www-form-urlencoded";
   p.sample_body =
       "channel_id=c1&channel_name=town-square&post_id=p{id}&team_domain=sample&team_id=t1"
@@ -192,6 +204,8 @@ WebhookPreset Teams() {
   p.scheme = Hmac("Authorization", "HMAC ", Scheme::Encoding::kBase64);
   p.scheme.secret_encoding = Scheme::SecretEncoding::kBase64;
   p.dedupe = {"/id", "body"};
+  // A Bot Framework activity: who wrote it, and where.
+  p.search_keys = {"/from/id", "/conversation/id"};
   p.sample_body =
       R"({"type":"message","id":"{id}","timestamp":"2026-01-01T00:00:00.000Z",)"
       R"("channelId":"msteams","serviceUrl":"https://smba.trafficmanager.net/amer/",)"
@@ -210,6 +224,8 @@ WebhookPreset Paddle() {
   p.scheme.timestamp_entry = "ts=";
   p.scheme.signed_template = "{timestamp}:{body}";
   p.dedupe = {"/event_id"};
+  // Transactions and subscriptions name their customer.
+  p.search_keys = {"/data/customer_id"};
   p.sample_body =
       R"({"event_id":"evt_{id}","event_type":"transaction.completed",)"
       R"("occurred_at":"2026-01-01T00:00:00.000000Z","notification_id":"ntf_{id}",)"
@@ -271,6 +287,8 @@ WebhookPreset LemonSqueezy() {
   p.scheme = Hmac("X-Signature", "", Scheme::Encoding::kHex);
   p.dedupe = {"body"};
   p.headers = {"X-Event-Name"};
+  // Orders and subscriptions name their customer.
+  p.search_keys = {"/data/attributes/customer_id"};
   p.sample_headers = {{"X-Event-Name", "order_created"}};
   p.sample_body =
       R"({"meta":{"event_name":"order_created","custom_data":{}},"data":{"type":"orders",)"

@@ -31,6 +31,9 @@ struct WebhookPreset {
   std::chrono::milliseconds tolerance{300'000};
   std::vector<std::string> dedupe;   // as SourceConfig::dedupe
   std::vector<std::string> headers;  // copied into the envelope
+  // Default SourceConfig::search_keys: where the provider's payload names its customer,
+  // user or account.
+  std::vector<std::string> search_keys;
   Handshake handshake = Handshake::kNone;
   // Twilio's JSON deliveries sign only the URL, whose query parameter of this name holds
   // the body's hex SHA-256; "" = none.

@@ -178,6 +178,15 @@ Status LoadPrivateKey(std::string_view private_key_hex, std::unique_ptr<EVP_PKEY
   return Status::Ok();
 }
 
+// An interaction's guild and channel, and its user: member.user in a guild, user in a DM.
+const SearchKeyPointers& DiscordKeys() {
+  static const SearchKeyPointers keys({{"discord.guild", "/guild_id"},
+                                       {"discord.channel", "/channel_id"},
+                                       {"discord.user", "/member/user/id"},
+                                       {"discord.user", "/user/id"}});
+  return keys;
+}
+
 }  // namespace
 
 bool VerifyEd25519(const EVP_PKEY* public_key, std::string_view message,
@@ -269,6 +278,7 @@ SourceDecision DiscordSource::Handle(const IngressRequest& request) const {
   decision.dedupe_keys.push_back(config().name + ":" + std::string(*id));
   decision.payload_json.assign(body);
   decision.headers_json = "{}";
+  decision.search_keys = SearchKeysOf(parsed->root(), DiscordKeys());
   // Discord needs an answer within 3 s; the handler replies later via the follow-up
   // webhook. A component's deferral edits its message instead of posting a new one.
   decision.body = type == kMessageComponentType ? R"({"type":6})" : R"({"type":5})";

@@ -80,7 +80,8 @@ Result<DecodedForm> DecodedForm::Decode(std::string_view body) {
   return form;
 }
 
-Result<std::string> FormToJsonObject(const DecodedForm& form, std::string_view json_field) {
+Result<std::string> FormToJsonObject(const DecodedForm& form, std::string_view json_field,
+                                     std::optional<JsonBody>* json_field_document) {
   // Last wins: sort positions by key (stable, so equal keys stay in body order) and mark
   // every field of a run but the last. O(n log n) so that a body of many repeated or
   // distinct keys cannot make this quadratic.
@@ -110,9 +111,11 @@ Result<std::string> FormToJsonObject(const DecodedForm& form, std::string_view j
     AppendJsonString(json, key);
     json.push_back(':');
     if (!json_field.empty() && key == json_field) {
-      if (!ParseJsonBody(value).ok()) {
+      Result<JsonBody> parsed = ParseJsonBody(value);
+      if (!parsed.ok()) {
         return InvalidArgument("form field \"" + std::string(json_field) + "\" is not JSON");
       }
+      if (json_field_document != nullptr) *json_field_document = *parsed;
       json.append(value);
     } else {
       AppendJsonString(json, value);

@@ -2,11 +2,13 @@
 // generic form webhooks) turned into the JSON object the job envelope carries.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/status.h"
+#include "ingress/json_body.h"
 
 namespace firebreak {
 
@@ -44,7 +46,11 @@ class DecodedForm {
 };
 
 // The form as a JSON object (as FormToJsonObject below, from fields already decoded).
-Result<std::string> FormToJsonObject(const DecodedForm& form, std::string_view json_field = {});
+// With `json_field_document`, the `json_field` value's parsed document is left there
+// (nullopt when the form has no such field): it lives in the calling thread's parser,
+// valid until the thread's next ParseJsonBody (json_body.h).
+Result<std::string> FormToJsonObject(const DecodedForm& form, std::string_view json_field = {},
+                                     std::optional<JsonBody>* json_field_document = nullptr);
 
 // Decodes a form body into a JSON object string of its fields, e.g. "a=1&b=x+y" →
 // {"a":"1","b":"x y"}. Empty segments ("a=1&&b=2", a trailing '&') are skipped, a

@@ -71,6 +71,12 @@ std::string RandomDeliveryGuid() {
          hex.substr(16, 4) + "-" + hex.substr(20);
 }
 
+const SearchKeyPointers& GithubKeys() {
+  static const SearchKeyPointers keys(
+      {{"github.repo", "/repository/full_name"}, {"github.sender", "/sender/login"}});
+  return keys;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Source>> GithubSource::Create(const SourceConfig& config) {
@@ -133,6 +139,9 @@ SourceDecision GithubSource::Handle(const IngressRequest& request) const {
   AppendHeaderMember(decision.headers_json, "x-github-delivery", delivery);
   if (!hook_id.empty()) AppendHeaderMember(decision.headers_json, "x-github-hook-id", hook_id);
   decision.headers_json.push_back('}');
+  SearchKeys keys(SearchKeysOf(parsed->root(), GithubKeys()));
+  keys.Add("github.delivery", delivery);
+  decision.search_keys = keys.Take();
   return decision;
 }
 

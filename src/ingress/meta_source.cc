@@ -71,11 +71,12 @@ class BatchBuilder {
  public:
   explicit BatchBuilder(const std::string& source_name) : name_(source_name) {}
 
-  void Add(std::string key, std::string payload) {
+  void Add(std::string key, std::string payload, SearchKeys search_keys) {
     SourceJob job;
     job.dedupe_keys.push_back(name_ + ":" + key);
     job.payload_json = std::move(payload);
     job.headers_json = "{}";
+    job.search_keys = search_keys.Take();
     jobs_.push_back(std::move(job));
   }
   std::vector<SourceJob> Take() { return std::move(jobs_); }
@@ -84,6 +85,22 @@ class BatchBuilder {
   const std::string& name_;
   std::vector<SourceJob> jobs_;
 };
+
+// A WhatsApp job's keys: the business number (the change's metadata.phone_number_id),
+// the customer `item` names at `customer` (a message's from, a status's recipient_id),
+// and with `contacts` the customers the change lists (contacts[].wa_id, which describe
+// its messages, not its statuses).
+SearchKeys WhatsAppKeys(element value, const element* item, std::string_view customer,
+                        bool contacts) {
+  SearchKeys keys;
+  keys.AddAt("meta.phone", value, "/metadata/phone_number_id");
+  if (item != nullptr) keys.AddAt("meta.wa_id", *item, customer);
+  simdjson::dom::array list;
+  if (contacts && value["contacts"].get_array().get(list) == simdjson::SUCCESS) {
+    for (element contact : list) keys.AddAt("meta.wa_id", contact, "/wa_id");
+  }
+  return keys;
+}
 
 // entry[].changes[]: WhatsApp puts messages and statuses in value; every message and
 // status is its own job. A change without either is one job.
@@ -96,7 +113,8 @@ void AddChanges(BatchBuilder& batch, std::string_view object_kind, element entry
     AppendJsonString(prefix, field);
     element value;
     bool split = false;
-    if (change["value"].get(value) == simdjson::SUCCESS) {
+    const bool has_value = change["value"].get(value) == simdjson::SUCCESS;
+    if (has_value) {
       std::string shared = prefix;
       for (const char* part : {"metadata", "contacts"}) {
         element e;
@@ -110,7 +128,7 @@ void AddChanges(BatchBuilder& batch, std::string_view object_kind, element entry
           std::string_view id = StringField(message, "id");
           std::string json = simdjson::to_string(message);
           batch.Add(id.empty() ? "sha256:" + Sha256Hex(json) : std::string(id),
-                    shared + ",\"message\":" + json + "}");
+                    shared + ",\"message\":" + json + "}", WhatsAppKeys(value, &message, "/from", true));
           split = true;
         }
       }
@@ -121,14 +139,17 @@ void AddChanges(BatchBuilder& batch, std::string_view object_kind, element entry
           std::string json = simdjson::to_string(status);
           batch.Add(
               id.empty() ? "sha256:" + Sha256Hex(json) : std::string(id) + ":" + std::string(state),
-              shared + ",\"status\":" + json + "}");
+              shared + ",\"status\":" + json + "}", WhatsAppKeys(value, &status, "/recipient_id", false));
           split = true;
         }
       }
     }
     if (!split) {
       std::string json = simdjson::to_string(change);
-      batch.Add("sha256:" + Sha256Hex(json), prefix + ",\"change\":" + json + "}");
+      SearchKeys keys;
+      if (has_value) keys = WhatsAppKeys(value, nullptr, {}, true);
+      batch.Add("sha256:" + Sha256Hex(json), prefix + ",\"change\":" + json + "}",
+                std::move(keys));
     }
   }
 }
@@ -149,7 +170,10 @@ void AddMessaging(BatchBuilder& batch, std::string_view object_kind, element ent
       }
     }
     if (key.empty()) key = "sha256:" + Sha256Hex(json);
-    batch.Add(key, PayloadPrefix(object_kind, entry) + ",\"messaging\":" + json + "}");
+    SearchKeys keys;
+    keys.AddAt("meta.user", event, "/sender/id");
+    batch.Add(key, PayloadPrefix(object_kind, entry) + ",\"messaging\":" + json + "}",
+              std::move(keys));
   }
 }
 
@@ -211,6 +235,17 @@ SourceDecision MetaSource::Handle(const IngressRequest& request) const {
   }
   SourceDecision decision;
   decision.batch = batch.Take();
+  if (!search_key_pointers().empty()) {
+    // A job's payload is made here from parts of the delivery, so configured pointers read
+    // each one parsed (only when configured; the delivery's own document is done with).
+    for (SourceJob& job : decision.batch) {
+      Result<JsonBody> payload = ParseJsonBody(job.payload_json);
+      if (!payload.ok()) continue;
+      SearchKeys keys(std::move(job.search_keys));
+      search_key_pointers().AddFrom(payload->root(), keys);
+      job.search_keys = keys.Take();
+    }
+  }
   if (decision.batch.empty()) {
     // Nothing to do (e.g. an entry with no events): acknowledged, nothing stored.
     decision.kind = SourceDecision::Kind::kRespond;

@@ -631,6 +631,20 @@ SourceDecision SchemeSource::Handle(const IngressRequest& request) const {
     return SourceDecision::Reject(400, "dedupe key " + cfg.dedupe.back() + " missing");
   }
 
+  if (!search_key_pointers().empty()) {
+    // Read where the payload already is: a JSON body's document (parsed by Text), a
+    // form's decoded fields.
+    SearchKeys keys;
+    if (!is_form) {
+      if (const JsonBody* parsed = payload.Document(error)) {
+        search_key_pointers().AddFrom(parsed->root(), keys);
+      }
+    } else if (const DecodedForm* form = payload.Form(error)) {
+      search_key_pointers().AddFrom(*form, keys);
+    }
+    decision.search_keys = keys.Take();
+  }
+
   // The token authenticated the request; the handler must not see it.
   const std::string& token_field = scheme.token_field;
   if (scheme.mode == Scheme::Mode::kToken && token_field.size() > 1 &&

@@ -208,7 +208,7 @@ asio::awaitable<Response> IngressServer::Impl::HandleWebhook(Request& req, const
   const bool batched = !jobs.empty();
   if (!batched) {
     jobs.push_back({std::move(decision.dedupe_keys), std::move(decision.payload_json),
-                    std::move(decision.headers_json)});
+                    std::move(decision.headers_json), std::move(decision.search_keys)});
   }
   if (const EnvelopeHeaders& envelope = route.source->envelope_headers(); !envelope.empty()) {
     const BeastRequestView view(req);
@@ -260,6 +260,7 @@ asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route,
   job.dedupe_keys = std::move(spec.dedupe_keys);
   job.payload_json = std::move(spec.payload_json);
   job.headers_json = std::move(spec.headers_json);
+  job.search_keys = std::move(spec.search_keys);
   job.traceparent = traceparent;
   job.max_attempts = route.max_attempts;
   if (!route.ordering.empty()) {

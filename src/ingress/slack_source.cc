@@ -1,6 +1,7 @@
 #include "ingress/slack_source.h"
 
 #include <charconv>
+#include <optional>
 #include <string>
 
 #include "ingress/form.h"
@@ -41,6 +42,31 @@ std::string RetryHeadersJson(const IngressRequest& request) {
   }
   json.push_back('}');
   return json;
+}
+
+// Where Slack names the workspace, channel and user. Events API callbacks: team_id, and
+// event.channel / event.user (ids, or objects in channel_created, user_change, ...).
+const SearchKeyPointers& SlackEventKeys() {
+  static const SearchKeyPointers keys({{"slack.team", "/team_id"},
+                                       {"slack.channel", "/event/channel", true},
+                                       {"slack.user", "/event/user", true}});
+  return keys;
+}
+
+// Interactivity payloads (the form's `payload` field): team, channel and user objects.
+const SearchKeyPointers& SlackInteractionKeys() {
+  static const SearchKeyPointers keys({{"slack.team", "/team", true},
+                                       {"slack.channel", "/channel", true},
+                                       {"slack.user", "/user", true}});
+  return keys;
+}
+
+// Slash commands: the form's fields.
+const SearchKeyPointers& SlackCommandKeys() {
+  static const SearchKeyPointers keys({{"slack.team", "/team_id"},
+                                       {"slack.channel", "/channel_id"},
+                                       {"slack.user", "/user_id"}});
+  return keys;
 }
 
 }  // namespace
@@ -117,13 +143,26 @@ SourceDecision SlackSource::HandleJson(std::string_view body, SourceDecision dec
     decision.dedupe_keys.push_back(name + ":msg:" + std::string(*message_id));
   }
   decision.payload_json.assign(body);
+  decision.search_keys = SearchKeysOf(event.root(), SlackEventKeys());
   return decision;
 }
 
 SourceDecision SlackSource::HandleForm(std::string_view body, SourceDecision decision) const {
-  Result<std::string> object = FormToJsonObject(body, "payload");
+  Result<DecodedForm> form = DecodedForm::Decode(body);
+  if (!form.ok()) return SourceDecision::Reject(400, "malformed form body");
+  std::optional<JsonBody> payload;  // interactivity's `payload` field, parsed
+  Result<std::string> object = FormToJsonObject(*form, "payload", &payload);
   if (!object.ok()) return SourceDecision::Reject(400, "malformed form body");
   decision.payload_json = std::move(object).value();
+  SearchKeys keys;
+  SlackCommandKeys().AddFrom(*form, keys);
+  std::optional<simdjson::dom::element> payload_root;
+  if (payload) {
+    payload_root = payload->root();
+    SlackInteractionKeys().AddFrom(*payload_root, keys);
+  }
+  search_key_pointers().AddFrom(*form, keys, "payload", payload_root ? &*payload_root : nullptr);
+  decision.search_keys = keys.Take();
   decision.dedupe_keys.push_back(config().name + ":sha256:" + Sha256Hex(body));
   // A JSON answer would be shown in the channel as a message; an empty 200 is the ack.
   decision.empty_body_on_success = true;

@@ -73,6 +73,14 @@ Result<SignedRequest> SignRequest(const SourceConfig& config, std::string_view b
   return UnsupportedKind(config.kind);
 }
 
+std::vector<std::string> Source::SearchKeysOf(simdjson::dom::element payload,
+                                              const SearchKeyPointers& built_in) const {
+  SearchKeys keys;
+  built_in.AddFrom(payload, keys);
+  search_key_pointers_.AddFrom(payload, keys);
+  return keys.Take();
+}
+
 EnvelopeHeaders::EnvelopeHeaders(const std::vector<std::string>& names) {
   for (const std::string& name : names) {
     Entry entry{name, ""};

@@ -13,6 +13,7 @@
 #include "common/json_string.h"
 #include "common/status.h"
 #include "config/config.h"
+#include "ingress/search_keys.h"
 
 namespace firebreak {
 
@@ -35,6 +36,7 @@ struct SourceJob {
   std::vector<std::string> dedupe_keys;  // already prefixed with "<source name>:"
   std::string payload_json;              // valid JSON value
   std::string headers_json;              // JSON object, lower-case names
+  std::vector<std::string> search_keys;  // "name:value", bounded (ingress/search_keys.h)
 };
 
 // What the source decided. For kEnqueue the server stores the job (dedupe keys
@@ -54,6 +56,9 @@ struct SourceDecision {
   std::vector<std::string> dedupe_keys;  // already prefixed with "<source name>:"
   std::string payload_json;              // valid JSON value
   std::string headers_json;              // JSON object, lower-case names
+  // What operators find the job by: the kind's own keys and the configured search_keys,
+  // taken from the payload while the source holds it parsed.
+  std::vector<std::string> search_keys;
   bool empty_body_on_success = false;    // e.g. Slack slash commands: 200 with no body
   // kEnqueue of a batched delivery (e.g. Meta): one job each, used instead of the three
   // fields above. The answer is 200 only once every job is stored or a duplicate; if
@@ -95,11 +100,21 @@ class Source {
 
  protected:
   explicit Source(const SourceConfig& config)
-      : config_(config), envelope_headers_(config.headers) {}
+      : config_(config),
+        envelope_headers_(config.headers),
+        search_key_pointers_(config.search_keys) {}
+
+  // config.search_keys, prepared: each Handle adds their values to the job's own keys.
+  const SearchKeyPointers& search_key_pointers() const { return search_key_pointers_; }
+  // The kind's own keys (`built_in`) and the configured ones, read from `payload` (the
+  // job's payload, parsed).
+  std::vector<std::string> SearchKeysOf(simdjson::dom::element payload,
+                                        const SearchKeyPointers& built_in) const;
 
  private:
   SourceConfig config_;
   EnvelopeHeaders envelope_headers_;
+  SearchKeyPointers search_key_pointers_;
 };
 
 // Builds the source for config.kind. The config's secrets must be resolved.

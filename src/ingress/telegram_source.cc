@@ -1,6 +1,8 @@
 #include "ingress/telegram_source.h"
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "common/crypto.h"
 #include "ingress/json_body.h"
@@ -32,6 +34,31 @@ Status ValidateTelegramConfig(const SourceConfig& config) {
                            "(Telegram's setWebhook secret_token)");
   }
   return Status::Ok();
+}
+
+// Read in the update's one object member, whichever kind it is (message, edited_message,
+// channel_post, callback_query, my_chat_member, ...): its chat, or for a callback query
+// the chat of the message its button was on; its sender (from), or a poll answer's or
+// reaction's user. Not callback_query.message.from: that is the bot.
+const SearchKeyPointers& TelegramKeys() {
+  static const SearchKeyPointers keys({{"telegram.chat", "/chat/id"},
+                                       {"telegram.chat", "/message/chat/id"},
+                                       {"telegram.user", "/from/id"},
+                                       {"telegram.user", "/user/id"}});
+  return keys;
+}
+
+std::vector<std::string> UpdateSearchKeys(simdjson::dom::element update,
+                                          const SearchKeyPointers& configured) {
+  SearchKeys keys;
+  simdjson::dom::object members;
+  if (update.get(members) == simdjson::SUCCESS) {
+    for (auto [field, value] : members) {
+      if (value.type() == simdjson::dom::element_type::OBJECT) TelegramKeys().AddFrom(value, keys);
+    }
+  }
+  configured.AddFrom(update, keys);
+  return keys.Take();
 }
 
 }  // namespace
@@ -75,6 +102,7 @@ SourceDecision TelegramSource::Handle(const IngressRequest& request) const {
   decision.dedupe_keys.push_back(config().name + ":" + key_text);
   decision.payload_json.assign(body);
   decision.headers_json = "{}";
+  decision.search_keys = UpdateSearchKeys(parsed->root(), search_key_pointers());
   return decision;
 }
 

@@ -1,6 +1,7 @@
 // The job record shared by ingress, queue backends, workers and the CLI.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -34,6 +35,11 @@ struct AttemptRecord {
   std::string outcome;
   std::string error;
 };
+
+// Ingress keeps a job's search keys within these, whatever its payload holds: at most
+// this many keys, each value at most this long (ingress/search_keys.h).
+inline constexpr size_t kMaxSearchKeys = 16;
+inline constexpr size_t kMaxSearchKeyValueBytes = 200;
 
 // A job as ingress hands it to Queue::Enqueue.
 struct NewJob {

@@ -1507,3 +1507,64 @@ scope = "operate"
 
 }  // namespace
 }  // namespace firebreak
+
+namespace firebreak {
+namespace {
+
+TEST(ConfigTest, SearchKeysArePointersForEveryKindAndReplaceAPresetsDefaults) {
+  Result<Config> parsed = Parse(
+      SchemeSourceToml("hmac", "search_keys = [\"/data/object/customer\", \"/user/id\"]\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->sources.at(0).search_keys,
+            (std::vector<std::string>{"/data/object/customer", "/user/id"}));
+  // A preset carries its defaults until the source sets its own; [] sets none.
+  for (const WebhookPreset& preset : WebhookPresets()) {
+    SCOPED_TRACE(preset.name);
+    parsed = Parse(SchemeSourceToml(preset.name));
+    ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+    EXPECT_EQ(parsed->sources.at(0).search_keys, preset.search_keys);
+  }
+  EXPECT_EQ(FindWebhookPreset("stripe")->search_keys,
+            (std::vector<std::string>{"/data/object/customer", "/account"}));
+  parsed = Parse(SchemeSourceToml("stripe", "search_keys = [\"/data/object/id\"]\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->sources.at(0).search_keys, std::vector<std::string>{"/data/object/id"});
+  parsed = Parse(SchemeSourceToml("stripe", "search_keys = []\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_TRUE(parsed->sources.at(0).search_keys.empty());
+  // A platform kind takes them on top of its own keys; without any it has none configured.
+  parsed = Parse(SchemeSourceToml("slack", "search_keys = [\"/event/thread_ts\"]\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->sources.at(0).search_keys, std::vector<std::string>{"/event/thread_ts"});
+  parsed = Parse(SchemeSourceToml("telegram"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_TRUE(parsed->sources.at(0).search_keys.empty());
+}
+
+TEST(ConfigErrorTest, SearchKeysErrorsNameTheEntry) {
+  ExpectError(SchemeSourceToml("hmac", "search_keys = \"/id\"\n"), 7, "sources[0].search_keys",
+              "expected an array of strings");
+  ExpectError(SchemeSourceToml("hmac", "search_keys = [\"/id\", 7]\n"), 7,
+              "sources[0].search_keys[1]", "expected a string");
+  ExpectError(SchemeSourceToml("stripe", "search_keys = [\"/id\", \"user/id\"]\n"), 7,
+              "sources[0].search_keys[1]", "bad JSON pointer \"user/id\"");
+  ExpectError(SchemeSourceToml("slack", "search_keys = [\"/a~2\"]\n"), 7,
+              "sources[0].search_keys[0]", "bad JSON pointer \"/a~2\"");
+  ExpectError(SchemeSourceToml("hmac", "search_keys = [\"\"]\n"), 7, "sources[0].search_keys[0]",
+              "the whole payload is not a key");
+  ExpectError(SchemeSourceToml("hmac", "search_keys = [\"/a:b\"]\n"), 7,
+              "sources[0].search_keys[0]", "cannot hold ':'");
+  ExpectError(SchemeSourceToml("hmac", "search_keys = [\"/a b\"]\n"), 7,
+              "sources[0].search_keys[0]", "cannot hold ':' (it ends the name) or blanks");
+  ExpectError(SchemeSourceToml("hmac", "search_keys = [\"/id\", \"/user\", \"/id\"]\n"), 7,
+              "sources[0].search_keys[2]", "\"/id\" is listed twice");
+  ExpectError(SchemeSourceToml("mattermost", "search_keys = [\"/user_id\", \"/token\"]\n"), 7,
+              "sources[0].search_keys[1]", "points at the token that authenticates the request");
+  std::string many = "search_keys = [";
+  for (int i = 0; i <= 16; ++i) many += (i == 0 ? "\"/k" : ", \"/k") + std::to_string(i) + "\"";
+  ExpectError(SchemeSourceToml("hmac", many + "]\n"), 7, "sources[0].search_keys",
+              "at most 16 pointers");
+}
+
+}  // namespace
+}  // namespace firebreak
