@@ -39,8 +39,8 @@ bool ValueSpan(simdjson::ondemand::document& doc, const std::string& pointer,
 }
 
 void AddKey(std::vector<std::string>& out, std::string key) {
-  if (out.size() >= kMaxSearchKeys) return;
-  if (key.size() > kMaxSearchKeyBytes) key.resize(kMaxSearchKeyBytes);
+  if (out.size() >= kMaxIndexedKeys) return;
+  if (key.size() > kMaxIndexedKeyBytes) key.resize(kMaxIndexedKeyBytes);
   std::replace(key.begin(), key.end(), '\n', ' ');
   if (std::find(out.begin(), out.end(), key) == out.end()) out.push_back(std::move(key));
 }

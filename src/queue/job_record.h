@@ -26,13 +26,14 @@ inline constexpr std::string_view kRedacted = "\"[redacted]\"";
 // that is not JSON is returned unchanged (ingress only stores JSON).
 std::string RedactPayload(std::string_view payload, const std::vector<std::string>& pointers);
 
-// Most keys one job is indexed under, and the longest key; longer ones are cut.
-inline constexpr size_t kMaxSearchKeys = 24;
-inline constexpr size_t kMaxSearchKeyBytes = 256;
+// Most keys one job is indexed under (ingress's kMaxSearchKeys and the three links),
+// and the longest key; longer ones are cut.
+inline constexpr size_t kMaxIndexedKeys = kMaxSearchKeys + 3;
+inline constexpr size_t kMaxIndexedKeyBytes = 256;
 
 // The keys a backend indexes `job` under: its search_keys, then "trace:<trace id>",
 // "parent:<parent_id>" and "replay_of:<replay_of>" when present; no duplicates, no
-// newlines (the stored form joins them with '\n'), at most kMaxSearchKeys.
+// newlines (the stored form joins them with '\n'), at most kMaxIndexedKeys.
 std::vector<std::string> IndexedSearchKeys(const NewJob& job);
 
 // The keys of a stored job that came from ingress (IndexedSearchKeys without the link

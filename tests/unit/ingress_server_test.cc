@@ -58,6 +58,19 @@ class RecordingQueue final : public Queue {
   }
   Status Purge(const std::string& /*id*/) override { return NotFound("none"); }
   Result<int64_t> PurgeAll(const std::string& /*type*/) override { return int64_t{0}; }
+  // The admin side is not what these tests look at.
+  Result<JobPage> ListJobs(const JobFilter& /*filter*/, int /*limit*/,
+                           const std::string& /*cursor*/) override {
+    return JobPage{};
+  }
+  Result<std::string> Rerun(const std::string& /*id*/) override { return NotFound("none"); }
+  Status RunNow(const std::string& /*id*/) override { return NotFound("none"); }
+  Status Cancel(const std::string& /*id*/) override { return NotFound("none"); }
+  Status SetPaused(const std::string& /*type*/, bool /*paused*/) override { return Status::Ok(); }
+  Status AppendAudit(const AuditEntry& /*entry*/) override { return Status::Ok(); }
+  Result<AuditPage> ListAudit(int /*limit*/, const std::string& /*cursor*/) override {
+    return AuditPage{};
+  }
   void Close() override {}
 
  private:
