@@ -206,7 +206,7 @@ Fixture& Shared() {
       Result<SignedRequest> signed_request =
           SignRequest(source, body, kNow, "https://bot.example.com" + source.path);
       if (!signed_request.ok()) Die(signed_request.status().message());
-      http::request<http::string_body>& req = c.request;
+      net::Request& req = c.request;
       req.method(http::verb::post);
       req.target(signed_request->url.empty()
                      ? source.path
