@@ -1,6 +1,13 @@
 #include "admin/job_routes.h"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
 #include <exception>
+#include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -24,6 +31,17 @@ using net::Response;
 
 // The most dead jobs one grouped read looks at.
 constexpr int64_t kMaxGroupScan = 20'000;
+// /events: open streams at most, how long one lasts (the client reconnects: EventSource
+// does by itself), how often it looks, and the longest silence (a comment line keeps
+// proxies from closing an idle stream).
+constexpr int kMaxStreams = 32;
+constexpr auto kStreamLifetime = std::chrono::hours(1);
+constexpr auto kStreamTick = std::chrono::seconds(1);
+constexpr auto kStreamPing = std::chrono::seconds(15);
+
+std::string SseEvent(std::string_view name, const nlohmann::json& data) {
+  return "event: " + std::string(name) + "\ndata: " + Dump(data) + "\n\n";
+}
 
 // "/jobs/ID/retry" → {"jobs", "ID", "retry"}.
 std::vector<std::string> Segments(std::string_view path) {
@@ -119,6 +137,7 @@ bool JobRoutes::Serves(std::string_view api_path) {
   std::vector<std::string> s = Segments(api_path);
   if (s.empty()) return false;
   if (s[0] == "jobs" || s[0] == "dead" || s[0] == "operations" || s[0] == "audit") return true;
+  if (s[0] == "events" && s.size() == 1) return true;
   return s[0] == "queues" && s.size() == 3 && (s[2] == "pause" || s[2] == "resume");
 }
 
@@ -240,6 +259,24 @@ asio::awaitable<Response> JobRoutes::Handle(Request& req, std::string api_path,
     co_return Answer(req, http::status::ok, Dump(PageJson(std::move(items), page->next_cursor,
                                                           count)));
   }
+  if (s[0] == "events") {
+    if (!get) co_return MethodNotAllowed(req, "GET");
+    if (streams_.fetch_add(1) >= kMaxStreams) {
+      --streams_;
+      co_return Error(req, http::status::too_many_requests,
+                      std::to_string(kMaxStreams) + " event streams are open already");
+    }
+    // The slot is given back when the stream ends or is never started (the connection
+    // failed before it): the handler lives as long as the request.
+    std::shared_ptr<void> slot(nullptr, [this](void*) { --streams_; });
+    req.stream = [this, slot](net::EventStream& out) -> asio::awaitable<void> {
+      co_await StreamEvents(out);
+    };
+    Response res = Answer(req, http::status::ok, "");
+    res.set(http::field::content_type, "text/event-stream");
+    res.set("X-Accel-Buffering", "no");  // nginx in front: do not buffer the stream
+    co_return res;
+  }
   if (s[0] == "queues" && s.size() == 3) {
     if (!post) co_return MethodNotAllowed(req, "POST");
     const std::string type = s[1];
@@ -253,6 +290,93 @@ asio::awaitable<Response> JobRoutes::Handle(Request& req, std::string api_path,
                      Dump({{"ok", true}, {"job_type", type}, {"paused", paused}}));
   }
   co_return Error(req, http::status::not_found, "no admin endpoint /admin/api/v1" + api_path);
+}
+
+// Events, each `event: <name>` with one JSON object as `data`:
+//   queue      a job type's depth whenever it changed (and every type at the start)
+//   operation  a bulk operation's view whenever its progress or state changed
+//   audit      each new audit log entry
+//   error      the store could not be read this second
+// Per-job state changes are not streamed: the store keeps no change feed, and the
+// aggregate is what a live overview needs.
+asio::awaitable<void> JobRoutes::StreamEvents(net::EventStream& out) {
+  struct Look {
+    Status status;
+    std::vector<TypeDepth> depth;
+    std::vector<AuditEntry> audit;  // newest first
+  };
+  auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer timer(executor);
+  std::map<std::string, std::string> last_queue;      // type -> its last data line
+  std::map<std::string, std::string> last_operation;  // id -> its last data line
+  int64_t last_audit_seq = -1;  // -1: not read yet (old entries are not replayed)
+  const auto end = std::chrono::steady_clock::now() + kStreamLifetime;
+  auto last_sent = std::chrono::steady_clock::now();
+  if (!co_await out.Send("retry: 3000\n: firebreak admin events\n\n")) co_return;
+  while (std::chrono::steady_clock::now() < end && !out.stopping()) {
+    auto pending = net::Offload<Look>(pool_, [this] {
+      Look look;
+      try {
+        Result<std::vector<TypeDepth>> depth = queue_.Stats();
+        Result<AuditPage> audit = queue_.ListAudit(50, "");
+        look.status = !depth.ok() ? depth.status() : audit.status();
+        if (depth.ok()) look.depth = std::move(depth).value();
+        if (audit.ok()) look.audit = std::move(audit->items);
+      } catch (const std::exception& e) {
+        look.status = Internal(std::string("queue read threw: ") + e.what());
+      }
+      return look;
+    });
+    Look look = co_await std::move(pending);
+    std::string batch;
+    if (!look.status.ok()) {
+      batch += SseEvent("error", {{"error", "queue unreachable: " + look.status.message()}});
+    }
+    for (const TypeDepth& d : look.depth) {
+      nlohmann::json data = {{"job_type", d.type},       {"ready", d.ready},
+                             {"delayed", d.delayed},     {"in_flight", d.in_flight},
+                             {"dead", d.dead},           {"succeeded", d.succeeded},
+                             {"cancelled", d.cancelled}, {"replayed", d.replayed},
+                             {"paused", d.paused}};
+      std::string line = Dump(data);
+      if (last_queue[d.type] != line) {
+        last_queue[d.type] = line;
+        batch += "event: queue\ndata: " + line + "\n\n";
+      }
+    }
+    for (auto it = look.audit.rbegin(); it != look.audit.rend(); ++it) {
+      if (last_audit_seq >= 0 && it->seq > last_audit_seq) {
+        nlohmann::json detail = nlohmann::json::parse(it->detail_json, nullptr, false);
+        batch += SseEvent("audit", {{"at", FormatTimestampMs(it->at_ms)},
+                                    {"actor", it->actor},
+                                    {"action", it->action},
+                                    {"target", it->target},
+                                    {"count", it->count},
+                                    {"detail", detail.is_discarded() ? nlohmann::json()
+                                                                     : detail}});
+      }
+    }
+    if (look.status.ok()) {
+      last_audit_seq = look.audit.empty() ? std::max<int64_t>(last_audit_seq, 0)
+                                          : std::max(last_audit_seq, look.audit.front().seq);
+    }
+    for (const OperationView& op : operations_.List()) {
+      std::string line = Dump(OperationJson(op));
+      if (last_operation[op.id] != line) {
+        last_operation[op.id] = line;
+        batch += "event: operation\ndata: " + line + "\n\n";
+      }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (batch.empty() && now - last_sent >= kStreamPing) batch = ": ping\n\n";
+    if (!batch.empty()) {
+      if (!co_await out.Send(std::move(batch))) co_return;
+      last_sent = now;
+    }
+    timer.expires_after(kStreamTick);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+  }
 }
 
 asio::awaitable<Response> JobRoutes::Jobs(Request& req) {

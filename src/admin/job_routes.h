@@ -11,6 +11,8 @@
 //   GET    /operations, GET /operations/{id}, POST /operations/{id}/cancel
 //   GET    /audit
 //   POST   /queues/{type}/pause, POST /queues/{type}/resume
+//   GET    /events                  Server-Sent Events: queue depth per type as it changes,
+//                                   operations' progress, audit entries (see StreamEvents)
 //
 // Every queue call runs on the API's queue threads; every change is audited with the
 // caller's token name as actor.
@@ -18,6 +20,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <atomic>
 #include <string>
 #include <string_view>
 
@@ -46,10 +49,13 @@ class JobRoutes {
   boost::asio::awaitable<net::Response> Dead(net::Request& req);
   boost::asio::awaitable<net::Response> StartBulk(net::Request& req, BulkAction action,
                                                   std::string actor);
+  // The /events stream: every second, what changed since the last look.
+  boost::asio::awaitable<void> StreamEvents(net::EventStream& out);
 
   Queue& queue_;
   boost::asio::thread_pool& pool_;
   Operations operations_;
+  std::atomic<int> streams_{0};  // open /events streams
 };
 
 }  // namespace firebreak

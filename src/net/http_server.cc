@@ -42,6 +42,8 @@ struct HttpServer::Impl {
 
   asio::awaitable<void> Accept();
   asio::awaitable<void> Session(tcp::socket socket);
+  // Sends `res` as the header of a chunked answer and runs `body` to write its chunks.
+  asio::awaitable<void> Stream(beast::tcp_stream& stream, Response& res, const StreamFn& body);
 
   const HttpServerOptions options;
   const Handler handle;
@@ -136,6 +138,11 @@ asio::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
     req.peer = peer;
     ++requests_in_progress;
     Response res = co_await handle(req);
+    if (req.stream) {
+      co_await Stream(stream, res, req.stream);
+      --requests_in_progress;
+      break;
+    }
     bool keep_alive = req.keep_alive() && !stopping;
     res.keep_alive(keep_alive);
     stream.expires_after(options.read_timeout);
@@ -146,6 +153,53 @@ asio::awaitable<void> HttpServer::Impl::Session(tcp::socket socket) {
   }
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+namespace {
+
+// The connection's side of a streamed answer.
+class ChunkWriter final : public EventStream {
+ public:
+  ChunkWriter(beast::tcp_stream& stream, const std::atomic<bool>& stopping,
+              std::chrono::milliseconds write_timeout)
+      : stream_(stream), stopping_(stopping), write_timeout_(write_timeout) {}
+
+  asio::awaitable<bool> Send(std::string data) override {
+    if (broken_ || stopping_.load()) co_return false;
+    stream_.expires_after(write_timeout_);  // a reader that stops reading is dropped
+    auto [ec, bytes] =
+        co_await asio::async_write(stream_, http::make_chunk(asio::buffer(data)), kUseTuple);
+    (void)bytes;
+    broken_ = static_cast<bool>(ec);
+    co_return !broken_ && !stopping_.load();
+  }
+  bool stopping() const override { return broken_ || stopping_.load(); }
+
+ private:
+  beast::tcp_stream& stream_;
+  const std::atomic<bool>& stopping_;
+  const std::chrono::milliseconds write_timeout_;
+  bool broken_ = false;
+};
+
+}  // namespace
+
+asio::awaitable<void> HttpServer::Impl::Stream(beast::tcp_stream& stream, Response& res,
+                                               const StreamFn& body) {
+  res.body().clear();
+  res.erase(http::field::content_length);
+  res.chunked(true);
+  res.keep_alive(false);
+  http::response_serializer<http::string_body> header(res);
+  stream.expires_after(options.read_timeout);
+  auto [ec, bytes] = co_await http::async_write_header(stream, header, kUseTuple);
+  (void)bytes;
+  if (ec) co_return;
+  ChunkWriter writer(stream, stopping, options.read_timeout);
+  co_await body(writer);
+  if (writer.stopping() && !stopping.load()) co_return;  // the client is gone
+  stream.expires_after(std::chrono::seconds(1));
+  co_await asio::async_write(stream, http::make_chunk_last(), kUseTuple);
 }
 
 HttpServer::HttpServer(HttpServerOptions options, Handler handle, TooLargeHook too_large)

@@ -23,6 +23,17 @@
 
 namespace firebreak::net {
 
+// Where a streamed answer (Request::stream) writes: one chunk at a time.
+class EventStream {
+ public:
+  virtual ~EventStream() = default;
+  // Sends `data` as one chunk; false once the client is gone, a write took longer than
+  // the read timeout, or the server is stopping: the stream should end.
+  virtual boost::asio::awaitable<bool> Send(std::string data) = 0;
+  virtual bool stopping() const = 0;
+};
+using StreamFn = std::function<boost::asio::awaitable<void>(EventStream&)>;
+
 // A request as read from a connection, with the connection's peer address.
 class Request : public boost::beast::http::request<boost::beast::http::string_body> {
  public:
@@ -34,6 +45,10 @@ class Request : public boost::beast::http::request<boost::beast::http::string_bo
   // The TCP peer's IP address as text ("127.0.0.1", "::1"); "" when unknown (a request
   // built in a test). Never from a header: X-Forwarded-For is the client's to write.
   std::string peer;
+  // Set by a handler whose answer is a stream (Server-Sent Events): the server sends the
+  // handler's response as the header (chunked, the body ignored, connection: close),
+  // then runs `stream` until it returns; the connection is closed after it.
+  StreamFn stream;
 };
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 

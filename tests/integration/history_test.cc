@@ -5,6 +5,9 @@
 // security around it: a read token gets 403 on every mutation, and no answer contains
 // a configured secret.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <map>
@@ -52,6 +55,40 @@ for line in sys.stdin:
                "retry": False}
     print(json.dumps(out), flush=True)
 )PY";
+
+// Reads a streamed answer (GET `path` with a bearer token) for `listen_for`, then hangs
+// up: what an EventSource would have received by then, headers included.
+std::string ReadStream(uint16_t port, const std::string& path, const std::string& token,
+                       milliseconds listen_for) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Accept: text/event-stream\r\nAuthorization: Bearer " + token +
+                              "\r\n\r\n";
+  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return "";
+  }
+  timeval slice{0, 100'000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice);
+  std::string out;
+  const auto end = std::chrono::steady_clock::now() + listen_for;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < end) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
 
 class HistoryTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -344,6 +381,12 @@ TEST_P(HistoryTest, OperatorFindsReplaysAndAuditsThroughTheAdminApi) {
   }
   EXPECT_EQ(AdminJson("/jobs/" + some_job, kReadToken)["id"], some_job);
 
+  // The live feed: every type's depth at once, then what changes (this pause, below).
+  std::string feed;
+  std::thread listener([&] {
+    feed = ReadStream(admin_port_, "/admin/api/v1/events", kReadToken, milliseconds(3500));
+  });
+  std::this_thread::sleep_for(milliseconds(1500));
   // Pause: the type is not run, ingress still accepts; resume runs it.
   ASSERT_EQ(Admin("POST", "/queues/github.event/pause", kOpsToken)->status, 200);
   ASSERT_EQ(PostGithub(100'000), 200);
@@ -353,6 +396,15 @@ TEST_P(HistoryTest, OperatorFindsReplaysAndAuditsThroughTheAdminApi) {
   ASSERT_EQ(Admin("POST", "/queues/github.event/resume", kOpsToken)->status, 200);
   EXPECT_TRUE(WaitFor([&] { return AdminJson("/queues/github.event")["ready"] == 0; },
                       milliseconds(20'000)));
+  listener.join();
+  EXPECT_NE(feed.find("200 OK"), std::string::npos) << feed.substr(0, 300);
+  EXPECT_NE(feed.find("text/event-stream"), std::string::npos);
+  EXPECT_NE(feed.find("event: queue"), std::string::npos);
+  EXPECT_NE(feed.find("\"job_type\":\"slack.event\""), std::string::npos);
+  EXPECT_NE(feed.find("event: audit"), std::string::npos) << feed;
+  EXPECT_NE(feed.find("\"action\":\"queue.pause\""), std::string::npos);
+  EXPECT_NE(feed.find("\"paused\":true"), std::string::npos);
+  answers_.push_back(feed);
 
   // Every read endpoint once more, then: no answer holds a configured secret.
   for (const char* path : {"/overview", "/sources", "/integrations", "/queues", "/capacity",
