@@ -401,28 +401,8 @@ asio::awaitable<Response> JobRoutes::Jobs(Request& req) {
 }
 
 asio::awaitable<Response> JobRoutes::Job(Request& req, std::string id) {
-  // The job, then what links to it: its actions (parent:) and its replays (replay_of:),
-  // each with its own attempts, so one answer shows an event's whole story.
   auto pending = net::Offload<Result<nlohmann::json>>(pool_, [this, id] {
-    return Guarded<Result<nlohmann::json>>([&]() -> Result<nlohmann::json> {
-      Result<firebreak::Job> job = queue_.GetJob(id);
-      if (!job.ok()) return job.status();
-      nlohmann::json out = JobDetailJson(*job);
-      for (const auto& [field, prefix] :
-           {std::pair{"actions", "parent:"}, std::pair{"replays", "replay_of:"}}) {
-        JobFilter filter;
-        filter.key = prefix + id;
-        Result<JobPage> linked = queue_.ListJobs(filter, 100, "");
-        if (!linked.ok()) return linked.status();
-        nlohmann::json items = nlohmann::json::array();
-        for (const firebreak::Job& child : linked->items) {
-          Result<firebreak::Job> full = queue_.GetJob(child.id);
-          if (full.ok()) items.push_back(JobDetailJson(*full));
-        }
-        out[field] = std::move(items);
-      }
-      return out;
-    });
+    return Guarded<Result<nlohmann::json>>([&] { return JobStoryJson(queue_, id); });
   });
   Result<nlohmann::json> job = co_await std::move(pending);
   if (!job.ok()) co_return StatusError(req, job.status());

@@ -81,6 +81,26 @@ nlohmann::json JobDetailJson(const Job& job) {
   return out;
 }
 
+Result<nlohmann::json> JobStoryJson(Queue& queue, const std::string& id) {
+  Result<Job> job = queue.GetJob(id);
+  if (!job.ok()) return job.status();
+  nlohmann::json out = JobDetailJson(*job);
+  for (const auto& [field, prefix] :
+       {std::pair{"actions", "parent:"}, std::pair{"replays", "replay_of:"}}) {
+    JobFilter filter;
+    filter.key = prefix + id;
+    Result<JobPage> linked = queue.ListJobs(filter, 100, "");
+    if (!linked.ok()) return linked.status();
+    nlohmann::json items = nlohmann::json::array();
+    for (const Job& child : linked->items) {
+      Result<Job> full = queue.GetJob(child.id);
+      if (full.ok()) items.push_back(JobDetailJson(*full));  // pruned meanwhile: left out
+    }
+    out[field] = std::move(items);
+  }
+  return out;
+}
+
 std::string NormalizeError(std::string_view error) {
   std::string out;
   out.reserve(error.size());

@@ -19,6 +19,11 @@ nlohmann::json JobSummaryJson(const Job& job);
 // The whole job: summary, payload, headers (as stored: never secrets) and every attempt.
 nlohmann::json JobDetailJson(const Job& job);
 
+// JobDetailJson of job `id` with what links to it, each with its own attempts: "actions"
+// (the jobs its success stored: their attempts are its outbound calls) and "replays".
+// One answer that tells an event's whole story (GET /jobs/{id}, `firebreak jobs show`).
+Result<nlohmann::json> JobStoryJson(Queue& queue, const std::string& id);
+
 // Dead jobs whose last errors differ only in numbers, ids or quoted values share a
 // fingerprint (12 hex digits): "HTTP 503 from api.slack.com after 3012 ms" and "... 2990
 // ms" are one problem, shown once with a count.

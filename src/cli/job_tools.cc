@@ -106,27 +106,12 @@ int JobsShow(const std::string& config_path, const std::string& id) {
   int exit_code = kExitOk;
   auto queue = OpenForTools(config_path, exit_code);
   if (!queue) return exit_code;
-  Result<Job> job = queue->GetJob(id);
-  if (!job.ok()) {
-    std::cerr << "jobs show " << id << ": " << job.status().message() << "\n";
+  Result<nlohmann::json> out = JobStoryJson(*queue, id);
+  if (!out.ok()) {
+    std::cerr << "jobs show " << id << ": " << out.status().message() << "\n";
     return kExitFailure;
   }
-  nlohmann::json out = JobDetailJson(*job);
-  // Its actions (the jobs its success stored) and its replays, as the API shows them.
-  for (const auto& [field, key] : {std::pair{"actions", "parent:"}, {"replays", "replay_of:"}}) {
-    JobFilter filter;
-    filter.key = key + id;
-    Result<JobPage> linked = queue->ListJobs(filter, 100, "");
-    nlohmann::json items = nlohmann::json::array();
-    if (linked.ok()) {
-      for (const Job& child : linked->items) {
-        Result<Job> full = queue->GetJob(child.id);
-        if (full.ok()) items.push_back(JobDetailJson(*full));
-      }
-    }
-    out[field] = std::move(items);
-  }
-  std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  std::cout << out->dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return kExitOk;
 }
 

@@ -59,7 +59,8 @@ int QueueStats(const std::string& config_path, bool json) {
                             {"ready", c.ready},
                             {"delayed", c.delayed},
                             {"in_flight", c.in_flight},
-                            {"dead", depth[c.type].dead}};
+                            {"dead", depth[c.type].dead},
+                            {"paused", depth[c.type].paused}};
       row.update(CapacityFieldsJson(c));
       out.push_back(std::move(row));
     }
@@ -77,7 +78,8 @@ int QueueStats(const std::string& config_path, bool json) {
     }
     std::string configured =
         c.concurrency_configured > 0 ? std::to_string(c.concurrency_configured) : "-";
-    std::printf("%-32s %10lld %10lld %10lld %10lld %11.2f %9s %8s %10s\n", c.type.c_str(),
+    const std::string name = depth[c.type].paused ? c.type + " (paused)" : c.type;
+    std::printf("%-32s %10lld %10lld %10lld %10lld %11.2f %9s %8s %10s\n", name.c_str(),
                 static_cast<long long>(c.ready), static_cast<long long>(c.delayed),
                 static_cast<long long>(c.in_flight), static_cast<long long>(depth[c.type].dead),
                 c.arrival_rate_per_s, JobTime(c.mean_job_seconds).c_str(), needed.c_str(),

@@ -422,6 +422,83 @@ TEST_P(HistoryTest, OperatorFindsReplaysAndAuditsThroughTheAdminApi) {
   EXPECT_EQ(server.Terminate(), 0);
 }
 
+// The CLI does what the API does, on the store directly, through the same code: find
+// and group dead jobs, count then replay them by filter, show one job's story, retry
+// and cancel, pause — each audited as cli:<user>.
+TEST_P(HistoryTest, CliFindsGroupsReplaysAndAuditsLikeTheApi) {
+  FirebreakProcess server("run", config_, dir_.File("firebreak.log"), port_);
+  ASSERT_TRUE(server.Start()) << server.Log();
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(PostCrm(i), 200);  // "bad": dead while broken
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(PostSlack(i), 200);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto [dead, pending] = DeadAndPending();
+        return dead == 10 && pending == 0;
+      },
+      milliseconds(60'000)));
+
+  CommandResult groups = RunFirebreak({"dead", "list", "-c", config_});
+  ASSERT_EQ(groups.exit_code, 0) << groups.out;
+  EXPECT_NE(groups.out.find("CRM record cus_"), std::string::npos) << groups.out;
+  EXPECT_NE(groups.out.find("     10  "), std::string::npos) << groups.out;
+  CommandResult dry =
+      RunFirebreak({"dead", "replay", "-c", config_, "--filter", "type=crm.event", "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.out;
+  EXPECT_NE(dry.out.find("10 dead job(s) match"), std::string::npos) << dry.out;
+  EXPECT_EQ(DeadAndPending().first, 10);
+  CommandResult bad = RunFirebreak({"dead", "replay", "-c", config_, "--filter", "colour=red"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("unknown filter \"colour\""), std::string::npos) << bad.out;
+
+  std::filesystem::remove(dir_.File("broken"));
+  CommandResult replay =
+      RunFirebreak({"dead", "replay", "-c", config_, "--filter", "type=crm.event", "--rate", "100"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.out;
+  EXPECT_NE(replay.out.find("replayed 10 job(s)"), std::string::npos) << replay.out;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto [dead, pending] = DeadAndPending();
+        return dead == 0 && pending == 0;
+      },
+      milliseconds(30'000)));
+
+  CommandResult list = RunFirebreak(
+      {"jobs", "list", "-c", config_, "--key", "slack.user:U3", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.out;
+  nlohmann::json listed = nlohmann::json::parse(list.out.substr(list.out.find('{')), nullptr, false);
+  ASSERT_TRUE(listed.is_object()) << list.out;
+  ASSERT_EQ(listed["items"].size(), 1u);
+  const std::string id = listed["items"][0]["id"];
+  CommandResult show = RunFirebreak({"jobs", "show", id, "-c", config_});
+  ASSERT_EQ(show.exit_code, 0) << show.out;
+  nlohmann::json story = nlohmann::json::parse(show.out.substr(show.out.find('{')), nullptr, false);
+  ASSERT_TRUE(story.is_object()) << show.out;
+  EXPECT_EQ(story["state"], "succeeded");
+  EXPECT_EQ(story["actions"].size(), 1u);
+  EXPECT_EQ(story["attempts"].size(), 1u);
+  CommandResult retry = RunFirebreak({"jobs", "retry", id, "-c", config_});
+  ASSERT_EQ(retry.exit_code, 0) << retry.out;
+  EXPECT_NE(retry.out.find("as new job"), std::string::npos) << retry.out;
+  CommandResult cancel = RunFirebreak({"jobs", "cancel", id, "-c", config_});
+  EXPECT_EQ(cancel.exit_code, 1) << cancel.out;  // succeeded: nothing to cancel
+  EXPECT_NE(cancel.out.find("only a waiting job"), std::string::npos) << cancel.out;
+  CommandResult pause = RunFirebreak({"queue", "pause", "slack.event", "-c", config_});
+  ASSERT_EQ(pause.exit_code, 0) << pause.out;
+  EXPECT_EQ(AdminJson("/queues/slack.event")["paused"], true);
+  ASSERT_EQ(RunFirebreak({"queue", "resume", "slack.event", "-c", config_}).exit_code, 0);
+
+  // The API's audit log shows the CLI's changes.
+  nlohmann::json audit = AdminJson("/audit");
+  std::set<std::string> actions;
+  for (const auto& entry : audit["items"]) {
+    EXPECT_EQ(entry["actor"].get<std::string>().rfind("cli:", 0), 0u) << entry.dump();
+    actions.insert(entry["action"].get<std::string>());
+  }
+  EXPECT_EQ(actions, (std::set<std::string>{"dead.replay", "job.retry", "queue.pause",
+                                            "queue.resume"}));
+  EXPECT_EQ(server.Terminate(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, HistoryTest, ::testing::ValuesIn(AllBackends()), BackendName);
 
 }  // namespace
