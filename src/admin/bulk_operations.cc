@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "admin/job_actions.h"
 #include "common/crypto.h"
 #include "common/units.h"
 #include "telemetry/log.h"
@@ -103,20 +104,14 @@ Status RunBulk(Queue& queue, const BulkRequest& request, const std::atomic<bool>
 
 void AuditBulk(Queue& queue, const BulkRequest& request, const BulkProgress& progress,
                const std::string& state, const std::string& target) {
-  AuditEntry entry;
-  entry.actor = request.actor;
-  entry.action = std::string("dead.") + BulkActionName(request.action);
-  entry.target = target;
-  entry.count = progress.done;
-  entry.detail_json = nlohmann::json{{"filter", DeadFilterJson(request.filter)},
-                                     {"state", state},
-                                     {"matched", progress.matched},
-                                     {"failed", progress.failed},
-                                     {"rate_per_s", request.rate_per_s}}
-                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (Status st = queue.AppendAudit(entry); !st.ok()) {
-    log::Error("audit log write failed", {{"target", target}, {"error", st.message()}});
-  }
+  AuditChange(queue, request.actor, std::string("dead.") + BulkActionName(request.action), target,
+              progress.done,
+              nlohmann::json{{"filter", DeadFilterJson(request.filter)},
+                             {"state", state},
+                             {"matched", progress.matched},
+                             {"failed", progress.failed},
+                             {"rate_per_s", request.rate_per_s}}
+                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 Status GroupDead(Queue& queue, const DeadFilter& filter, int64_t max_jobs,

@@ -3,25 +3,19 @@
 #include "telemetry/log.h"
 
 namespace firebreak {
-namespace {
-
-// Records a change that happened; a failed audit write is logged, not returned: the
-// change itself is done and must be reported as done.
-void Audit(Queue& queue, const std::string& actor, const std::string& action,
-           const std::string& target, const std::string& detail_json = "{}") {
+void AuditChange(Queue& queue, const std::string& actor, const std::string& action,
+                 const std::string& target, int64_t count, const std::string& detail_json) {
   AuditEntry entry;
   entry.actor = actor;
   entry.action = action;
   entry.target = target;
-  entry.count = 1;
+  entry.count = count;
   entry.detail_json = detail_json;
   if (Status st = queue.AppendAudit(entry); !st.ok()) {
     log::Error("audit log write failed",
                {{"action", action}, {"target", target}, {"error", st.message()}});
   }
 }
-
-}  // namespace
 
 Result<RetryOutcome> RetryJob(Queue& queue, const std::string& id, const std::string& actor) {
   Result<Job> job = queue.GetJob(id);
@@ -30,33 +24,39 @@ Result<RetryOutcome> RetryJob(Queue& queue, const std::string& id, const std::st
   if (job->state == JobState::kReady) {
     if (Status st = queue.RunNow(id); !st.ok()) return st;
     outcome.job_id = id;
-    Audit(queue, actor, "job.run_now", id);
+    AuditChange(queue, actor, "job.run_now", id);
     return outcome;
   }
   Result<std::string> rerun = queue.Rerun(id);
   if (!rerun.ok()) return rerun.status();
   outcome.job_id = *rerun;
   outcome.rerun = true;
-  Audit(queue, actor, "job.retry", id, "{\"new_job_id\":\"" + *rerun + "\"}");
+  AuditChange(queue, actor, "job.retry", id, 1, "{\"new_job_id\":\"" + *rerun + "\"}");
   return outcome;
 }
 
 Status CancelJob(Queue& queue, const std::string& id, const std::string& actor) {
   Status st = queue.Cancel(id);
-  if (st.ok()) Audit(queue, actor, "job.cancel", id);
+  if (st.ok()) AuditChange(queue, actor, "job.cancel", id);
   return st;
 }
 
 Status PauseJobType(Queue& queue, const std::string& type, bool paused,
                     const std::string& actor) {
   Status st = queue.SetPaused(type, paused);
-  if (st.ok()) Audit(queue, actor, paused ? "queue.pause" : "queue.resume", type);
+  if (st.ok()) AuditChange(queue, actor, paused ? "queue.pause" : "queue.resume", type);
   return st;
 }
 
 Status DeleteDeadJob(Queue& queue, const std::string& id, const std::string& actor) {
   Status st = queue.Purge(id);
-  if (st.ok()) Audit(queue, actor, "dead.delete", id);
+  if (st.ok()) AuditChange(queue, actor, "dead.delete", id);
+  return st;
+}
+
+Status ReplayDeadJob(Queue& queue, const std::string& id, const std::string& actor) {
+  Status st = queue.Replay(id);
+  if (st.ok()) AuditChange(queue, actor, "dead.replay", id);
   return st;
 }
 

@@ -23,5 +23,13 @@ Status CancelJob(Queue& queue, const std::string& id, const std::string& actor);
 Status PauseJobType(Queue& queue, const std::string& type, bool paused, const std::string& actor);
 // Queue::Purge of one dead job, audited.
 Status DeleteDeadJob(Queue& queue, const std::string& id, const std::string& actor);
+// Queue::Replay of one dead job, audited.
+Status ReplayDeadJob(Queue& queue, const std::string& id, const std::string& actor);
+
+// Writes one audit entry for a change that is done (`count` jobs); a failed write is
+// logged, not returned: the change must still be reported as made.
+void AuditChange(Queue& queue, const std::string& actor, const std::string& action,
+                 const std::string& target, int64_t count = 1,
+                 const std::string& detail_json = "{}");
 
 }  // namespace firebreak

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "admin/admin_api.h"
+#include "admin/job_actions.h"
 #include "admin/job_view.h"
 #include "cli/cli.h"
 #include "cli/common.h"
@@ -136,10 +137,10 @@ int DlqShow(const std::string& config_path, const std::string& id) {
 namespace {
 
 // One dead job (`id`) or every dead job of `type` ("" = all), through `one` or `all`;
-// `past` names the action in the output ("replayed", "purged").
+// `past` names the action in the output ("replayed", "purged"); `action` the audit log's.
 int DlqWrite(const std::string& config_path, const std::string& id, bool all,
-             const std::string& command, const std::string& past,
-             const std::function<Status(Queue&)>& one,
+             const std::string& command, const std::string& past, const std::string& type,
+             const std::string& action, const std::function<Status(Queue&)>& one,
              const std::function<Result<int64_t>(Queue&)>& every) {
   int exit_code = kExitOk;
   auto queue = OpenForTools(config_path, exit_code);
@@ -158,6 +159,8 @@ int DlqWrite(const std::string& config_path, const std::string& id, bool all,
     std::cerr << "dlq " << command << " --all: " << count.status().message() << "\n";
     return kExitFailure;
   }
+  AuditChange(*queue, CliActor(), action, type.empty() ? "all" : type, *count,
+              nlohmann::json{{"all", true}, {"type", type}}.dump());
   std::cout << past << " " << *count << " job(s)\n";
   return kExitOk;
 }
@@ -167,7 +170,8 @@ int DlqWrite(const std::string& config_path, const std::string& id, bool all,
 int DlqReplay(const std::string& config_path, const std::string& id, bool all,
               const std::string& type) {
   return DlqWrite(
-      config_path, id, all, "replay", "replayed", [&](Queue& q) { return q.Replay(id); },
+      config_path, id, all, "replay", "replayed", type, "dead.replay",
+      [&](Queue& q) { return ReplayDeadJob(q, id, CliActor()); },
       [&](Queue& q) {
         auto count = q.ReplayAll(
             type, [](int64_t done) { std::cerr << "\rreplayed " << done << std::flush; });
@@ -179,7 +183,8 @@ int DlqReplay(const std::string& config_path, const std::string& id, bool all,
 int DlqPurge(const std::string& config_path, const std::string& id, bool all,
              const std::string& type) {
   return DlqWrite(
-      config_path, id, all, "purge", "purged", [&](Queue& q) { return q.Purge(id); },
+      config_path, id, all, "purge", "purged", type, "dead.delete",
+      [&](Queue& q) { return DeleteDeadJob(q, id, CliActor()); },
       [&](Queue& q) { return q.PurgeAll(type); });
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -56,9 +57,11 @@ for line in sys.stdin:
     print(json.dumps(out), flush=True)
 )PY";
 
-// Reads a streamed answer (GET `path` with a bearer token) for `listen_for`, then hangs
-// up: what an EventSource would have received by then, headers included.
+// Reads a streamed answer (GET `path` with a bearer token) until `done` says what came
+// holds enough, or `listen_for` has passed; then hangs up. Returns what an EventSource
+// would have received by then, headers included.
 std::string ReadStream(uint16_t port, const std::string& path, const std::string& token,
+                       const std::function<bool(const std::string&)>& done,
                        milliseconds listen_for) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -85,6 +88,7 @@ std::string ReadStream(uint16_t port, const std::string& path, const std::string
     ssize_t n = read(fd, buf, sizeof buf);
     if (n == 0) break;
     if (n > 0) out.append(buf, static_cast<size_t>(n));
+    if (done(out)) break;
   }
   close(fd);
   return out;
@@ -382,9 +386,16 @@ TEST_P(HistoryTest, OperatorFindsReplaysAndAuditsThroughTheAdminApi) {
   EXPECT_EQ(AdminJson("/jobs/" + some_job, kReadToken)["id"], some_job);
 
   // The live feed: every type's depth at once, then what changes (this pause, below).
+  // The stream looks once a second, so the pause is held until the stream has shown it.
   std::string feed;
   std::thread listener([&] {
-    feed = ReadStream(admin_port_, "/admin/api/v1/events", kReadToken, milliseconds(3500));
+    feed = ReadStream(
+        admin_port_, "/admin/api/v1/events", kReadToken,
+        [](const std::string& text) {
+          return text.find("\"paused\":true") != std::string::npos &&
+                 text.find("\"action\":\"queue.pause\"") != std::string::npos;
+        },
+        milliseconds(20'000));
   });
   std::this_thread::sleep_for(milliseconds(1500));
   // Pause: the type is not run, ingress still accepts; resume runs it.
@@ -393,10 +404,10 @@ TEST_P(HistoryTest, OperatorFindsReplaysAndAuditsThroughTheAdminApi) {
   std::this_thread::sleep_for(milliseconds(500));
   EXPECT_EQ(AdminJson("/queues/github.event")["ready"], 1);
   EXPECT_EQ(AdminJson("/queues/github.event")["paused"], true);
+  listener.join();
   ASSERT_EQ(Admin("POST", "/queues/github.event/resume", kOpsToken)->status, 200);
   EXPECT_TRUE(WaitFor([&] { return AdminJson("/queues/github.event")["ready"] == 0; },
                       milliseconds(20'000)));
-  listener.join();
   EXPECT_NE(feed.find("200 OK"), std::string::npos) << feed.substr(0, 300);
   EXPECT_NE(feed.find("text/event-stream"), std::string::npos);
   EXPECT_NE(feed.find("event: queue"), std::string::npos);

@@ -1734,10 +1734,10 @@ TEST_P(QueueContractTest, BulkOperationHoldsItsRateCapStopsWhenCancelledAndIsAud
   ASSERT_FALSE(HasFatalFailure());
   Operations operations(*queue, clock_);
 
-  // The cap: 10 jobs at 25/s take at least 0.4 s however fast the store is.
+  // The cap: 10 jobs at 25/s take at least 0.4 s however fast the store is; all 40 would
+  // take 1.6 s, time enough to cancel on a loaded machine (ASan, parallel tests).
   BulkRequest capped;
   capped.filter.jobs.type = "a";
-  capped.filter.fingerprint = ErrorFingerprint(SlowOrAuthError(1));  // 20 jobs
   capped.rate_per_s = 25;
   capped.actor = "ops-token";
   const auto start = std::chrono::steady_clock::now();
@@ -1753,7 +1753,7 @@ TEST_P(QueueContractTest, BulkOperationHoldsItsRateCapStopsWhenCancelledAndIsAud
   OperationView ended = *operations.Get(op->id);
   EXPECT_EQ(ended.state, "cancelled");
   EXPECT_GE(ended.progress.done, 10);
-  EXPECT_LT(ended.progress.done, 20);
+  EXPECT_LT(ended.progress.done, 40);
   EXPECT_EQ(DepthOf(*queue, "a").dead, 40 - ended.progress.done);
   EXPECT_FALSE(operations.Cancel("op_missing"));
 
@@ -1764,7 +1764,7 @@ TEST_P(QueueContractTest, BulkOperationHoldsItsRateCapStopsWhenCancelledAndIsAud
   EXPECT_EQ(audit->items[0].actor, "ops-token");
   EXPECT_EQ(audit->items[0].target, op->id);
   EXPECT_EQ(audit->items[0].count, ended.progress.done);
-  EXPECT_NE(audit->items[0].detail_json.find(capped.filter.fingerprint), std::string::npos);
+  EXPECT_NE(audit->items[0].detail_json.find("\"type\":\"a\""), std::string::npos);
   EXPECT_NE(audit->items[0].detail_json.find("\"cancelled\""), std::string::npos);
   ASSERT_EQ(operations.List().size(), 1u);
 }
