@@ -3,6 +3,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/url/parse.hpp>
 #include <charconv>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "admin/auth_limiter.h"
+#include "admin/console.h"
 #include "admin/recent_window.h"
 #include "admin/admin_http.h"
 #include "admin/job_routes.h"
@@ -37,6 +39,9 @@ using net::Response;
 
 constexpr std::string_view kAdminPrefix = "/admin";
 constexpr std::string_view kApiPrefix = "/admin/api/v1";
+constexpr std::string_view kLoginPath = "/admin/login";
+constexpr std::string_view kLogoutPath = "/admin/logout";
+constexpr std::string_view kSessionPath = "/admin/api/v1/session";
 // Queue reads in parallel; each holds one store connection (sqlite: the read
 // connection's lock, redis: the admin connection), so more would only queue there.
 constexpr int kQueueThreads = 2;
@@ -218,7 +223,8 @@ struct AdminApi::Impl {
         concurrency(ConfiguredConcurrency(config)) {
     for (AdminToken& token : tokens) {
       if (token.value.empty()) continue;
-      token_digests.push_back({Sha256Hex(token.value), token.name, token.scope});
+      token_digests.push_back(
+          {Sha256Hex(token.value), token.name, token.scope, admin::SessionKey(token.value)});
     }
     for (const SourceConfig& source : config.sources) {
       SourceView view{source.name,  source.KindName(), source.path,          source.job,
@@ -242,12 +248,15 @@ struct AdminApi::Impl {
     std::string digest;  // SHA-256 hex of the token
     std::string name;
     AdminScope scope;
+    std::string session_key;  // signs the console sessions it logs in (admin/console.h)
   };
 
   // The token presented, or nullptr. Every configured token is compared, whatever
   // matched before, so the time taken does not tell which one (or whether one) did.
   const TokenDigest* Authenticate(const Request& req) const {
-    std::string_view presented = BearerToken(req);
+    return MatchToken(BearerToken(req));
+  }
+  const TokenDigest* MatchToken(std::string_view presented) const {
     if (presented.empty()) return nullptr;
     // Digests have one length, so the comparison does not leak the token's either.
     const std::string digest = Sha256Hex(presented);
@@ -258,8 +267,29 @@ struct AdminApi::Impl {
     return match;
   }
 
-  // The security gate: nullopt lets the request through with `caller` filled.
-  std::optional<Response> Gate(const Request& req, const std::string& path, AdminCaller& caller);
+  // The console session in the request's cookie, checked: its token (by name, so its
+  // current scope applies) or nullptr for none, a forged or an expired one.
+  const TokenDigest* SessionToken(const Request& req, admin::ConsoleSession& session) const {
+    std::optional<admin::SignedSession> cookie = admin::ReadSessionCookie(req);
+    if (!cookie) return nullptr;
+    for (const TokenDigest& token : token_digests) {
+      if (token.name != cookie->session.token_name) continue;
+      if (!admin::VerifySession(token.session_key, *cookie, clock.NowMs())) return nullptr;
+      session = cookie->session;
+      return &token;
+    }
+    return nullptr;
+  }
+
+  // The security gate: nullopt lets the request through with `caller` filled, and
+  // `session` when the caller is a console session rather than a bearer token.
+  std::optional<Response> Gate(const Request& req, const std::string& path, AdminCaller& caller,
+                               std::optional<admin::ConsoleSession>& session);
+  // POST /admin/login and /admin/logout, and GET /admin/api/v1/session.
+  Response Login(const Request& req);
+  Response Logout(const Request& req);
+  Response SessionAnswer(const Request& req, http::status status, const AdminCaller& caller,
+                         const std::optional<admin::ConsoleSession>& session) const;
   Response TooManyFailures(const Request& req, std::chrono::milliseconds left) const;
 
   asio::awaitable<Response> Handle(Request& req);
@@ -296,6 +326,11 @@ struct AdminApi::Impl {
   asio::thread_pool queue_pool{kQueueThreads};
   // The job endpoints (admin/job_routes.h), on the same queue threads.
   JobRoutes job_routes{queue, clock, queue_pool};
+  // The web console's files; FIREBREAK_ADMIN_UI_DIR serves them from disk instead.
+  const admin::ConsoleAssets console{[] {
+    const char* dir = std::getenv("FIREBREAK_ADMIN_UI_DIR");
+    return std::string(dir != nullptr ? dir : "");
+  }()};
   std::unique_ptr<net::HttpServer> listener;  // server.admin_listen
   std::once_flag stopped;
 };
@@ -310,35 +345,66 @@ Response AdminApi::Impl::TooManyFailures(const Request& req, std::chrono::millis
 }
 
 std::optional<Response> AdminApi::Impl::Gate(const Request& req, const std::string& path,
-                                             AdminCaller& caller) {
+                                             AdminCaller& caller,
+                                             std::optional<admin::ConsoleSession>& session) {
   const int64_t now_ms = clock.NowMs();
   const std::string client = FailedAuthLimiter::ClientKey(req.peer);
   {
     std::lock_guard lock(limiter_mu);
     if (auto refused = limiter.Refused(client, now_ms)) return TooManyFailures(req, *refused);
   }
+  const bool bearer = req.find(http::field::authorization) != req.end();
   const TokenDigest* token = Authenticate(req);
+  admin::ConsoleSession cookie_session;
+  if (!bearer) {
+    token = SessionToken(req, cookie_session);
+    if (token != nullptr) session = cookie_session;
+  }
   if (token == nullptr) {
-    std::optional<std::chrono::milliseconds> refused;
-    {
-      std::lock_guard lock(limiter_mu);
-      refused = limiter.RecordFailure(client, now_ms);
+    // Only a credential that was presented and wrong counts as a guess: a browser that
+    // opens the console before logging in (or with an expired session) guesses nothing.
+    if (bearer) {
+      std::optional<std::chrono::milliseconds> refused;
+      {
+        std::lock_guard lock(limiter_mu);
+        refused = limiter.RecordFailure(client, now_ms);
+      }
+      if (refused) {
+        log::Warn("admin requests refused: too many failed authentications",
+                  {{"path", path},
+                   {"client", req.peer},
+                   {"retry_in_ms", static_cast<int64_t>(refused->count())}});
+        return TooManyFailures(req, *refused);
+      }
+      log::Warn("admin request refused: missing or wrong bearer token",
+                {{"path", path}, {"client", req.peer}});
     }
-    if (refused) {
-      log::Warn("admin requests refused: too many failed authentications",
-                {{"path", path},
-                 {"client", req.peer},
-                 {"retry_in_ms", static_cast<int64_t>(refused->count())}});
-      return TooManyFailures(req, *refused);
-    }
-    log::Warn("admin request refused: missing or wrong bearer token",
-              {{"path", path}, {"client", req.peer}});
     Response res = Error(req, http::status::unauthorized,
-                         "unauthorized: send Authorization: Bearer <an admin token>");
+                         "unauthorized: send Authorization: Bearer <an admin token>, or log in "
+                         "to the console");
     res.set(http::field::www_authenticate, "Bearer realm=\"firebreak admin\"");
     return res;
   }
   caller = AdminCaller{token->name, token->scope, req.peer};
+  // A browser sends the cookie with any request to this host, a forged one too: changes
+  // made with it must prove they come from the console's own page.
+  const bool reads = req.method() == http::verb::get || req.method() == http::verb::head;
+  if (session && !reads) {
+    std::string refusal = admin::CrossOriginRefusal(req);
+    if (refusal.empty()) {
+      auto csrf = req.find(admin::kCsrfHeader);
+      if (csrf == req.end() ||
+          !ConstantTimeEquals(csrf->value(), admin::CsrfToken(token->session_key, *session))) {
+        refusal = "missing or wrong " + std::string(admin::kCsrfHeader) + " header";
+      }
+    }
+    if (!refusal.empty()) {
+      log::Warn("admin request refused: forged console request",
+                {{"path", path}, {"client", req.peer}, {"actor", caller.token_name},
+                 {"reason", refusal}});
+      return Error(req, http::status::forbidden, refusal);
+    }
+  }
   const AdminScope needed = RequiredScope(req.method(), path);
   if (caller.scope < needed) {
     log::Warn("admin request refused: scope too small",
@@ -350,10 +416,102 @@ std::optional<Response> AdminApi::Impl::Gate(const Request& req, const std::stri
   return std::nullopt;
 }
 
+Response AdminApi::Impl::SessionAnswer(const Request& req, http::status status,
+                                       const AdminCaller& caller,
+                                       const std::optional<admin::ConsoleSession>& session) const {
+  nlohmann::json json = {{"name", caller.token_name},
+                         {"scope", AdminScopeName(caller.scope)},
+                         {"auth", session ? "session" : "bearer"},
+                         {"csrf", nullptr},
+                         {"expires_at_ms", nullptr}};
+  if (session) {
+    for (const TokenDigest& token : token_digests) {
+      if (token.name == caller.token_name) {
+        json["csrf"] = admin::CsrfToken(token.session_key, *session);
+      }
+    }
+    json["expires_at_ms"] = session->expires_at_ms;
+  }
+  return Answer(req, status, Dump(json));
+}
+
+Response AdminApi::Impl::Login(const Request& req) {
+  if (req.method() != http::verb::post) {
+    Response res = Error(req, http::status::method_not_allowed, "use POST");
+    res.set(http::field::allow, "POST");
+    return res;
+  }
+  const int64_t now_ms = clock.NowMs();
+  const std::string client = FailedAuthLimiter::ClientKey(req.peer);
+  {
+    std::lock_guard lock(limiter_mu);
+    if (auto refused = limiter.Refused(client, now_ms)) return TooManyFailures(req, *refused);
+  }
+  // Another site's page must not log a browser in (login CSRF); curl sends no Origin.
+  if (req.find(http::field::origin) != req.end()) {
+    if (std::string refusal = admin::CrossOriginRefusal(req); !refusal.empty()) {
+      return Error(req, http::status::forbidden, refusal);
+    }
+  }
+  nlohmann::json body = nlohmann::json::parse(req.body(), nullptr, false);
+  if (!body.is_object() || !body.contains("token") || !body["token"].is_string()) {
+    return Error(req, http::status::bad_request, "send {\"token\":\"<an admin token>\"}");
+  }
+  const TokenDigest* token = MatchToken(body["token"].get_ref<const std::string&>());
+  if (token == nullptr) {
+    std::optional<std::chrono::milliseconds> refused;
+    {
+      std::lock_guard lock(limiter_mu);
+      refused = limiter.RecordFailure(client, now_ms);
+    }
+    if (refused) return TooManyFailures(req, *refused);
+    log::Warn("console login refused: wrong token", {{"client", req.peer}});
+    return Error(req, http::status::unauthorized, "that is not an admin token");
+  }
+  admin::ConsoleSession session{token->name, now_ms + admin::kSessionLifetimeMs, RandomHex(16)};
+  Response res = SessionAnswer(req, http::status::ok, AdminCaller{token->name, token->scope, req.peer},
+                               session);
+  res.set(http::field::set_cookie,
+          admin::SessionSetCookie(req, admin::SignSession(token->session_key, session),
+                                  admin::kSessionLifetimeMs / 1000));
+  log::Info("console login", {{"actor", token->name}, {"client", req.peer}});
+  return res;
+}
+
+Response AdminApi::Impl::Logout(const Request& req) {
+  if (req.method() != http::verb::post) {
+    Response res = Error(req, http::status::method_not_allowed, "use POST");
+    res.set(http::field::allow, "POST");
+    return res;
+  }
+  Response res = net::MakeResponse(req, http::status::no_content, "");
+  res.set(http::field::cache_control, "no-store");
+  res.set(http::field::set_cookie, admin::SessionSetCookie(req, "", 0));
+  return res;
+}
+
 asio::awaitable<Response> AdminApi::Impl::Handle(Request& req) {
   const std::string path(PathOf(req.target()));
+  // The console's page and files are public (they hold no data): the browser needs them
+  // to show the login.
+  if (req.method() == http::verb::get && admin::ConsoleAssets::Serves(path)) {
+    co_return console.Serve(req, path);
+  }
+  if (path == kLoginPath) co_return Login(req);
   AdminCaller caller;
-  if (std::optional<Response> refused = Gate(req, path, caller)) co_return std::move(*refused);
+  std::optional<admin::ConsoleSession> session;
+  if (std::optional<Response> refused = Gate(req, path, caller, session)) {
+    co_return std::move(*refused);
+  }
+  if (path == kLogoutPath) co_return Logout(req);
+  if (path == kSessionPath) {
+    if (req.method() != http::verb::get) {
+      Response res = Error(req, http::status::method_not_allowed, "use GET");
+      res.set(http::field::allow, "GET");
+      co_return res;
+    }
+    co_return SessionAnswer(req, http::status::ok, caller, session);
+  }
   co_return co_await Serve(req, path, caller);
 }
 
@@ -755,6 +913,8 @@ AdminScope RequiredScope(http::verb method, std::string_view path) {
     case http::verb::post:
     case http::verb::put:
     case http::verb::patch: {
+      // Logging out of the console changes nothing but the caller's own cookie.
+      if (path == kLogoutPath) return AdminScope::kRead;
       // A purge (POST .../purge) destroys jobs as DELETE does.
       constexpr std::string_view kPurge = "/purge";
       bool purge =
