@@ -130,6 +130,7 @@ function subscribe(name, fn) {
   return () => state.subs.get(name).delete(fn);
 }
 
+window.addEventListener('pagehide', () => closeEvents());
 document.addEventListener('visibilitychange', () => {
   if (document.hidden) closeEvents();
   else if (state.session) openEvents();

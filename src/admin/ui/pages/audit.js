@@ -1,5 +1,5 @@
 // Audit: every change through the API or the CLI, newest first; live from SSE `audit`.
-import { h, num, table, time, badge, qs } from '../dom.js';
+import { h, num, table, time, qs } from '../dom.js';
 import { pager } from './jobs.js';
 
 function target(e) {
@@ -16,7 +16,7 @@ function detail(d) {
 const columns = [
   { label: 'At', cell: (e) => time(e.at, { millis: true }) },
   { label: 'Actor', cell: (e) => h('strong', null, e.actor) },
-  { label: 'Action', cell: (e) => badge(e.action.replace('.', '_'), `act-${e.action.split('.')[0]}`) },
+  { label: 'Action', cell: (e) => h('span', { class: ['badge', 'action', `act-${e.action.split('.')[0]}`] }, e.action) },
   { label: 'Target', cell: target },
   { label: 'Count', num: true, cell: (e) => (e.count === undefined || e.count === null ? '' : num(e.count)) },
   { label: 'Detail', class: 'detail-cell', cell: (e) => detail(e.detail) },
