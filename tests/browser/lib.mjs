@@ -59,7 +59,9 @@ for line in sys.stdin:
     out = {"id": env["id"], "ok": True}
     if env["type"] == "slack.event":
         time.sleep(0.005 + (hash(text) % 20) / 1000.0)
-        if "fail" in text and os.path.exists(broken):
+        if "wobbly" in text and env.get("attempt", 1) == 1:
+            out = {"id": env["id"], "ok": False, "retry": True, "error": "upstream timed out after 2000 ms"}
+        elif "fail" in text and os.path.exists(broken):
             if "boom" in text:
                 out = {"id": env["id"], "ok": False, "retry": False,
                        "error": "channel " + ev.get("channel", "?") + " is archived (code 4" + str(len(text)) + ")"}

@@ -32,7 +32,6 @@ export async function renderAudit(ctx, root) {
   root.append(
     h('div', { class: 'page-head' }, h('h1', null, 'Audit log'),
       h('span', { class: 'muted small' }, `${num(page.total_estimate)} entries${params.cursor ? '' : ' · new ones appear live'}`)),
-    h('div', { class: 'result-head' }, h('span'), pager('#/audit', params, page)),
     holder,
     h('div', { class: 'result-foot' }, pager('#/audit', params, page)));
   if (!params.cursor) {

@@ -65,7 +65,7 @@ export function filterForm(ctx, params, { dead = false, onSubmit, resetHref }) {
     JOB_STATES.map((s) => h('option', { value: s, selected: params.state === s }, s.replace('_', ' '))));
   const form = h('form', { class: 'filters card', role: 'search', 'aria-label': dead ? 'Filter dead letters' : 'Search jobs' },
     h('div', { class: 'filter-row' },
-      field('Search key', key, 'press / to focus'),
+      field('Search key  ( / )', key),
       field('Text in payload', inp('q', { placeholder: 'substring', type: 'search' })),
       field('Trace id', inp('trace_id', { placeholder: '32 hex digits', pattern: '[0-9a-fA-F]{32}', class: 'mono', size: 34 })),
       dead ? field('Fingerprint', inp('fingerprint', { placeholder: 'error fingerprint', class: 'mono' })) : field('State', state),

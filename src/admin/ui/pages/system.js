@@ -35,7 +35,11 @@ export async function renderSources(ctx, root) {
       { label: 'Job', cell: (s) => h('a', { href: `#/queues/${encodeURIComponent(s.job)}` }, s.job) },
       { label: 'Accepted', num: true, cell: (s) => h('a', { href: `#/jobs?source=${encodeURIComponent(s.name)}` }, num(s.accepted)) },
       { label: 'Duplicate', num: true, cell: (s) => num(s.duplicate) },
-      ...reasons.map((k) => ({ label: k.replace('_', ' '), num: true, cell: (s) => h('span', { class: s.rejected && s.rejected[k] ? 'bad' : 'muted' }, num(s.rejected ? s.rejected[k] : 0)) })),
+      { label: 'Rejected', cell: (s) => {
+        const bad = reasons.filter((k) => s.rejected && s.rejected[k]);
+        if (!bad.length) return h('span', { class: 'muted', title: reasons.map((k) => `${k}: 0`).join(', ') }, 'none');
+        return h('span', { class: 'rejected' }, bad.map((k) => h('span', { class: 'chip bad' }, `${k.replace('_', ' ')} ${num(s.rejected[k])}`)));
+      } },
       { label: 'Rate', num: true, cell: (s) => rate(s.requests_per_s) },
       { label: 'ACK p50 / p99', num: true, cell: (s) => latency(s.ack_p50_seconds, s.ack_p99_seconds) },
       { label: 'p99 of deadline', cell: (s) => {
