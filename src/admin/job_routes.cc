@@ -4,6 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <charconv>
 #include <chrono>
 #include <exception>
 #include <map>
@@ -131,13 +132,13 @@ Result<BulkRequest> ParseBulkRequest(const Request& req, BulkAction action) {
 }  // namespace
 
 JobRoutes::JobRoutes(Queue& queue, const Clock& clock, asio::thread_pool& pool)
-    : queue_(queue), pool_(pool), operations_(queue, clock) {}
+    : queue_(queue), clock_(clock), pool_(pool), operations_(queue, clock) {}
 
 bool JobRoutes::Serves(std::string_view api_path) {
   std::vector<std::string> s = Segments(api_path);
   if (s.empty()) return false;
   if (s[0] == "jobs" || s[0] == "dead" || s[0] == "operations" || s[0] == "audit") return true;
-  if (s[0] == "events" && s.size() == 1) return true;
+  if ((s[0] == "events" || s[0] == "history") && s.size() == 1) return true;
   return s[0] == "queues" && s.size() == 3 && (s[2] == "pause" || s[2] == "resume");
 }
 
@@ -148,6 +149,12 @@ asio::awaitable<Response> JobRoutes::Handle(Request& req, std::string api_path,
   const bool get = method == http::verb::get;
   const bool post = method == http::verb::post;
   const bool del = method == http::verb::delete_;
+  if (!get) {
+    // A change here may move dead jobs without changing their count (one replayed, one
+    // died): the next look groups afresh.
+    std::lock_guard lock(groups_mu_);
+    groups_.clear();
+  }
 
   if (s[0] == "jobs" && s.size() == 1) {
     if (!get) co_return MethodNotAllowed(req, "GET");
@@ -232,6 +239,10 @@ asio::awaitable<Response> JobRoutes::Handle(Request& req, std::string api_path,
       }
       co_return Answer(req, http::status::ok, Dump(OperationJson(*operations_.Get(s[1]))));
     }
+  }
+  if (s[0] == "history" && s.size() == 1) {
+    if (!get) co_return MethodNotAllowed(req, "GET");
+    co_return co_await History(req);
   }
   if (s[0] == "audit" && s.size() == 1) {
     if (!get) co_return MethodNotAllowed(req, "GET");
@@ -379,6 +390,51 @@ asio::awaitable<void> JobRoutes::StreamEvents(net::EventStream& out) {
   }
 }
 
+asio::awaitable<Response> JobRoutes::History(Request& req) {
+  constexpr int64_t kHourMs = 3600 * 1000;
+  constexpr int64_t kFreshMs = 30 * 1000;
+  Result<std::map<std::string, std::string>> params = admin::QueryParams(req.target());
+  if (!params.ok()) co_return Error(req, http::status::bad_request, params.status().message());
+  int hours = 24;
+  if (auto it = params->find("hours"); it != params->end()) {
+    const std::string& v = it->second;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), hours);
+    if (ec != std::errc() || end != v.data() + v.size() || hours < 1 || hours > 168) {
+      co_return Error(req, http::status::bad_request, "hours must be 1..168");
+    }
+  }
+  const int64_t now_ms = clock_.NowMs();
+  {
+    std::lock_guard lock(history_mu_);
+    auto cached = history_.find(hours);
+    if (cached != history_.end() && now_ms - cached->second.at_ms < kFreshMs) {
+      co_return Answer(req, http::status::ok, cached->second.body);
+    }
+  }
+  // Whole hours, the last one the current hour so far.
+  const int64_t from_ms = (now_ms / kHourMs - (hours - 1)) * kHourMs;
+  auto pending = net::Offload<Result<std::vector<HistoryBucket>>>(pool_, [this, from_ms, hours] {
+    return Guarded<Result<std::vector<HistoryBucket>>>(
+        [&] { return queue_.History(from_ms, kHourMs, hours); });
+  });
+  Result<std::vector<HistoryBucket>> buckets = co_await std::move(pending);
+  if (!buckets.ok()) co_return StatusError(req, buckets.status());
+  nlohmann::json items = nlohmann::json::array();
+  for (const HistoryBucket& bucket : *buckets) {
+    items.push_back({{"start", FormatTimestampMs(bucket.start_ms)},
+                     {"finished", bucket.finished},
+                     {"dead", bucket.dead}});
+  }
+  std::string body = Dump({{"bucket_seconds", kHourMs / 1000},
+                           {"generated_at", FormatTimestampMs(now_ms)},
+                           {"items", std::move(items)}});
+  {
+    std::lock_guard lock(history_mu_);
+    history_[hours] = {now_ms, body};
+  }
+  co_return Answer(req, http::status::ok, std::move(body));
+}
+
 asio::awaitable<Response> JobRoutes::Jobs(Request& req) {
   Result<std::map<std::string, std::string>> params = admin::QueryParams(req.target());
   if (!params.ok()) co_return Error(req, http::status::bad_request, params.status().message());
@@ -432,10 +488,32 @@ asio::awaitable<Response> JobRoutes::Dead(Request& req) {
       Status status;
       std::vector<DeadGroup> groups;
       int64_t scanned = 0;
+      int64_t dead_total = 0;
+      std::optional<std::string> cached;
     };
-    auto pending = net::Offload<Groups>(pool_, [this, f = *filter] {
+    std::string cache_key;
+    for (const auto& [key, value] : *params) cache_key += key + "=" + value + "&";
+    const int64_t now_ms = clock_.NowMs();
+    auto pending = net::Offload<Groups>(pool_, [this, f = *filter, cache_key, now_ms] {
+      constexpr int64_t kFreshMs = 10'000;
       Groups out;
       try {
+        // The dead count (from indexes: ~1 ms) tells whether a cached answer still holds.
+        Result<std::vector<TypeDepth>> depth = queue_.Stats();
+        if (!depth.ok()) {
+          out.status = depth.status();
+          return out;
+        }
+        for (const TypeDepth& d : *depth) out.dead_total += d.dead;
+        {
+          std::lock_guard lock(groups_mu_);
+          auto it = groups_.find(cache_key);
+          if (it != groups_.end() && now_ms - it->second.at_ms < kFreshMs &&
+              it->second.dead_total == out.dead_total) {
+            out.cached = it->second.body;
+            return out;
+          }
+        }
         out.status = GroupDead(queue_, f, kMaxGroupScan, out.groups, out.scanned);
       } catch (const std::exception& e) {
         out.status = Internal(std::string("queue call threw: ") + e.what());
@@ -444,6 +522,7 @@ asio::awaitable<Response> JobRoutes::Dead(Request& req) {
     });
     Groups groups = co_await std::move(pending);
     if (!groups.status.ok()) co_return StatusError(req, groups.status);
+    if (groups.cached) co_return Answer(req, http::status::ok, std::move(*groups.cached));
     nlohmann::json items = nlohmann::json::array();
     for (const DeadGroup& g : groups.groups) {
       items.push_back({{"fingerprint", g.fingerprint},
@@ -457,7 +536,13 @@ asio::awaitable<Response> JobRoutes::Dead(Request& req) {
     nlohmann::json body = PageJson(std::move(items), "", groups.scanned);
     body["scanned"] = groups.scanned;
     body["complete"] = groups.scanned < kMaxGroupScan;
-    co_return Answer(req, http::status::ok, Dump(body));
+    std::string text = Dump(body);
+    {
+      std::lock_guard lock(groups_mu_);
+      if (groups_.size() >= 64) groups_.clear();  // many filters: keep memory bounded
+      groups_[cache_key] = {now_ms, groups.dead_total, text};
+    }
+    co_return Answer(req, http::status::ok, std::move(text));
   }
   // A list page: the dead jobs of the filter; a fingerprint is checked per job.
   auto pending = net::Offload<Result<JobPage>>(pool_, [this, f = *filter, limit, cursor] {

@@ -127,6 +127,18 @@ struct AuditPage {
   std::string next_cursor;
 };
 
+// Kept jobs per span of time (Queue::History: the console's last-24-hours view).
+struct HistoryBucket {
+  int64_t start_ms = 0;
+  // Jobs that finished in the span (succeeded, cancelled, replayed) and are still kept
+  // (queue.retention).
+  int64_t finished = 0;
+  // Jobs that died in the span and are dead now (a replayed one counts as finished when
+  // it was replayed).
+  int64_t dead = 0;
+};
+inline constexpr int kMaxHistoryBuckets = 1000;
+
 // What one job type's work looked like over a recent window (Queue::Throughput). The
 // backends count it in the store itself, in per-minute buckets kept for 2 hours, so
 // every process sharing the store (ingest, workers, `firebreak queue stats`) reads the
@@ -232,6 +244,12 @@ class Queue {
 
   virtual Status AppendAudit(const AuditEntry& entry) = 0;
   virtual Result<AuditPage> ListAudit(int limit, const std::string& cursor) = 0;
+  // `buckets` (1..kMaxHistoryBuckets) spans of `bucket_ms` from `from_ms`, oldest first.
+  // It counts index entries (finish and death times): O(log n) per bucket on Redis, all
+  // the entries in the range on SQLite (~0.2 s per million kept jobs), so callers that
+  // ask often should cache it.
+  virtual Result<std::vector<HistoryBucket>> History(int64_t from_ms, int64_t bucket_ms,
+                                                     int buckets) = 0;
   // Dead jobs, newest first; `type` "" means all types; `cursor` from a previous page.
   virtual Result<DeadListPage> ListDead(const std::string& type, int limit,
                                         const std::string& cursor) = 0;

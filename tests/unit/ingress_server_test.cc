@@ -71,6 +71,9 @@ class RecordingQueue final : public Queue {
   Result<AuditPage> ListAudit(int /*limit*/, const std::string& /*cursor*/) override {
     return AuditPage{};
   }
+  Result<std::vector<HistoryBucket>> History(int64_t, int64_t, int) override {
+    return std::vector<HistoryBucket>{};
+  }
   void Close() override {}
 
  private:

@@ -1421,6 +1421,51 @@ TEST_P(QueueContractTest, FinishedJobsAreKeptForRetentionThenPruned) {
   EXPECT_EQ(depth.cancelled, 0);
 }
 
+TEST_P(QueueContractTest, HistoryCountsKeptJobsByFinishAndDeathTime) {
+  config_.retention = milliseconds(24 * 3600'000);
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  const int64_t t0 = clock_.NowMs();
+  for (int i = 1; i <= 4; ++i) ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(i), "t")).outcome,
+                                         EnqueueOutcome::kAccepted);
+  // One claimed at a time, so no lease runs out while the clock moves.
+  std::vector<Job> claimed;
+  for (Disposition outcome : {Disposition::kSucceeded, Disposition::kDead, Disposition::kSucceeded}) {
+    if (!claimed.empty()) clock_.Advance(milliseconds(60'000));
+    std::vector<Job> one = ClaimOk(*queue, "t", 1);
+    ASSERT_EQ(one.size(), 1u);
+    ASSERT_TRUE(FinishSync(*queue, Finished(one[0], outcome)).ok());
+    claimed.push_back(one[0]);
+  }
+  ASSERT_TRUE(queue->Cancel(JobId(4)).ok());
+
+  auto counts = [&] {
+    Result<std::vector<HistoryBucket>> history = queue->History(t0, 60'000, 4);
+    EXPECT_TRUE(history.ok()) << history.status().ToString();
+    std::vector<std::pair<int64_t, int64_t>> out;
+    if (!history.ok()) return out;
+    for (size_t i = 0; i < history->size(); ++i) {
+      EXPECT_EQ((*history)[i].start_ms, t0 + static_cast<int64_t>(i) * 60'000);
+      out.emplace_back((*history)[i].finished, (*history)[i].dead);
+    }
+    return out;
+  };
+  using Counts = std::vector<std::pair<int64_t, int64_t>>;
+  EXPECT_EQ(counts(), (Counts{{1, 0}, {0, 1}, {2, 0}, {0, 0}}));
+  // A replayed dead job is finished (replayed) when it was replayed; its rerun is new.
+  ASSERT_TRUE(queue->Rerun(claimed[1].id).ok());
+  EXPECT_EQ(counts(), (Counts{{1, 0}, {0, 0}, {3, 0}, {0, 0}}));
+  // The spans are half-open: the first millisecond of the next one is not counted.
+  Result<std::vector<HistoryBucket>> first = queue->History(t0 - 1, 1, 1);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ((*first)[0].finished, 0);
+  for (auto [bucket_ms, buckets] : {std::pair<int64_t, int>{0, 1}, {60'000, 0},
+                                    {60'000, kMaxHistoryBuckets + 1}}) {
+    EXPECT_EQ(queue->History(t0, bucket_ms, buckets).status().code(),
+              StatusCode::kInvalidArgument);
+  }
+}
+
 TEST_P(QueueContractTest, RetentionZeroDeletesASucceededJobAtOnce) {
   config_.retention = milliseconds(0);
   auto queue = Open();

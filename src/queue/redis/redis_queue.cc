@@ -929,6 +929,30 @@ Result<AuditPage> RedisQueue::ListAudit(int limit, const std::string& cursor) {
   return page;
 }
 
+Result<std::vector<HistoryBucket>> RedisQueue::History(int64_t from_ms, int64_t bucket_ms,
+                                                       int buckets) {
+  if (bucket_ms <= 0 || buckets <= 0 || buckets > kMaxHistoryBuckets) {
+    return InvalidArgument("history: bucket_ms must be positive and buckets 1.." +
+                           std::to_string(kMaxHistoryBuckets));
+  }
+  std::lock_guard lock(admin_mu_);
+  Result<redis::Reply> reply =
+      RunAdminScript(redis::Script::kHistory, {std::to_string(from_ms), std::to_string(bucket_ms),
+                                               std::to_string(buckets)});
+  if (!reply.ok()) return reply.status();
+  const redisReply* r = reply->get();
+  std::vector<HistoryBucket> out(static_cast<size_t>(buckets));
+  for (int i = 0; i < buckets; ++i) {
+    HistoryBucket& bucket = out[static_cast<size_t>(i)];
+    bucket.start_ms = from_ms + i * bucket_ms;
+    const size_t at = static_cast<size_t>(i) * 2;
+    if (at + 1 >= redis::ReplyLength(r)) break;
+    bucket.finished = redis::ReplyElement(r, at)->integer;
+    bucket.dead = redis::ReplyElement(r, at + 1)->integer;
+  }
+  return out;
+}
+
 Result<JobPage> RedisQueue::ListJobs(const JobFilter& filter, int limit,
                                      const std::string& cursor) {
   if (limit <= 0) return InvalidArgument("limit must be positive");

@@ -87,6 +87,8 @@ class RedisQueue final : public Queue {
   Status SetPaused(const std::string& type, bool paused) override;
   Status AppendAudit(const AuditEntry& entry) override;
   Result<AuditPage> ListAudit(int limit, const std::string& cursor) override;
+  Result<std::vector<HistoryBucket>> History(int64_t from_ms, int64_t bucket_ms,
+                                             int buckets) override;
   std::string DurabilityShortfall() override;
   void Close() override;
 

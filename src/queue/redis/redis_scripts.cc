@@ -593,6 +593,18 @@ if ARGV[1] ~= '' then max = '(' .. ARGV[1] end
 return redis.call('ZREVRANGEBYSCORE', P .. 'audit', max, '-inf', 'LIMIT', 0, tonumber(ARGV[2]))
 )lua";
 
+// Kept jobs per time bucket: finished ones by finish time, dead ones by death time.
+constexpr char kHistory[] = R"lua(
+local from, step, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for i = 0, n - 1 do
+  local lo, hi = I(from + i * step), '(' .. I(from + (i + 1) * step)
+  out[#out + 1] = redis.call('ZCOUNT', P .. 'finished', lo, hi)
+  out[#out + 1] = redis.call('ZCOUNT', P .. 'dead', lo, hi)
+end
+return out
+)lua";
+
 constexpr char kPurgeChunk[] = R"lua(
 local done = 0
 for _, id in ipairs(redis.call('ZRANGE', dead_key(ARGV[1]), 0, tonumber(ARGV[2]) - 1)) do
@@ -625,6 +637,7 @@ constexpr std::array<Entry, kScriptCount> kScripts = {{
     {"pause", kPause},
     {"audit_add", kAuditAdd},
     {"audit_list", kAuditList},
+    {"history", kHistory},
 }};
 
 }  // namespace

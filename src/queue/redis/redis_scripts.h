@@ -40,8 +40,9 @@ enum class Script {
   kPause,        // type 1|0
   kAuditAdd,     // entry_json -> seq
   kAuditList,    // before|"" limit -> {"<seq> <json>"...}
+  kHistory,      // from_ms bucket_ms n -> flat {finished dead}*n
 };
-inline constexpr int kScriptCount = 19;
+inline constexpr int kScriptCount = 20;
 
 const std::string& ScriptSource(Script script);
 const char* ScriptName(Script script);

@@ -512,8 +512,21 @@ Status SqliteQueue::Init() {
       {&read_.list_audit,
        "SELECT seq, at, actor, action, target, count, detail FROM audit WHERE seq < ?1 "
        "ORDER BY seq DESC LIMIT ?2"},
-      {&read_.depth_in_flight, "SELECT type, COUNT(*) FROM jobs WHERE state = 1 GROUP BY type"},
-      {&read_.depth_dead, "SELECT type, COUNT(*) FROM jobs WHERE state = 2 GROUP BY type"},
+      // Index-only counts: jobs_finished (payload_pruned, finished_at) and jobs_dead.
+      {&read_.history_finished,
+       "SELECT (finished_at - ?1) / ?2, COUNT(*) FROM jobs WHERE state >= 3 AND "
+       "payload_pruned IN (0, 1) AND finished_at >= ?1 AND finished_at < ?3 GROUP BY 1"},
+      {&read_.history_dead,
+       "SELECT (dead_at - ?1) / ?2, COUNT(*) FROM jobs WHERE state = 2 AND dead_at >= ?1 "
+       "AND dead_at < ?3 GROUP BY 1"},
+      // Counted in their partial indexes, which hold the type: the planner would pick
+      // jobs_by_state and read every row for its type (35 ms for 10,000 dead jobs among a
+      // million kept, against 1 ms).
+      {&read_.depth_in_flight,
+       "SELECT type, COUNT(*) FROM jobs INDEXED BY jobs_in_flight WHERE state = 1 GROUP BY type"},
+      {&read_.depth_dead,
+       "SELECT type, COUNT(*) FROM jobs INDEXED BY jobs_dead_by_type WHERE state = 2 "
+       "GROUP BY type"},
       {&read_.throughput,
        "SELECT type, SUM(arrived), SUM(finished), SUM(busy_ms) FROM throughput "
        "WHERE minute BETWEEN ?1 AND ?2 GROUP BY type ORDER BY type"},
@@ -1556,6 +1569,33 @@ Result<AuditPage> SqliteQueue::ListAudit(int limit, const std::string& cursor) {
     page.items.push_back(std::move(entry));
   }
   return page;
+}
+
+Result<std::vector<HistoryBucket>> SqliteQueue::History(int64_t from_ms, int64_t bucket_ms,
+                                                        int buckets) {
+  if (bucket_ms <= 0 || buckets <= 0 || buckets > kMaxHistoryBuckets) {
+    return InvalidArgument("history: bucket_ms must be positive and buckets 1.." +
+                           std::to_string(kMaxHistoryBuckets));
+  }
+  std::vector<HistoryBucket> out(static_cast<size_t>(buckets));
+  for (int i = 0; i < buckets; ++i) out[static_cast<size_t>(i)].start_ms = from_ms + i * bucket_ms;
+  const int64_t to_ms = from_ms + buckets * bucket_ms;
+  std::lock_guard lock(read_mu_);
+  if (closed_.load() || !read_db_) return ClosedStatus();
+  for (sqlite::Statement* statement : {&read_.history_finished, &read_.history_dead}) {
+    sqlite::Query query(*statement);
+    query.Bind(1, from_ms).Bind(2, bucket_ms).Bind(3, to_ms);
+    for (;;) {
+      Result<bool> row = query.Next();
+      if (!row.ok()) return Unavailable(path_ + ": " + row.status().message());
+      if (!*row) break;
+      const int64_t index = query.Int(0);
+      if (index < 0 || index >= buckets) continue;
+      HistoryBucket& bucket = out[static_cast<size_t>(index)];
+      (statement == &read_.history_finished ? bucket.finished : bucket.dead) = query.Int(1);
+    }
+  }
+  return out;
 }
 
 Result<JobPage> SqliteQueue::ListJobs(const JobFilter& filter, int limit,

@@ -102,6 +102,8 @@ class SqliteQueue final : public Queue {
   Status SetPaused(const std::string& type, bool paused) override;
   Status AppendAudit(const AuditEntry& entry) override;
   Result<AuditPage> ListAudit(int limit, const std::string& cursor) override;
+  Result<std::vector<HistoryBucket>> History(int64_t from_ms, int64_t bucket_ms,
+                                             int buckets) override;
   void Close() override;
 
   // Transactions committed by the writer thread so far (each holds one or more
@@ -194,6 +196,8 @@ class SqliteQueue final : public Queue {
     sqlite::Statement count_state;
     sqlite::Statement count_all;
     sqlite::Statement list_audit;
+    sqlite::Statement history_finished;
+    sqlite::Statement history_dead;
     sqlite::Statement throughput;
     sqlite::Statement throughput_since;
   };
