@@ -9,6 +9,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include "common/json_string.h"
 #include "config/config.h"
@@ -173,9 +176,19 @@ class ChunkWriter final : public EventStream {
     broken_ = static_cast<bool>(ec);
     co_return !broken_ && !stopping_.load();
   }
-  bool stopping() const override { return broken_ || stopping_.load(); }
+  bool stopping() const override { return broken_ || stopping_.load() || PeerClosed(); }
 
  private:
+  // Whether the client hung up, asked without blocking: a quiet stream writes nothing,
+  // and only a write would otherwise find out (an EventSource never sends anything after
+  // its request, so any byte waiting means it is still there).
+  bool PeerClosed() const {
+    char byte;
+    const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return true;  // orderly shutdown (FIN)
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;  // reset
+  }
+
   beast::tcp_stream& stream_;
   const std::atomic<bool>& stopping_;
   const std::chrono::milliseconds write_timeout_;
