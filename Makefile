@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: all deps build run test test-unit test-asan bench chaos fuzz clean
+.PHONY: all deps build run test test-unit test-asan bench chaos fuzz screenshots clean
 
 all: build
 
@@ -51,6 +51,11 @@ bench: build
 	@build/release/micro_bench --benchmark_filter=BM_Metrics
 	@bench/sources_bench.sh
 	@bench/history_bench.sh
+
+# The web console at 1280x800, every page in light and dark, into docs/screenshots/.
+screenshots: build
+	@scripts/install-deps.sh test
+	@FIREBREAK_BIN=$(CURDIR)/build/release/firebreak node tests/browser/screenshots.mjs
 
 # libFuzzer targets (fuzz/), FUZZ_SECONDS each (default 10 minutes).
 FUZZ_SECONDS ?= 600

@@ -2,6 +2,7 @@
 # Installs the Debian 12 packages firebreak needs to build, test and benchmark.
 # Idempotent: only missing packages are installed. Usage: scripts/install-deps.sh [build|test|bench]
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 profile="${1:-build}"
 
@@ -14,7 +15,8 @@ build_pkgs=(
   python3 curl ca-certificates
 )
 test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev prometheus
-  openssl)  # openssl: the CLI makes the test CAs of the TLS tests
+  openssl  # openssl: the CLI makes the test CAs of the TLS tests
+  chromium)  # the web console's browser tests (tests/browser), driven by npm's playwright-core
 bench_pkgs=(wrk nginx-light linux-perf valgrind)
 
 pkgs=("${build_pkgs[@]}")
@@ -25,12 +27,36 @@ case "$profile" in
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 
+# Node.js and npm for the browser tests: Debian's, unless the machine already has both
+# (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package).
+if [[ "$profile" != build ]] && ! { command -v node && command -v npm; } >/dev/null; then
+  pkgs+=(nodejs npm)
+fi
+
 missing=()
 for p in "${pkgs[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+# The browser tests' npm packages (playwright-core, pinned by tests/browser's lock file;
+# it drives Debian's chromium and never downloads a browser).
+install_browser_test_deps() {
+  [[ "$profile" != build ]] || return 0
+  local dir=tests/browser
+  [[ -f "$dir/package-lock.json" ]] || return 0
+  if [[ ! -f "$dir/node_modules/.package-lock.json" ||
+        "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]]; then
+    echo "install-deps: npm ci in $dir" >&2
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$dir" --no-audit --no-fund \
+      --loglevel=error >/dev/null
+  fi
+}
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  install_browser_test_deps
+  exit 0
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
   SUDO=sudo
@@ -48,3 +74,4 @@ fi
 $SUDO apt-get update -qq
 # nginx's package tries to start a service; policy-rc.d keeps it from doing so without systemd.
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_browser_test_deps

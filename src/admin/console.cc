@@ -21,6 +21,15 @@ constexpr std::string_view kIndexPath = "/admin/";
 constexpr std::string_view kAssetsPrefix = "/admin/assets/";
 constexpr std::string_view kIndexAsset = "index.html";
 constexpr std::string_view kNoncePlaceholder = "{{nonce}}";
+constexpr std::string_view kVersionPlaceholder = "{{version}}";
+
+// Replaces every `placeholder` in `text` with `value`.
+void ReplaceAll(std::string& text, std::string_view placeholder, std::string_view value) {
+  for (size_t at = text.find(placeholder); at != std::string::npos;
+       at = text.find(placeholder, at + value.size())) {
+    text.replace(at, placeholder.size(), value);
+  }
+}
 
 std::string SessionMessage(const ConsoleSession& session) {
   return "v1|" + session.token_name + "|" + std::to_string(session.expires_at_ms) + "|" +
@@ -141,7 +150,18 @@ std::string CrossOriginRefusal(const net::Request& req) {
   return "cross-origin request refused (Origin: " + std::string(origin) + ")";
 }
 
-ConsoleAssets::ConsoleAssets(std::string dev_dir) : dev_dir_(std::move(dev_dir)) {}
+ConsoleAssets::ConsoleAssets(std::string dev_dir) : dev_dir_(std::move(dev_dir)) {
+  if (!dev_dir_.empty()) {
+    version_ = "dev";
+    return;
+  }
+  std::string all;
+  for (const UiAsset& asset : EmbeddedUiAssets()) {
+    all.append(asset.path).push_back('\0');
+    all.append(asset.bytes).push_back('\0');
+  }
+  version_ = Sha256Hex(all).substr(0, 12);
+}
 
 bool ConsoleAssets::Serves(std::string_view path) {
   return path == kRoot || path == kIndexPath || path.starts_with(kAssetsPrefix);
@@ -175,8 +195,18 @@ net::Response ConsoleAssets::Serve(const net::Request& req, std::string_view pat
     Harden(res);
     return res;
   }
-  std::string_view asset = path == kIndexPath ? kIndexAsset : path.substr(kAssetsPrefix.size());
   const bool index = path == kIndexPath;
+  std::string_view asset = kIndexAsset;
+  if (!index) {
+    // assets/<version>/<file>: another version is a page of another binary (or build).
+    std::string_view rest = path.substr(kAssetsPrefix.size());
+    const size_t slash = rest.find('/');
+    if (slash == std::string_view::npos || rest.substr(0, slash) != version_) {
+      return Error(req, http::status::not_found,
+                   "no console file " + std::string(path) + " (this is version " + version_ + ")");
+    }
+    asset = rest.substr(slash + 1);
+  }
   // The page itself is only served with its CSP; no climbing out of the folder.
   if (asset.empty() || (!index && asset == kIndexAsset) ||
       asset.find("..") != std::string_view::npos || asset.find('\\') != std::string_view::npos ||
@@ -195,10 +225,8 @@ net::Response ConsoleAssets::Serve(const net::Request& req, std::string_view pat
     RandomBytes(raw.data(), raw.size());
     const std::string nonce = Base64Encode(raw);
     std::string page = std::move(*bytes);
-    for (size_t at = page.find(kNoncePlaceholder); at != std::string::npos;
-         at = page.find(kNoncePlaceholder, at + nonce.size())) {
-      page.replace(at, kNoncePlaceholder.size(), nonce);
-    }
+    ReplaceAll(page, kNoncePlaceholder, nonce);
+    ReplaceAll(page, kVersionPlaceholder, version_);
     net::Response res =
         net::MakeResponse(req, http::status::ok, std::move(page), ContentTypeOf(kIndexAsset));
     res.set(http::field::cache_control, "no-store");
@@ -210,15 +238,17 @@ net::Response ConsoleAssets::Serve(const net::Request& req, std::string_view pat
     Harden(res);
     return res;
   }
-  // Revalidated every time (the binary may have been upgraded), cheap when unchanged.
-  const std::string etag = "\"" + Sha256Hex(*bytes).substr(0, 16) + "\"";
+  const std::string etag = "\"" + version_ + "-" + Sha256Hex(*bytes).substr(0, 16) + "\"";
   auto if_none_match = req.find(http::field::if_none_match);
   net::Response res =
       if_none_match != req.end() && if_none_match->value() == etag
           ? net::MakeResponse(req, http::status::not_modified, "")
           : net::MakeResponse(req, http::status::ok, std::move(*bytes), ContentTypeOf(asset));
   res.set(http::field::etag, etag);
-  res.set(http::field::cache_control, "no-cache");
+  // The URL names the version: it never changes content, so it is never asked again.
+  // Served from disk (dev), it is revalidated every time instead.
+  res.set(http::field::cache_control,
+          version_ == "dev" ? "no-cache" : "public, max-age=31536000, immutable");
   Harden(res);
   return res;
 }

@@ -4,7 +4,9 @@
 //
 //   GET  /admin                 301 to admin/ (relative: works under any proxy prefix)
 //   GET  /admin/                the app's page, with a fresh CSP nonce
-//   GET  /admin/assets/<path>   the app's files (src/admin/ui/<path>), embedded
+//   GET  /admin/assets/<version>/<path>   the app's files (src/admin/ui/<path>), embedded;
+//                               <version> is a hash of them all, so they are cached for
+//                               good and an upgraded binary's page asks for new URLs
 //   POST /admin/login           {"token":"..."} → the session cookie (admin_api.cc)
 //   POST /admin/logout          clears it (admin_api.cc)
 //
@@ -75,17 +77,23 @@ class ConsoleAssets {
  public:
   explicit ConsoleAssets(std::string dev_dir = "");
 
+  // The first 12 hex digits of SHA-256 over every embedded file; "dev" when served from
+  // disk (then nothing is cached).
+  const std::string& version() const { return version_; }
+
   // True for the paths this serves without authentication: /admin, /admin/ and
   // /admin/assets/... (GET and HEAD).
   static bool Serves(std::string_view path);
 
   // Answers a request for one of those paths: 200 (or 304 for a matching
-  // If-None-Match), 404 for a file that does not exist, 405 for another method.
+  // If-None-Match), 404 for a file that does not exist or another version, 405 for
+  // another method.
   net::Response Serve(const net::Request& req, std::string_view path) const;
 
  private:
   std::optional<std::string> Read(std::string_view asset) const;
   std::string dev_dir_;
+  std::string version_;
 };
 
 }  // namespace firebreak::admin

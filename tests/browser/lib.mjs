@@ -341,6 +341,34 @@ export async function visit(page, base, hash, name, { timeout = 10000 } = {}) {
   }, name);
 }
 
+// Navigates inside the running app (a click on a link: the hash changes, the page's
+// module fetches its data and draws) and returns ms from the change to its fb:rendered
+// mark. `from` is a hash to stand on first, so the change is a real navigation.
+export async function navigate(page, hash, name, { from = '#/sources', timeout = 10000 } = {}) {
+  return page.evaluate(async ({ hash, name, from, timeout }) => {
+    const until = async (ok) => {
+      const end = Date.now() + timeout;
+      while (!ok()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${name}`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    const rendered = (n) => document.documentElement.dataset.rendered === n;
+    if (location.hash !== from) {
+      const fromName = from === '#/sources' ? 'sources' : 'audit';
+      location.hash = from;
+      await until(() => rendered(fromName));
+    }
+    const seen = performance.getEntriesByName('fb:rendered:' + name, 'mark').length;
+    const t0 = performance.now();
+    location.hash = hash;
+    await until(() => rendered(name) &&
+      performance.getEntriesByName('fb:rendered:' + name, 'mark').length > seen);
+    const marks = performance.getEntriesByName('fb:rendered:' + name, 'mark');
+    return marks[marks.length - 1].startTime - t0;
+  }, { hash, name, from, timeout });
+}
+
 export const PAGES = [
   ['dashboard', '#/'],
   ['queues', '#/queues'],

@@ -5,7 +5,7 @@
 // sqlite store: every page is also timed against it), CHROMIUM (default /usr/bin/chromium).
 import fs from 'node:fs';
 import path from 'node:path';
-import {
+import { navigate,
   startFirebreak, seed, waitIdle, startProxy, launchBrowser, login, visit, api, request,
   PAGES, XSS_TEXT, sleep,
 } from './lib.mjs';
@@ -230,7 +230,10 @@ async function main() {
 
   // ---- 7: no secret in the HTML, the scripts, or any answer the pages fetched ----
   {
-    const assets = ['', 'assets/app.js', 'assets/style.css', 'assets/dom.js'];
+    // The page, and every file it names (assets/<version>/...).
+    const html = (await request(fb.adminBase)).body;
+    const assets = ['', ...new Set([...html.matchAll(/(?:href|src)="(assets\/[^"]+)"/g)].map((m) => m[1]))];
+    assert(assets.length >= 12, `the page names only ${assets.length - 1} files`);
     for (const a of assets) bodies.push({ url: fb.adminBase + a, body: (await request(fb.adminBase + a)).body });
     const leaks = [];
     for (const { url, body } of bodies) {
@@ -241,7 +244,10 @@ async function main() {
   }
 
   // ---- 9: render times ----
-  const table9 = [['small store', timings]];
+  // Two numbers per page: a full load (reload: the HTML, 13 files, the session and the
+  // page's data; Chromium's own work included) and a navigation inside the running app
+  // (what a click in the nav costs). The budget applies to both.
+  const table9 = [['small store', timings, await inAppTimes(browser, fb, extraPages)]];
   if (process.env.FIREBREAK_SEEDED_DB) {
     const big = await startFirebreak({ queuePath: path.resolve(process.env.FIREBREAK_SEEDED_DB) });
     cleanups.push(() => big.stop());
@@ -250,32 +256,53 @@ async function main() {
     await login(page, big.adminBase, big.secrets.admin);
     const someJob = (await api(big, 'GET', 'jobs?limit=1')).json.items[0];
     const someDead = (await api(big, 'GET', 'dead?limit=1')).json.items[0];
-    const pages = [...PAGES, ['queue', '#/queues/slack.event']];
-    if (someJob) pages.push(['job', `#/jobs/${someJob.id}`]);
-    if (someDead) pages.push(['job', `#/jobs/${someDead.id}`]);
+    const extra = [['queue', '#/queues/slack.event']];
+    if (someJob) extra.push(['job', `#/jobs/${someJob.id}`]);
+    if (someDead) extra.push(['job', `#/jobs/${someDead.id}`]);
     const t9 = {};
-    for (const [name, hash] of pages) {
+    for (const [name, hash] of [...PAGES, ...extra]) {
       const t = [];
       for (let i = 0; i < 3; i++) t.push(await visit(page, big.adminBase, hash, name, { timeout: 30000 }));
       t.sort((a, b) => a - b);
       t9[`${name}${name === 'job' ? ` ${hash.slice(-6)}` : ''}`] = t[1];
     }
-    table9.push([`seeded ${path.basename(process.env.FIREBREAK_SEEDED_DB)}`, t9]);
     await ctx.close();
+    table9.push([`${path.basename(process.env.FIREBREAK_SEEDED_DB)} (${big.jobsKept ?? 'seeded'})`, t9,
+      await inAppTimes(browser, big, extra)]);
   }
-  console.log('\nrender time, navigation start → fb:rendered:<page> (median of 3 full loads, ms):');
+  console.log('\nrender time, ms to the page\'s fb:rendered mark (median of 3): full load | in-app navigation');
   const names = Object.keys(table9[0][1]);
   for (const [, t] of table9.slice(1)) for (const k of Object.keys(t)) if (!names.includes(k)) names.push(k);
-  console.log(`  ${'page'.padEnd(18)}${table9.map(([label]) => label.padStart(24)).join('')}`);
+  console.log(`  ${'page'.padEnd(16)}${table9.map(([label]) => label.padStart(28)).join('')}`);
   const slow = [];
   for (const n of names) {
-    console.log(`  ${n.padEnd(18)}${table9.map(([label, t]) => {
-      const v = t[n];
-      if (v > LIMIT_MS) slow.push(`${n} ${v.toFixed(0)} ms (${label})`);
-      return (v === undefined ? '—' : v.toFixed(1)).padStart(24);
+    console.log(`  ${n.padEnd(16)}${table9.map(([label, load, nav]) => {
+      const a = load[n];
+      const b = nav[n];
+      if (a > LIMIT_MS) slow.push(`${n} full load ${a.toFixed(0)} ms (${label})`);
+      if (b > LIMIT_MS) slow.push(`${n} in-app ${b.toFixed(0)} ms (${label})`);
+      const cell = a === undefined ? '—' : `${a.toFixed(0)} | ${b === undefined ? '—' : b.toFixed(0)}`;
+      return cell.padStart(28);
     }).join('')}`);
   }
-  record(9, `every page renders within ${LIMIT_MS} ms of navigation start`, !slow.length, slow.length ? slow.join('; ') : `${table9.length} store(s)`);
+  record(9, `every page renders within ${LIMIT_MS} ms, loaded or navigated to`, !slow.length, slow.length ? slow.join('; ') : `${table9.length} store(s)`);
+}
+
+// Median of 3 in-app navigations to every page (admin token), on a fresh context.
+async function inAppTimes(browser, fb, extra) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  await login(page, fb.adminBase, fb.secrets.admin);
+  const out = {};
+  for (const [name, hash] of [...PAGES, ...extra]) {
+    const t = [];
+    const from = name === 'sources' ? '#/audit' : '#/sources';
+    for (let i = 0; i < 3; i++) t.push(await navigate(page, hash, name, { from, timeout: 30000 }));
+    t.sort((a, b) => a - b);
+    out[`${name}${name === 'job' ? ` ${hash.slice(-6)}` : ''}`] = t[1];
+  }
+  await ctx.close();
+  return out;
 }
 
 let code = 0;

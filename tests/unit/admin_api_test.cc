@@ -10,11 +10,15 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <future>
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <regex>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "admin/auth_limiter.h"
+#include "admin/console.h"
 #include "admin/recent_window.h"
 #include "cli/http_client.h"
 #include "common/clock.h"
@@ -157,7 +161,7 @@ rate_limit = { rate = "5/s", burst = 3 }
 TEST_F(AdminApiTest, EveryAdminPathNeedsTheBearerToken) {
   int peer = 0;  // one client each: the failed-auth limit is not under test here
   for (const std::string target :
-       {"/admin/api/v1/capacity", "/admin/api/v1/queues", "/admin/api/v1/nope", "/admin"}) {
+       {"/admin/api/v1/capacity", "/admin/api/v1/queues", "/admin/api/v1/nope", "/admin/nope"}) {
     for (const std::string& token : {std::string(), std::string("wrong"), std::string(kToken) + "x",
                                      std::string(kToken).substr(1)}) {
       net::Response res =
@@ -196,7 +200,7 @@ TEST_F(AdminApiTest, UnknownPathsAre404AndOtherMethods405) {
   net::Response missing = Call("/admin/api/v1/nope");
   EXPECT_EQ(missing.result(), http::status::not_found);
   EXPECT_EQ(Json(missing)["ok"], false);
-  EXPECT_EQ(Call("/admin").result(), http::status::not_found);
+  EXPECT_EQ(Call("/admin/nope").result(), http::status::not_found);
   EXPECT_EQ(Call("/admin/api/v1/capacity/x").result(), http::status::not_found);
   for (http::verb method : {http::verb::post, http::verb::delete_, http::verb::put}) {
     net::Response res = Call("/admin/api/v1/capacity", kToken, method);
@@ -570,6 +574,265 @@ TEST_F(AdminApiTest, NoAnswerCarriesASecret) {
   }
   api_->Stop();
   egress.Stop();
+}
+
+// The web console (admin/console.h): its page and files need no token; its login turns a
+// token into a signed session cookie whose changes need the CSRF token and the same origin.
+class ConsoleTest : public AdminApiTest {
+ protected:
+  void SetUp() override {
+    ui_dir_ = dir_.path() + "/ui";
+    std::filesystem::create_directories(ui_dir_);
+    std::ofstream(ui_dir_ + "/index.html")
+        << R"(<!doctype html><script type="module" nonce="{{nonce}}" src="assets/{{version}}/app.js">)"
+        << R"(</script><link rel="stylesheet" href="assets/{{version}}/style.css">)";
+    std::ofstream(ui_dir_ + "/app.js") << "import './pages/jobs.js';\n";
+    std::filesystem::create_directories(ui_dir_ + "/pages");
+    std::ofstream(ui_dir_ + "/pages/jobs.js") << "export const jobs = 1;\n";
+    std::ofstream(dir_.path() + "/secret.txt") << "not for the browser";
+    setenv("FIREBREAK_ADMIN_UI_DIR", ui_dir_.c_str(), 1);
+    AdminApiTest::SetUp();  // builds the API, which reads the variable
+    unsetenv("FIREBREAK_ADMIN_UI_DIR");
+  }
+
+  net::Response Get(const std::string& target) { return Call(target, ""); }
+
+  // Logs in with `token`; the cookie value and the CSRF token.
+  struct Login {
+    std::string cookie;
+    std::string csrf;
+    net::Response res;
+  };
+  Login LogIn(const std::string& token, const std::string& origin = "http://admin.test:8082") {
+    net::Request req{http::verb::post, "/admin/login", 11};
+    req.peer = kPeer;
+    req.set(http::field::host, "admin.test:8082");
+    if (!origin.empty()) req.set(http::field::origin, origin);
+    req.body() = nlohmann::json{{"token", token}}.dump();
+    Login login{"", "", Run(req)};
+    std::string set_cookie(login.res[http::field::set_cookie]);
+    std::smatch m;
+    if (std::regex_search(set_cookie, m, std::regex("fb_session=([^;]*)"))) login.cookie = m[1];
+    nlohmann::json body = nlohmann::json::parse(login.res.body(), nullptr, false);
+    if (body.is_object() && body["csrf"].is_string()) login.csrf = body["csrf"];
+    return login;
+  }
+
+  // A request as the console's page sends it, with whatever of its proofs is given.
+  net::Response WithCookie(http::verb method, const std::string& target, const std::string& cookie,
+                           const std::string& csrf, const std::string& origin,
+                           const std::string& host = "admin.test:8082") {
+    net::Request req{method, target, 11};
+    req.peer = kPeer;
+    req.set(http::field::host, host);
+    req.set(http::field::cookie, "theme=dark; fb_session=" + cookie);
+    if (!csrf.empty()) req.set(admin::kCsrfHeader, csrf);
+    if (!origin.empty()) req.set(http::field::origin, origin);
+    return Run(req);
+  }
+
+  std::string ui_dir_;
+};
+
+TEST_F(ConsoleTest, ThePageCarriesAFreshNonceInItsCspAndTheFilesNeedNoToken) {
+  net::Response root = Get("/admin");
+  EXPECT_EQ(root.result(), http::status::moved_permanently);
+  EXPECT_EQ(root[http::field::location], "admin/");  // relative: any proxy prefix
+
+  net::Response page = Get("/admin/");
+  ASSERT_EQ(page.result(), http::status::ok) << page.body();
+  EXPECT_EQ(page[http::field::content_type], "text/html; charset=utf-8");
+  std::string csp(page["Content-Security-Policy"]);
+  std::smatch nonce;
+  ASSERT_TRUE(std::regex_search(csp, nonce, std::regex("script-src 'nonce-([A-Za-z0-9+/=]{24})'")))
+      << csp;
+  EXPECT_NE(csp.find("default-src 'none'"), std::string::npos);
+  EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos);
+  EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos);
+  // Served from disk (FIREBREAK_ADMIN_UI_DIR) the version is "dev".
+  EXPECT_NE(page.body().find("nonce=\"" + nonce[1].str() + "\" src=\"assets/dev/app.js\""),
+            std::string::npos)
+      << page.body();
+  EXPECT_EQ(page.body().find("{{"), std::string::npos);
+  EXPECT_EQ(page["X-Content-Type-Options"], "nosniff");
+  EXPECT_EQ(page["X-Frame-Options"], "DENY");
+  std::string again(Get("/admin/")["Content-Security-Policy"]);
+  EXPECT_NE(again, csp) << "a nonce is used once";
+
+  net::Response script = Get("/admin/assets/dev/app.js");
+  ASSERT_EQ(script.result(), http::status::ok);
+  EXPECT_EQ(script[http::field::content_type], "text/javascript; charset=utf-8");
+  EXPECT_EQ(script[http::field::cache_control], "no-cache");  // from disk: may change
+  EXPECT_EQ(script.body(), "import './pages/jobs.js';\n");
+  EXPECT_EQ(Get("/admin/assets/dev/pages/jobs.js").result(), http::status::ok);
+  net::Request cached{http::verb::get, "/admin/assets/dev/app.js", 11};
+  cached.set(http::field::if_none_match, script[http::field::etag]);
+  EXPECT_EQ(Run(cached).result(), http::status::not_modified);
+
+  // Only the app's own files, and the page only with its CSP.
+  for (const char* target : {"/admin/assets/dev/index.html", "/admin/assets/dev/../secret.txt",
+                             "/admin/assets/dev/pages/../../secret.txt", "/admin/assets/dev/",
+                             "/admin/assets/dev/nope.js", "/admin/assets/app.js",
+                             "/admin/assets/0123456789ab/app.js"}) {
+    net::Response res = Get(target);
+    EXPECT_EQ(res.result(), http::status::not_found) << target;
+    EXPECT_EQ(res.body().find("not for the browser"), std::string::npos) << target;
+  }
+  // Anything else under /admin still needs a token.
+  EXPECT_EQ(Get("/admin/api/v1/queues").result(), http::status::unauthorized);
+  EXPECT_EQ(Get("/admin/jobs").result(), http::status::unauthorized);
+}
+
+TEST_F(AdminApiTest, TheEmbeddedConsoleIsVersionedAndCachedForGood) {
+  // The binary's own copy of src/admin/ui (cmake/embed_assets.cmake).
+  net::Response page = Call("/admin/", "");
+  ASSERT_EQ(page.result(), http::status::ok) << page.body();
+  std::smatch version;
+  ASSERT_TRUE(std::regex_search(page.body(), version,
+                                std::regex("src=\"assets/([0-9a-f]{12})/app\\.js\"")))
+      << page.body();
+  EXPECT_EQ(page.body().find("{{"), std::string::npos);
+  net::Response script = Call("/admin/assets/" + version[1].str() + "/app.js", "");
+  ASSERT_EQ(script.result(), http::status::ok);
+  EXPECT_EQ(script[http::field::cache_control], "public, max-age=31536000, immutable");
+  EXPECT_EQ(Call("/admin/assets/" + version[1].str() + "/pages/login.js", "").result(),
+            http::status::ok);
+  EXPECT_EQ(Call("/admin/assets/dev/app.js", "").result(), http::status::not_found);
+  EXPECT_EQ(Call("/admin/assets/" + version[1].str() + "/index.html", "").result(),
+            http::status::not_found);
+}
+
+TEST_F(ConsoleTest, LoginSetsASignedHttpOnlyStrictCookieThatCarriesTheTokensScope) {
+  Login login = LogIn(kOperateToken);
+  ASSERT_EQ(login.res.result(), http::status::ok) << login.res.body();
+  std::string set_cookie(login.res[http::field::set_cookie]);
+  EXPECT_NE(set_cookie.find("; HttpOnly"), std::string::npos) << set_cookie;
+  EXPECT_NE(set_cookie.find("; SameSite=Strict"), std::string::npos) << set_cookie;
+  EXPECT_EQ(set_cookie.find("Secure"), std::string::npos) << "plain http: " << set_cookie;
+  EXPECT_EQ(set_cookie.find("Path="), std::string::npos) << "the login URL's folder: " << set_cookie;
+  EXPECT_EQ(set_cookie.find(kOperateToken), std::string::npos);
+  EXPECT_EQ(login.res.body().find(kOperateToken), std::string::npos);
+  nlohmann::json body = Json(login.res);
+  EXPECT_EQ(body["name"], "ops");
+  EXPECT_EQ(body["scope"], "operate");
+  EXPECT_EQ(body["auth"], "session");
+  EXPECT_EQ(body["expires_at_ms"], clock_.NowMs() + 12 * 3600 * 1000);
+
+  net::Response session = WithCookie(http::verb::get, "/admin/api/v1/session", login.cookie, "", "");
+  ASSERT_EQ(session.result(), http::status::ok) << session.body();
+  EXPECT_EQ(Json(session)["csrf"], login.csrf);
+  EXPECT_EQ(WithCookie(http::verb::get, "/admin/api/v1/queues", login.cookie, "", "").result(),
+            http::status::ok);
+  // A bearer caller has no CSRF token: it needs none.
+  nlohmann::json bearer = Json(Call("/admin/api/v1/session", kReadToken));
+  EXPECT_EQ(bearer["auth"], "bearer");
+  EXPECT_EQ(bearer["scope"], "read");
+  EXPECT_TRUE(bearer["csrf"].is_null());
+
+  // Behind an https proxy the cookie is Secure.
+  net::Request https{http::verb::post, "/admin/login", 11};
+  https.set("X-Forwarded-Proto", "https");
+  https.body() = nlohmann::json{{"token", kReadToken}}.dump();
+  net::Response secure = Run(https);
+  EXPECT_NE(std::string(secure[http::field::set_cookie]).find("; Secure"), std::string::npos);
+
+  // A cookie renamed to another token, re-timed or re-signed is no session; nor is one
+  // past its 12 hours.
+  std::string renamed = "admin" + login.cookie.substr(login.cookie.find(':'));
+  std::string later = login.cookie;
+  later.replace(later.find(':') + 1, 1, "9");
+  std::string resigned = login.cookie.substr(0, login.cookie.rfind(':') + 1) + std::string(64, 'a');
+  for (const std::string& forged : {renamed, later, resigned, std::string("ops:1:2"),
+                                    std::string("")}) {
+    EXPECT_EQ(WithCookie(http::verb::get, "/admin/api/v1/queues", forged, "", "").result(),
+              http::status::unauthorized)
+        << forged;
+  }
+  clock_.Advance(std::chrono::hours(12));
+  EXPECT_EQ(WithCookie(http::verb::get, "/admin/api/v1/queues", login.cookie, "", "").result(),
+            http::status::unauthorized);
+}
+
+TEST_F(ConsoleTest, CookieChangesNeedTheCsrfTokenAndTheSameOrigin) {
+  Enqueue(MakeJob(JobId(1), "slack.event"));
+  Login ops = LogIn(kOperateToken);
+  ASSERT_FALSE(ops.cookie.empty());
+  ASSERT_FALSE(ops.csrf.empty());
+  const std::string pause = "/admin/api/v1/queues/slack.event/pause";
+  const std::string mine = "http://admin.test:8082";
+  auto refused = [&](const net::Response& res, const std::string& error) {
+    EXPECT_EQ(res.result(), http::status::forbidden) << res.body();
+    EXPECT_NE(Json(res)["error"].get<std::string>().find(error), std::string::npos) << res.body();
+  };
+  refused(WithCookie(http::verb::post, pause, ops.cookie, "", mine), "X-CSRF-Token");
+  refused(WithCookie(http::verb::post, pause, ops.cookie, ops.csrf + "0", mine),
+          "X-CSRF-Token");
+  refused(WithCookie(http::verb::post, pause, ops.cookie, ops.csrf, "http://evil.test"),
+          "cross-origin");
+  refused(WithCookie(http::verb::post, pause, ops.cookie, ops.csrf, ""), "Origin");
+  refused(WithCookie(http::verb::post, pause, ops.cookie, ops.csrf, "null"), "cross-origin");
+  refused(WithCookie(http::verb::post, pause, ops.cookie, ops.csrf, "http://admin.test:8083"),
+          "cross-origin");
+  {
+    net::Request req{http::verb::post, pause, 11};
+    req.set(http::field::host, "admin.test:8082");
+    req.set(http::field::cookie, "fb_session=" + ops.cookie);
+    req.set(http::field::origin, mine);
+    req.set(admin::kCsrfHeader, ops.csrf);
+    req.set("Sec-Fetch-Site", "same-site");
+    refused(Run(req), "Sec-Fetch-Site");
+  }
+  // Another session's token is no good either.
+  Login other = LogIn(kOperateToken);
+  refused(WithCookie(http::verb::post, pause, ops.cookie, other.csrf, mine), "X-CSRF-Token");
+  Result<std::vector<TypeDepth>> before = queue_->Stats();
+  ASSERT_TRUE(before.ok());
+  for (const TypeDepth& depth : *before) EXPECT_FALSE(depth.paused) << "a refused change ran";
+
+  net::Response paused = WithCookie(http::verb::post, pause, ops.cookie, ops.csrf, mine);
+  EXPECT_EQ(paused.result(), http::status::ok) << paused.body();
+  // Behind a proxy the browser's origin is the proxy's host.
+  net::Request proxied{http::verb::post, "/admin/api/v1/queues/slack.event/resume", 11};
+  proxied.set(http::field::host, "127.0.0.1:8082");
+  proxied.set("X-Forwarded-Host", "ops.example.com");
+  proxied.set(http::field::cookie, "fb_session=" + ops.cookie);
+  proxied.set(http::field::origin, "https://ops.example.com");
+  proxied.set(admin::kCsrfHeader, ops.csrf);
+  EXPECT_EQ(Run(proxied).result(), http::status::ok);
+
+  // A read session's forged change passes the CSRF check and still meets its scope.
+  Login viewer = LogIn(kReadToken);
+  refused(WithCookie(http::verb::post, pause, viewer.cookie, viewer.csrf, mine),
+          "this needs scope \"operate\"");
+  // Logging out needs no scope but does need the proofs; it clears the cookie.
+  refused(WithCookie(http::verb::post, "/admin/logout", viewer.cookie, "", mine), "X-CSRF-Token");
+  net::Response out = WithCookie(http::verb::post, "/admin/logout", viewer.cookie, viewer.csrf, mine);
+  EXPECT_EQ(out.result(), http::status::no_content);
+  EXPECT_NE(std::string(out[http::field::set_cookie]).find("fb_session=; Max-Age=0"),
+            std::string::npos);
+  // A login from another site's page is refused too (login CSRF).
+  EXPECT_EQ(LogIn(kOperateToken, "http://evil.test").res.result(), http::status::forbidden);
+}
+
+TEST_F(ConsoleTest, WrongLoginsCountAsFailedAuthenticationsButNoCredentialDoesNot) {
+  // A browser opening the console before logging in presents nothing: never limited.
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(Get("/admin/api/v1/session").result(), http::status::unauthorized) << i;
+  }
+  net::Request bad{http::verb::post, "/admin/login", 11};
+  bad.peer = kPeer;
+  bad.body() = "token=x";
+  EXPECT_EQ(Run(bad).result(), http::status::bad_request);
+  for (int i = 1; i <= 10; ++i) {
+    net::Response res = LogIn("guess-" + std::to_string(i)).res;
+    EXPECT_EQ(res.result(), http::status::unauthorized) << i;
+    EXPECT_TRUE(res[http::field::set_cookie].empty());
+  }
+  EXPECT_EQ(LogIn("guess-11").res.result(), http::status::too_many_requests);
+  net::Response right = LogIn(kToken).res;
+  EXPECT_EQ(right.result(), http::status::too_many_requests);
+  EXPECT_TRUE(right[http::field::set_cookie].empty());
+  EXPECT_EQ(Call("/admin/api/v1/queues").result(), http::status::too_many_requests);
 }
 
 }  // namespace

@@ -137,6 +137,34 @@ export function sparkline(values, { width = 120, height = 28, label = '' } = {})
   return svgEl;
 }
 
+// Hourly bars of kept jobs (GET api/v1/history): finished stacked under dead, one
+// bar per hour, the hour's counts in its tooltip; hour labels every 6 bars.
+export function historyChart(items, { width = 1180, height = 120 } = {}) {
+  const pad = { top: 6, bottom: 18, left: 44 };
+  const svgEl = s('svg', { class: 'history', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'kept jobs per hour, last 24 hours' });
+  const max = Math.max(1, ...items.map((b) => b.finished + b.dead));
+  const plotH = height - pad.top - pad.bottom;
+  const slot = (width - pad.left) / Math.max(1, items.length);
+  const y = (v) => pad.top + plotH - (v / max) * plotH;
+  svgEl.appendChild(s('line', { class: 'history-axis', x1: pad.left, x2: width, y1: y(0), y2: y(0) }));
+  svgEl.appendChild(s('text', { class: 'history-label', x: pad.left - 6, y: y(max) + 8, 'text-anchor': 'end' }, num(max)));
+  svgEl.appendChild(s('text', { class: 'history-label', x: pad.left - 6, y: y(0), 'text-anchor': 'end' }, '0'));
+  items.forEach((b, i) => {
+    const x = pad.left + i * slot + 1;
+    const w = Math.max(1, slot - 2);
+    const start = new Date(b.start);
+    const hour = start.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    const g = s('g', null, s('title', null, `${hour}: ${num(b.finished)} finished, ${num(b.dead)} dead`));
+    if (b.finished) g.appendChild(s('rect', { class: 'history-finished', x, width: w, y: y(b.finished), height: y(0) - y(b.finished) }));
+    if (b.dead) g.appendChild(s('rect', { class: 'history-dead', x, width: w, y: y(b.finished + b.dead), height: y(b.finished) - y(b.finished + b.dead) }));
+    svgEl.appendChild(g);
+    if (i % 6 === 0 || i === items.length - 1) {
+      svgEl.appendChild(s('text', { class: 'history-label', x: x + w / 2, y: height - 4, 'text-anchor': 'middle' }, i === items.length - 1 ? 'now' : hour));
+    }
+  });
+  return svgEl;
+}
+
 // A table. columns: [{label, cell: row => node|string, class, num: bool}]
 export function table(columns, rows, { empty = 'Nothing here.', caption, rowClass } = {}) {
   const thead = h('thead', null, h('tr', null, columns.map((c) => h('th', { class: [c.num && 'num', c.class], scope: 'col', title: c.title }, c.label))));

@@ -1,6 +1,7 @@
 // Dashboard: GET api/v1/overview every 5 s plus SSE `queue` events; a client-side
-// series of the last hour (ingest rate, depth, dead) drawn as sparklines.
-import { h, clear, num, rate, secs, pct, bar, sparkline, table, stat, section, badge, emptyBox } from '../dom.js';
+// series of the last hour (ingest rate, depth, dead) drawn as sparklines; the last 24
+// hours from the kept jobs (GET api/v1/history, every minute, after the first draw).
+import { h, clear, num, rate, secs, pct, bar, sparkline, historyChart, table, stat, section, badge, emptyBox } from '../dom.js';
 
 const HOUR_MS = 3600e3;
 // Kept across navigations (module state), dropped on reload.
@@ -44,6 +45,26 @@ export async function renderDashboard(ctx, root) {
       h('span', { class: 'muted small', id: 'dash-updated' })),
     body,
   );
+
+  // The 24 h panel keeps its node across redraws; it fills when the history arrives.
+  const dayBody = h('div', { class: 'history-body' }, h('div', { class: 'muted small' }, 'Loading the last 24 hours…'));
+  const day = section('Last 24 hours · kept jobs finished and dead per hour', dayBody);
+  const loadDay = async () => {
+    try {
+      const hist = await ctx.api('api/v1/history?hours=24');
+      if (!ctx.alive()) return;
+      const total = hist.items.reduce((a, b) => ({ finished: a.finished + b.finished, dead: a.dead + b.dead }), { finished: 0, dead: 0 });
+      clear(dayBody).append(
+        historyChart(hist.items),
+        h('div', { class: 'history-legend small muted' },
+          h('span', { class: 'key key-finished' }), `finished ${num(total.finished)}`,
+          h('span', { class: 'key key-dead' }), `dead ${num(total.dead)}`,
+          ' · from the jobs kept by queue.retention'),
+      );
+    } catch (e) {
+      if (ctx.alive()) clear(dayBody).append(h('div', { class: 'muted small' }, `Could not load the last 24 hours: ${e.message}`));
+    }
+  };
 
   const draw = () => {
     const types = ov.job_types;
@@ -94,11 +115,13 @@ export async function renderDashboard(ctx, root) {
         { label: 'Depth, last hour', cell: (t) => sparkline((series.perType.get(t.job_type) || []).map((p) => p.depth), { width: 110, height: 20, label: `${t.job_type} depth` }) },
       ], types) : emptyBox('No job types', 'Add [[jobs]] to the config.'));
 
-    clear(body).append(cards, h('div', { class: 'cols' }, sources), jobTypes);
+    clear(body).append(cards, day, h('div', { class: 'cols' }, sources), jobTypes);
     const up = document.getElementById('dash-updated');
     if (up) up.textContent = `updated ${new Date().toLocaleTimeString()} · every 5 s and live`;
   };
   draw();
+  loadDay();
+  ctx.every(60000, loadDay);
 
   ctx.every(5000, async () => {
     try {

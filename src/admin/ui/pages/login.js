@@ -35,7 +35,7 @@ export function renderLogin(main, { message, submit }) {
   });
   main.appendChild(h('div', { class: 'login' },
     h('div', { class: 'login-card card' },
-      h('div', { class: 'login-brand' }, h('img', { src: 'assets/favicon.svg', alt: '', width: 28, height: 28 }), h('span', null, 'firebreak console')),
+      h('div', { class: 'login-brand' }, h('img', { src: new URL('../favicon.svg', import.meta.url).href, alt: '', width: 28, height: 28 }), h('span', null, 'firebreak console')),
       note, form)));
   input.focus();
 }
