@@ -2,12 +2,18 @@
 // of its own (server.admin_listen, loopback 127.0.0.1:8082 by default) or on the ingress
 // listener (admin_listen = "ingress"), only when an admin token is configured.
 //
+// The web console (admin/console.h) is served here too: its page and files under
+// /admin/ without a token, its login at POST /admin/login.
+//
 // Security, in this order, before any routing (so paths cannot be probed):
 //   1. a client address with more than 10 failed authentications in 60 s is refused
 //      (429 + Retry-After) for the rest of that window, right token or not;
 //   2. `Authorization: Bearer <token>` is compared in constant time with every configured
-//      token (server.admin_token, named "admin", and [[server.admin_tokens]]); none → 401;
-//   3. the token's scope must cover RequiredScope(method, path); else 403.
+//      token (server.admin_token, named "admin", and [[server.admin_tokens]]); without
+//      that header, the console's signed session cookie; neither → 401 (only a wrong
+//      token counts as a failure);
+//   3. a change made with the cookie needs its CSRF token and a same-origin Origin; else 403;
+//   4. the token's scope must cover RequiredScope(method, path); else 403.
 // Handlers get the caller (AdminCaller: token name = the audit log's actor).
 //
 // Endpoints so far (all GET, scope read):
