@@ -11,6 +11,12 @@ import { navigate,
 } from './lib.mjs';
 
 const LIMIT_MS = 200;
+// Render times: the median of RUNS loads (after one warm-up load per page: the browser's
+// first look at a page compiles its modules and opens the event stream).
+const RUNS = 5;
+// The warm-up loads, per store: printed, not held to the budget.
+const firstLoads = [{}, {}];
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const started = Date.now();
 const results = []; // {n, name, ok, detail}
 const cleanups = [];
@@ -96,9 +102,10 @@ async function main() {
     const perPage = [];
     for (const [name, hash] of [...PAGES, ...extraPages]) {
       const t = [];
-      for (let i = 0; i < 3; i++) t.push(await visit(page, fb.adminBase, hash, name));
-      t.sort((a, b) => a - b);
-      timings[`${name}${name === 'job' ? ` ${hash.slice(-6)}` : ''}`] = t[1];
+      const key = `${name}${name === 'job' ? ` ${hash.slice(-6)}` : ''}`;
+      firstLoads[0][key] = await visit(page, fb.adminBase, hash, name);  // warm-up, reported
+      for (let i = 0; i < RUNS; i++) t.push(await visit(page, fb.adminBase, hash, name));
+      timings[key] = median(t);
       perPage.push(name);
     }
     record(1, 'every page loads without console errors or failed requests', problems.length === 0,
@@ -262,15 +269,16 @@ async function main() {
     const t9 = {};
     for (const [name, hash] of [...PAGES, ...extra]) {
       const t = [];
-      for (let i = 0; i < 3; i++) t.push(await visit(page, big.adminBase, hash, name, { timeout: 30000 }));
-      t.sort((a, b) => a - b);
-      t9[`${name}${name === 'job' ? ` ${hash.slice(-6)}` : ''}`] = t[1];
+      const key = `${name}${name === 'job' ? ` ${hash.slice(-6)}` : ''}`;
+      firstLoads[1][key] = await visit(page, big.adminBase, hash, name, { timeout: 30000 });  // warm-up
+      for (let i = 0; i < RUNS; i++) t.push(await visit(page, big.adminBase, hash, name, { timeout: 30000 }));
+      t9[key] = median(t);
     }
     await ctx.close();
     table9.push([`${path.basename(process.env.FIREBREAK_SEEDED_DB)} (${big.jobsKept ?? 'seeded'})`, t9,
       await inAppTimes(browser, big, extra)]);
   }
-  console.log('\nrender time, ms to the page\'s fb:rendered mark (median of 3): full load | in-app navigation');
+  console.log(`\nrender time, ms to the page's fb:rendered mark (median of ${RUNS}): full load | in-app navigation`);
   const names = Object.keys(table9[0][1]);
   for (const [, t] of table9.slice(1)) for (const k of Object.keys(t)) if (!names.includes(k)) names.push(k);
   console.log(`  ${'page'.padEnd(16)}${table9.map(([label]) => label.padStart(28)).join('')}`);
@@ -285,6 +293,8 @@ async function main() {
       return cell.padStart(28);
     }).join('')}`);
   }
+  console.log(`  first load of each page after login (the warm-up, not held to the budget): ${
+    firstLoads.map((f, i) => `${table9[i] ? table9[i][0] : ''}: ${Object.entries(f).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`).filter((x) => !x.endsWith(': ')).join(' | ')}`);
   record(9, `every page renders within ${LIMIT_MS} ms, loaded or navigated to`, !slow.length, slow.length ? slow.join('; ') : `${table9.length} store(s)`);
 }
 
@@ -297,9 +307,8 @@ async function inAppTimes(browser, fb, extra) {
   for (const [name, hash] of [...PAGES, ...extra]) {
     const t = [];
     const from = name === 'sources' ? '#/audit' : '#/sources';
-    for (let i = 0; i < 3; i++) t.push(await navigate(page, hash, name, { from, timeout: 30000 }));
-    t.sort((a, b) => a - b);
-    out[`${name}${name === 'job' ? ` ${hash.slice(-6)}` : ''}`] = t[1];
+    for (let i = 0; i < RUNS; i++) t.push(await navigate(page, hash, name, { from, timeout: 30000 }));
+    out[`${name}${name === 'job' ? ` ${hash.slice(-6)}` : ''}`] = median(t);
   }
   await ctx.close();
   return out;
