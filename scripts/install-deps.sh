@@ -12,6 +12,7 @@ build_pkgs=(
   libssl-dev libsimdjson-dev nlohmann-json3-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev prometheus-cpp-dev
   libcurl4-openssl-dev libhiredis-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libhowardhinnant-date-dev tzdata  # time zones of [[schedules]] (the system tz database)
   python3 curl ca-certificates
 )
 test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev prometheus

@@ -14,6 +14,7 @@
 #include "ingress/server.h"
 #include "ingress/source.h"
 #include "queue/queue.h"
+#include "schedule/scheduler.h"
 #include "sidecar/sidecar.h"
 #include "store/kv_store.h"
 #include "telemetry/log.h"
@@ -145,7 +146,9 @@ int Serve(const std::string& config_path, Role role) {
   std::unique_ptr<KvStore> state;
   std::unique_ptr<Sidecar> sidecar;
   std::unique_ptr<Worker> worker;
+  std::unique_ptr<Scheduler> scheduler;
   auto stop_worker_side = [&] {
+    if (scheduler) scheduler->Stop();
     if (worker) worker->Stop(std::chrono::milliseconds(0));
     if (sidecar) sidecar->Stop(std::chrono::milliseconds(0));
     if (egress) egress->Stop();
@@ -201,6 +204,10 @@ int Serve(const std::string& config_path, Role role) {
     }
     Worker* w = worker.get();
     queue->SetWakeup([w] { w->Wake(); });
+    // [[schedules]]: every worker process enqueues each tick; the queue's dedupe keeps
+    // one of them.
+    scheduler = std::make_unique<Scheduler>(config, *queue, clock);
+    scheduler->Start();
   }
 
   // The admin API runs where ingress does: on its own listener (server.admin_listen,
@@ -270,6 +277,7 @@ int Serve(const std::string& config_path, Role role) {
   second.detach();
 
   if (server) server->StopAccepting();
+  if (scheduler) scheduler->Stop();
   // Handlers still running may call the sidecar: it stops after the worker, and egress
   // (which actions and the sidecar use) after both.
   if (worker) worker->Stop(config.worker.shutdown_grace);

@@ -18,12 +18,14 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <sstream>
 #include <tuple>
 #include <utility>
 
 #include "common/http_util.h"
 #include "common/units.h"
 #include "config/webhook_presets.h"
+#include "schedule/cron.h"
 #include "queue/job.h"
 
 namespace firebreak {
@@ -652,6 +654,7 @@ class ConfigParser {
     for (Section& source : root_.TableArray("sources")) ParseSource(source);
     for (Section& job : root_.TableArray("jobs")) ParseJob(job);
     for (Section& integration : root_.TableArray("integrations")) ParseIntegration(integration);
+    for (Section& schedule : root_.TableArray("schedules")) ParseSchedule(schedule);
     if (auto telemetry = root_.Table("telemetry")) ParseTelemetry(*telemetry);
     root_.RejectUnknownKeys();
     // A broken [[jobs]] entry would make every source pointing at it look undefined too;
@@ -1301,6 +1304,56 @@ class ConfigParser {
     s.RejectUnknownKeys();
   }
 
+  void ParseSchedule(Section& s) {
+    ScheduleConfig schedule;
+    schedule.where = problems_.Where(s.source());
+    if (s.String("name", schedule.name, Need::kRequired)) {
+      if (std::string problem = CheckName(schedule.name, false); !problem.empty()) {
+        s.Fail("name", problem);
+      } else if (auto [it, inserted] = schedule_names_.emplace(schedule.name, schedule.where);
+                 !inserted) {
+        s.Fail("name", "duplicate schedule name " + Quote(schedule.name) + " (first defined at " +
+                           it->second + ")");
+      }
+    }
+    s.String("time_zone", schedule.time_zone);
+    if (s.String("cron", schedule.cron, Need::kRequired)) {
+      Result<CronSchedule> cron = CronSchedule::Parse(schedule.cron, schedule.time_zone);
+      if (!cron.ok()) {
+        // A bad zone is the zone's fault when one was written.
+        const bool zone = cron.status().message().starts_with("unknown time zone");
+        s.Fail(zone && s.Has("time_zone") ? "time_zone" : "cron", cron.status().message());
+      }
+    }
+    if (s.String("job", schedule.job, Need::kRequired)) {
+      job_references_.push_back({s.KeySource("job"), s.KeyPath("job"), schedule.job});
+    }
+    if (const toml::node* node = s.Find("payload"); node != nullptr) {
+      if (const toml::table* table = node->as_table()) {
+        std::ostringstream json;
+        json << toml::json_formatter{*table};
+        schedule.payload_json = json.str();
+      } else {
+        s.FailType("payload", "a table (the job's JSON payload)", *node);
+      }
+    }
+    std::string missed = "last";
+    if (s.Choice("missed", missed, {"skip", "last", "all"}, "policy for missed ticks")) {
+      schedule.missed = missed == "skip"   ? MissedTicks::kSkip
+                        : missed == "all" ? MissedTicks::kAll
+                                          : MissedTicks::kLast;
+    }
+    if (s.Duration("catch_up", schedule.catch_up, /*allow_zero=*/true) &&
+        schedule.catch_up > config_.queue.dedupe_ttl) {
+      // Past the dedupe window a tick's key is forgotten: two processes could both run it.
+      s.Fail("catch_up", "must not exceed queue.dedupe_ttl (" +
+                             FormatDuration(config_.queue.dedupe_ttl) +
+                             "): a tick is enqueued once only while its key is remembered");
+    }
+    s.RejectUnknownKeys();
+    config_.schedules.push_back(std::move(schedule));
+  }
+
   void ParseIntegration(Section& s) {
     IntegrationConfig integration;
     integration.where = problems_.Where(s.source());
@@ -1499,6 +1552,7 @@ class ConfigParser {
     }
   }
 
+  std::map<std::string, std::string> schedule_names_;  // name -> where
   Problems problems_;
   Section root_;
   Config config_;

@@ -272,6 +272,25 @@ struct IntegrationConfig {
   std::string where;                          // "file:line:col" of the [[integrations]] table
 };
 
+// What a schedule does about ticks nobody enqueued (every process was down, or the store
+// refused): kSkip forgets them, kLast runs the newest one once, kAll runs each of them.
+// Only ticks within ScheduleConfig::catch_up count.
+enum class MissedTicks { kSkip, kLast, kAll };
+
+// [[schedules]] (issue 17, docs/schedules.md): a job enqueued at every tick of a cron
+// expression, exactly once across every process sharing the queue (the tick is the
+// job's dedupe key).
+struct ScheduleConfig {
+  std::string name;                  // [A-Za-z0-9_.-], unique
+  std::string cron;                  // 5 or 6 fields (schedule/cron.h)
+  std::string time_zone = "UTC";     // an IANA name
+  std::string job;                   // the [[jobs]] type enqueued
+  std::string payload_json = "{}";   // `payload` (a TOML table) as JSON
+  MissedTicks missed = MissedTicks::kLast;
+  milliseconds catch_up{3600 * 1000};  // how old a missed tick may be; <= queue.dedupe_ttl
+  std::string where;                 // "file:line:col" of the [[schedules]] table
+};
+
 struct TelemetryConfig {
   std::string log_format = "json";  // "json" | "text"
   std::string log_level = "info";   // trace|debug|info|warn|error
@@ -288,6 +307,7 @@ struct Config {
   std::vector<SourceConfig> sources;
   std::vector<JobConfig> jobs;
   std::vector<IntegrationConfig> integrations;
+  std::vector<ScheduleConfig> schedules;
   TelemetryConfig telemetry;
 
   // nullptr when there is no such entry. Pointers stay valid while the vectors are unchanged.

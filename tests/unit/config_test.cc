@@ -1,6 +1,8 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -879,6 +881,62 @@ TEST(ConfigErrorTest, IntegrationShape) {
   ExpectError("[[integrations]]\nname = \"a\"\nbase_url = \"slack.com\"\n", 3,
               "integrations[0].base_url", "http:// or https://");
   ExpectError(head + head, 5, "integrations[1].name", "duplicate integration name \"a\"");
+}
+
+TEST(ConfigTest, SchedulesParseWithTheirPayloadAsJson) {
+  Result<Config> config = ParseConfig(R"(
+[[jobs]]
+type = "digest"
+handler = { command = ["true"] }
+
+[[schedules]]
+name = "standup"
+cron = "30 9 * * MON-FRI"
+time_zone = "Europe/Berlin"
+job = "digest"
+payload = { channel = "C1", n = 3 }
+missed = "all"
+catch_up = "30m"
+
+[[schedules]]
+name = "tick"
+cron = "*/5 * * * * *"
+job = "digest"
+)",
+                                      "bot.toml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ASSERT_EQ(config->schedules.size(), 2u);
+  const ScheduleConfig& standup = config->schedules[0];
+  EXPECT_EQ(standup.cron, "30 9 * * MON-FRI");
+  EXPECT_EQ(standup.time_zone, "Europe/Berlin");
+  EXPECT_EQ(nlohmann::json::parse(standup.payload_json), (nlohmann::json{{"channel", "C1"}, {"n", 3}}));
+  EXPECT_EQ(standup.missed, MissedTicks::kAll);
+  EXPECT_EQ(standup.catch_up, std::chrono::minutes(30));
+  const ScheduleConfig& tick = config->schedules[1];
+  EXPECT_EQ(tick.time_zone, "UTC");
+  EXPECT_EQ(tick.payload_json, "{}");
+  EXPECT_EQ(tick.missed, MissedTicks::kLast);
+  EXPECT_EQ(tick.catch_up, std::chrono::hours(1));
+}
+
+TEST(ConfigErrorTest, SchedulesNameTheKeyAndTheField) {
+  const std::string jobs = "[[jobs]]\ntype = \"d\"\nhandler = { command = [\"true\"] }\n";
+  const std::string head = jobs + "[[schedules]]\nname = \"s\"\njob = \"d\"\n";
+  ExpectError(head + "cron = \"61 * * * *\"\n", 7, "schedules[0].cron",
+              "minute field \"61\": values must be 0..59");
+  ExpectError(head + "cron = \"0 0 30 2 *\"\n", 7, "schedules[0].cron", "never runs");
+  ExpectError(head + "cron = \"* * * * *\"\ntime_zone = \"Mars/Olympus\"\n", 8,
+              "schedules[0].time_zone", "unknown time zone \"Mars/Olympus\"");
+  ExpectError(head + "cron = \"* * * * *\"\nmissed = \"some\"\n", 8, "schedules[0].missed",
+              "unknown policy for missed ticks \"some\"");
+  ExpectError(head + "cron = \"* * * * *\"\ncatch_up = \"25h\"\n", 8, "schedules[0].catch_up",
+              "must not exceed queue.dedupe_ttl");
+  ExpectError(head + "cron = \"* * * * *\"\npayload = \"x\"\n", 8, "schedules[0].payload",
+              "expected a table");
+  ExpectError(jobs + "[[schedules]]\nname = \"s\"\ncron = \"* * * * *\"\njob = \"nope\"\n", 7,
+              "schedules[0].job", "undefined job type \"nope\"");
+  ExpectError(jobs + "[[schedules]]\nname = \"s\"\njob = \"d\"\n", 4, "schedules[0].cron",
+              "required key is missing");
 }
 
 TEST(ConfigErrorTest, TomlSyntaxError) {
