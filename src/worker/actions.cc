@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/crypto.h"
+#include "common/units.h"
 
 namespace firebreak {
 namespace {
@@ -162,6 +163,68 @@ Result<std::vector<NewJob>> BuildActionJobs(std::string_view actions_json, const
     job.max_attempts = parent.max_attempts;
     job.enqueued_at_ms = now_ms;
     job.run_at_ms = now_ms;
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
+
+Result<std::vector<NewJob>> BuildEnqueuedJobs(std::string_view enqueue_json, const Job& parent,
+                                              const Config& config, int64_t now_ms) {
+  json entries = json::parse(enqueue_json, nullptr, /*allow_exceptions=*/false);
+  if (!entries.is_array()) return InvalidArgument("\"enqueue\" is not an array");
+  if (entries.size() > kMaxEnqueuePerJob) {
+    return InvalidArgument("more than " + std::to_string(kMaxEnqueuePerJob) + " jobs to enqueue");
+  }
+  std::vector<NewJob> jobs;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const json& e = entries[i];
+    auto fail = [i](const std::string& what) {
+      return InvalidArgument("enqueue " + std::to_string(i) + ": " + what);
+    };
+    if (!e.is_object()) return fail("not an object");
+    for (const auto& [key, value] : e.items()) {
+      static const char* const kKnown[] = {"type", "payload", "delay", "key"};
+      if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
+        return fail("unknown field \"" + key + "\"");
+      }
+    }
+    if (!e.contains("type") || !e["type"].is_string()) return fail("needs a string \"type\"");
+    const std::string type = e["type"];
+    const JobConfig* job_config = config.FindJob(type);
+    if (job_config == nullptr) return fail("no [[jobs]] type \"" + type + "\"");
+    int64_t delay_ms = 0;
+    if (e.contains("delay")) {
+      const json& delay = e["delay"];
+      if (delay.is_number_integer() && delay.get<int64_t>() >= 0) {
+        delay_ms = delay.get<int64_t>();
+      } else if (delay.is_string()) {
+        std::optional<std::chrono::milliseconds> parsed = ParseDuration(delay.get<std::string>());
+        if (!parsed) return fail("bad delay \"" + delay.get<std::string>() + "\" (e.g. \"10m\")");
+        delay_ms = parsed->count();
+      } else {
+        return fail("\"delay\" must be a duration (\"10m\") or milliseconds");
+      }
+      if (delay_ms > kMaxEnqueueDelayMs) return fail("\"delay\" is longer than 30 days");
+    }
+    std::string key = parent.id + ":" + std::to_string(i);
+    if (e.contains("key")) {
+      if (!e["key"].is_string()) return fail("\"key\" is not a string");
+      key = e["key"];
+      if (key.empty() || key.size() > kMaxIdempotencyKey || HasControl(key)) {
+        return fail("key must be 1-255 characters without control characters");
+      }
+    }
+    NewJob job;
+    job.id = NewJobId(now_ms);
+    job.type = type;
+    job.source = parent.source;
+    job.dedupe_keys = {"enqueue:" + key};
+    job.payload_json = e.contains("payload") ? Dump(e["payload"]) : "{}";
+    job.headers_json = Dump(json{{"x-firebreak-parent-job", parent.id}});
+    job.traceparent = parent.traceparent;
+    job.max_attempts = job_config->max_attempts;
+    job.enqueued_at_ms = now_ms;
+    job.run_at_ms = now_ms + delay_ms;
     jobs.push_back(std::move(job));
   }
   return jobs;

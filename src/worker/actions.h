@@ -52,6 +52,18 @@ struct Action {
 Result<std::vector<NewJob>> BuildActionJobs(std::string_view actions_json, const Job& parent,
                                             const Config& config, int64_t now_ms);
 
+// A handler's "enqueue" (issue 17): jobs of configured types, stored with its success in
+// the same commit as its actions, optionally delayed:
+//   [{"type": "<a [[jobs]] type>", "payload": <any JSON, default {}>,
+//     "delay": "10m" | <ms> (default 0, at most 30 days),
+//     "key": "<dedupe key>" (default "<parent id>:<index>")}]
+// Each is deduped on "enqueue:<key>", so a handler that ran twice enqueues once.
+// kInvalidArgument naming the entry's index and the problem; more than kMaxEnqueuePerJob.
+inline constexpr size_t kMaxEnqueuePerJob = 100;
+inline constexpr int64_t kMaxEnqueueDelayMs = 30LL * 24 * 3600 * 1000;
+Result<std::vector<NewJob>> BuildEnqueuedJobs(std::string_view enqueue_json, const Job& parent,
+                                              const Config& config, int64_t now_ms);
+
 // The action inside an action job's payload (as BuildActionJobs stored it).
 Result<Action> ParseActionPayload(std::string_view payload_json);
 

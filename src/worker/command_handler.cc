@@ -236,6 +236,10 @@ Result<HandlerResult> ParseCommandAnswer(std::string_view line, std::string_view
       if (!field.is_array()) return InvalidArgument("answer \"actions\" is not an array");
       result.actions_json = simdjson::minify(field);
     }
+    if (FindField(answer, "enqueue", field)) {
+      if (!field.is_array()) return InvalidArgument("answer \"enqueue\" is not an array");
+      result.enqueue_json = simdjson::minify(field);
+    }
     return result;
   }
 

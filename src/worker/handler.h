@@ -27,6 +27,7 @@ struct HandlerResult {
   std::string error;  // for kFailed/kTimedOut/kRejected: short text kept in the attempt record
   std::optional<std::chrono::milliseconds> retry_after;  // handler's Retry-After, if any
   std::string actions_json;  // the answer's "actions" array as JSON text, "" if none
+  std::string enqueue_json;  // the answer's "enqueue" array as JSON text, "" if none
 };
 
 using HandlerCallback = std::function<void(HandlerResult)>;

@@ -29,18 +29,16 @@ constexpr const char* kUserAgent = "firebreak/" FIREBREAK_VERSION;
 constexpr const char* kUserAgent = "firebreak";
 #endif
 
-// The body's "actions" array as compact JSON, or "" when there is none: any other
-// body of a 2xx answer is fine too.
-std::string ActionsFromBody(std::string_view body) {
+// The body's `name` array ("actions", "enqueue") as compact JSON, or "" when there is
+// none: any other body of a 2xx answer is fine too.
+std::string ArrayFromBody(std::string_view body, std::string_view name) {
   if (body.empty()) return "";
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element document;
   if (parser.parse(body.data(), body.size()).get(document) != simdjson::SUCCESS) return "";
-  simdjson::dom::element actions;
-  if (document.at_key("actions").get(actions) != simdjson::SUCCESS || !actions.is_array()) {
-    return "";
-  }
-  return simdjson::minify(actions);
+  simdjson::dom::element array;
+  if (document.at_key(name).get(array) != simdjson::SUCCESS || !array.is_array()) return "";
+  return simdjson::minify(array);
 }
 
 // Header values must not carry control characters (no header injection).
@@ -188,7 +186,8 @@ HandlerResult UrlHandler::ResultOf(const egress::ClientResponse& response,
   HandlerResult result;
   std::string status_text = "HTTP " + std::to_string(status);
   if (status >= 200 && status < 300) {
-    result.actions_json = ActionsFromBody(response.body);
+    result.actions_json = ArrayFromBody(response.body, "actions");
+    result.enqueue_json = ArrayFromBody(response.body, "enqueue");
   } else if (status == 408 || status == 429 || (status >= 500 && status < 600)) {
     result.kind = Kind::kFailed;
     result.error = std::move(status_text);

@@ -312,6 +312,20 @@ class Worker::Impl {
         finish.record.error = result.error;
       }
     }
+    if (result.kind == HandlerResult::Kind::kOk && !result.enqueue_json.empty() &&
+        result.enqueue_json != "[]") {
+      // Jobs the handler enqueues (optionally delayed) join the same commit.
+      Result<std::vector<NewJob>> enqueued =
+          BuildEnqueuedJobs(result.enqueue_json, job, config_, clock_.NowMs());
+      if (enqueued.ok()) {
+        for (NewJob& next : *enqueued) finish.follow_ups.push_back(std::move(next));
+      } else {
+        result.kind = HandlerResult::Kind::kRejected;
+        result.error = "invalid enqueue: " + enqueued.status().message();
+        finish.record.error = result.error;
+        finish.follow_ups.clear();
+      }
+    }
     if (result.kind == HandlerResult::Kind::kOk) {
       type.metrics->succeeded->Increment();
       finish.disposition = Disposition::kSucceeded;
