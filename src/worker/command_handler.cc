@@ -529,18 +529,18 @@ CommandHandler::~CommandHandler() {
     proc->job_timer.cancel();
     proc->aux_timer.cancel();
     if (proc->job) {
-      Answer(std::move(proc->job->done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}});
+      Answer(std::move(proc->job->done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}});
       proc->job.reset();
     }
   }
   for (PendingRun& run : waiting_) {
-    Answer(std::move(run.done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}});
+    Answer(std::move(run.done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}});
   }
 }
 
 void CommandHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) {
   if (shutting_down_) {
-    Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}});
+    Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}, {}});
     return;
   }
   waiting_.push_back({std::move(job.id), std::move(job.envelope_json), timeout, std::move(done),
@@ -596,7 +596,7 @@ void CommandHandler::Dispatch() {
                                                        {"error", spawned.status().message()},
                                                        {"trace_id", run.trace_id}});
         Answer(std::move(run.done),
-               {HandlerResult::Kind::kFailed, spawned.status().message(), {}, {}});
+               {HandlerResult::Kind::kFailed, spawned.status().message(), {}, {}, {}});
         continue;
       }
       idle = std::move(spawned).value();
@@ -937,7 +937,7 @@ void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optiona
                                                      {"pid", pid},
                                                      {"error", text},
                                                      {"trace_id", run.trace_id}});
-    Answer(std::move(run.done), {kind, TruncateUtf8(text, kMaxErrorText), {}, {}});
+    Answer(std::move(run.done), {kind, TruncateUtf8(text, kMaxErrorText), {}, {}, {}});
     proc->stderr_log.ReportDropped();
   } else if (killed_by_us) {
     log::Warn("handler process killed", {{"job_type", job_type_}, {"pid", pid}, {"error", error}});

@@ -112,13 +112,13 @@ UrlHandler::UrlHandler(const JobConfig& job, boost::asio::io_context& io, const 
 UrlHandler::~UrlHandler() {
   client_.reset();  // aborts every transfer; its callbacks are not called
   for (auto& [id, attempt] : running_) {
-    Answer(std::move(attempt.done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}});
+    Answer(std::move(attempt.done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}});
   }
 }
 
 void UrlHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) {
   if (shutting_down_) {
-    Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}});
+    Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}, {}});
     return;
   }
   egress::ClientRequest request;
@@ -172,13 +172,13 @@ HandlerResult UrlHandler::ResultOf(const egress::ClientResponse& response,
   using Kind = HandlerResult::Kind;
   switch (response.outcome.kind) {
     case egress::AttemptOutcome::Kind::kTimeout:
-      return {Kind::kTimedOut, "timed out after " + FormatDuration(timeout), {}, {}};
+      return {Kind::kTimedOut, "timed out after " + FormatDuration(timeout), {}, {}, {}};
     case egress::AttemptOutcome::Kind::kConnectFailed:
     case egress::AttemptOutcome::Kind::kConnectionError:
       if (response.body_too_large) {
-        return {Kind::kFailed, "response body larger than 1 MiB", {}, {}};
+        return {Kind::kFailed, "response body larger than 1 MiB", {}, {}, {}};
       }
-      return {Kind::kFailed, response.error, {}, {}};
+      return {Kind::kFailed, response.error, {}, {}, {}};
     case egress::AttemptOutcome::Kind::kResponse:
       break;
   }
