@@ -291,6 +291,12 @@ struct AdminApi::Impl {
   Response SessionAnswer(const Request& req, http::status status, const AdminCaller& caller,
                          const std::optional<admin::ConsoleSession>& session) const;
   Response TooManyFailures(const Request& req, std::chrono::milliseconds left) const;
+  // The failed-auth limit, shared by the gate and the console's login: a client already
+  // refused for this window, and a failure that makes it so (the 429 to answer).
+  std::optional<Response> RefusedClient(const Request& req, const std::string& client,
+                                        int64_t now_ms);
+  std::optional<Response> CountFailure(const Request& req, const std::string& path,
+                                       const std::string& client, int64_t now_ms);
 
   asio::awaitable<Response> Handle(Request& req);
   asio::awaitable<Response> Serve(Request& req, const std::string& path, const AdminCaller& caller);
@@ -344,15 +350,34 @@ Response AdminApi::Impl::TooManyFailures(const Request& req, std::chrono::millis
   return res;
 }
 
+std::optional<Response> AdminApi::Impl::RefusedClient(const Request& req,
+                                                      const std::string& client, int64_t now_ms) {
+  std::lock_guard lock(limiter_mu);
+  if (auto refused = limiter.Refused(client, now_ms)) return TooManyFailures(req, *refused);
+  return std::nullopt;
+}
+
+std::optional<Response> AdminApi::Impl::CountFailure(const Request& req, const std::string& path,
+                                                     const std::string& client, int64_t now_ms) {
+  std::optional<std::chrono::milliseconds> refused;
+  {
+    std::lock_guard lock(limiter_mu);
+    refused = limiter.RecordFailure(client, now_ms);
+  }
+  if (!refused) return std::nullopt;
+  log::Warn("admin requests refused: too many failed authentications",
+            {{"path", path},
+             {"client", req.peer},
+             {"retry_in_ms", static_cast<int64_t>(refused->count())}});
+  return TooManyFailures(req, *refused);
+}
+
 std::optional<Response> AdminApi::Impl::Gate(const Request& req, const std::string& path,
                                              AdminCaller& caller,
                                              std::optional<admin::ConsoleSession>& session) {
   const int64_t now_ms = clock.NowMs();
   const std::string client = FailedAuthLimiter::ClientKey(req.peer);
-  {
-    std::lock_guard lock(limiter_mu);
-    if (auto refused = limiter.Refused(client, now_ms)) return TooManyFailures(req, *refused);
-  }
+  if (std::optional<Response> refused = RefusedClient(req, client, now_ms)) return refused;
   const bool bearer = req.find(http::field::authorization) != req.end();
   const TokenDigest* token = Authenticate(req);
   admin::ConsoleSession cookie_session;
@@ -364,18 +389,7 @@ std::optional<Response> AdminApi::Impl::Gate(const Request& req, const std::stri
     // Only a credential that was presented and wrong counts as a guess: a browser that
     // opens the console before logging in (or with an expired session) guesses nothing.
     if (bearer) {
-      std::optional<std::chrono::milliseconds> refused;
-      {
-        std::lock_guard lock(limiter_mu);
-        refused = limiter.RecordFailure(client, now_ms);
-      }
-      if (refused) {
-        log::Warn("admin requests refused: too many failed authentications",
-                  {{"path", path},
-                   {"client", req.peer},
-                   {"retry_in_ms", static_cast<int64_t>(refused->count())}});
-        return TooManyFailures(req, *refused);
-      }
+      if (std::optional<Response> refused = CountFailure(req, path, client, now_ms)) return refused;
       log::Warn("admin request refused: missing or wrong bearer token",
                 {{"path", path}, {"client", req.peer}});
     }
@@ -443,10 +457,7 @@ Response AdminApi::Impl::Login(const Request& req) {
   }
   const int64_t now_ms = clock.NowMs();
   const std::string client = FailedAuthLimiter::ClientKey(req.peer);
-  {
-    std::lock_guard lock(limiter_mu);
-    if (auto refused = limiter.Refused(client, now_ms)) return TooManyFailures(req, *refused);
-  }
+  if (std::optional<Response> refused = RefusedClient(req, client, now_ms)) return *refused;
   // Another site's page must not log a browser in (login CSRF); curl sends no Origin.
   if (req.find(http::field::origin) != req.end()) {
     if (std::string refusal = admin::CrossOriginRefusal(req); !refusal.empty()) {
@@ -459,12 +470,9 @@ Response AdminApi::Impl::Login(const Request& req) {
   }
   const TokenDigest* token = MatchToken(body["token"].get_ref<const std::string&>());
   if (token == nullptr) {
-    std::optional<std::chrono::milliseconds> refused;
-    {
-      std::lock_guard lock(limiter_mu);
-      refused = limiter.RecordFailure(client, now_ms);
+    if (std::optional<Response> refused = CountFailure(req, std::string(kLoginPath), client, now_ms)) {
+      return *refused;
     }
-    if (refused) return TooManyFailures(req, *refused);
     log::Warn("console login refused: wrong token", {{"client", req.peer}});
     return Error(req, http::status::unauthorized, "that is not an admin token");
   }

@@ -211,6 +211,12 @@ std::vector<std::pair<std::string, std::string>> SlackHeaders(const std::string&
           {"Content-Type", content_type}};
 }
 
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 int64_t NowSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())

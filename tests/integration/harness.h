@@ -79,6 +79,7 @@ std::string HmacSha256Hex(const std::string& key, const std::string& data);
 Result<HttpResponse> PostHmacSigned(uint16_t port, const std::string& path,
                                     const std::string& secret, const std::string& body);
 int64_t NowSeconds();
+int64_t NowMs();  // wall clock, epoch milliseconds
 
 // Reads firebreak_jobs_total etc. from a Prometheus text scrape: the sum of every
 // sample of `name` whose labels contain all of `label_matchers` (e.g. "outcome=\"timed_out\"").

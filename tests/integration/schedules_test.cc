@@ -32,12 +32,6 @@ for line in sys.stdin:
     print(json.dumps({"id": env["id"], "ok": True}), flush=True)
 )PY";
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 class ScheduleTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
