@@ -168,6 +168,20 @@ std::string CheckJsonPointer(std::string_view pointer) {
   return "";
 }
 
+// What is wrong with `key` as a [[jobs]] key: a JSON pointer into the payload, or the
+// name of a search key ("slack.channel"); "" when nothing is.
+std::string CheckJobKey(const std::string& key) {
+  if (key.empty()) return "must not be empty (leave key out for no key)";
+  if (key[0] == '/') return CheckJsonPointer(key);
+  for (char c : key) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
+      return "bad key " + Quote(key) +
+             ": a JSON pointer (\"/event/channel\") or a search key name (\"slack.channel\")";
+    }
+  }
+  return "";
+}
+
 // What is wrong with `pointer` as a search_keys entry of a source whose token (if any) is
 // the body field `token_field`; "" when nothing is.
 std::string SearchKeyProblem(const std::string& pointer, const std::string& token_field) {
@@ -1217,9 +1231,31 @@ class ConfigParser {
     s.Duration("timeout", job.timeout);
     s.Int("max_attempts", job.max_attempts, 1);
     if (auto backoff = s.Table("backoff")) ParseBackoff(*backoff, job.backoff);
-    if (s.String("ordering", job.ordering)) {
-      if (std::string problem = CheckJsonPointer(job.ordering); !problem.empty()) {
+    // `ordering` predates `key`: FIFO per key, one at a time.
+    std::string ordering;
+    const bool has_ordering = s.String("ordering", ordering) && !ordering.empty();
+    if (has_ordering) {
+      if (std::string problem = CheckJsonPointer(ordering); !problem.empty()) {
         s.Fail("ordering", problem);
+      }
+      job.key = ordering;
+    }
+    std::string key;
+    if (s.String("key", key)) {
+      if (has_ordering) {
+        s.Fail("key", "give either key or ordering (ordering = key with concurrency_per_key = 1)");
+      } else if (std::string problem = CheckJobKey(key); !problem.empty()) {
+        s.Fail("key", problem);
+      } else {
+        job.key = key;
+      }
+    }
+    if (s.Int("concurrency_per_key", job.concurrency_per_key, 1)) {
+      if (has_ordering && job.concurrency_per_key != 1) {
+        s.Fail("concurrency_per_key", "ordering runs one job per key at a time; use key = " +
+                                          Quote(ordering) + " for more");
+      } else if (!s.Has("key") && !has_ordering) {
+        s.Fail("concurrency_per_key", "needs key (the JSON pointer or search key it counts by)");
       }
     }
     s.RejectUnknownKeys();

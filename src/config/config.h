@@ -222,7 +222,11 @@ struct JobConfig {
   milliseconds timeout{30'000};   // hard: the attempt is killed/cancelled then
   int max_attempts = 5;           // then → dead-letter queue
   BackoffPolicy backoff;          // base 250ms, factor 4, max 5m, full jitter
-  std::string ordering;           // JSON pointer for FIFO per key ("" = none)
+  // The job's flow key ("" = none): a JSON pointer into the payload ("/event/channel")
+  // or the name of one of its source's search keys ("slack.channel"). `ordering` is the
+  // same with concurrency_per_key = 1. Jobs without a value at the key have no key.
+  std::string key;
+  int concurrency_per_key = 1;  // jobs of one key runnable or in flight at once
   std::string where;
 };
 

@@ -95,7 +95,9 @@ void AppendJob(std::string& out, const JobConfig& job) {
          FormatDuration(job.timeout) + ", max_attempts " + std::to_string(job.max_attempts) +
          ", backoff " + FormatDuration(backoff.base) + " x" + FormatNumber(backoff.factor) +
          " up to " + FormatDuration(backoff.max) + " jitter " + JitterName(backoff.jitter);
-  if (!job.ordering.empty()) out += ", ordering " + job.ordering;
+  if (!job.key.empty()) {
+    out += ", key " + job.key + " (" + std::to_string(job.concurrency_per_key) + " per key)";
+  }
   out += "\n";
 }
 

@@ -11,6 +11,7 @@
 #include "common/json_string.h"
 #include "common/units.h"
 #include "ingress/beast_request.h"
+#include "ingress/job_key.h"
 #include "ingress/json_body.h"
 #include "net/await_within.h"
 #include "net/http_server.h"
@@ -38,7 +39,7 @@ struct IngressServer::Impl {
       route.metrics = &metrics.RegisterSource(source->config().name);
       const JobConfig* job = config.FindJob(source->config().job);
       route.max_attempts = job ? job->max_attempts : 5;
-      route.ordering = job ? job->ordering : "";
+      route.job = job;
       routes.emplace(source->config().path, route);
     }
   }
@@ -53,7 +54,7 @@ struct IngressServer::Impl {
     const Source* source = nullptr;
     SourceMetrics* metrics = nullptr;
     int max_attempts = 5;
-    std::string ordering;  // JSON pointer of the job type's FIFO key, "" = none
+    const JobConfig* job = nullptr;  // the source's job type (its key settings)
   };
 
   static std::string_view PathOf(std::string_view target) {
@@ -263,14 +264,8 @@ asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route,
   job.search_keys = std::move(spec.search_keys);
   job.traceparent = traceparent;
   job.max_attempts = route.max_attempts;
-  if (!route.ordering.empty()) {
-    // A payload without the key is simply unordered.
-    auto payload = ParseJsonBody(job.payload_json);
-    if (payload.ok()) {
-      auto key = payload->KeyTextAt(route.ordering);
-      if (key.ok()) job.ordering_key = std::move(key).value();
-    }
-  }
+  // A payload without a value at the key is simply unkeyed.
+  if (route.job != nullptr) AssignJobKey(*route.job, job);
   job.enqueued_at_ms = now;
   job.run_at_ms = now;
   std::string dedupe_key = job.dedupe_keys.empty() ? std::string() : job.dedupe_keys.front();

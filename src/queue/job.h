@@ -52,7 +52,11 @@ struct NewJob {
   std::string payload_json;  // the platform body as a JSON value (form bodies already converted)
   std::string headers_json;  // JSON object of event-describing headers (never secrets)
   std::string traceparent;
-  std::string ordering_key;  // "" = unordered; else FIFO with one in flight per key
+  // The job's flow key ([[jobs]] `key` / `ordering`): "" = none. At most key_limit jobs
+  // of one type and key are runnable or in flight at once; the rest wait in arrival
+  // order (FIFO per key when key_limit is 1). Keys are per type.
+  std::string ordering_key;
+  int key_limit = 1;  // concurrency_per_key; used only with an ordering_key
   // What operators find the job by (Queue::ListJobs with JobFilter::key), each
   // "name:value" (e.g. "slack.user:U024BE7LH"); ingress fills them per source kind.
   // Backends add "trace:<trace id>", "parent:<parent_id>" and "replay_of:<replay_of>".
@@ -74,6 +78,7 @@ struct Job {
   std::string headers_json;
   std::string traceparent;
   std::string ordering_key;
+  int key_limit = 1;
   std::vector<std::string> search_keys;  // as enqueued (NewJob::search_keys)
   std::string parent_id;
   std::string replay_of;

@@ -5,6 +5,7 @@
 
 #include "common/crypto.h"
 #include "common/units.h"
+#include "ingress/job_key.h"
 #include "telemetry/log.h"
 
 namespace firebreak {
@@ -28,7 +29,7 @@ Scheduler::Scheduler(const Config& config, Queue& queue, const Clock& clock)
     }
     const JobConfig* job = config.FindJob(schedule.job);
     entries_.push_back(
-        {schedule, std::move(cron).value(), job ? job->max_attempts : 5, 0, {}, false});
+        {schedule, std::move(cron).value(), job ? *job : JobConfig{}, 0, {}, false});
   }
 }
 
@@ -82,7 +83,8 @@ bool Scheduler::Enqueue(const Entry& entry, int64_t tick_ms) {
                      "\",\"x-firebreak-tick\":\"" + FormatTimestampMs(tick_ms) + "\"}";
   job.traceparent = NewTraceparent();
   job.search_keys = {"schedule:" + schedule.name};
-  job.max_attempts = entry.max_attempts;
+  job.max_attempts = entry.job.max_attempts;
+  AssignJobKey(entry.job, job);
   job.enqueued_at_ms = now_ms;
   job.run_at_ms = now_ms;
   auto done = std::make_shared<std::promise<EnqueueResult>>();

@@ -43,7 +43,7 @@ class Scheduler {
   struct Entry {
     ScheduleConfig config;
     CronSchedule cron;
-    int max_attempts = 5;
+    JobConfig job;                // its job type's settings (max_attempts, key)
     int64_t next_ms = 0;          // the next tick not yet due
     std::deque<int64_t> pending;  // due ticks not yet stored, oldest first
     bool refusing = false;        // the store refused the last try

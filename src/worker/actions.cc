@@ -5,6 +5,7 @@
 
 #include "common/crypto.h"
 #include "common/units.h"
+#include "ingress/job_key.h"
 
 namespace firebreak {
 namespace {
@@ -225,6 +226,7 @@ Result<std::vector<NewJob>> BuildEnqueuedJobs(std::string_view enqueue_json, con
     job.max_attempts = job_config->max_attempts;
     job.enqueued_at_ms = now_ms;
     job.run_at_ms = now_ms + delay_ms;
+    AssignJobKey(*job_config, job);
     jobs.push_back(std::move(job));
   }
   return jobs;

@@ -285,7 +285,7 @@ TEST(ConfigTest, FullConfigRoundTripsEveryField) {
   EXPECT_DOUBLE_EQ(event.backoff.factor, 2.5);
   EXPECT_EQ(event.backoff.max, milliseconds(600'000));
   EXPECT_EQ(event.backoff.jitter, Jitter::kEqual);
-  EXPECT_EQ(event.ordering, "/event/channel");
+  EXPECT_EQ(event.key, "/event/channel");
 
   const JobConfig& deploy = config.jobs[1];
   EXPECT_TRUE(deploy.handler.command.empty());
@@ -398,7 +398,7 @@ base_url = "https://api.example.com"
   EXPECT_DOUBLE_EQ(job.backoff.factor, 4);
   EXPECT_EQ(job.backoff.max, milliseconds(300'000));
   EXPECT_EQ(job.backoff.jitter, Jitter::kFull);
-  EXPECT_EQ(job.ordering, "");
+  EXPECT_EQ(job.key, "");
   EXPECT_EQ(job.where, "bot.toml:8:1");
 
   const IntegrationConfig& api = parsed->integrations.at(0);
@@ -846,6 +846,35 @@ TEST(ConfigErrorTest, EnumsAndRanges) {
               "jobs[0].backoff.max", "below base");
   ExpectError(std::string(kMinimal) + "ordering = \"event.channel\"\n", 11, "jobs[0].ordering",
               "bad JSON pointer");
+  ExpectError(std::string(kMinimal) + "key = \"event channel\"\n", 11, "jobs[0].key",
+              "a JSON pointer (\"/event/channel\") or a search key name");
+  ExpectError(std::string(kMinimal) + "key = \"/a~2\"\n", 11, "jobs[0].key", "bad JSON pointer");
+  ExpectError(std::string(kMinimal) + "ordering = \"/a\"\nkey = \"/b\"\n", 12, "jobs[0].key",
+              "either key or ordering");
+  ExpectError(std::string(kMinimal) + "concurrency_per_key = 2\n", 11,
+              "jobs[0].concurrency_per_key", "needs key");
+  ExpectError(std::string(kMinimal) + "key = \"/a\"\nconcurrency_per_key = 0\n", 12,
+              "jobs[0].concurrency_per_key", "must be at least 1");
+  ExpectError(std::string(kMinimal) + "ordering = \"/a\"\nconcurrency_per_key = 3\n", 12,
+              "jobs[0].concurrency_per_key", "one job per key");
+}
+
+// `key` is a JSON pointer or a search key name, with concurrency_per_key jobs of a key at
+// once; `ordering` is a key with one.
+TEST(ConfigTest, JobKeys) {
+  Result<Config> pointer =
+      Parse(std::string(kMinimal) + "key = \"/repository/id\"\nconcurrency_per_key = 4\n");
+  ASSERT_TRUE(pointer.ok()) << pointer.status().ToString();
+  EXPECT_EQ(pointer->jobs[0].key, "/repository/id");
+  EXPECT_EQ(pointer->jobs[0].concurrency_per_key, 4);
+  Result<Config> search_key = Parse(std::string(kMinimal) + "key = \"github.repo\"\n");
+  ASSERT_TRUE(search_key.ok()) << search_key.status().ToString();
+  EXPECT_EQ(search_key->jobs[0].key, "github.repo");
+  EXPECT_EQ(search_key->jobs[0].concurrency_per_key, 1);
+  Result<Config> ordering = Parse(std::string(kMinimal) + "ordering = \"/ref\"\n");
+  ASSERT_TRUE(ordering.ok()) << ordering.status().ToString();
+  EXPECT_EQ(ordering->jobs[0].key, "/ref");
+  EXPECT_EQ(ordering->jobs[0].concurrency_per_key, 1);
 }
 
 TEST(ConfigErrorTest, ListenAddresses) {

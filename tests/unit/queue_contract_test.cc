@@ -110,6 +110,14 @@ JobFinish Finished(const Job& job, Disposition disposition, int64_t run_at_ms = 
   return finish;
 }
 
+// A job of type "t" whose key is `key`, with at most `key_limit` of that key at once.
+NewJob KeyedJob(int n, const std::string& key, int key_limit = 1) {
+  NewJob job = MakeJob(JobId(n), "t");
+  job.ordering_key = key;
+  job.key_limit = key_limit;
+  return job;
+}
+
 TypeDepth DepthOf(Queue& queue, const std::string& type) {
   Result<std::vector<TypeDepth>> stats = queue.Stats();
   EXPECT_TRUE(stats.ok()) << stats.status().ToString();
@@ -503,9 +511,7 @@ TEST_P(QueueContractTest, OrderingKeyRunsFifoOneInFlightPerKey) {
   // Key A gets jobs 3, 2, 1 in that order (ids sort the other way round, so order by id
   // would be caught), key B gets 4, and 5 and 6 have none; all runnable at the same time.
   auto enqueue = [&](int n, const std::string& key) {
-    NewJob job = MakeJob(JobId(n), "t");
-    job.ordering_key = key;
-    ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+    ASSERT_EQ(EnqueueSync(*queue, KeyedJob(n, key)).outcome, EnqueueOutcome::kAccepted);
   };
   enqueue(3, "A");
   enqueue(2, "A");
@@ -544,9 +550,7 @@ TEST_P(QueueContractTest, OrderingKeyHeadWithExpiredLeaseRunsFirst) {
   auto queue = Open();
   ASSERT_NE(queue, nullptr);
   for (int n : {1, 2}) {
-    NewJob job = MakeJob(JobId(n), "t");
-    job.ordering_key = "K";
-    ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+    ASSERT_EQ(EnqueueSync(*queue, KeyedJob(n, "K")).outcome, EnqueueOutcome::kAccepted);
   }
   NewJob other_type = MakeJob(JobId(3), "u");
   other_type.ordering_key = "K";
@@ -562,6 +566,74 @@ TEST_P(QueueContractTest, OrderingKeyHeadWithExpiredLeaseRunsFirst) {
   EXPECT_EQ(again[0].attempt, 2);
   ASSERT_TRUE(FinishSync(*queue, Finished(again[0], Disposition::kSucceeded)).ok());
   EXPECT_EQ(Ids(ClaimOk(*queue, "t", 10)), (std::vector<std::string>{JobId(2)}));
+}
+
+// concurrency_per_key = N: at most N jobs of a key runnable or in flight, oldest first; a
+// job leaving (success, death, cancel) lets the next one in, a retry keeps its place.
+TEST_P(QueueContractTest, KeyLimitRunsAtMostNOfAKeyAtOnce) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  auto enqueue = [&](int n, const std::string& key) {
+    ASSERT_EQ(EnqueueSync(*queue, KeyedJob(n, key, 2)).outcome, EnqueueOutcome::kAccepted);
+  };
+  for (int n = 1; n <= 6; ++n) enqueue(n, "A");
+  enqueue(7, "B");
+  EXPECT_EQ(DepthOf(*queue, "t").ready, 7);  // parked jobs are waiting, like any other
+  std::vector<Job> first = ClaimOk(*queue, "t", 10);
+  EXPECT_EQ(Ids(first), (std::vector<std::string>{JobId(1), JobId(2), JobId(7)}));
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());
+  // A success lets the next one in.
+  ASSERT_TRUE(FinishSync(*queue, Finished(first[0], Disposition::kSucceeded)).ok());
+  std::vector<Job> second = ClaimOk(*queue, "t", 10);
+  EXPECT_EQ(Ids(second), (std::vector<std::string>{JobId(3)}));
+  // A retry waiting out its backoff keeps its place: nothing else of A runs meanwhile.
+  ASSERT_TRUE(
+      FinishSync(*queue, Finished(first[1], Disposition::kRetry, clock_.NowMs() + 1000, "busy"))
+          .ok());
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());
+  // A death and a cancel each let one more in.
+  ASSERT_EQ(second.size(), 1u);
+  ASSERT_TRUE(FinishSync(*queue, Finished(second[0], Disposition::kDead, 0, "bad")).ok());
+  EXPECT_EQ(Ids(ClaimOk(*queue, "t", 10)), (std::vector<std::string>{JobId(4)}));
+  ASSERT_TRUE(queue->Cancel(JobId(6)).ok());  // parked: nothing moves up for it
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());
+  clock_.Advance(milliseconds(1000));
+  std::vector<Job> retried = ClaimWithinSweep(*queue, "t", 10);
+  EXPECT_EQ(Ids(retried), (std::vector<std::string>{JobId(2)}));
+  ASSERT_EQ(retried.size(), 1u);
+  ASSERT_TRUE(queue->Cancel(JobId(5)).ok());
+  ASSERT_TRUE(FinishSync(*queue, Finished(retried[0], Disposition::kSucceeded)).ok());
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());
+  Result<Job> stored = queue->GetJob(JobId(5));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->key_limit, 2);
+}
+
+// Fairness: a job that moves up in its key's line queues behind every job that was
+// runnable before it, so a key with a backlog does not hold back a key with one job.
+TEST_P(QueueContractTest, KeysWithABacklogTakeTurnsWithOtherKeys) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  auto enqueue = [&](int n, const std::string& key) {
+    ASSERT_EQ(EnqueueSync(*queue, KeyedJob(n, key)).outcome, EnqueueOutcome::kAccepted);
+    clock_.Advance(milliseconds(1));
+  };
+  for (int n = 1; n <= 4; ++n) enqueue(n, "busy");
+  enqueue(5, "quiet");
+  enqueue(6, "other");
+  std::vector<std::string> order;
+  for (int i = 0; i < 6; ++i) {
+    std::vector<Job> one = ClaimOk(*queue, "t", 1);
+    ASSERT_EQ(one.size(), 1u) << "claim " << i;
+    order.push_back(one[0].id);
+    clock_.Advance(milliseconds(1));
+    ASSERT_TRUE(FinishSync(*queue, Finished(one[0], Disposition::kSucceeded)).ok());
+  }
+  // busy's second job became runnable only when its first finished: after quiet and
+  // other, which were runnable already.
+  EXPECT_EQ(order, (std::vector<std::string>{JobId(1), JobId(5), JobId(6), JobId(2), JobId(3),
+                                             JobId(4)}));
 }
 
 TEST_P(QueueContractTest, ReleaseReturnsTheJobWithoutSpendingTheAttempt) {

@@ -56,6 +56,20 @@ std::vector<Job> ClaimOk(Queue& queue, const std::string& type, int limit,
   return jobs.ok() ? *jobs : std::vector<Job>{};
 }
 
+Status FinishSync(Queue& queue, JobFinish finish) {
+  std::promise<Status> done;
+  auto future = done.get_future();
+  queue.Finish(std::move(finish), [&](Status s) { done.set_value(std::move(s)); });
+  return future.get();
+}
+
+JobFinish Succeeded(const Job& job) {
+  JobFinish finish;
+  finish.job_id = job.id;
+  finish.attempt = job.attempt;
+  return finish;
+}
+
 // Runs an empty batch through the writer, which sweeps leases when the clock has moved.
 void RunWriterBatch(Queue& queue) { ASSERT_TRUE(ClaimSync(queue, {}).ok()); }
 
@@ -293,6 +307,10 @@ CREATE TABLE attempts (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, attempt INT
 CREATE INDEX attempts_by_job ON attempts (job_id);
 INSERT INTO jobs VALUES (1, 'job-0000001', 'test.event', 'hmac', '', '', '', 0, 0, 3, 1, 1, 0,
   0, 0, '{}', '{}');
+INSERT INTO jobs VALUES (2, 'job-0000010', 'test.event', 'hmac', '', '', 'K', 0, 0, 3, 1, 1, 0,
+  0, 0, '{}', '{}');
+INSERT INTO jobs VALUES (3, 'job-0000011', 'test.event', 'hmac', '', '', 'K', 0, 0, 3, 1, 1, 0,
+  0, 0, '{}', '{}');
 PRAGMA journal_mode = WAL;
 PRAGMA user_version = 1;
 )sql",
@@ -303,10 +321,21 @@ PRAGMA user_version = 1;
   auto queue = Open();
   ASSERT_NE(queue, nullptr);
   EXPECT_EQ(QueryInt(config_.path, "PRAGMA user_version"), kSqliteQueueSchemaVersion);
-  EXPECT_EQ(kSqliteQueueSchemaVersion, 4);
+  EXPECT_EQ(kSqliteQueueSchemaVersion, 5);
   EXPECT_GE(QueryInt(config_.path, "SELECT COUNT(*) FROM probe"), 0);  // the tables exist
   EXPECT_GE(QueryInt(config_.path, "SELECT COUNT(*) FROM job_keys"), 0);
-  EXPECT_EQ(DepthOf(*queue, "test.event").ready, 1);
+  EXPECT_EQ(DepthOf(*queue, "test.event").ready, 3);
+  // The second job of key K waited behind the first under version 1's ordering rule; the
+  // migration parks it, so it still runs only after the first has finished.
+  EXPECT_EQ(QueryInt(config_.path, "SELECT parked FROM jobs WHERE seq = 3"), 1);
+  std::vector<Job> keyed = ClaimOk(*queue, "test.event", 10);
+  ASSERT_EQ(keyed.size(), 2u);
+  EXPECT_EQ(keyed[1].id, JobId(10));
+  EXPECT_TRUE(ClaimOk(*queue, "test.event", 10).empty());
+  ASSERT_TRUE(FinishSync(*queue, Succeeded(keyed[1])).ok());
+  std::vector<Job> next = ClaimOk(*queue, "test.event", 10);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].id, JobId(11));
   Result<Job> old = queue->GetJob(JobId(1));
   ASSERT_TRUE(old.ok()) << old.status().ToString();
   EXPECT_TRUE(old->search_keys.empty());

@@ -99,6 +99,7 @@ Result<Job> JobFromReply(const std::string& id, const redisReply* reply) {
   job.headers_json = get("headers");
   job.traceparent = get("traceparent");
   job.ordering_key = get("ordering_key");
+  job.key_limit = std::max<int>(1, static_cast<int>(ToInt(get("key_limit"))));
   job.state = StateFromName(get("state"));
   job.attempt = static_cast<int>(ToInt(get("attempt")));
   job.max_attempts = static_cast<int>(ToInt(get("max_attempts")));
@@ -349,6 +350,7 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
           job.parent_id,
           job.replay_of,
           JoinSearchKeys(IndexedSearchKeys(job)),
+          std::to_string(std::max(1, job.key_limit)),
           ""};
       int keys = 0;
       for (const std::string& key : job.dedupe_keys) {
@@ -356,7 +358,7 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
         args.push_back(key);
         ++keys;
       }
-      args[16] = std::to_string(keys);
+      args[17] = std::to_string(keys);
       AppendScript(session_, redis::Script::kEnqueue, std::move(args));
     } else if (auto* c = std::get_if<ClaimOp>(&op)) {
       bool valid = true;
@@ -403,7 +405,8 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
                        std::to_string(job.max_attempts), std::to_string(enqueued_at),
                        std::to_string(job.run_at_ms > 0 ? job.run_at_ms : enqueued_at),
                        job.payload_json, job.headers_json, job.traceparent, job.parent_id,
-                       job.replay_of, JoinSearchKeys(IndexedSearchKeys(job)), ""});
+                       job.replay_of, JoinSearchKeys(IndexedSearchKeys(job)),
+                       std::to_string(std::max(1, job.key_limit)), ""});
           size_t count_at = args.size() - 1;
           int keys = 0;
           for (const std::string& key : job.dedupe_keys) {

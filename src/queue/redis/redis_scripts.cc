@@ -65,14 +65,26 @@ local function depth_all()
   return total
 end
 
--- Makes job `id` runnable at run_at, unless an older job of its ordering key is still
--- queued: then it is parked until that one leaves. Returns true when runnable.
+-- The most jobs of the key of job hash `jk` that may be runnable or in flight at once.
+local function key_limit(jk)
+  return math.max(1, tonumber(redis.call('HGET', jk, 'key_limit') or '1') or 1)
+end
+
+-- Makes job `id` runnable at run_at, unless key_limit older jobs of its key are still
+-- queued or in flight (the first key_limit entries of the key's line): then it is parked
+-- until one of them leaves. Returns true when runnable.
 local function make_ready(id, typ, okey, run_at, append_to_order)
   local jk = P .. 'job:' .. id
   if okey ~= '' then
     local ok = P .. 'order:' .. typ .. ':' .. okey
-    if append_to_order then redis.call('RPUSH', ok, id) end
-    if redis.call('LINDEX', ok, 0) ~= id then
+    local limit = key_limit(jk)
+    local parked
+    if append_to_order then
+      parked = redis.call('RPUSH', ok, id) > limit
+    else
+      parked = not redis.call('LPOS', ok, id, 'MAXLEN', limit)
+    end
+    if parked then
       redis.call('HSET', jk, 'state', 'parked', 'run_at', I(run_at))
       redis.call('HINCRBY', P .. 'parked', typ, 1)
       return false
@@ -83,19 +95,23 @@ local function make_ready(id, typ, okey, run_at, append_to_order)
   return true
 end
 
--- Job `id` left its ordering key's line (done or dead): the next one becomes runnable.
+-- Job `id` left its key's line (done, dead or cancelled; its hash still there): the
+-- parked job that moves up to the line's last runnable place becomes runnable. It sorts
+-- as runnable from now, not from when it arrived, so it queues behind every job that was
+-- runnable before it: a key with a long backlog takes turns with the other keys.
 local function leave_order(id, typ, okey, now)
   if okey == '' then return end
   local ok = P .. 'order:' .. typ .. ':' .. okey
+  local limit = key_limit(P .. 'job:' .. id)
   redis.call('LREM', ok, 1, id)
-  local head = redis.call('LINDEX', ok, 0)
-  if not head then return end
-  local hk = P .. 'job:' .. head
+  local moved_up = redis.call('LINDEX', ok, limit - 1)
+  if not moved_up then return end
+  local hk = P .. 'job:' .. moved_up
   if redis.call('HGET', hk, 'state') ~= 'parked' then return end
   redis.call('HINCRBY', P .. 'parked', typ, -1)
-  local run_at = tonumber(redis.call('HGET', hk, 'run_at'))
-  redis.call('HSET', hk, 'state', 'ready')
-  redis.call('ZADD', P .. 'ready:' .. typ, I(run_at), head)
+  local run_at = math.max(tonumber(redis.call('HGET', hk, 'run_at')), now)
+  redis.call('HSET', hk, 'state', 'ready', 'run_at', I(run_at))
+  redis.call('ZADD', P .. 'ready:' .. typ, I(run_at), moved_up)
   if run_at <= now then redis.call('PUBLISH', P .. 'wake', typ) end
 end
 
@@ -111,7 +127,8 @@ end
 -- Stores a new job and its dedupe keys (the caller checked both). True when it is
 -- runnable now.
 local function store_job(now, ttl, id, typ, source, okey, max_attempts, enqueued_at, run_at,
-                         payload, headers, traceparent, parent_id, replay_of, search_keys, keys)
+                         payload, headers, traceparent, parent_id, replay_of, search_keys, keys,
+                         limit)
   local jk = P .. 'job:' .. id
   local seq = I(redis.call('INCR', P .. 'seq'))
   redis.call('HSET', jk, 'type', typ, 'source', source,
@@ -119,7 +136,7 @@ local function store_job(now, ttl, id, typ, source, okey, max_attempts, enqueued
     'enqueued_at', enqueued_at, 'payload', payload, 'headers', headers,
     'traceparent', traceparent, 'attempt', '0', 'lease_until', '0', 'claimed_at', '0',
     'dead_at', '0', 'seq', seq, 'parent_id', parent_id, 'replay_of', replay_of,
-    'search_keys', search_keys)
+    'search_keys', search_keys, 'key_limit', limit)
   redis.call('SADD', P .. 'types', typ)
   redis.call('ZADD', P .. 'all', seq, id)
   for k in string.gmatch(search_keys, '[^\n]+') do redis.call('ZADD', P .. 'key:' .. k, seq, id) end
@@ -145,7 +162,7 @@ local function rerun(now, id, nid, dead_only, finpay)
   local jk = P .. 'job:' .. id
   local f = redis.call('HMGET', jk, 'ix', 'type', 'source', 'dedupe_key', 'ordering_key',
     'max_attempts', 'payload', 'headers', 'traceparent', 'parent_id', 'search_keys',
-    'replayed_as', 'payload_pruned')
+    'replayed_as', 'payload_pruned', 'key_limit')
   if not f[1] then return {'notfound'} end
   if dead_only and f[1] ~= 'dead' then return {'notfound'} end
   if f[1] == 'ready' or f[1] == 'in_flight' or f[1] == 'replayed' then
@@ -160,7 +177,7 @@ local function rerun(now, id, nid, dead_only, finpay)
   end
   keys[#keys + 1] = 'replay_of:' .. id
   if store_job(now, 1, nid, typ, f[3], f[5] or '', f[6], I(now), now, f[7], f[8], f[9],
-               f[10] or '', id, table.concat(keys, '\n'), {}) then
+               f[10] or '', id, table.concat(keys, '\n'), {}, f[14] or '1') then
     redis.call('PUBLISH', P .. 'wake', typ)
   end
   redis.call('HSET', P .. 'job:' .. nid, 'dedupe_key', f[4] or '')
@@ -204,7 +221,7 @@ end
 constexpr char kEnqueue[] = R"lua(
 local now = tonumber(ARGV[1])
 local keys = {}
-for i = 1, tonumber(ARGV[17]) do keys[i] = ARGV[17 + i] end
+for i = 1, tonumber(ARGV[18]) do keys[i] = ARGV[18 + i] end
 local holder = dedupe_holder(keys)
 if holder then return {'dup', holder} end
 local max_depth = tonumber(ARGV[2])
@@ -213,7 +230,7 @@ local id, typ = ARGV[4], ARGV[5]
 if redis.call('EXISTS', P .. 'job:' .. id) == 1 then return {'exists', id} end
 tally(now, typ, 1, 0, 0)
 if store_job(now, ARGV[3], id, typ, ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]),
-             ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], keys) then
+             ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], keys, ARGV[17]) then
   -- Wake idle workers only when this is the one runnable job of its type: a worker
   -- claims again for as long as its claims come back non-empty, so later jobs are
   -- found without a message per enqueue (which would cost Redis one write per worker).
@@ -271,31 +288,32 @@ if disposition ~= 'release' then tally(now, typ, 0, 1, math.max(0, tonumber(ARGV
 if disposition == 'succeeded' then
   -- ARGV[8] '1': keep as history (queue.retention > 0) with its attempt record;
   -- ARGV[9] '1': its payload goes first (retention_payload).
+  leave_order(id, typ, okey, now)  -- while the hash (its key_limit) is still there
   if ARGV[8] == '1' then
     if ARGV[6] ~= '' then redis.call('RPUSH', P .. 'att:' .. id, ARGV[6]) end
     finish_job(jk, id, typ, 'succeeded', now, ARGV[9])
   else
     delete_job(id)
   end
-  leave_order(id, typ, okey, now)
   -- The outbox: follow-up jobs (a handler's actions) are stored in this same script.
-  -- ARGV[11] dedupe ttl, ARGV[12] count, then per job 13 fields, a key count and the keys.
+  -- ARGV[11] dedupe ttl, ARGV[12] count, then per job 14 fields, a key count and the keys.
   local woke = false
   local pos = 13
   for _ = 1, tonumber(ARGV[12] or '0') do
     local keys = {}
-    for k = 1, tonumber(ARGV[pos + 13]) do keys[k] = ARGV[pos + 13 + k] end
+    for k = 1, tonumber(ARGV[pos + 14]) do keys[k] = ARGV[pos + 14 + k] end
     local fid, ftyp = ARGV[pos], ARGV[pos + 1]
     if not dedupe_holder(keys) and redis.call('EXISTS', P .. 'job:' .. fid) == 0 then
       tally(now, ftyp, 1, 0, 0)
       if store_job(now, ARGV[11], fid, ftyp, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4],
                    ARGV[pos + 5], tonumber(ARGV[pos + 6]), ARGV[pos + 7], ARGV[pos + 8],
-                   ARGV[pos + 9], ARGV[pos + 10], ARGV[pos + 11], ARGV[pos + 12], keys) then
+                   ARGV[pos + 9], ARGV[pos + 10], ARGV[pos + 11], ARGV[pos + 12], keys,
+                   ARGV[pos + 13]) then
         redis.call('PUBLISH', P .. 'wake', ftyp)
         woke = true
       end
     end
-    pos = pos + 14 + #keys
+    pos = pos + 15 + #keys
   end
   if woke then return 'woke' end
   return 'ok'

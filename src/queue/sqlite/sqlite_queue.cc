@@ -167,15 +167,33 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 )sql";
 
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
+// Version 5 (issue 17): per-key concurrency. A keyed job is `parked` while key_limit
+// older jobs of its type and key are runnable or in flight (its key's "line"); leaving
+// the line (success, death, cancel) unparks the next. Claim reads only unparked rows
+// (jobs_runnable), so a key with 10,000 waiting jobs costs a claim nothing. Rows that
+// version 4 held back by the ordering rule (an older or in-flight job of their key) are
+// parked here, so the line starts out as the rule had it.
+constexpr char kSchemaV5[] = R"sql(
+ALTER TABLE jobs ADD COLUMN key_limit INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN parked INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET parked = 1 WHERE state = 0 AND ordering_key != '' AND EXISTS (
+  SELECT 1 FROM jobs AS o WHERE o.type = jobs.type AND o.ordering_key = jobs.ordering_key
+  AND o.ordering_key != '' AND (o.state = 1 OR (o.state = 0 AND o.seq < jobs.seq)));
+DROP INDEX IF EXISTS jobs_ordering;
+CREATE INDEX IF NOT EXISTS jobs_runnable ON jobs (type, run_at) WHERE state = 0 AND parked = 0;
+CREATE INDEX IF NOT EXISTS jobs_key_line ON jobs (type, ordering_key, parked, seq)
+  WHERE ordering_key != '' AND state IN (0, 1);
+)sql";
+
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
 static_assert(std::size(kMigrations) == kSqliteQueueSchemaVersion);
 
 // The job columns every reader selects, in the order RowToJob expects.
 #define FIREBREAK_JOB_COLUMNS                                                      \
   "id, type, source, dedupe_key, traceparent, ordering_key, state, attempt, "      \
   "max_attempts, enqueued_at, run_at, lease_until, payload, headers, finished_at, " \
-  "last_error, parent_id, replay_of, replayed_as, search_keys, payload_pruned"
-constexpr int kJobColumnCount = 21;
+  "last_error, parent_id, replay_of, replayed_as, search_keys, payload_pruned, key_limit"
+constexpr int kJobColumnCount = 22;
 
 JobState StateFromColumn(int64_t value) {
   switch (value) {
@@ -217,6 +235,7 @@ Job RowToJob(const sqlite::Query& row) {
   job.replayed_as = row.Text(18);
   job.search_keys = SplitSearchKeys(row.Text(19));
   job.payload_pruned = row.Int(20) != 0;
+  job.key_limit = static_cast<int>(row.Int(21));
   return job;
 }
 
@@ -373,31 +392,28 @@ Status SqliteQueue::Init() {
       {&write_.insert_job,
        "INSERT INTO jobs (id, type, source, dedupe_key, traceparent, ordering_key, state, "
        "attempt, max_attempts, enqueued_at, run_at, claimed_at, lease_until, dead_at, payload, "
-       "headers, parent_id, replay_of, search_keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, "
-       "?8, ?9, 0, 0, 0, ?10, ?11, ?12, ?13, ?14) RETURNING seq"},
+       "headers, parent_id, replay_of, search_keys, key_limit, parked) VALUES (?1, ?2, ?3, ?4, "
+       "?5, ?6, 0, 0, ?7, ?8, ?9, 0, 0, 0, ?10, ?11, ?12, ?13, ?14, ?15, ?16) RETURNING seq"},
       {&write_.insert_key, "INSERT OR IGNORE INTO job_keys (key, seq) VALUES (?1, ?2)"},
       {&write_.delete_key, "DELETE FROM job_keys WHERE key = ?1 AND seq = ?2"},
       {&write_.delete_job_by_seq, "DELETE FROM jobs WHERE seq = ?1"},
       {&write_.select_job, "SELECT " FIREBREAK_JOB_COLUMNS ", seq FROM jobs WHERE id = ?1"},
       {&write_.claim,
-       // A job with an ordering key runs only when no job of its key is in flight and
-       // no older job of its key still waits (even one delayed by a retry): FIFO per key.
+       // Parked jobs (behind key_limit others of their key) are not in jobs_runnable.
        "UPDATE jobs SET state = 1, attempt = attempt + 1, claimed_at = ?1, lease_until = ?2 "
        // A paused type is not claimed at all.
-       "WHERE seq IN (SELECT seq FROM jobs AS j WHERE state = 0 AND type = ?3 AND run_at <= ?1 "
+       "WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_runnable WHERE state = 0 "
+       "AND parked = 0 AND type = ?3 AND run_at <= ?1 "
        "AND NOT EXISTS (SELECT 1 FROM paused WHERE paused.type = ?3) "
-       "AND (ordering_key = '' OR NOT EXISTS (SELECT 1 FROM jobs AS o WHERE o.type = j.type "
-       "AND o.ordering_key = j.ordering_key AND o.ordering_key != '' "
-       "AND (o.state = 1 OR (o.state = 0 AND o.seq < j.seq)))) "
        "ORDER BY run_at, seq LIMIT ?4) RETURNING " FIREBREAK_JOB_COLUMNS ", seq"},
       // The outcome statements return the job's type: a row means the attempt was the
       // job's (the finish is not stale), and Throughput counts it under that type.
       {&write_.delete_job,
        "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND attempt = ?2 "
-       "RETURNING type, seq, search_keys"},
+       "RETURNING type, seq, search_keys, ordering_key, key_limit"},
       {&write_.succeed_job,
        "UPDATE jobs SET state = 3, finished_at = ?3, lease_until = 0 "
-       "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
+       "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type, ordering_key, key_limit"},
       {&write_.delete_attempts, "DELETE FROM attempts WHERE job_id = ?1"},
       {&write_.insert_attempt,
        "INSERT INTO attempts (job_id, attempt, started_at, duration_ms, outcome, error) "
@@ -410,7 +426,8 @@ Status SqliteQueue::Init() {
        "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
       {&write_.kill_job,
        "UPDATE jobs SET state = 2, dead_at = ?3, finished_at = ?3, lease_until = 0, "
-       "last_error = ?4 WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type"},
+       "last_error = ?4 WHERE id = ?1 AND state = 1 AND attempt = ?2 "
+       "RETURNING type, ordering_key, key_limit"},
       {&write_.expired_leases,
        "SELECT id, attempt, max_attempts, claimed_at, traceparent FROM jobs "
        "WHERE state = 1 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2"},
@@ -426,7 +443,8 @@ Status SqliteQueue::Init() {
        "ORDER BY dead_at, seq LIMIT ?2"},
       {&write_.run_now, "UPDATE jobs SET run_at = ?2 WHERE id = ?1 AND state = 0 AND run_at > ?2"},
       {&write_.cancel_job,
-       "UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0 RETURNING type"},
+       "UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0 "
+       "RETURNING type, ordering_key, key_limit"},
       {&write_.pause, "INSERT OR IGNORE INTO paused (type) VALUES (?1)"},
       {&write_.resume, "DELETE FROM paused WHERE type = ?1"},
       {&write_.insert_audit,
@@ -450,6 +468,17 @@ Status SqliteQueue::Init() {
       {&write_.prune_throughput, "DELETE FROM throughput WHERE minute < ?1"},
       {&write_.probe, "INSERT INTO probe (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE "
                       "SET at = excluded.at"},
+      // A key's line (kSchemaV5): its unparked jobs, counted up to the limit that matters.
+      {&write_.count_key_line,
+       "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE type = ?1 AND ordering_key = ?2 "
+       "AND ordering_key != '' AND state IN (0, 1) AND parked = 0 LIMIT ?3)"},
+      // The oldest parked jobs of a key join the line. They sort as runnable from now
+      // (not from when they arrived), behind every job that was runnable before them:
+      // a key with a long backlog takes its turn after the keys already waiting.
+      {&write_.promote_key_line,
+       "UPDATE jobs SET parked = 0, run_at = MAX(run_at, ?3) WHERE seq IN (SELECT seq FROM "
+       "jobs WHERE type = ?1 AND ordering_key = ?2 AND ordering_key != '' "
+       "AND state IN (0, 1) AND parked = 1 ORDER BY seq LIMIT ?4) RETURNING run_at"},
       {&write_.purge_job,
        "DELETE FROM jobs WHERE id = ?1 AND state = 2 RETURNING id, seq, search_keys"},
       {&write_.purge_chunk,
@@ -802,7 +831,14 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
     sqlite::Query update(to_dead ? write_.kill_job : write_.retry_job);
     update.Bind(1, job.id).Bind(2, job.attempt).Bind(3, now_ms);
     if (to_dead) update.Bind(4, std::string_view(kLeaseExpiredError));
-    if (Status s = update.Run(); !s.ok()) return s;
+    Result<bool> updated = update.Next();  // RETURNING: the change is made at this step
+    if (!updated.ok()) return updated.status();
+    if (to_dead && *updated) {
+      if (Status s = AdvanceKeyLine(update.Text(0), update.Text(1), update.Int(2), now_ms);
+          !s.ok()) {
+        return s;
+      }
+    }
     if (!to_dead) {
       ++depth_;
       wake_after_commit_ = true;
@@ -939,6 +975,14 @@ Status SqliteQueue::InsertJob(NewJob& job, int64_t now_ms, bool check_depth,
   const std::string& first_key = job.dedupe_keys.empty() ? no_key : job.dedupe_keys.front();
   const std::vector<std::string> search_keys = IndexedSearchKeys(job);
   const std::string joined_keys = JoinSearchKeys(search_keys);
+  // Behind key_limit jobs of its key, a job waits parked until one of them leaves.
+  const int64_t key_limit = std::max(1, job.key_limit);
+  bool parked = false;
+  if (!job.ordering_key.empty()) {
+    Result<int64_t> line = KeyLineLength(job.type, job.ordering_key, key_limit);
+    if (!line.ok()) return line.status();
+    parked = *line >= key_limit;
+  }
   int64_t seq = 0;
   {
     sqlite::Query insert(write_.insert_job);
@@ -955,7 +999,9 @@ Status SqliteQueue::InsertJob(NewJob& job, int64_t now_ms, bool check_depth,
         .Bind(11, job.headers_json)
         .Bind(12, job.parent_id)
         .Bind(13, job.replay_of)
-        .Bind(14, joined_keys);
+        .Bind(14, joined_keys)
+        .Bind(15, key_limit)
+        .Bind(16, static_cast<int64_t>(parked));
     Result<bool> row = insert.Next();  // RETURNING seq
     if (!row.ok() && row.status().code() == StatusCode::kAlreadyExists) {
       // Only this statement was rolled back; the batch goes on without the job.
@@ -979,7 +1025,7 @@ Status SqliteQueue::InsertJob(NewJob& job, int64_t now_ms, bool check_depth,
     if (Status s = upsert.Run(); !s.ok()) return s;
   }
   ++depth_;
-  if (run_at <= now_ms) wake_after_commit_ = true;
+  if (run_at <= now_ms && !parked) wake_after_commit_ = true;
   ++batch_throughput_[job.type].arrived;
   result.outcome = EnqueueOutcome::kAccepted;
   result.job_id = job.id;
@@ -1017,6 +1063,32 @@ Status SqliteQueue::ApplyClaim(ClaimOp& op, int64_t now_ms) {
       next_lease_expiry_ms_ = std::min(next_lease_expiry_ms_, now_ms + slot.lease_ms);
     }
     for (auto& [seq, job] : claimed) op.jobs.push_back(std::move(job));
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> SqliteQueue::KeyLineLength(const std::string& type, const std::string& key,
+                                           int64_t limit) {
+  sqlite::Query count(write_.count_key_line);
+  count.Bind(1, type).Bind(2, key).Bind(3, limit);
+  Result<bool> row = count.Next();
+  if (!row.ok()) return row.status();
+  return *row ? count.Int(0) : 0;
+}
+
+Status SqliteQueue::AdvanceKeyLine(const std::string& type, const std::string& key,
+                                   int64_t limit, int64_t now_ms) {
+  if (key.empty()) return Status::Ok();
+  Result<int64_t> line = KeyLineLength(type, key, limit);
+  if (!line.ok()) return line.status();
+  if (*line >= limit) return Status::Ok();
+  sqlite::Query promote(write_.promote_key_line);
+  promote.Bind(1, type).Bind(2, key).Bind(3, now_ms).Bind(4, limit - *line);
+  for (;;) {
+    Result<bool> row = promote.Next();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (promote.Int(0) <= now_ms) wake_after_commit_ = true;
   }
   return Status::Ok();
 }
@@ -1083,6 +1155,9 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
         const std::string type = succeed.Text(0);
         CountFinished(type, finish);
         CountState(type, kStateSucceeded, 1);
+        if (Status s = AdvanceKeyLine(type, succeed.Text(1), succeed.Int(2), now_ms); !s.ok()) {
+          return s;
+        }
         AttemptRecord record = finish.record;
         record.attempt = finish.attempt;
         if (Status s = InsertAttempt(finish.job_id, record); !s.ok()) return s;
@@ -1101,6 +1176,10 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
           CountFinished(remove.Text(0), finish);
           seq = remove.Int(1);
           search_keys = remove.Text(2);
+          if (Status s = AdvanceKeyLine(remove.Text(0), remove.Text(3), remove.Int(4), now_ms);
+              !s.ok()) {
+            return s;
+          }
         }
         // The row is gone; this removes what hangs off it.
         if (Status s = DeleteJobRow(seq, finish.job_id, search_keys); !s.ok()) return s;
@@ -1135,6 +1214,13 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
           return Status::Ok();
         }
         CountFinished(update.Text(0), finish);
+        // A dead job leaves its key's line; a retried or released one keeps its place.
+        if (!retry) {
+          if (Status s = AdvanceKeyLine(update.Text(0), update.Text(1), update.Int(2), now_ms);
+              !s.ok()) {
+            return s;
+          }
+        }
       }
       // The record is filed under the attempt the job held, whatever the caller wrote.
       AttemptRecord record = finish.record;
@@ -1374,6 +1460,7 @@ Status SqliteQueue::ApplyRerun(const std::string& id, bool dead_only, int64_t no
   job.headers_json = std::move(original.headers_json);
   job.traceparent = original.traceparent;
   job.ordering_key = original.ordering_key;
+  job.key_limit = original.key_limit;
   job.search_keys = IngressSearchKeys(original.search_keys);
   job.parent_id = original.parent_id;
   job.replay_of = id;
@@ -1493,6 +1580,10 @@ Status SqliteQueue::Cancel(const std::string& id) {
       if (!row.ok()) return row.status();
       if (*row) {
         CountState(cancel.Text(0), kStateCancelled, 1);
+        if (Status s = AdvanceKeyLine(cancel.Text(0), cancel.Text(1), cancel.Int(2), now_ms);
+            !s.ok()) {
+          return s;
+        }
         --depth_;
         outcome = Status::Ok();
         return Status::Ok();

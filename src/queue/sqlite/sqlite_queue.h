@@ -59,7 +59,7 @@ struct SqliteQueueOptions {
 // The schema version this build writes (PRAGMA user_version).
 // 1: jobs, dedupe keys, attempts. 2: + per-minute throughput counts. 3: + the health probe row.
 // 4: + finished jobs kept as history, search keys, pauses, the audit log.
-inline constexpr int kSqliteQueueSchemaVersion = 4;
+inline constexpr int kSqliteQueueSchemaVersion = 5;
 
 class SqliteQueue final : public Queue {
  public:
@@ -176,6 +176,8 @@ class SqliteQueue final : public Queue {
     sqlite::Statement add_throughput;
     sqlite::Statement prune_throughput;
     sqlite::Statement probe;
+    sqlite::Statement count_key_line;
+    sqlite::Statement promote_key_line;
   };
   struct ReadStatements {
     sqlite::Statement begin;
@@ -229,6 +231,11 @@ class SqliteQueue final : public Queue {
   Status ApplyClaim(ClaimOp& op, int64_t now_ms);
   Status ApplyFinish(FinishOp& op, int64_t now_ms);
   Status InsertAttempt(const std::string& job_id, const AttemptRecord& record);
+  // Unparked jobs in the line of `type` and `key`, counted up to `limit`.
+  Result<int64_t> KeyLineLength(const std::string& type, const std::string& key, int64_t limit);
+  // A job of `key` left its line: parked ones join it while it is shorter than `limit`.
+  Status AdvanceKeyLine(const std::string& type, const std::string& key, int64_t limit,
+                        int64_t now_ms);
   // Deletes a job row by seq with its attempts and search keys.
   Status DeleteJobRow(int64_t seq, const std::string& id, const std::string& search_keys);
   // Deletes finished jobs past queue.retention and payloads past retention_payload, a

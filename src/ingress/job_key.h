@@ -1,0 +1,25 @@
+// A job's flow key ([[jobs]] `key`, queue/job.h NewJob::ordering_key): the value at a
+// JSON pointer in its payload, or the value of one of its search keys. One function for
+// every way a job is made (webhooks, handler follow-ups, schedules), so a key means the
+// same thing wherever the job came from.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "queue/job.h"
+
+namespace firebreak {
+
+// The key of a job of type `job` with this payload and these search keys ("name:value"),
+// or "" when the type has no key or the job has no value there (it then runs unkeyed).
+// A payload that is not JSON has no key.
+std::string JobKeyOf(const JobConfig& job, std::string_view payload_json,
+                     const std::vector<std::string>& search_keys);
+
+// Sets job.ordering_key and job.key_limit from its type's config.
+void AssignJobKey(const JobConfig& config, NewJob& job);
+
+}  // namespace firebreak
