@@ -51,6 +51,7 @@ bench: build
 	@build/release/micro_bench --benchmark_filter=BM_Metrics
 	@bench/sources_bench.sh
 	@bench/history_bench.sh
+	@bench/flow_bench.sh
 
 # The web console at 1280x800, every page in light and dark, into docs/screenshots/.
 screenshots: build

@@ -28,30 +28,16 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "queue/queue.h"
+#include "queue_bench_util.h"
 
 namespace firebreak {
 namespace {
 
+using bench::BenchConfig;
+using bench::TempPath;
+
 constexpr int kBurst = 2000;
 constexpr int kUsers = 5000;  // distinct slack.user keys in the 1M store: ~200 jobs each
-
-std::string TempPath(const char* name) {
-  std::string pattern = (std::filesystem::temp_directory_path() / (std::string(name) + ".XXXXXX"))
-                            .string();
-  return mkdtemp(pattern.data()) != nullptr ? pattern : std::string();
-}
-
-QueueConfig BenchConfig(const std::string& backend, bool retention, const std::string& dir) {
-  QueueConfig config;
-  config.backend = backend;
-  config.path = dir + "/queue.db";
-  if (const char* url = getenv("FIREBREAK_BENCH_REDIS_URL")) config.url = url;
-  config.durability = Durability::kProcess;
-  config.max_depth = 0;
-  config.retention = std::chrono::milliseconds(retention ? 24 * 3600 * 1000 : 0);
-  config.timeout = std::chrono::milliseconds(30'000);
-  return config;
-}
 
 NewJob SlackJob(int64_t n) {
   NewJob job;
@@ -70,43 +56,10 @@ NewJob SlackJob(int64_t n) {
 }
 
 bool EnqueueAll(Queue& queue, int64_t first, int64_t count) {
-  std::atomic<int64_t> remaining{count};
-  std::atomic<bool> ok{true};
-  std::promise<void> done;
-  for (int64_t i = first; i < first + count; ++i) {
-    queue.Enqueue(SlackJob(i), [&](EnqueueResult r) {
-      if (!r.status.ok() || r.outcome != EnqueueOutcome::kAccepted) ok = false;
-      if (remaining.fetch_sub(1) == 1) done.set_value();
-    });
-  }
-  done.get_future().wait();
-  return ok.load();
+  return bench::EnqueueAll(queue, first, count, SlackJob);
 }
 
-// Claims and succeeds every ready job of the bench type; returns how many.
-int64_t DrainAll(Queue& queue) {
-  int64_t total = 0;
-  for (;;) {
-    std::promise<Result<std::vector<Job>>> claimed;
-    queue.Claim({{"slack.event", 256, 60'000}},
-                [&](Result<std::vector<Job>> jobs) { claimed.set_value(std::move(jobs)); });
-    Result<std::vector<Job>> jobs = claimed.get_future().get();
-    if (!jobs.ok() || jobs->empty()) return total;
-    std::atomic<int64_t> remaining{static_cast<int64_t>(jobs->size())};
-    std::promise<void> done;
-    for (const Job& job : *jobs) {
-      JobFinish finish;
-      finish.job_id = job.id;
-      finish.attempt = job.attempt;
-      finish.record.duration_ms = 3;
-      queue.Finish(std::move(finish), [&](Status) {
-        if (remaining.fetch_sub(1) == 1) done.set_value();
-      });
-    }
-    done.get_future().wait();
-    total += static_cast<int64_t>(jobs->size());
-  }
-}
+int64_t DrainAll(Queue& queue) { return bench::DrainAll(queue, "slack.event", 256); }
 
 void BM_IngestDrain(benchmark::State& state, const std::string& backend) {
   const bool retention = state.range(0) != 0;

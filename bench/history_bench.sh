@@ -18,16 +18,7 @@ REPETITIONS=${REPETITIONS:-7}
 command -v redis-server >/dev/null || { echo "redis-server not found" >&2; exit 1; }
 
 bench_workdir history-bench
-redis_port=$(free_port)
-mkdir -p "$work/redis"
-redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$work/redis" --save "" \
-  --appendonly yes --appendfsync everysec --daemonize no \
-  --logfile "$work/redis/redis.log" & pids+=($!)
-for _ in $(seq 1 100); do
-  redis-cli -p "$redis_port" PING 2>/dev/null | grep -q PONG && break
-  sleep 0.05
-done
-export FIREBREAK_BENCH_REDIS_URL="redis://127.0.0.1:$redis_port/0"
+start_bench_redis
 
 out="$work/ingest.json"
 "$BIN" --benchmark_filter='^BM_IngestDrain/' --benchmark_repetitions="$REPETITIONS" \

@@ -75,3 +75,20 @@ for line in sys.stdin:
     sys.stdout.flush()
 PY
 }
+
+# A redis-server of the bench's own on a free port (append-only, fsync every second, no
+# snapshots), its PID in $pids; exports FIREBREAK_BENCH_REDIS_URL for micro_bench.
+start_bench_redis() {
+  local port
+  port=$(free_port)
+  mkdir -p "$work/redis"
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$work/redis" --save "" \
+    --appendonly yes --appendfsync everysec --daemonize no \
+    --logfile "$work/redis/redis.log" & pids+=($!)
+  for _ in $(seq 1 100); do
+    redis-cli -p "$port" PING 2>/dev/null | grep -q PONG && break
+    sleep 0.05
+  done
+  redis_port=$port
+  export FIREBREAK_BENCH_REDIS_URL="redis://127.0.0.1:$port/0"
+}

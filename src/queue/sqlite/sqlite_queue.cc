@@ -169,8 +169,9 @@ CREATE TABLE IF NOT EXISTS audit (
 
 // Version 5 (issue 17): per-key concurrency. A keyed job is `parked` while key_limit
 // older jobs of its type and key are runnable or in flight (its key's "line"); leaving
-// the line (success, death, cancel) unparks the next. Claim reads only unparked rows
-// (jobs_runnable), so a key with 10,000 waiting jobs costs a claim nothing. Rows that
+// the line (success, death, cancel) unparks the next. Waiting rows are indexed by
+// (type, parked, run_at) instead of (type, run_at): a claim reads only unparked ones, so
+// a key with 10,000 waiting jobs costs it nothing, and no row is in two indexes. Rows that
 // version 4 held back by the ordering rule (an older or in-flight job of their key) are
 // parked here, so the line starts out as the rule had it.
 constexpr char kSchemaV5[] = R"sql(
@@ -180,7 +181,8 @@ UPDATE jobs SET parked = 1 WHERE state = 0 AND ordering_key != '' AND EXISTS (
   SELECT 1 FROM jobs AS o WHERE o.type = jobs.type AND o.ordering_key = jobs.ordering_key
   AND o.ordering_key != '' AND (o.state = 1 OR (o.state = 0 AND o.seq < jobs.seq)));
 DROP INDEX IF EXISTS jobs_ordering;
-CREATE INDEX IF NOT EXISTS jobs_runnable ON jobs (type, run_at) WHERE state = 0 AND parked = 0;
+DROP INDEX IF EXISTS jobs_ready;
+CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (type, parked, run_at) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS jobs_key_line ON jobs (type, ordering_key, parked, seq)
   WHERE ordering_key != '' AND state IN (0, 1);
 )sql";
@@ -399,10 +401,10 @@ Status SqliteQueue::Init() {
       {&write_.delete_job_by_seq, "DELETE FROM jobs WHERE seq = ?1"},
       {&write_.select_job, "SELECT " FIREBREAK_JOB_COLUMNS ", seq FROM jobs WHERE id = ?1"},
       {&write_.claim,
-       // Parked jobs (behind key_limit others of their key) are not in jobs_runnable.
+       // Parked jobs (behind key_limit others of their key) are skipped by the index.
        "UPDATE jobs SET state = 1, attempt = attempt + 1, claimed_at = ?1, lease_until = ?2 "
        // A paused type is not claimed at all.
-       "WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_runnable WHERE state = 0 "
+       "WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_waiting WHERE state = 0 "
        "AND parked = 0 AND type = ?3 AND run_at <= ?1 "
        "AND NOT EXISTS (SELECT 1 FROM paused WHERE paused.type = ?3) "
        "ORDER BY run_at, seq LIMIT ?4) RETURNING " FIREBREAK_JOB_COLUMNS ", seq"},
@@ -410,10 +412,10 @@ Status SqliteQueue::Init() {
       // job's (the finish is not stale), and Throughput counts it under that type.
       {&write_.delete_job,
        "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND attempt = ?2 "
-       "RETURNING type, seq, search_keys, ordering_key, key_limit"},
+       "RETURNING type, seq, search_keys, ordering_key, parked"},
       {&write_.succeed_job,
        "UPDATE jobs SET state = 3, finished_at = ?3, lease_until = 0 "
-       "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type, ordering_key, key_limit"},
+       "WHERE id = ?1 AND state = 1 AND attempt = ?2 RETURNING type, ordering_key, parked"},
       {&write_.delete_attempts, "DELETE FROM attempts WHERE job_id = ?1"},
       {&write_.insert_attempt,
        "INSERT INTO attempts (job_id, attempt, started_at, duration_ms, outcome, error) "
@@ -427,7 +429,7 @@ Status SqliteQueue::Init() {
       {&write_.kill_job,
        "UPDATE jobs SET state = 2, dead_at = ?3, finished_at = ?3, lease_until = 0, "
        "last_error = ?4 WHERE id = ?1 AND state = 1 AND attempt = ?2 "
-       "RETURNING type, ordering_key, key_limit"},
+       "RETURNING type, ordering_key, parked"},
       {&write_.expired_leases,
        "SELECT id, attempt, max_attempts, claimed_at, traceparent FROM jobs "
        "WHERE state = 1 AND lease_until <= ?1 ORDER BY lease_until LIMIT ?2"},
@@ -444,7 +446,7 @@ Status SqliteQueue::Init() {
       {&write_.run_now, "UPDATE jobs SET run_at = ?2 WHERE id = ?1 AND state = 0 AND run_at > ?2"},
       {&write_.cancel_job,
        "UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0 "
-       "RETURNING type, ordering_key, key_limit"},
+       "RETURNING type, ordering_key, parked"},
       {&write_.pause, "INSERT OR IGNORE INTO paused (type) VALUES (?1)"},
       {&write_.resume, "DELETE FROM paused WHERE type = ?1"},
       {&write_.insert_audit,
@@ -472,13 +474,13 @@ Status SqliteQueue::Init() {
       {&write_.count_key_line,
        "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE type = ?1 AND ordering_key = ?2 "
        "AND ordering_key != '' AND state IN (0, 1) AND parked = 0 LIMIT ?3)"},
-      // The oldest parked jobs of a key join the line. They sort as runnable from now
-      // (not from when they arrived), behind every job that was runnable before them:
-      // a key with a long backlog takes its turn after the keys already waiting.
+      // The oldest parked job of a key joins the line. It sorts as runnable from now (not
+      // from when it arrived), behind every job that was runnable before it: a key with a
+      // long backlog takes its turn after the keys already waiting.
       {&write_.promote_key_line,
        "UPDATE jobs SET parked = 0, run_at = MAX(run_at, ?3) WHERE seq IN (SELECT seq FROM "
        "jobs WHERE type = ?1 AND ordering_key = ?2 AND ordering_key != '' "
-       "AND state IN (0, 1) AND parked = 1 ORDER BY seq LIMIT ?4) RETURNING run_at"},
+       "AND state IN (0, 1) AND parked = 1 ORDER BY seq LIMIT 1) RETURNING run_at"},
       {&write_.purge_job,
        "DELETE FROM jobs WHERE id = ?1 AND state = 2 RETURNING id, seq, search_keys"},
       {&write_.purge_chunk,
@@ -508,8 +510,8 @@ Status SqliteQueue::Init() {
                          "ORDER BY dead_at DESC, seq DESC LIMIT ?4"},
       {&read_.depth_ready,
        "SELECT type, SUM(run_at <= ?1), SUM(run_at > ?1), "
-       "MIN(CASE WHEN run_at <= ?1 THEN enqueued_at END) FROM jobs WHERE state = 0 "
-       "GROUP BY type"},
+       "MIN(CASE WHEN run_at <= ?1 THEN enqueued_at END) FROM jobs INDEXED BY jobs_waiting "
+       "WHERE state = 0 GROUP BY type"},
       {&read_.finished_counts, "SELECT type, state, n FROM finished_counts WHERE n > 0"},
       {&read_.paused, "SELECT type FROM paused"},
       // ListJobs scans (see there): one per driving index, each row with what the
@@ -834,7 +836,7 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
     Result<bool> updated = update.Next();  // RETURNING: the change is made at this step
     if (!updated.ok()) return updated.status();
     if (to_dead && *updated) {
-      if (Status s = AdvanceKeyLine(update.Text(0), update.Text(1), update.Int(2), now_ms);
+      if (Status s = LeaveKeyLine(update.Text(0), update.Text(1), update.Int(2) != 0, now_ms);
           !s.ok()) {
         return s;
       }
@@ -1076,20 +1078,15 @@ Result<int64_t> SqliteQueue::KeyLineLength(const std::string& type, const std::s
   return *row ? count.Int(0) : 0;
 }
 
-Status SqliteQueue::AdvanceKeyLine(const std::string& type, const std::string& key,
-                                   int64_t limit, int64_t now_ms) {
-  if (key.empty()) return Status::Ok();
-  Result<int64_t> line = KeyLineLength(type, key, limit);
-  if (!line.ok()) return line.status();
-  if (*line >= limit) return Status::Ok();
+Status SqliteQueue::LeaveKeyLine(const std::string& type, const std::string& key, bool parked,
+                                 int64_t now_ms) {
+  // A parked job leaving frees no place in the line; an unparked one frees exactly one.
+  if (key.empty() || parked) return Status::Ok();
   sqlite::Query promote(write_.promote_key_line);
-  promote.Bind(1, type).Bind(2, key).Bind(3, now_ms).Bind(4, limit - *line);
-  for (;;) {
-    Result<bool> row = promote.Next();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    if (promote.Int(0) <= now_ms) wake_after_commit_ = true;
-  }
+  promote.Bind(1, type).Bind(2, key).Bind(3, now_ms);
+  Result<bool> row = promote.Next();
+  if (!row.ok()) return row.status();
+  if (*row && promote.Int(0) <= now_ms) wake_after_commit_ = true;
   return Status::Ok();
 }
 
@@ -1155,7 +1152,7 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
         const std::string type = succeed.Text(0);
         CountFinished(type, finish);
         CountState(type, kStateSucceeded, 1);
-        if (Status s = AdvanceKeyLine(type, succeed.Text(1), succeed.Int(2), now_ms); !s.ok()) {
+        if (Status s = LeaveKeyLine(type, succeed.Text(1), succeed.Int(2) != 0, now_ms); !s.ok()) {
           return s;
         }
         AttemptRecord record = finish.record;
@@ -1176,7 +1173,7 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
           CountFinished(remove.Text(0), finish);
           seq = remove.Int(1);
           search_keys = remove.Text(2);
-          if (Status s = AdvanceKeyLine(remove.Text(0), remove.Text(3), remove.Int(4), now_ms);
+          if (Status s = LeaveKeyLine(remove.Text(0), remove.Text(3), remove.Int(4) != 0, now_ms);
               !s.ok()) {
             return s;
           }
@@ -1216,7 +1213,7 @@ Status SqliteQueue::ApplyFinish(FinishOp& op, int64_t now_ms) {
         CountFinished(update.Text(0), finish);
         // A dead job leaves its key's line; a retried or released one keeps its place.
         if (!retry) {
-          if (Status s = AdvanceKeyLine(update.Text(0), update.Text(1), update.Int(2), now_ms);
+          if (Status s = LeaveKeyLine(update.Text(0), update.Text(1), update.Int(2) != 0, now_ms);
               !s.ok()) {
             return s;
           }
@@ -1580,7 +1577,7 @@ Status SqliteQueue::Cancel(const std::string& id) {
       if (!row.ok()) return row.status();
       if (*row) {
         CountState(cancel.Text(0), kStateCancelled, 1);
-        if (Status s = AdvanceKeyLine(cancel.Text(0), cancel.Text(1), cancel.Int(2), now_ms);
+        if (Status s = LeaveKeyLine(cancel.Text(0), cancel.Text(1), cancel.Int(2) != 0, now_ms);
             !s.ok()) {
           return s;
         }

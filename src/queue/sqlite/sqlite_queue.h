@@ -233,9 +233,9 @@ class SqliteQueue final : public Queue {
   Status InsertAttempt(const std::string& job_id, const AttemptRecord& record);
   // Unparked jobs in the line of `type` and `key`, counted up to `limit`.
   Result<int64_t> KeyLineLength(const std::string& type, const std::string& key, int64_t limit);
-  // A job of `key` left its line: parked ones join it while it is shorter than `limit`.
-  Status AdvanceKeyLine(const std::string& type, const std::string& key, int64_t limit,
-                        int64_t now_ms);
+  // A job of `key` (parked or not) left its key's line: the next parked one moves up.
+  Status LeaveKeyLine(const std::string& type, const std::string& key, bool parked,
+                      int64_t now_ms);
   // Deletes a job row by seq with its attempts and search keys.
   Status DeleteJobRow(int64_t seq, const std::string& id, const std::string& search_keys);
   // Deletes finished jobs past queue.retention and payloads past retention_payload, a

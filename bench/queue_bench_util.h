@@ -1,0 +1,82 @@
+// Shared by the queue benchmarks that run on either backend (history_bench.cc,
+// flow_bench.cc): a temp dir, a bench QueueConfig, and burst enqueue / drain loops that
+// wait for every callback, so a number includes the commits.
+#pragma once
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "queue/queue.h"
+
+namespace firebreak::bench {
+
+inline std::string TempPath(const char* name) {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / (std::string(name) + ".XXXXXX")).string();
+  return mkdtemp(pattern.data()) != nullptr ? pattern : std::string();
+}
+
+// sqlite in `dir`, or the Redis named by FIREBREAK_BENCH_REDIS_URL; no depth limit.
+inline QueueConfig BenchConfig(const std::string& backend, bool retention, const std::string& dir) {
+  QueueConfig config;
+  config.backend = backend;
+  config.path = dir + "/queue.db";
+  if (const char* url = getenv("FIREBREAK_BENCH_REDIS_URL")) config.url = url;
+  config.durability = Durability::kProcess;
+  config.max_depth = 0;
+  config.retention = std::chrono::milliseconds(retention ? 24 * 3600 * 1000 : 0);
+  config.timeout = std::chrono::milliseconds(30'000);
+  return config;
+}
+
+// Enqueues make(first) .. make(first + count - 1) at once; true when all were accepted.
+inline bool EnqueueAll(Queue& queue, int64_t first, int64_t count,
+                       const std::function<NewJob(int64_t)>& make) {
+  std::atomic<int64_t> remaining{count};
+  std::atomic<bool> ok{true};
+  std::promise<void> done;
+  for (int64_t i = first; i < first + count; ++i) {
+    queue.Enqueue(make(i), [&](EnqueueResult r) {
+      if (!r.status.ok() || r.outcome != EnqueueOutcome::kAccepted) ok = false;
+      if (remaining.fetch_sub(1) == 1) done.set_value();
+    });
+  }
+  done.get_future().wait();
+  return ok.load();
+}
+
+// Claims `slots` jobs of `type` at a time and succeeds each, until a claim comes back
+// empty; returns how many ran.
+inline int64_t DrainAll(Queue& queue, const std::string& type, int slots) {
+  int64_t total = 0;
+  for (;;) {
+    std::promise<Result<std::vector<Job>>> claimed;
+    queue.Claim({{type, slots, 60'000}},
+                [&](Result<std::vector<Job>> jobs) { claimed.set_value(std::move(jobs)); });
+    Result<std::vector<Job>> jobs = claimed.get_future().get();
+    if (!jobs.ok() || jobs->empty()) return total;
+    std::atomic<int64_t> remaining{static_cast<int64_t>(jobs->size())};
+    std::promise<void> done;
+    for (const Job& job : *jobs) {
+      JobFinish finish;
+      finish.job_id = job.id;
+      finish.attempt = job.attempt;
+      finish.record.duration_ms = 3;
+      queue.Finish(std::move(finish), [&](Status) {
+        if (remaining.fetch_sub(1) == 1) done.set_value();
+      });
+    }
+    done.get_future().wait();
+    total += static_cast<int64_t>(jobs->size());
+  }
+}
+
+}  // namespace firebreak::bench
