@@ -6,12 +6,8 @@
 // would. bench/flow_bench.sh runs it with a Redis of its own and prints the ratio.
 #include <benchmark/benchmark.h>
 
-#include <atomic>
-#include <filesystem>
-#include <memory>
 #include <string>
 
-#include "common/clock.h"
 #include "queue/queue.h"
 #include "queue_bench_util.h"
 
@@ -42,39 +38,8 @@ NewJob ChatJob(int64_t n, int keys) {
 
 void BM_KeyedIngestDrain(benchmark::State& state, const std::string& backend) {
   const int keys = static_cast<int>(state.range(0));
-  if (backend == "redis" && getenv("FIREBREAK_BENCH_REDIS_URL") == nullptr) {
-    state.SkipWithError("FIREBREAK_BENCH_REDIS_URL is not set");
-    return;
-  }
-  const std::string dir = bench::TempPath("flow_bench");
-  std::unique_ptr<Queue> queue;
-  {
-    Result<std::unique_ptr<Queue>> opened = OpenQueue(
-        bench::BenchConfig(backend, /*retention=*/false, dir), SystemClock::Instance());
-    if (!opened.ok()) {
-      state.SkipWithError(opened.status().message().c_str());
-      return;
-    }
-    queue = std::move(opened).value();
-  }
-  static std::atomic<int64_t> next{0};  // ids unique across runs sharing one Redis
-  int64_t processed = 0;
-  for (auto _ : state) {
-    const int64_t first = next.fetch_add(kBurst);
-    if (!bench::EnqueueAll(*queue, first, kBurst,
-                           [keys](int64_t n) { return ChatJob(n, keys); })) {
-      state.SkipWithError("an enqueue was not accepted");
-      break;
-    }
-    processed += bench::DrainAll(*queue, "chat.reply", kSlots);
-  }
-  queue->Close();
-  if (processed != static_cast<int64_t>(state.iterations()) * kBurst) {
-    state.SkipWithError("not every job was drained");
-  }
-  state.SetItemsProcessed(processed);
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
+  bench::RunIngestDrain(state, backend, /*retention=*/false, kBurst, "chat.reply", kSlots,
+                        [keys](int64_t n) { return ChatJob(n, keys); });
 }
 // keys: 0 = no key; 50 = 50 keys, two of a key at once.
 BENCHMARK_CAPTURE(BM_KeyedIngestDrain, sqlite, std::string("sqlite"))

@@ -17,9 +17,7 @@ bench_workdir flow-bench
 start_bench_redis
 
 out="$work/flow.json"
-"$BIN" --benchmark_filter='^BM_KeyedIngestDrain/' --benchmark_repetitions="$REPETITIONS" \
-  --benchmark_enable_random_interleaving=true --benchmark_min_time=1 \
-  --benchmark_format=json --benchmark_out="$out" --benchmark_out_format=json >/dev/null
+bench_interleaved '^BM_KeyedIngestDrain/' "$out"
 
 python3 - "$out" <<'PY'
 import json, statistics, sys

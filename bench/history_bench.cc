@@ -62,36 +62,8 @@ bool EnqueueAll(Queue& queue, int64_t first, int64_t count) {
 int64_t DrainAll(Queue& queue) { return bench::DrainAll(queue, "slack.event", 256); }
 
 void BM_IngestDrain(benchmark::State& state, const std::string& backend) {
-  const bool retention = state.range(0) != 0;
-  if (backend == "redis" && getenv("FIREBREAK_BENCH_REDIS_URL") == nullptr) {
-    state.SkipWithError("FIREBREAK_BENCH_REDIS_URL is not set");
-    return;
-  }
-  const std::string dir = TempPath("history_bench");
-  std::unique_ptr<Queue> queue;
-  {
-    Result<std::unique_ptr<Queue>> opened =
-        OpenQueue(BenchConfig(backend, retention, dir), SystemClock::Instance());
-    if (!opened.ok()) {
-      state.SkipWithError(opened.status().message().c_str());
-      return;
-    }
-    queue = std::move(opened).value();
-  }
-  static std::atomic<int64_t> next{0};  // ids unique across runs sharing one Redis
-  int64_t processed = 0;
-  for (auto _ : state) {
-    const int64_t first = next.fetch_add(kBurst);
-    if (!EnqueueAll(*queue, first, kBurst)) {
-      state.SkipWithError("an enqueue was not accepted");
-      break;
-    }
-    processed += DrainAll(*queue);
-  }
-  queue->Close();
-  state.SetItemsProcessed(processed);
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
+  bench::RunIngestDrain(state, backend, state.range(0) != 0, kBurst, "slack.event", 256,
+                        SlackJob);
 }
 BENCHMARK_CAPTURE(BM_IngestDrain, sqlite, std::string("sqlite"))
     ->ArgName("retention")

@@ -21,9 +21,7 @@ bench_workdir history-bench
 start_bench_redis
 
 out="$work/ingest.json"
-"$BIN" --benchmark_filter='^BM_IngestDrain/' --benchmark_repetitions="$REPETITIONS" \
-  --benchmark_enable_random_interleaving=true --benchmark_min_time=1 \
-  --benchmark_format=json --benchmark_out="$out" --benchmark_out_format=json >/dev/null
+bench_interleaved '^BM_IngestDrain/' "$out"
 redis-cli -p "$redis_port" FLUSHALL >/dev/null
 list="$work/list.json"
 "$BIN" --benchmark_filter='^BM_ListJobs/' --benchmark_format=json --benchmark_out="$list" \

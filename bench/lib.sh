@@ -92,3 +92,12 @@ start_bench_redis() {
   redis_port=$port
   export FIREBREAK_BENCH_REDIS_URL="redis://127.0.0.1:$port/0"
 }
+
+# Runs the micro_bench ($BIN) benchmarks matching filter $1 $REPETITIONS times each, in
+# random interleaved order (a busy neighbour then hits every variant alike), into the
+# JSON file $2.
+bench_interleaved() {
+  "$BIN" --benchmark_filter="$1" --benchmark_repetitions="$REPETITIONS" \
+    --benchmark_enable_random_interleaving=true --benchmark_min_time=1 \
+    --benchmark_format=json --benchmark_out="$2" --benchmark_out_format=json >/dev/null
+}

@@ -3,6 +3,7 @@
 // wait for every callback, so a number includes the commits.
 #pragma once
 
+#include <benchmark/benchmark.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -10,9 +11,11 @@
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "config/config.h"
 #include "queue/queue.h"
 
@@ -77,6 +80,47 @@ inline int64_t DrainAll(Queue& queue, const std::string& type, int slots) {
     done.get_future().wait();
     total += static_cast<int64_t>(jobs->size());
   }
+}
+
+// The body of an ingest + drain benchmark: each iteration enqueues `burst` jobs from
+// make(n) (ids unique across runs, which may share one Redis) and drains them `slots` at
+// a time. The store is fresh for each run: sqlite in a temp dir, or the bench Redis
+// (skipped when FIREBREAK_BENCH_REDIS_URL is not set).
+inline void RunIngestDrain(benchmark::State& state, const std::string& backend, bool retention,
+                           int64_t burst, const std::string& type, int slots,
+                           const std::function<NewJob(int64_t)>& make) {
+  if (backend == "redis" && getenv("FIREBREAK_BENCH_REDIS_URL") == nullptr) {
+    state.SkipWithError("FIREBREAK_BENCH_REDIS_URL is not set");
+    return;
+  }
+  const std::string dir = TempPath("queue_bench");
+  std::unique_ptr<Queue> queue;
+  {
+    Result<std::unique_ptr<Queue>> opened =
+        OpenQueue(BenchConfig(backend, retention, dir), SystemClock::Instance());
+    if (!opened.ok()) {
+      state.SkipWithError(opened.status().message().c_str());
+      return;
+    }
+    queue = std::move(opened).value();
+  }
+  static std::atomic<int64_t> next{0};
+  int64_t processed = 0;
+  for (auto _ : state) {
+    const int64_t first = next.fetch_add(burst);
+    if (!EnqueueAll(*queue, first, burst, make)) {
+      state.SkipWithError("an enqueue was not accepted");
+      break;
+    }
+    processed += DrainAll(*queue, type, slots);
+  }
+  queue->Close();
+  if (processed != static_cast<int64_t>(state.iterations()) * burst) {
+    state.SkipWithError("not every job was drained");
+  }
+  state.SetItemsProcessed(processed);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace firebreak::bench
