@@ -478,7 +478,7 @@ Status SqliteQueue::Init() {
       // from when it arrived), behind every job that was runnable before it: a key with a
       // long backlog takes its turn after the keys already waiting.
       {&write_.promote_key_line,
-       "UPDATE jobs SET parked = 0, run_at = MAX(run_at, ?3) WHERE seq IN (SELECT seq FROM "
+       "UPDATE jobs SET parked = 0, run_at = MAX(run_at, ?3) WHERE seq = (SELECT seq FROM "
        "jobs WHERE type = ?1 AND ordering_key = ?2 AND ordering_key != '' "
        "AND state IN (0, 1) AND parked = 1 ORDER BY seq LIMIT 1) RETURNING run_at"},
       {&write_.purge_job,
