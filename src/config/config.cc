@@ -902,6 +902,7 @@ class ConfigParser {
     if (s.String("job", source.job, Need::kRequired)) {
       job_references_.push_back({s.KeySource("job"), s.KeyPath("job"), source.job});
     }
+    s.Int("priority", source.priority, 0, kMaxPriority);
 
     source.secret = s.SecretRef("secret");
     source.previous_secret = s.SecretRef("previous_secret");
@@ -1250,6 +1251,14 @@ class ConfigParser {
         job.key = key;
       }
     }
+    if (s.String("priority_from", job.priority_from)) {
+      if (job.priority_from.empty()) {
+        s.Fail("priority_from", "must be a JSON pointer to the priority, e.g. \"/priority\"");
+      } else if (std::string problem = CheckJsonPointer(job.priority_from); !problem.empty()) {
+        s.Fail("priority_from", problem);
+      }
+    }
+    s.Duration("priority_step", job.priority_step);
     if (s.Int("concurrency_per_key", job.concurrency_per_key, 1)) {
       if (has_ordering && job.concurrency_per_key != 1) {
         s.Fail("concurrency_per_key", "ordering runs one job per key at a time; use key = " +

@@ -177,6 +177,7 @@ struct SourceConfig {
   // downtime where the provider sends one signature per request.
   std::optional<Secret> previous_secret;
   std::string job;             // job type to enqueue
+  int priority = 0;            // of its jobs, 0..kMaxPriority (queue/job.h)
   // kind = "hmac" and presets
   SignatureScheme scheme;
   milliseconds tolerance{300'000};  // replay window around a signed timestamp
@@ -227,6 +228,11 @@ struct JobConfig {
   // same with concurrency_per_key = 1. Jobs without a value at the key have no key.
   std::string key;
   int concurrency_per_key = 1;  // jobs of one key runnable or in flight at once
+  // A JSON pointer to the job's priority in its payload (an integer; above kMaxPriority
+  // counts as kMaxPriority), over its source's `priority`; "" = the source's.
+  std::string priority_from;
+  // A job of priority p is claimed as if runnable p x this earlier.
+  milliseconds priority_step{60'000};
   std::string where;
 };
 

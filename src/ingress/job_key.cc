@@ -1,5 +1,7 @@
 #include "ingress/job_key.h"
 
+#include <algorithm>
+
 #include "ingress/json_body.h"
 
 namespace firebreak {
@@ -23,9 +25,23 @@ std::string JobKeyOf(const JobConfig& job, std::string_view payload_json,
   return key.ok() ? std::move(key).value() : std::string();
 }
 
+int JobPriorityOf(const JobConfig& config, std::string_view payload_json, int fallback) {
+  if (config.priority_from.empty()) return fallback;
+  Result<JsonBody> payload = ParseJsonBody(payload_json);
+  if (!payload.ok()) return fallback;
+  simdjson::dom::element value;
+  if (payload->root().at_pointer(config.priority_from).get(value) != simdjson::SUCCESS) {
+    return fallback;
+  }
+  int64_t level = 0;
+  if (value.get(level) != simdjson::SUCCESS) return fallback;
+  return static_cast<int>(std::clamp<int64_t>(level, 0, kMaxPriority));
+}
+
 void AssignJobKey(const JobConfig& config, NewJob& job) {
   job.ordering_key = JobKeyOf(config, job.payload_json, job.search_keys);
   job.key_limit = config.concurrency_per_key;
+  job.priority = JobPriorityOf(config, job.payload_json, job.priority);
 }
 
 }  // namespace firebreak

@@ -1,7 +1,7 @@
 // A job's flow key ([[jobs]] `key`, queue/job.h NewJob::ordering_key): the value at a
-// JSON pointer in its payload, or the value of one of its search keys. One function for
-// every way a job is made (webhooks, handler follow-ups, schedules), so a key means the
-// same thing wherever the job came from.
+// JSON pointer in its payload, or the value of one of its search keys; and its priority
+// (`priority_from`). One place for every way a job is made (webhooks, handler follow-ups,
+// schedules), so they mean the same thing wherever the job came from.
 #pragma once
 
 #include <string>
@@ -19,7 +19,12 @@ namespace firebreak {
 std::string JobKeyOf(const JobConfig& job, std::string_view payload_json,
                      const std::vector<std::string>& search_keys);
 
-// Sets job.ordering_key and job.key_limit from its type's config.
+// The priority at `config.priority_from` in the payload (an integer, clamped to
+// 0..kMaxPriority), or `fallback` (its source's) when there is none.
+int JobPriorityOf(const JobConfig& config, std::string_view payload_json, int fallback);
+
+// Sets job.ordering_key, job.key_limit and (from priority_from) job.priority from its
+// type's config; job.priority is kept when the payload names none.
 void AssignJobKey(const JobConfig& config, NewJob& job);
 
 }  // namespace firebreak

@@ -265,6 +265,7 @@ asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route,
   job.traceparent = traceparent;
   job.max_attempts = route.max_attempts;
   // A payload without a value at the key is simply unkeyed.
+  job.priority = source.priority;
   if (route.job != nullptr) AssignJobKey(*route.job, job);
   job.enqueued_at_ms = now;
   job.run_at_ms = now;

@@ -36,6 +36,11 @@ struct AttemptRecord {
   std::string error;
 };
 
+// Priority levels: 0 (the default) to kMaxPriority. A job of priority p is claimed as if
+// it had become runnable p x its type's priority_step earlier (ClaimSlots), so higher
+// levels go first and a lower one still runs once it has waited that much longer.
+inline constexpr int kMaxPriority = 3;
+
 // Ingress keeps a job's search keys within these, whatever its payload holds: at most
 // this many keys, each value at most this long (ingress/search_keys.h).
 inline constexpr size_t kMaxSearchKeys = 16;
@@ -57,6 +62,7 @@ struct NewJob {
   // order (FIFO per key when key_limit is 1). Keys are per type.
   std::string ordering_key;
   int key_limit = 1;  // concurrency_per_key; used only with an ordering_key
+  int priority = 0;   // 0..kMaxPriority
   // What operators find the job by (Queue::ListJobs with JobFilter::key), each
   // "name:value" (e.g. "slack.user:U024BE7LH"); ingress fills them per source kind.
   // Backends add "trace:<trace id>", "parent:<parent_id>" and "replay_of:<replay_of>".
@@ -79,6 +85,7 @@ struct Job {
   std::string traceparent;
   std::string ordering_key;
   int key_limit = 1;
+  int priority = 0;
   std::vector<std::string> search_keys;  // as enqueued (NewJob::search_keys)
   std::string parent_id;
   std::string replay_of;

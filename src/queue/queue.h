@@ -38,6 +38,8 @@ struct ClaimSlots {
   std::string type;
   int limit = 0;
   int64_t lease_ms = 0;
+  // How much earlier each priority level counts as runnable (job.h kMaxPriority).
+  int64_t priority_step_ms = 60'000;
 };
 
 enum class Disposition {
@@ -192,10 +194,12 @@ class Queue {
   // Stores `job` unless one of its dedupe keys is live or the queue is full.
   virtual void Enqueue(NewJob job, EnqueueCallback done) = 0;
 
-  // Claims up to slots[i].limit runnable jobs of each type, oldest run_at first,
-  // moving them in flight with attempt+1 and a lease of slots[i].lease_ms. A job with
-  // an ordering_key is runnable only while no job of the same type and key is in
-  // flight and no older one of them is waiting (FIFO per key, one in flight per key).
+  // Claims up to slots[i].limit runnable jobs of each type, oldest run_at first (less
+  // priority x slots[i].priority_step_ms), moving them in flight with attempt+1 and a
+  // lease of slots[i].lease_ms. A job with an ordering_key is runnable only while fewer
+  // than its key_limit older jobs of the same type and key are waiting or in flight; one
+  // that becomes runnable when another of its key leaves counts as runnable from then
+  // (so keys take turns).
   virtual void Claim(std::vector<ClaimSlots> slots, ClaimCallback done) = 0;
 
   // Records the outcome of a claimed attempt. If the job no longer holds that attempt

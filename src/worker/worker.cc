@@ -207,7 +207,8 @@ class Worker::Impl {
       TypeState& state = it->second;
       int take = std::min(state.config->concurrency - state.in_flight, free_total);
       if (take <= 0) continue;
-      slots.push_back({it->first, take, (state.config->timeout + kLeaseGrace).count()});
+      slots.push_back({it->first, take, (state.config->timeout + kLeaseGrace).count(),
+                       state.config->priority_step.count()});
       free_total -= take;
     }
     if (slots.empty()) return;

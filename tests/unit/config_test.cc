@@ -871,6 +871,16 @@ TEST(ConfigTest, JobKeys) {
   ASSERT_TRUE(search_key.ok()) << search_key.status().ToString();
   EXPECT_EQ(search_key->jobs[0].key, "github.repo");
   EXPECT_EQ(search_key->jobs[0].concurrency_per_key, 1);
+  Result<Config> priority = Parse(std::string(kMinimal) +
+                                  "priority_from = \"/priority\"\npriority_step = \"30s\"\n");
+  ASSERT_TRUE(priority.ok()) << priority.status().ToString();
+  EXPECT_EQ(priority->jobs[0].priority_from, "/priority");
+  EXPECT_EQ(priority->jobs[0].priority_step, milliseconds(30'000));
+  ExpectError(std::string(kMinimal) + "priority_from = \"priority\"\n", 11,
+              "jobs[0].priority_from", "bad JSON pointer");
+  ExpectError("[[sources]]\nname = \"gh\"\nkind = \"github\"\npath = \"/hooks/gh\"\n"
+              "secret = { env = \"GH_SECRET\" }\njob = \"push\"\npriority = 4\n",
+              7, "sources[0].priority", "must be between 0 and 3");
   Result<Config> ordering = Parse(std::string(kMinimal) + "ordering = \"/ref\"\n");
   ASSERT_TRUE(ordering.ok()) << ordering.status().ToString();
   EXPECT_EQ(ordering->jobs[0].key, "/ref");

@@ -42,5 +42,21 @@ TEST(JobKeyTest, AssignSetsTheKeyAndItsLimit) {
   EXPECT_EQ(job.key_limit, 3);
 }
 
+TEST(JobKeyTest, PriorityComesFromThePayloadOverTheSources) {
+  JobConfig job = Keyed("");
+  EXPECT_EQ(JobPriorityOf(job, R"({"priority":2})", 1), 1);  // no priority_from: the source's
+  job.priority_from = "/meta/priority";
+  EXPECT_EQ(JobPriorityOf(job, R"({"meta":{"priority":2}})", 1), 2);
+  EXPECT_EQ(JobPriorityOf(job, R"({"meta":{"priority":9}})", 0), kMaxPriority);
+  EXPECT_EQ(JobPriorityOf(job, R"({"meta":{"priority":-4}})", 1), 0);
+  EXPECT_EQ(JobPriorityOf(job, R"({"meta":{"priority":"high"}})", 1), 1);  // not an integer
+  EXPECT_EQ(JobPriorityOf(job, R"({"meta":{}})", 1), 1);
+  NewJob assigned;
+  assigned.priority = 1;
+  assigned.payload_json = R"({"meta":{"priority":3}})";
+  AssignJobKey(job, assigned);
+  EXPECT_EQ(assigned.priority, 3);
+}
+
 }  // namespace
 }  // namespace firebreak

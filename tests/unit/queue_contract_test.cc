@@ -636,6 +636,46 @@ TEST_P(QueueContractTest, KeysWithABacklogTakeTurnsWithOtherKeys) {
                                              JobId(4)}));
 }
 
+// Priority: a job of priority p counts as runnable p x priority_step (60 s here) earlier.
+// Higher levels go first; a lower job that has waited longer than that still goes first
+// (no starvation); a delayed job is not claimed early, whatever its level.
+TEST_P(QueueContractTest, PriorityGoesFirstWithoutStarvingLowerLevels) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  auto enqueue = [&](int n, int priority, int64_t delay_ms = 0) {
+    NewJob job = MakeJob(JobId(n), "t");
+    job.priority = priority;
+    job.run_at_ms = clock_.NowMs() + delay_ms;
+    ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+  };
+  enqueue(1, 0);
+  clock_.Advance(milliseconds(10'000));
+  enqueue(2, 2);               // counts as 110 s older than job 1
+  enqueue(3, 3, 1'000'000);    // delayed: not before its time
+  enqueue(4, 1);               // counts as 50 s older than job 1
+  EXPECT_EQ(DepthOf(*queue, "t").ready, 3);
+  EXPECT_EQ(DepthOf(*queue, "t").delayed, 1);
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<Job> one = ClaimOk(*queue, "t", 1);
+    ASSERT_EQ(one.size(), 1u);
+    order.push_back(one[0].id);
+    ASSERT_TRUE(FinishSync(*queue, Finished(one[0], Disposition::kSucceeded)).ok());
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{JobId(2), JobId(4), JobId(1)}));
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());
+
+  // A low job that has waited 130 s goes before a priority-2 job that just arrived.
+  enqueue(5, 0);
+  clock_.Advance(milliseconds(130'000));
+  enqueue(6, 2);
+  std::vector<Job> both = ClaimOk(*queue, "t", 2);
+  EXPECT_EQ(Ids(both), (std::vector<std::string>{JobId(5), JobId(6)}));
+  Result<Job> stored = queue->GetJob(JobId(6));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->priority, 2);
+}
+
 TEST_P(QueueContractTest, ReleaseReturnsTheJobWithoutSpendingTheAttempt) {
   auto queue = Open();
   ASSERT_NE(queue, nullptr);

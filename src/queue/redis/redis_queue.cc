@@ -100,6 +100,7 @@ Result<Job> JobFromReply(const std::string& id, const redisReply* reply) {
   job.traceparent = get("traceparent");
   job.ordering_key = get("ordering_key");
   job.key_limit = std::max<int>(1, static_cast<int>(ToInt(get("key_limit"))));
+  job.priority = static_cast<int>(ToInt(get("priority")));
   job.state = StateFromName(get("state"));
   job.attempt = static_cast<int>(ToInt(get("attempt")));
   job.max_attempts = static_cast<int>(ToInt(get("max_attempts")));
@@ -351,6 +352,7 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
           job.replay_of,
           JoinSearchKeys(IndexedSearchKeys(job)),
           std::to_string(std::max(1, job.key_limit)),
+          std::to_string(std::clamp(job.priority, 0, kMaxPriority)),
           ""};
       int keys = 0;
       for (const std::string& key : job.dedupe_keys) {
@@ -358,7 +360,7 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
         args.push_back(key);
         ++keys;
       }
-      args[17] = std::to_string(keys);
+      args[18] = std::to_string(keys);
       AppendScript(session_, redis::Script::kEnqueue, std::move(args));
     } else if (auto* c = std::get_if<ClaimOp>(&op)) {
       bool valid = true;
@@ -367,8 +369,9 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
       for (const ClaimSlots& slot : c->slots) {
         if (slot.limit < 0 || slot.lease_ms <= 0) valid = false;
         if (slot.limit <= 0) continue;
-        args.insert(args.end(),
-                    {slot.type, std::to_string(slot.limit), std::to_string(slot.lease_ms)});
+        args.insert(args.end(), {slot.type, std::to_string(slot.limit),
+                                 std::to_string(slot.lease_ms),
+                                 std::to_string(slot.priority_step_ms)});
         ++slots;
       }
       if (!valid || slots == 0) continue;
@@ -406,7 +409,8 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
                        std::to_string(job.run_at_ms > 0 ? job.run_at_ms : enqueued_at),
                        job.payload_json, job.headers_json, job.traceparent, job.parent_id,
                        job.replay_of, JoinSearchKeys(IndexedSearchKeys(job)),
-                       std::to_string(std::max(1, job.key_limit)), ""});
+                       std::to_string(std::max(1, job.key_limit)),
+                       std::to_string(std::clamp(job.priority, 0, kMaxPriority)), ""});
           size_t count_at = args.size() - 1;
           int keys = 0;
           for (const std::string& key : job.dedupe_keys) {

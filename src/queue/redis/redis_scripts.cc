@@ -56,10 +56,22 @@ local function finish_job(jk, id, typ, state, now, finpay)
   redis.call('HINCRBY', P .. 'fcount:' .. state, typ, 1)
 end
 
+-- Runnable and delayed jobs of a type wait in one sorted set per priority level
+-- (0..MAX_PRIORITY, queue/job.h kMaxPriority), scored by run_at.
+local MAX_PRIORITY = 3
+local function ready_key(typ, priority)
+  if priority == 0 then return P .. 'ready:' .. typ end
+  return P .. 'ready:' .. typ .. ':' .. I(priority)
+end
+local function job_priority(jk)
+  local p = tonumber(redis.call('HGET', jk, 'priority') or '0') or 0
+  return math.min(MAX_PRIORITY, math.max(0, p))
+end
+
 local function depth_all()
   local total = 0
   for _, t in ipairs(redis.call('SMEMBERS', P .. 'types')) do
-    total = total + redis.call('ZCARD', P .. 'ready:' .. t)
+    for p = 0, MAX_PRIORITY do total = total + redis.call('ZCARD', ready_key(t, p)) end
   end
   for _, v in ipairs(redis.call('HVALS', P .. 'parked')) do total = total + tonumber(v) end
   return total
@@ -91,7 +103,7 @@ local function make_ready(id, typ, okey, run_at, append_to_order)
     end
   end
   redis.call('HSET', jk, 'state', 'ready', 'run_at', I(run_at))
-  redis.call('ZADD', P .. 'ready:' .. typ, I(run_at), id)
+  redis.call('ZADD', ready_key(typ, job_priority(jk)), I(run_at), id)
   return true
 end
 
@@ -111,7 +123,7 @@ local function leave_order(id, typ, okey, now)
   redis.call('HINCRBY', P .. 'parked', typ, -1)
   local run_at = math.max(tonumber(redis.call('HGET', hk, 'run_at')), now)
   redis.call('HSET', hk, 'state', 'ready', 'run_at', I(run_at))
-  redis.call('ZADD', P .. 'ready:' .. typ, I(run_at), moved_up)
+  redis.call('ZADD', ready_key(typ, job_priority(hk)), I(run_at), moved_up)
   if run_at <= now then redis.call('PUBLISH', P .. 'wake', typ) end
 end
 
@@ -128,7 +140,7 @@ end
 -- runnable now.
 local function store_job(now, ttl, id, typ, source, okey, max_attempts, enqueued_at, run_at,
                          payload, headers, traceparent, parent_id, replay_of, search_keys, keys,
-                         limit)
+                         limit, priority)
   local jk = P .. 'job:' .. id
   local seq = I(redis.call('INCR', P .. 'seq'))
   redis.call('HSET', jk, 'type', typ, 'source', source,
@@ -136,7 +148,7 @@ local function store_job(now, ttl, id, typ, source, okey, max_attempts, enqueued
     'enqueued_at', enqueued_at, 'payload', payload, 'headers', headers,
     'traceparent', traceparent, 'attempt', '0', 'lease_until', '0', 'claimed_at', '0',
     'dead_at', '0', 'seq', seq, 'parent_id', parent_id, 'replay_of', replay_of,
-    'search_keys', search_keys, 'key_limit', limit)
+    'search_keys', search_keys, 'key_limit', limit, 'priority', priority)
   redis.call('SADD', P .. 'types', typ)
   redis.call('ZADD', P .. 'all', seq, id)
   for k in string.gmatch(search_keys, '[^\n]+') do redis.call('ZADD', P .. 'key:' .. k, seq, id) end
@@ -162,7 +174,7 @@ local function rerun(now, id, nid, dead_only, finpay)
   local jk = P .. 'job:' .. id
   local f = redis.call('HMGET', jk, 'ix', 'type', 'source', 'dedupe_key', 'ordering_key',
     'max_attempts', 'payload', 'headers', 'traceparent', 'parent_id', 'search_keys',
-    'replayed_as', 'payload_pruned', 'key_limit')
+    'replayed_as', 'payload_pruned', 'key_limit', 'priority')
   if not f[1] then return {'notfound'} end
   if dead_only and f[1] ~= 'dead' then return {'notfound'} end
   if f[1] == 'ready' or f[1] == 'in_flight' or f[1] == 'replayed' then
@@ -177,7 +189,7 @@ local function rerun(now, id, nid, dead_only, finpay)
   end
   keys[#keys + 1] = 'replay_of:' .. id
   if store_job(now, 1, nid, typ, f[3], f[5] or '', f[6], I(now), now, f[7], f[8], f[9],
-               f[10] or '', id, table.concat(keys, '\n'), {}, f[14] or '1') then
+               f[10] or '', id, table.concat(keys, '\n'), {}, f[14] or '1', f[15] or '0') then
     redis.call('PUBLISH', P .. 'wake', typ)
   end
   redis.call('HSET', P .. 'job:' .. nid, 'dedupe_key', f[4] or '')
@@ -221,7 +233,7 @@ end
 constexpr char kEnqueue[] = R"lua(
 local now = tonumber(ARGV[1])
 local keys = {}
-for i = 1, tonumber(ARGV[18]) do keys[i] = ARGV[18 + i] end
+for i = 1, tonumber(ARGV[19]) do keys[i] = ARGV[19 + i] end
 local holder = dedupe_holder(keys)
 if holder then return {'dup', holder} end
 local max_depth = tonumber(ARGV[2])
@@ -230,11 +242,12 @@ local id, typ = ARGV[4], ARGV[5]
 if redis.call('EXISTS', P .. 'job:' .. id) == 1 then return {'exists', id} end
 tally(now, typ, 1, 0, 0)
 if store_job(now, ARGV[3], id, typ, ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]),
-             ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], keys, ARGV[17]) then
+             ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], keys, ARGV[17],
+             ARGV[18]) then
   -- Wake idle workers only when this is the one runnable job of its type: a worker
   -- claims again for as long as its claims come back non-empty, so later jobs are
   -- found without a message per enqueue (which would cost Redis one write per worker).
-  if redis.call('ZCOUNT', P .. 'ready:' .. typ, '-inf', I(now)) == 1 then
+  if redis.call('ZCOUNT', ready_key(typ, job_priority(P .. 'job:' .. id)), '-inf', I(now)) == 1 then
     redis.call('PUBLISH', P .. 'wake', typ)
   end
   return {'ok', '1'}
@@ -247,13 +260,27 @@ local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local out = {}
 for s = 0, n - 1 do
-  local typ = ARGV[3 + 3 * s]
-  local limit = tonumber(ARGV[4 + 3 * s])
-  local lease = tonumber(ARGV[5 + 3 * s])
+  local typ = ARGV[3 + 4 * s]
+  local limit = tonumber(ARGV[4 + 4 * s])
+  local lease = tonumber(ARGV[5 + 4 * s])
+  local step = tonumber(ARGV[6 + 4 * s])
   if limit > 0 and redis.call('SISMEMBER', P .. 'paused', typ) == 0 then
-    local rk = P .. 'ready:' .. typ
-    local ids = redis.call('ZRANGEBYSCORE', rk, '-inf', I(now), 'LIMIT', 0, limit)
-    for _, id in ipairs(ids) do
+    -- The oldest runnable of each priority level; of those, the `limit` that sort first
+    -- by run_at - priority x step (ties: higher level, then older).
+    local picks = {}
+    for p = MAX_PRIORITY, 0, -1 do
+      local rk = ready_key(typ, p)
+      local got = redis.call('ZRANGEBYSCORE', rk, '-inf', I(now), 'WITHSCORES', 'LIMIT', 0, limit)
+      for i = 1, #got, 2 do
+        picks[#picks + 1] = {got[i], rk, tonumber(got[i + 1]) - p * step, #picks}
+      end
+    end
+    table.sort(picks, function(a, b)
+      if a[3] ~= b[3] then return a[3] < b[3] end
+      return a[4] < b[4]
+    end)
+    for k = 1, math.min(limit, #picks) do
+      local id, rk = picks[k][1], picks[k][2]
       redis.call('ZREM', rk, id)
       local jk = P .. 'job:' .. id
       if redis.call('EXISTS', jk) == 1 then
@@ -296,24 +323,24 @@ if disposition == 'succeeded' then
     delete_job(id)
   end
   -- The outbox: follow-up jobs (a handler's actions) are stored in this same script.
-  -- ARGV[11] dedupe ttl, ARGV[12] count, then per job 14 fields, a key count and the keys.
+  -- ARGV[11] dedupe ttl, ARGV[12] count, then per job 15 fields, a key count and the keys.
   local woke = false
   local pos = 13
   for _ = 1, tonumber(ARGV[12] or '0') do
     local keys = {}
-    for k = 1, tonumber(ARGV[pos + 14]) do keys[k] = ARGV[pos + 14 + k] end
+    for k = 1, tonumber(ARGV[pos + 15]) do keys[k] = ARGV[pos + 15 + k] end
     local fid, ftyp = ARGV[pos], ARGV[pos + 1]
     if not dedupe_holder(keys) and redis.call('EXISTS', P .. 'job:' .. fid) == 0 then
       tally(now, ftyp, 1, 0, 0)
       if store_job(now, ARGV[11], fid, ftyp, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4],
                    ARGV[pos + 5], tonumber(ARGV[pos + 6]), ARGV[pos + 7], ARGV[pos + 8],
                    ARGV[pos + 9], ARGV[pos + 10], ARGV[pos + 11], ARGV[pos + 12], keys,
-                   ARGV[pos + 13]) then
+                   ARGV[pos + 13], ARGV[pos + 14]) then
         redis.call('PUBLISH', P .. 'wake', ftyp)
         woke = true
       end
     end
-    pos = pos + 15 + #keys
+    pos = pos + 16 + #keys
   end
   if woke then return 'woke' end
   return 'ok'
@@ -377,20 +404,27 @@ constexpr char kStats[] = R"lua(
 local now = I(tonumber(ARGV[1]))
 local out = {}
 for _, typ in ipairs(redis.call('SMEMBERS', P .. 'types')) do
-  local rk = P .. 'ready:' .. typ
   local parked = tonumber(redis.call('HGET', P .. 'parked', typ) or '0')
+  local ready, delayed, at = parked, 0, 0
+  for p = 0, MAX_PRIORITY do
+    local rk = ready_key(typ, p)
+    ready = ready + redis.call('ZCOUNT', rk, '-inf', now)
+    delayed = delayed + redis.call('ZCOUNT', rk, '(' .. now, '+inf')
+    local oldest = redis.call('ZRANGEBYSCORE', rk, '-inf', now, 'LIMIT', 0, 1)
+    if oldest[1] then
+      local e = tonumber(redis.call('HGET', P .. 'job:' .. oldest[1], 'enqueued_at') or '0')
+      if at == 0 or e < at then at = e end
+    end
+  end
   out[#out + 1] = typ
-  out[#out + 1] = redis.call('ZCOUNT', rk, '-inf', now) + parked
-  out[#out + 1] = redis.call('ZCOUNT', rk, '(' .. now, '+inf')
+  out[#out + 1] = ready
+  out[#out + 1] = delayed
   out[#out + 1] = redis.call('ZCARD', P .. 'inflight:' .. typ)
   out[#out + 1] = redis.call('ZCARD', P .. 'dead:' .. typ)
   for _, state in ipairs({'succeeded', 'cancelled', 'replayed'}) do
     out[#out + 1] = tonumber(redis.call('HGET', P .. 'fcount:' .. state, typ) or '0')
   end
   out[#out + 1] = redis.call('SISMEMBER', P .. 'paused', typ)
-  local oldest = redis.call('ZRANGEBYSCORE', rk, '-inf', now, 'LIMIT', 0, 1)
-  local at = 0
-  if oldest[1] then at = tonumber(redis.call('HGET', P .. 'job:' .. oldest[1], 'enqueued_at') or '0') end
   out[#out + 1] = at
 end
 return out
@@ -565,7 +599,7 @@ if f[1] ~= 'ready' then return f[1] end
 if tonumber(f[4]) > now then
   redis.call('HSET', jk, 'run_at', I(now))
   if f[2] == 'ready' then
-    redis.call('ZADD', P .. 'ready:' .. f[3], I(now), id)
+    redis.call('ZADD', ready_key(f[3], job_priority(jk)), I(now), id)
     redis.call('PUBLISH', P .. 'wake', f[3])
   end
 end
@@ -582,7 +616,7 @@ if f[1] ~= 'ready' then return f[1] end
 if f[2] == 'parked' then
   redis.call('HINCRBY', P .. 'parked', f[3], -1)
 else
-  redis.call('ZREM', P .. 'ready:' .. f[3], id)
+  redis.call('ZREM', ready_key(f[3], job_priority(jk)), id)
 end
 leave_order(id, f[3], f[4] or '', now)
 finish_job(jk, id, f[3], 'cancelled', now, ARGV[3])

@@ -16,10 +16,11 @@ inline constexpr char kWakeChannel[] = "fb:wake";
 enum class Script {
   kEnqueue,      // now max_depth dedupe_ttl_ms id type source ordering_key max_attempts
                  // enqueued_at run_at payload headers traceparent parent_id replay_of
-                 // search_keys('\n'-joined) key_limit n_keys key...
+                 // search_keys('\n'-joined) key_limit priority n_keys key...
                  //   -> {"ok","1"|"0" (runnable now)} | {"dup",holder} | {"full",""}
                  //      | {"exists",id}
-  kClaim,        // now n (type limit lease_ms)*n -> flat {id attempt type source dedupe_key
+  kClaim,        // now n (type limit lease_ms priority_step_ms)*n -> flat {id attempt type
+                 //   source dedupe_key
                  //   payload headers traceparent ordering_key max_attempts enqueued_at run_at}*
   kFinish,       // now id attempt disposition run_at record_json busy_ms keep finpay
                  //   last_error dedupe_ttl_ms n follow-ups... -> "ok"|"woke"|"stale"

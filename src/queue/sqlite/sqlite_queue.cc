@@ -170,19 +170,22 @@ CREATE TABLE IF NOT EXISTS audit (
 // Version 5 (issue 17): per-key concurrency. A keyed job is `parked` while key_limit
 // older jobs of its type and key are runnable or in flight (its key's "line"); leaving
 // the line (success, death, cancel) unparks the next. Waiting rows are indexed by
-// (type, parked, run_at) instead of (type, run_at): a claim reads only unparked ones, so
-// a key with 10,000 waiting jobs costs it nothing, and no row is in two indexes. Rows that
+// (type, parked, priority, run_at) instead of (type, run_at): a claim reads only unparked
+// ones, so a key with 10,000 waiting jobs costs it nothing, and the oldest of each
+// priority level is one seek (ClaimSql). Also each job's priority. Rows that
 // version 4 held back by the ordering rule (an older or in-flight job of their key) are
 // parked here, so the line starts out as the rule had it.
 constexpr char kSchemaV5[] = R"sql(
 ALTER TABLE jobs ADD COLUMN key_limit INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE jobs ADD COLUMN parked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 UPDATE jobs SET parked = 1 WHERE state = 0 AND ordering_key != '' AND EXISTS (
   SELECT 1 FROM jobs AS o WHERE o.type = jobs.type AND o.ordering_key = jobs.ordering_key
   AND o.ordering_key != '' AND (o.state = 1 OR (o.state = 0 AND o.seq < jobs.seq)));
 DROP INDEX IF EXISTS jobs_ordering;
 DROP INDEX IF EXISTS jobs_ready;
-CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (type, parked, run_at) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (type, parked, priority, run_at)
+  WHERE state = 0;
 CREATE INDEX IF NOT EXISTS jobs_key_line ON jobs (type, ordering_key, parked, seq)
   WHERE ordering_key != '' AND state IN (0, 1);
 )sql";
@@ -194,8 +197,9 @@ static_assert(std::size(kMigrations) == kSqliteQueueSchemaVersion);
 #define FIREBREAK_JOB_COLUMNS                                                      \
   "id, type, source, dedupe_key, traceparent, ordering_key, state, attempt, "      \
   "max_attempts, enqueued_at, run_at, lease_until, payload, headers, finished_at, " \
-  "last_error, parent_id, replay_of, replayed_as, search_keys, payload_pruned, key_limit"
-constexpr int kJobColumnCount = 22;
+  "last_error, parent_id, replay_of, replayed_as, search_keys, payload_pruned, key_limit, " \
+  "priority"
+constexpr int kJobColumnCount = 23;
 
 JobState StateFromColumn(int64_t value) {
   switch (value) {
@@ -238,7 +242,30 @@ Job RowToJob(const sqlite::Query& row) {
   job.search_keys = SplitSearchKeys(row.Text(19));
   job.payload_pruned = row.Int(20) != 0;
   job.key_limit = static_cast<int>(row.Int(21));
+  job.priority = static_cast<int>(row.Int(22));
   return job;
+}
+
+// The claim: the oldest runnable unparked jobs of each priority level (one index seek
+// each), of which the `limit` that sort first by run_at - priority x step (?5), then seq.
+// ?1 now, ?2 lease until, ?3 type, ?4 limit.
+const std::string& ClaimSql() {
+  static const std::string sql = [] {
+    std::string levels;
+    for (int p = kMaxPriority; p >= 0; --p) {
+      const std::string level = std::to_string(p);
+      if (!levels.empty()) levels += " UNION ALL ";
+      levels += "SELECT seq, run_at - " + level + " * ?5 AS k FROM (SELECT seq, run_at FROM jobs "
+                "INDEXED BY jobs_waiting WHERE state = 0 AND type = ?3 AND parked = 0 AND "
+                "priority = " + level + " AND run_at <= ?1 ORDER BY run_at, seq LIMIT ?4)";
+    }
+    return "UPDATE jobs SET state = 1, attempt = attempt + 1, claimed_at = ?1, lease_until = ?2 "
+           "WHERE seq IN (SELECT seq FROM (" + levels + ") "
+           // A paused type is not claimed at all.
+           "WHERE NOT EXISTS (SELECT 1 FROM paused WHERE paused.type = ?3) "
+           "ORDER BY k, seq LIMIT ?4) RETURNING " FIREBREAK_JOB_COLUMNS ", seq";
+  }();
+  return sql;
 }
 
 bool ParseInt64(std::string_view text, int64_t& out) {
@@ -394,20 +421,14 @@ Status SqliteQueue::Init() {
       {&write_.insert_job,
        "INSERT INTO jobs (id, type, source, dedupe_key, traceparent, ordering_key, state, "
        "attempt, max_attempts, enqueued_at, run_at, claimed_at, lease_until, dead_at, payload, "
-       "headers, parent_id, replay_of, search_keys, key_limit, parked) VALUES (?1, ?2, ?3, ?4, "
-       "?5, ?6, 0, 0, ?7, ?8, ?9, 0, 0, 0, ?10, ?11, ?12, ?13, ?14, ?15, ?16) RETURNING seq"},
+       "headers, parent_id, replay_of, search_keys, key_limit, parked, priority) VALUES (?1, "
+       "?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?8, ?9, 0, 0, 0, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) "
+       "RETURNING seq"},
       {&write_.insert_key, "INSERT OR IGNORE INTO job_keys (key, seq) VALUES (?1, ?2)"},
       {&write_.delete_key, "DELETE FROM job_keys WHERE key = ?1 AND seq = ?2"},
       {&write_.delete_job_by_seq, "DELETE FROM jobs WHERE seq = ?1"},
       {&write_.select_job, "SELECT " FIREBREAK_JOB_COLUMNS ", seq FROM jobs WHERE id = ?1"},
-      {&write_.claim,
-       // Parked jobs (behind key_limit others of their key) are skipped by the index.
-       "UPDATE jobs SET state = 1, attempt = attempt + 1, claimed_at = ?1, lease_until = ?2 "
-       // A paused type is not claimed at all.
-       "WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_waiting WHERE state = 0 "
-       "AND parked = 0 AND type = ?3 AND run_at <= ?1 "
-       "AND NOT EXISTS (SELECT 1 FROM paused WHERE paused.type = ?3) "
-       "ORDER BY run_at, seq LIMIT ?4) RETURNING " FIREBREAK_JOB_COLUMNS ", seq"},
+      {&write_.claim, ClaimSql().c_str()},
       // The outcome statements return the job's type: a row means the attempt was the
       // job's (the finish is not stale), and Throughput counts it under that type.
       {&write_.delete_job,
@@ -1003,7 +1024,8 @@ Status SqliteQueue::InsertJob(NewJob& job, int64_t now_ms, bool check_depth,
         .Bind(13, job.replay_of)
         .Bind(14, joined_keys)
         .Bind(15, key_limit)
-        .Bind(16, static_cast<int64_t>(parked));
+        .Bind(16, static_cast<int64_t>(parked))
+        .Bind(17, static_cast<int64_t>(std::clamp(job.priority, 0, kMaxPriority)));
     Result<bool> row = insert.Next();  // RETURNING seq
     if (!row.ok() && row.status().code() == StatusCode::kAlreadyExists) {
       // Only this statement was rolled back; the batch goes on without the job.
@@ -1048,7 +1070,11 @@ Status SqliteQueue::ApplyClaim(ClaimOp& op, int64_t now_ms) {
     std::vector<std::pair<int64_t, Job>> claimed;  // (seq, job)
     {
       sqlite::Query claim(write_.claim);
-      claim.Bind(1, now_ms).Bind(2, now_ms + slot.lease_ms).Bind(3, slot.type).Bind(4, slot.limit);
+      claim.Bind(1, now_ms)
+          .Bind(2, now_ms + slot.lease_ms)
+          .Bind(3, slot.type)
+          .Bind(4, slot.limit)
+          .Bind(5, slot.priority_step_ms);
       for (;;) {
         Result<bool> row = claim.Next();
         if (!row.ok()) return row.status();
@@ -1056,10 +1082,12 @@ Status SqliteQueue::ApplyClaim(ClaimOp& op, int64_t now_ms) {
         claimed.emplace_back(claim.Int(kJobColumnCount), RowToJob(claim));
       }
     }
-    // RETURNING gives rows in no promised order; hand them out oldest first.
-    std::sort(claimed.begin(), claimed.end(), [](const auto& a, const auto& b) {
-      return std::tie(a.second.run_at_ms, a.first) < std::tie(b.second.run_at_ms, b.first);
-    });
+    // RETURNING gives rows in no promised order; hand them out in claim order.
+    auto order = [&](const std::pair<int64_t, Job>& c) {
+      return std::pair(c.second.run_at_ms - c.second.priority * slot.priority_step_ms, c.first);
+    };
+    std::sort(claimed.begin(), claimed.end(),
+              [&](const auto& a, const auto& b) { return order(a) < order(b); });
     depth_ -= static_cast<int64_t>(claimed.size());
     if (!claimed.empty()) {
       next_lease_expiry_ms_ = std::min(next_lease_expiry_ms_, now_ms + slot.lease_ms);
@@ -1458,6 +1486,7 @@ Status SqliteQueue::ApplyRerun(const std::string& id, bool dead_only, int64_t no
   job.traceparent = original.traceparent;
   job.ordering_key = original.ordering_key;
   job.key_limit = original.key_limit;
+  job.priority = original.priority;
   job.search_keys = IngressSearchKeys(original.search_keys);
   job.parent_id = original.parent_id;
   job.replay_of = id;
