@@ -705,7 +705,7 @@ IntegrationSnapshot Integration::Snapshot() {
                                   : static_cast<double>(shared_breaker_.failures) /
                                         static_cast<double>(shared_breaker_.calls);
       snapshot.in_flight = shared_in_flight_;
-      if (bucket_) snapshot.tokens = shared_tokens_;
+      if (shared_tokens_) snapshot.tokens = shared_tokens_;  // else the first poll is out
     }
   }
   return snapshot;

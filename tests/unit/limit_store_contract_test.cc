@@ -31,6 +31,9 @@ class LimitStoreContractTest : public ::testing::TestWithParam<std::string> {
     }
     a_ = MakeLimitStore(queue_, milliseconds(500));
     b_ = MakeLimitStore(queue_, milliseconds(500));
+    // Connected (and the SQLite schema made) before the tests time anything.
+    ASSERT_TRUE(a_->Read("warm-up", CircuitBreakerConfig{}, nullptr).ok());
+    ASSERT_TRUE(b_->Read("warm-up", CircuitBreakerConfig{}, nullptr).ok());
   }
 
   static std::vector<std::string> Tokens(const std::string& prefix, int n) {
@@ -95,19 +98,22 @@ TEST_P(LimitStoreContractTest, ALeaseOfADeadHolderExpiresAndARenewedOneDoesNot) 
 
 TEST_P(LimitStoreContractTest, TheRateLimitIsOneBucketForEveryProcess) {
   GcraParams params = GcraFor(RateLimitConfig{"20/s", 20, 2});
-  std::vector<int64_t> waits;
+  std::vector<int64_t> sends;  // when each caller may send, from the first call (µs)
+  const auto first = Clock::now();
   for (int i = 0; i < 6; ++i) {
+    const auto asked = Clock::now();
     auto r = (i % 2 == 0 ? a_ : b_)->Reserve("llm", params, 1'000'000);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     ASSERT_TRUE(r->allowed);
-    waits.push_back(r->wait_us);
+    sends.push_back(
+        std::chrono::duration_cast<std::chrono::microseconds>(asked - first).count() + r->wait_us);
   }
-  // burst 2, then every 50 ms, whoever asks (allow a few ms for the time between calls).
-  EXPECT_EQ(waits[0], 0);
-  EXPECT_EQ(waits[1], 0);
-  for (size_t i = 2; i < waits.size(); ++i) {
+  // burst 2, then every 50 ms, whoever asks (a few ms for the round trips themselves).
+  EXPECT_LT(sends[0], 5'000);
+  EXPECT_LT(sends[1], 10'000);
+  for (size_t i = 2; i < sends.size(); ++i) {
     const int64_t expected = static_cast<int64_t>(i - 1) * 50'000;
-    EXPECT_NEAR(waits[i], expected, 10'000) << i;
+    EXPECT_NEAR(sends[i], expected, 8'000) << i;
   }
   auto refused = a_->Reserve("llm", params, 100'000);
   ASSERT_TRUE(refused.ok());
@@ -172,7 +178,7 @@ TEST_P(LimitStoreContractTest, CostOfOneAcquireAndRelease) {
   std::cout << GetParam() << ": acquire+release " << us << " us, reserve " << reserve_us
             << " us (one process, on this machine"
             << (GetParam() == "redis" ? ", Redis with appendfsync always)\n" : ")\n");
-  EXPECT_LT(us, 5'000);
+  EXPECT_LT(us, 20'000);
   if (GetParam() != "redis") return;
   // The same without an fsync per write (appendfsync everysec, queue.durability = process).
   testing::RedisServerOptions options;
