@@ -872,11 +872,11 @@ void Integration::ReserveShared(const std::shared_ptr<Pending>& call) {
 }
 
 void Integration::ApplySharedBreaker(const SharedBreakerView& view, const std::string& why) {
-  const int64_t now = NowUs();
-  BreakerState before = shared_breaker_.state;
-  if (before == BreakerState::kOpen && now >= shared_open_until_us_) before = BreakerState::kHalfOpen;
+  // Open → half-open is noted when the store says so (the next poll), which is what
+  // moves the gauge and logs "half-open: probing" in every process.
+  const BreakerState before = shared_breaker_.state;
   shared_breaker_ = view;
-  shared_open_until_us_ = now + view.open_left_ms * 1000;
+  shared_open_until_us_ = NowUs() + view.open_left_ms * 1000;
   if (view.state != before) NoteBreaker(view.state, why);
 }
 
