@@ -765,6 +765,10 @@ nlohmann::json AdminApi::Impl::IntegrationJson(const IntegrationView& integratio
           {"breaker", std::move(breaker)},
           {"rate_limit", std::move(rate_limit)},
           {"in_flight", live ? nlohmann::json(live->in_flight) : nullptr},
+          // "shared": in_flight, breaker and tokens are over every process on the store;
+          // in_flight_process is this process's share.
+          {"limits", live ? nlohmann::json(live->limits) : nullptr},
+          {"in_flight_process", live ? nlohmann::json(live->in_flight_process) : nullptr},
           {"max_concurrency", integration.max_concurrency},
           {"queued", live ? nlohmann::json(live->queued) : nullptr},
           {"max_queue", integration.max_queue},

@@ -1442,6 +1442,17 @@ class ConfigParser {
     } else if (auto rate_limit = s.Table("rate_limit")) {
       integration.rate_limit = ParseRateLimit(*rate_limit);
     }
+    std::string limits = "shared";
+    if (s.Choice("limits", limits, {"shared", "process"}, "limits mode")) {
+      integration.limits = limits == "shared" ? IntegrationConfig::Limits::kShared
+                                              : IntegrationConfig::Limits::kProcess;
+    }
+    if (s.Duration("shared_lease", integration.shared_lease) &&
+        (integration.shared_lease < milliseconds(300) ||
+         integration.shared_lease > milliseconds(600'000))) {
+      s.Fail("shared_lease", "must be between 300ms and 10m, got " +
+                                 FormatDuration(integration.shared_lease));
+    }
     s.RejectUnknownKeys();
     config_.integrations.push_back(std::move(integration));
   }

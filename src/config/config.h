@@ -279,6 +279,15 @@ struct IntegrationConfig {
   IntegrationRetryConfig retry;
   CircuitBreakerConfig breaker;
   std::optional<RateLimitConfig> rate_limit;  // none → unlimited
+  // Where max_concurrency, rate_limit and the breaker are counted (docs/egress.md "Shared
+  // limits"): kShared (default) across every process on the queue's store (Redis, or a
+  // `<queue.path>.limits` SQLite file per host), kProcess in each process on its own
+  // (no store round trip per call; N processes give the upstream N times the limits).
+  enum class Limits { kShared, kProcess };
+  Limits limits = Limits::kShared;
+  // How long a dead process's concurrency permits stay taken; live holders renew every
+  // third of it. Bounds: 300ms..10m.
+  milliseconds shared_lease{5'000};
   std::string where;                          // "file:line:col" of the [[integrations]] table
 };
 

@@ -12,10 +12,22 @@ Egress::Egress(const Config& config, Metrics& metrics) : work_(boost::asio::make
     connections += integration.max_concurrency;
   }
   client_ = std::make_unique<HttpClient>(io_, std::max(16L, connections));
+  bool shared = false;
+  for (const IntegrationConfig& integration : config.integrations) {
+    shared = shared || integration.limits == IntegrationConfig::Limits::kShared;
+  }
+  if (shared) {
+    // A store call that takes longer than this fails, and limits fall back to per
+    // process: a hung store must not hold calls up for the queue's full timeout.
+    limits_ = std::make_unique<LimitRunner>(MakeLimitStore(
+        config.queue, std::min<std::chrono::milliseconds>(config.queue.timeout,
+                                                          std::chrono::milliseconds(500))));
+  }
   for (const IntegrationConfig& integration : config.integrations) {
     integrations_.emplace(integration.name,
                           std::make_unique<Integration>(integration, io_, *client_,
-                                                        &metrics.RegisterIntegration(integration.name)));
+                                                        &metrics.RegisterIntegration(integration.name),
+                                                        limits_.get()));
   }
 }
 
@@ -69,6 +81,9 @@ void Egress::Stop() {
   // pooled connections and timers would otherwise keep it alive).
   boost::asio::post(io_, [this] { io_.stop(); });
   thread_.join();
+  // The leases of the calls just answered are released before the process goes (the
+  // runner runs what is queued; answers to the stopped loop are dropped).
+  if (limits_) limits_->Stop();
   work_.reset();
   integrations_.clear();
   client_.reset();

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "egress/http_client.h"
 #include "egress/integration.h"
+#include "egress/shared/limit_runner.h"
 #include "telemetry/metrics.h"
 
 namespace firebreak::egress {
@@ -51,6 +52,8 @@ class Egress {
  private:
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  // The shared-limits store's thread; null when every integration counts per process.
+  std::unique_ptr<LimitRunner> limits_;
   std::unique_ptr<HttpClient> client_;
   std::map<std::string, std::unique_ptr<Integration>> integrations_;  // fixed after construction
   std::thread thread_;

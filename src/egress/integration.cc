@@ -38,6 +38,16 @@ std::string HeaderValue(const HeaderList& headers, std::string_view lower_name) 
   return "";
 }
 
+// How often the shared breaker/in-flight view is refreshed: an open breaker reaches
+// every process within this (plus a round trip).
+constexpr milliseconds kSharedPoll{250};
+// After a store failure, limits stay per process at least this long.
+constexpr microseconds kFallbackHold{2'000'000};
+// Between fruitless asks for a lease while the shared cap is full (doubling from 2 ms).
+constexpr int kMaxLeaseBackoffMs = 25;
+// Leases asked for in one store round trip.
+constexpr size_t kLeaseBatch = 64;
+
 EgressResult ShutdownResult(int attempts) {
   EgressResult result;
   result.kind = EgressResult::Kind::kShutdown;
@@ -79,6 +89,10 @@ struct Integration::Pending {
   uint64_t ticket = 0;
   int attempts = 0;  // sent upstream so far
   bool probe = false;
+  int64_t deadline_us = 0;     // arrival + timeout: the longest it waits for a slot
+  bool waiting_lease = false;  // in lease_waiters_
+  std::string lease;           // the shared permit held ("" none)
+  bool shared_probe = false;   // the shared breaker's half-open probe
   uint64_t transfer = 0;  // the running HTTP transfer, 0 when none
   bool finished = false;
   ClientResponse last;  // the last attempt's answer, for the final result
@@ -88,7 +102,7 @@ struct Integration::Pending {
 };
 
 Integration::Integration(const IntegrationConfig& config, boost::asio::io_context& io,
-                         HttpClient& client, IntegrationMetrics* metrics)
+                         HttpClient& client, IntegrationMetrics* metrics, LimitRunner* shared)
     : config_(config),
       io_(io),
       client_(client),
@@ -103,15 +117,30 @@ Integration::Integration(const IntegrationConfig& config, boost::asio::io_contex
       breaker_(config.breaker),
       bulkhead_(config.max_concurrency, config.max_queue),
       breaker_since_ms_(SystemClock::Instance().NowMs()),
-      half_open_timer_(io) {
+      half_open_timer_(io),
+      shared_(config.limits == IntegrationConfig::Limits::kShared ? shared : nullptr),
+      self_(std::make_shared<Integration*>(this)),
+      lease_retry_timer_(io),
+      poll_timer_(io),
+      renew_timer_(io) {
   if (config.rate_limit) {
     bucket_.emplace(config.rate_limit->per_second, config.rate_limit->burst, NowUs());
+    gcra_ = GcraFor(*config.rate_limit);
   }
   if (metrics_ != nullptr) metrics_->breaker_state->Set(0);
+  if (shared_ != nullptr) {
+    // The first poll also tells at once whether the store is there.
+    PollShared();
+    RenewLeases();
+  }
 }
 
 Integration::~Integration() {
+  self_.reset();  // answers still on their way from the runner are dropped
   half_open_timer_.cancel();
+  lease_retry_timer_.cancel();
+  poll_timer_.cancel();
+  renew_timer_.cancel();
   for (auto& [raw, call] : active_) {
     call->finished = true;
     call->timer.cancel();
@@ -165,19 +194,29 @@ void Integration::Call(EgressCall call, Callback done) {
   pending->call = std::move(call);
 
   const int64_t now = NowUs();
-  bool changed = false;
-  breaker_.Advance(now, &changed);
-  if (changed) NoteBreaker(breaker_.state(), "open_for elapsed");
-  if (breaker_.state() == BreakerState::kOpen) {
-    Reject(pending, EgressResult::Kind::kRejectedOpen, "circuit breaker open",
-           std::chrono::ceil<milliseconds>(microseconds(breaker_.OpenUntilUs() - now)));
-    return;
+  pending->deadline_us = now + config_.timeout.count() * 1000;
+  if (SharedNow()) {
+    // The shared breaker as last heard (≤ kSharedPoll old): no I/O to refuse a call.
+    if (shared_breaker_.state == BreakerState::kOpen && now < shared_open_until_us_) {
+      Reject(pending, EgressResult::Kind::kRejectedOpen, "circuit breaker open",
+             std::chrono::ceil<milliseconds>(microseconds(shared_open_until_us_ - now)));
+      return;
+    }
+  } else {
+    bool changed = false;
+    breaker_.Advance(now, &changed);
+    if (changed) NoteBreaker(breaker_.state(), "open_for elapsed");
+    if (breaker_.state() == BreakerState::kOpen) {
+      Reject(pending, EgressResult::Kind::kRejectedOpen, "circuit breaker open",
+             std::chrono::ceil<milliseconds>(microseconds(breaker_.OpenUntilUs() - now)));
+      return;
+    }
   }
   pending->ticket = next_ticket_++;
   switch (bulkhead_.Acquire(pending->ticket)) {
     case Bulkhead::Admission::kNow:
       active_.emplace(pending.get(), pending);
-      StartAttempt(pending);
+      Admitted(pending);
       return;
     case Bulkhead::Admission::kQueued: {
       queued_.emplace(pending->ticket, pending);
@@ -229,6 +268,10 @@ void Integration::StartAttempt(const std::shared_ptr<Pending>& call) {
     Wait(call, microseconds(gate_until_us_ - now), &Integration::StartAttempt);
     return;
   }
+  if (bucket_ && SharedNow()) {
+    ReserveShared(call);
+    return;
+  }
   if (bucket_) {
     std::optional<int64_t> wait = bucket_->Reserve(now, budget_us);
     if (!wait) {
@@ -261,6 +304,54 @@ void Integration::Send(const std::shared_ptr<Pending>& call) {
     Wait(call, microseconds(gate_until_us_ - now), &Integration::Send);
     return;
   }
+  if (SharedNow()) {
+    if (shared_breaker_.state == BreakerState::kClosed) {
+      Transmit(call);
+      return;
+    }
+    if (shared_breaker_.state == BreakerState::kOpen && now < shared_open_until_us_) {
+      Reject(call, EgressResult::Kind::kRejectedOpen, "circuit breaker open",
+             std::chrono::ceil<milliseconds>(microseconds(shared_open_until_us_ - now)));
+      return;
+    }
+    // Half-open (or open past its time): one probe across every process.
+    const std::string name = config_.name;
+    const int64_t probe_lease_ms = config_.timeout.count() + 1'000;
+    std::weak_ptr<Pending> weak = call;
+    OnStore<SharedBreakerView>(
+        [name, probe_lease_ms](LimitStore& store) { return store.ClaimProbe(name, probe_lease_ms); },
+        [this, weak](Result<SharedBreakerView> view) {
+          std::shared_ptr<Pending> pending = weak.lock();
+          if (!view.ok()) {
+            EnterFallback(view.status());
+            if (pending && !pending->finished) Send(pending);
+            return;
+          }
+          ApplySharedBreaker(*view, "open_for elapsed");
+          if (!pending || pending->finished) {
+            if (view->probe) {
+              OnStore<SharedBreakerView>(
+                  [name = config_.name, breaker = config_.breaker](LimitStore& store) {
+                    return store.Record(name, breaker, CallVerdict::kAbandoned, true);
+                  },
+                  [](Result<SharedBreakerView>) {});
+            }
+            return;
+          }
+          if (!view->allowed) {
+            std::optional<milliseconds> retry_after;
+            if (view->open_left_ms > 0) retry_after = milliseconds(view->open_left_ms);
+            Reject(pending, EgressResult::Kind::kRejectedOpen,
+                   view->state == BreakerState::kHalfOpen ? "circuit breaker half-open: probe busy"
+                                                          : "circuit breaker open",
+                   retry_after);
+            return;
+          }
+          pending->shared_probe = view->probe;
+          Transmit(pending);
+        });
+    return;
+  }
   bool changed = false;
   breaker_.Advance(now, &changed);
   if (changed) NoteBreaker(breaker_.state(), "open_for elapsed");
@@ -277,6 +368,10 @@ void Integration::Send(const std::shared_ptr<Pending>& call) {
     return;
   }
   call->probe = permit.probe;
+  Transmit(call);
+}
+
+void Integration::Transmit(const std::shared_ptr<Pending>& call) {
   ++call->attempts;
   ClientRequest request;
   request.method = call->call.method;
@@ -322,18 +417,50 @@ void Integration::OnResponse(const std::shared_ptr<Pending>& call, ClientRespons
     counter->Increment();
   }
   const bool failed = CountsAsFailure(outcome);
+  const std::string why = failed ? (answered ? "HTTP " + std::to_string(outcome.status)
+                                             : response.error)
+                                 : "probe succeeded";
+  call->last = std::move(response);
+  if (call->shared_probe || (SharedNow() && !call->probe)) {
+    // The shared window hears of it; its answer says whether this opened the breaker.
+    const bool probe = call->shared_probe;
+    call->shared_probe = false;
+    const std::string name = config_.name;
+    const CircuitBreakerConfig breaker = config_.breaker;
+    const CallVerdict verdict = failed ? CallVerdict::kFailure : CallVerdict::kSuccess;
+    std::weak_ptr<Pending> weak = call;
+    OnStore<SharedBreakerView>(
+        [name, breaker, verdict, probe](LimitStore& store) {
+          return store.Record(name, breaker, verdict, probe);
+        },
+        [this, weak, failed, why](Result<SharedBreakerView> view) {
+          std::shared_ptr<Pending> pending = weak.lock();
+          std::optional<BreakerState> changed;
+          if (view.ok()) {
+            ApplySharedBreaker(*view, why);
+            if (view->changed) changed = view->state;
+          } else {
+            EnterFallback(view.status());
+          }
+          if (pending && !pending->finished) Conclude(pending, failed, changed);
+        });
+    return;
+  }
   std::optional<BreakerState> changed =
       failed ? breaker_.OnFailure(now, call->probe) : breaker_.OnSuccess(now, call->probe);
   call->probe = false;
-  if (changed) {
-    NoteBreaker(changed, failed ? (answered ? "HTTP " + std::to_string(outcome.status)
-                                            : response.error)
-                                : "probe succeeded");
-  }
+  if (changed) NoteBreaker(changed, why);
+  Conclude(call, failed, changed);
+}
 
+void Integration::Conclude(const std::shared_ptr<Pending>& call, bool failed,
+                           std::optional<BreakerState> changed) {
+  const int64_t now = NowUs();
+  const AttemptOutcome& outcome = call->last.outcome;
+  const bool answered = outcome.kind == AttemptOutcome::Kind::kResponse;
   RetryPlan plan = PlanRetry(config_.retry, call->attempts, outcome, call->replay_safe, rng_);
-  const std::string what = answered ? "HTTP " + std::to_string(outcome.status) : response.error;
-  call->last = std::move(response);
+  const std::string what =
+      answered ? "HTTP " + std::to_string(outcome.status) : call->last.error;
   if (plan.retry) {
     log::Warn("integration call failed; retrying",
               {{"integration", config_.name},
@@ -372,8 +499,11 @@ void Integration::OnResponse(const std::shared_ptr<Pending>& call, ClientRespons
       break;
   }
   if (result.opened_breaker && !result.retry_after) {
-    result.retry_after = std::chrono::ceil<milliseconds>(
-        microseconds(std::max<int64_t>(0, breaker_.OpenUntilUs() - now)));
+    const int64_t open_until = shared_breaker_.state == BreakerState::kOpen && SharedNow()
+                                   ? shared_open_until_us_
+                                   : breaker_.OpenUntilUs();
+    result.retry_after =
+        std::chrono::ceil<milliseconds>(microseconds(std::max<int64_t>(0, open_until - now)));
   }
   if (failed || (answered && last.outcome.status == 429)) {
     log::Warn("integration call failed",
@@ -426,7 +556,25 @@ void Integration::Finish(const std::shared_ptr<Pending>& call, EgressResult resu
     breaker_.OnAbandoned(true);
     call->probe = false;
   }
+  if (call->shared_probe) {
+    call->shared_probe = false;
+    const std::string name = config_.name;
+    const CircuitBreakerConfig breaker = config_.breaker;
+    OnStore<SharedBreakerView>(
+        [name, breaker](LimitStore& store) {
+          return store.Record(name, breaker, CallVerdict::kAbandoned, true);
+        },
+        [](Result<SharedBreakerView>) {});
+  }
+  if (call->waiting_lease) {
+    call->waiting_lease = false;
+    auto it = std::find(lease_waiters_.begin(), lease_waiters_.end(), call);
+    if (it != lease_waiters_.end()) lease_waiters_.erase(it);
+  }
+  const bool had_lease = !call->lease.empty();
+  ReleaseLease(call);
   if (active_.erase(call.get()) > 0) ReleaseSlot();
+  if (had_lease) PumpLeases();
   if (call->started_unix_ns != 0) RecordSpan(*call, result);
   boost::asio::post(io_, [done = std::move(call->done), result = std::move(result)]() mutable {
     done(std::move(result));
@@ -468,7 +616,7 @@ void Integration::ReleaseSlot() {
   queued_.erase(it);
   call->timer.cancel();
   active_.emplace(call.get(), call);
-  StartAttempt(call);
+  Admitted(call);
 }
 
 void Integration::NoteBreaker(std::optional<BreakerState> changed, const std::string& why) {
@@ -499,6 +647,7 @@ void Integration::NoteBreaker(std::optional<BreakerState> changed, const std::st
 }
 
 void Integration::ScheduleHalfOpen() {
+  if (shared_ != nullptr && !fallback_) return;  // the poll shows the shared half-open
   // The state moves on its own at open_for, so the gauge and the log show it even when no
   // call arrives.
   half_open_timer_.expires_after(microseconds(std::max<int64_t>(0, breaker_.OpenUntilUs() - NowUs())));
@@ -513,6 +662,9 @@ void Integration::ScheduleHalfOpen() {
 void Integration::Shutdown() {
   shut_down_ = true;
   half_open_timer_.cancel();
+  lease_retry_timer_.cancel();
+  poll_timer_.cancel();
+  renew_timer_.cancel();
   std::vector<std::shared_ptr<Pending>> calls;
   for (auto& [ticket, call] : queued_) {
     bulkhead_.Cancel(ticket);
@@ -535,11 +687,285 @@ IntegrationSnapshot Integration::Snapshot() {
   snapshot.failure_rate = breaker_.FailureRate(now);
   snapshot.calls_in_window = breaker_.CallsInWindow(now);
   snapshot.in_flight = bulkhead_.in_flight();
+  snapshot.in_flight_process = bulkhead_.in_flight();
   snapshot.max_concurrency = bulkhead_.max_concurrent();
-  snapshot.queued = bulkhead_.queued();
+  snapshot.queued = bulkhead_.queued() + static_cast<int>(lease_waiters_.size());
   snapshot.max_queue = config_.max_queue;
   if (bucket_) snapshot.tokens = bucket_->Available(now);
+  if (shared_ != nullptr) {
+    snapshot.limits = fallback_ ? "shared_degraded" : "shared";
+    if (!fallback_) {
+      snapshot.breaker = shared_breaker_.state;
+      if (snapshot.breaker == BreakerState::kOpen && now >= shared_open_until_us_) {
+        snapshot.breaker = BreakerState::kHalfOpen;
+      }
+      snapshot.calls_in_window = shared_breaker_.calls;
+      snapshot.failure_rate = shared_breaker_.calls == 0
+                                  ? 0.0
+                                  : static_cast<double>(shared_breaker_.failures) /
+                                        static_cast<double>(shared_breaker_.calls);
+      snapshot.in_flight = shared_in_flight_;
+      if (shared_tokens_) snapshot.tokens = shared_tokens_;  // else the first poll is out
+    }
+  }
   return snapshot;
+}
+
+// ---- shared limits ----------------------------------------------------------------
+
+template <typename T>
+void Integration::OnStore(std::function<Result<T>(LimitStore&)> op,
+                          std::function<void(Result<T>)> then) {
+  std::weak_ptr<Integration*> weak = self_;
+  boost::asio::io_context& io = io_;
+  shared_->Post([weak, &io, op = std::move(op), then = std::move(then)](LimitStore& store) {
+    auto result = std::make_shared<Result<T>>(op(store));
+    boost::asio::post(io, [weak, then, result] {
+      if (weak.expired()) return;
+      then(std::move(*result));
+    });
+  });
+}
+
+std::string Integration::LeaseToken(uint64_t ticket) const {
+  return shared_->instance() + ":" + std::to_string(ticket);
+}
+
+void Integration::Admitted(const std::shared_ptr<Pending>& call) {
+  if (!SharedNow()) {
+    StartAttempt(call);
+    return;
+  }
+  call->waiting_lease = true;
+  lease_waiters_.push_back(call);
+  // The same bound as a wait for a local slot: `timeout` from the call's arrival.
+  call->timer.expires_at(std::chrono::steady_clock::time_point(microseconds(call->deadline_us)));
+  std::weak_ptr<Pending> weak = call;
+  call->timer.async_wait([this, weak](const boost::system::error_code& ec) {
+    std::shared_ptr<Pending> waiting = weak.lock();
+    if (ec || !waiting || waiting->finished || !waiting->waiting_lease) return;
+    Reject(waiting, EgressResult::Kind::kRejectedFull,
+           "no free slot of the shared max_concurrency = " + std::to_string(config_.max_concurrency) +
+               " within " + FormatDuration(config_.timeout),
+           std::nullopt);
+  });
+  PumpLeases();
+}
+
+void Integration::PumpLeases() {
+  if (!SharedNow() || lease_waiters_.empty()) return;
+  if (acquiring_) {
+    pump_again_ = true;
+    return;
+  }
+  acquiring_ = true;
+  pump_again_ = false;
+  std::vector<uint64_t> tickets;
+  std::vector<std::string> tokens;
+  for (const std::shared_ptr<Pending>& call : lease_waiters_) {
+    if (tickets.size() >= kLeaseBatch) break;
+    tickets.push_back(call->ticket);
+    tokens.push_back(LeaseToken(call->ticket));
+  }
+  const std::string name = config_.name;
+  const int max = config_.max_concurrency;
+  const int64_t lease_ms = config_.shared_lease.count();
+  OnStore<LeaseGrant>(
+      [name, max, lease_ms, tokens](LimitStore& store) {
+        return store.Acquire(name, max, lease_ms, tokens);
+      },
+      [this, tickets](Result<LeaseGrant> grant) { OnLeases(tickets, grant); });
+}
+
+void Integration::OnLeases(const std::vector<uint64_t>& tickets, const Result<LeaseGrant>& grant) {
+  acquiring_ = false;
+  if (!grant.ok()) {
+    EnterFallback(grant.status());
+    return;
+  }
+  shared_in_flight_ = grant->in_flight;
+  std::vector<std::shared_ptr<Pending>> granted;
+  std::vector<std::string> orphans;  // granted to calls that left meanwhile
+  for (size_t i = 0; i < static_cast<size_t>(grant->granted) && i < tickets.size(); ++i) {
+    auto it = std::find_if(lease_waiters_.begin(), lease_waiters_.end(),
+                           [&](const auto& call) { return call->ticket == tickets[i]; });
+    if (it == lease_waiters_.end()) {
+      orphans.push_back(LeaseToken(tickets[i]));
+      continue;
+    }
+    std::shared_ptr<Pending> call = *it;
+    lease_waiters_.erase(it);
+    call->waiting_lease = false;
+    call->lease = LeaseToken(tickets[i]);
+    call->timer.cancel();
+    granted.push_back(std::move(call));
+  }
+  if (!orphans.empty()) {
+    const std::string name = config_.name;
+    OnStore<int>([name, orphans](LimitStore& store) { return store.Release(name, orphans); },
+                 [](Result<int>) {});
+  }
+  if (!lease_waiters_.empty()) {
+    if (pump_again_ || static_cast<size_t>(grant->granted) == tickets.size()) {
+      lease_backoff_ms_ = 0;
+      boost::asio::post(io_, [weak = std::weak_ptr<Integration*>(self_)] {
+        if (auto self = weak.lock()) (*self)->PumpLeases();
+      });
+    } else {
+      // Full across processes: ask again soon (a release here asks at once).
+      lease_backoff_ms_ = std::min(kMaxLeaseBackoffMs, std::max(2, lease_backoff_ms_ * 2));
+      lease_retry_timer_.expires_after(milliseconds(lease_backoff_ms_));
+      lease_retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) PumpLeases();
+      });
+    }
+  }
+  pump_again_ = false;
+  // Started last: a start may finish a call at once, which changes lease_waiters_.
+  for (const std::shared_ptr<Pending>& call : granted) {
+    if (!call->finished) StartAttempt(call);
+  }
+}
+
+void Integration::ReleaseLease(const std::shared_ptr<Pending>& call) {
+  if (call->lease.empty()) return;
+  const std::string name = config_.name;
+  std::vector<std::string> tokens = {std::move(call->lease)};
+  call->lease.clear();
+  OnStore<int>([name, tokens](LimitStore& store) { return store.Release(name, tokens); },
+               [this](Result<int> in_flight) {
+                 // A failed release is not worth a fallback: the lease expires on its own.
+                 if (in_flight.ok()) shared_in_flight_ = *in_flight;
+               });
+}
+
+void Integration::ReserveShared(const std::shared_ptr<Pending>& call) {
+  const std::string name = config_.name;
+  const GcraParams params = *gcra_;
+  const int64_t budget_us = config_.timeout.count() * 1000;
+  std::weak_ptr<Pending> weak = call;
+  OnStore<TokenReservation>(
+      [name, params, budget_us](LimitStore& store) {
+        return store.Reserve(name, params, budget_us);
+      },
+      [this, weak](Result<TokenReservation> reservation) {
+        std::shared_ptr<Pending> pending = weak.lock();
+        if (!reservation.ok()) EnterFallback(reservation.status());
+        if (!pending || pending->finished) return;
+        if (!reservation.ok()) {
+          StartAttempt(pending);  // now on the per-process bucket
+          return;
+        }
+        if (!reservation->allowed) {
+          Reject(pending, EgressResult::Kind::kRateLimited,
+                 "rate limit " + config_.rate_limit->rate + " (shared): no token within " +
+                     FormatDuration(config_.timeout),
+                 std::chrono::ceil<milliseconds>(microseconds(reservation->wait_us)));
+          return;
+        }
+        if (reservation->wait_us > 0) {
+          Wait(pending, microseconds(reservation->wait_us), &Integration::Send);
+          return;
+        }
+        Send(pending);
+      });
+}
+
+void Integration::ApplySharedBreaker(const SharedBreakerView& view, const std::string& why) {
+  // Open → half-open is noted when the store says so (the next poll), which is what
+  // moves the gauge and logs "half-open: probing" in every process.
+  const BreakerState before = shared_breaker_.state;
+  shared_breaker_ = view;
+  shared_open_until_us_ = NowUs() + view.open_left_ms * 1000;
+  if (view.state != before) NoteBreaker(view.state, why);
+}
+
+void Integration::EnterFallback(const Status& why) {
+  if (shared_ == nullptr || shut_down_) return;
+  fallback_until_us_ = NowUs() + kFallbackHold.count();
+  if (fallback_) return;
+  fallback_ = true;
+  log::Warn("shared limits unavailable: counting this integration's limits per process "
+            "until the store answers",
+            {{"integration", config_.name},
+             {"backend", std::string(shared_->backend())},
+             {"error", why.message()}});
+  if (metrics_ != nullptr) metrics_->shared_limits_degraded->Set(1);
+  // Calls waiting for a lease hold a local slot: under per-process limits that is enough.
+  std::deque<std::shared_ptr<Pending>> waiting;
+  waiting.swap(lease_waiters_);
+  lease_retry_timer_.cancel();
+  for (const std::shared_ptr<Pending>& call : waiting) {
+    call->waiting_lease = false;
+    call->timer.cancel();
+  }
+  for (const std::shared_ptr<Pending>& call : waiting) {
+    if (!call->finished) StartAttempt(call);
+  }
+}
+
+void Integration::PollShared() {
+  if (shut_down_) return;
+  if (!polling_) {
+    polling_ = true;
+    const std::string name = config_.name;
+    const CircuitBreakerConfig breaker = config_.breaker;
+    const std::optional<GcraParams> gcra = gcra_;
+    OnStore<SharedLimitsView>(
+        [name, breaker, gcra](LimitStore& store) {
+          return store.Read(name, breaker, gcra ? &*gcra : nullptr);
+        },
+        [this](Result<SharedLimitsView> view) {
+          polling_ = false;
+          if (!view.ok()) {
+            EnterFallback(view.status());
+            return;
+          }
+          if (fallback_ && NowUs() >= fallback_until_us_) {
+            fallback_ = false;
+            log::Info("shared limits restored: counting across processes again",
+                      {{"integration", config_.name}, {"backend", std::string(shared_->backend())}});
+            if (metrics_ != nullptr) metrics_->shared_limits_degraded->Set(0);
+          }
+          shared_in_flight_ = view->in_flight;
+          shared_tokens_ = view->tokens;
+          if (!fallback_) ApplySharedBreaker(view->breaker, "open_for elapsed");
+        });
+  }
+  poll_timer_.expires_after(kSharedPoll);
+  poll_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) PollShared();
+  });
+}
+
+void Integration::RenewLeases() {
+  if (shut_down_) return;
+  std::vector<std::string> tokens;
+  for (const auto& [raw, call] : active_) {
+    if (!call->lease.empty()) tokens.push_back(call->lease);
+  }
+  if (!tokens.empty()) {
+    const std::string name = config_.name;
+    const int64_t lease_ms = config_.shared_lease.count();
+    const size_t asked = tokens.size();
+    OnStore<int>(
+        [name, lease_ms, tokens](LimitStore& store) { return store.Renew(name, lease_ms, tokens); },
+        [this, asked](Result<int> renewed) {
+          if (!renewed.ok()) {
+            EnterFallback(renewed.status());
+          } else if (static_cast<size_t>(*renewed) < asked) {
+            // Some expired before their renewal (a store stall longer than the lease, or
+            // a call that just ended): their slots may be someone else's by now.
+            log::Debug("shared limits: leases expired before renewal",
+                       {{"integration", config_.name},
+                        {"expired", static_cast<int64_t>(asked - static_cast<size_t>(*renewed))}});
+          }
+        });
+  }
+  renew_timer_.expires_after(milliseconds(LeaseRenewInterval(config_.shared_lease.count())));
+  renew_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) RenewLeases();
+  });
 }
 
 }  // namespace firebreak::egress

@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,6 +26,7 @@
 #include "egress/circuit_breaker.h"
 #include "egress/http_client.h"
 #include "egress/limits.h"
+#include "egress/shared/limit_runner.h"
 #include "telemetry/metrics.h"
 
 namespace firebreak::egress {
@@ -81,18 +83,37 @@ struct IntegrationSnapshot {
   // The rate limiter's tokens now (negative while calls wait for one); none when the
   // integration has no rate_limit.
   std::optional<double> tokens;
+  // "process", "shared", or "shared_degraded" (the store is unreachable: the limits are
+  // counted per process until it answers). With "shared", `breaker`, `failure_rate`,
+  // `calls_in_window`, `in_flight` and `tokens` are the store's numbers over every
+  // process (as of the last answer, at most ~250 ms old); `in_flight_process` and
+  // `queued` are this process's.
+  std::string limits = "process";
+  int in_flight_process = 0;
 };
 
 // Single-threaded: construct, Call and Shutdown on the thread that runs `io`; `done`
 // runs there exactly once, never inline in Call.
+//
+// With `limits = "shared"` and a LimitRunner, the concurrency cap, rate limit and breaker
+// are counted in the store shared by every process (docs/egress.md "Shared limits"):
+// each call takes a lease after its local slot (FIFO within the process, polling with
+// backoff across processes), reserves its send time from the shared GCRA, and reports
+// its outcome to the shared breaker; the open/closed decision at arrival reads a view
+// of the shared breaker refreshed every 250 ms and by every store answer. Store calls
+// run on the runner's thread and answer here, so this thread never waits on I/O. When
+// the store fails, the integration falls back to its per-process limits (warning log,
+// firebreak_integration_shared_limits_degraded = 1) until the store answers again.
 class Integration {
  public:
   using Callback = std::function<void(EgressResult)>;
 
   // `client` and `metrics` (may be null) must outlive the integration. Secrets must be
   // resolved.
+  // `shared` (may be null: per-process limits) must outlive the integration and is
+  // used only when config.limits is kShared.
   Integration(const IntegrationConfig& config, boost::asio::io_context& io, HttpClient& client,
-              IntegrationMetrics* metrics);
+              IntegrationMetrics* metrics, LimitRunner* shared = nullptr);
   ~Integration();
   Integration(const Integration&) = delete;
   Integration& operator=(const Integration&) = delete;
@@ -113,7 +134,29 @@ class Integration {
   // Holds a slot: waits for the Retry-After gate and a token, then sends.
   void StartAttempt(const std::shared_ptr<Pending>& call);
   void Send(const std::shared_ptr<Pending>& call);
+  void Transmit(const std::shared_ptr<Pending>& call);
   void OnResponse(const std::shared_ptr<Pending>& call, ClientResponse response);
+  // After the breaker heard of the outcome in call->last: retry or finish.
+  void Conclude(const std::shared_ptr<Pending>& call, bool failed,
+                std::optional<BreakerState> changed);
+  // The call holds a local slot: take a shared lease first (shared limits), then start.
+  void Admitted(const std::shared_ptr<Pending>& call);
+
+  // ---- shared limits (all on this thread; store calls go through the runner) ----
+  bool SharedNow() const { return shared_ != nullptr && !fallback_; }
+  // Runs `op` on the runner's thread and `then` with its result back on this thread,
+  // unless the integration is gone by then.
+  template <typename T>
+  void OnStore(std::function<Result<T>(LimitStore&)> op, std::function<void(Result<T>)> then);
+  std::string LeaseToken(uint64_t ticket) const;
+  void PumpLeases();
+  void OnLeases(const std::vector<uint64_t>& tickets, const Result<LeaseGrant>& grant);
+  void ReserveShared(const std::shared_ptr<Pending>& call);
+  void ReleaseLease(const std::shared_ptr<Pending>& call);
+  void ApplySharedBreaker(const SharedBreakerView& view, const std::string& why);
+  void EnterFallback(const Status& why);
+  void PollShared();
+  void RenewLeases();
   void Finish(const std::shared_ptr<Pending>& call, EgressResult result);
   void ReleaseSlot();
   // The call's client span (tracing on only).
@@ -141,6 +184,25 @@ class Integration {
   std::map<uint64_t, std::shared_ptr<Pending>> queued_;  // waiting for a slot, by ticket
   std::map<Pending*, std::shared_ptr<Pending>> active_;  // holding a slot
   bool shut_down_ = false;
+
+  // Shared limits: null for per-process limits.
+  LimitRunner* const shared_;
+  std::optional<GcraParams> gcra_;
+  std::shared_ptr<Integration*> self_;  // answers from the runner hold it weakly
+  bool fallback_ = false;               // counting per process: the store failed
+  int64_t fallback_until_us_ = 0;       // stays so at least until then
+  SharedBreakerView shared_breaker_;    // the store's last word
+  int64_t shared_open_until_us_ = 0;    // from its open_left_ms, on this clock
+  int shared_in_flight_ = 0;            // leases held over every process, last seen
+  std::optional<double> shared_tokens_;
+  std::deque<std::shared_ptr<Pending>> lease_waiters_;  // holding a local slot, FIFO
+  bool acquiring_ = false;    // an Acquire is at the store
+  bool pump_again_ = false;   // a lease was freed meanwhile: ask again at once
+  int lease_backoff_ms_ = 0;  // between fruitless asks while the cap is full
+  bool polling_ = false;
+  boost::asio::steady_timer lease_retry_timer_;
+  boost::asio::steady_timer poll_timer_;
+  boost::asio::steady_timer renew_timer_;
 };
 
 }  // namespace firebreak::egress

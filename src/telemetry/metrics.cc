@@ -58,6 +58,12 @@ Metrics::Metrics()
                          .Name("firebreak_circuit_breaker_state")
                          .Help("Circuit breaker of an integration: 0 closed, 1 half-open, 2 open.")
                          .Register(*registry_)),
+      shared_limits_degraded_(
+          prometheus::BuildGauge()
+              .Name("firebreak_integration_shared_limits_degraded")
+              .Help("1 while an integration with limits = \"shared\" cannot reach the shared "
+                    "store and counts its limits in this process alone.")
+              .Register(*registry_)),
       durability_degraded_(
           prometheus::BuildGauge()
               .Name("firebreak_queue_durability_degraded")
@@ -149,6 +155,7 @@ IntegrationMetrics& Metrics::RegisterIntegration(const std::string& integration)
   m.rejected_full = outcome("rejected_full");
   m.duration = &integration_duration_.Add({{"integration", integration}});
   m.breaker_state = &breaker_state_.Add({{"integration", integration}});
+  m.shared_limits_degraded = &shared_limits_degraded_.Add({{"integration", integration}});
   return m;
 }
 

@@ -49,6 +49,8 @@ struct IntegrationMetrics {
   prometheus::Counter* rejected_full = nullptr;  // the concurrency cap's queue was full
   Histogram* duration = nullptr;     // per attempt sent upstream
   prometheus::Gauge* breaker_state = nullptr;    // 0 closed, 1 half-open, 2 open
+  // 1 while limits = "shared" falls back to per-process limits (store unreachable)
+  prometheus::Gauge* shared_limits_degraded = nullptr;
 };
 
 // Span export (telemetry/tracing.h): spans sent to the collector, and spans dropped
@@ -95,6 +97,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& integration_requests_;
   HistogramFamily integration_duration_;
   prometheus::Family<prometheus::Gauge>& breaker_state_;
+  prometheus::Family<prometheus::Gauge>& shared_limits_degraded_;
   prometheus::Gauge& durability_degraded_;
   prometheus::Gauge& queue_writable_;
   TraceMetrics trace_;

@@ -504,6 +504,8 @@ TEST_F(AdminApiTest, IntegrationsShowTheEgressStateWhenWorkersRunHere) {
   EXPECT_EQ(row["rate_limit"]["burst"], 3);
   EXPECT_NEAR(row["rate_limit"]["tokens"].get<double>(), 3, 1e-6);
   EXPECT_EQ(row["in_flight"], 0);
+  EXPECT_EQ(row["limits"], "shared");  // the default: counted in <queue.path>.limits
+  EXPECT_EQ(row["in_flight_process"], 0);
   EXPECT_EQ(row["queued"], 0);
   EXPECT_EQ(row["max_queue"], 1000);
   EXPECT_TRUE(row["latency_p99_seconds"].is_null());

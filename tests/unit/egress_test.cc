@@ -30,6 +30,9 @@ IntegrationConfig Api(const UpstreamServer& upstream) {
   config.base_url = upstream.Url();
   config.timeout = milliseconds(2000);
   config.retry.attempts = 1;
+  // These tests are about one process's policies; shared limits have their own
+  // (limit_store_contract_test.cc, shared_limits_test.cc).
+  config.limits = IntegrationConfig::Limits::kProcess;
   return config;
 }
 
