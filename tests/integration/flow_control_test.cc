@@ -1,12 +1,14 @@
-// Issue 17, per-key concurrency with fairness, on both backends: a backlog of jobs over
-// many keys, run by three worker processes on one queue. From the handlers' own start
-// and end lines: never more than concurrency_per_key jobs of a key at once, every key
-// starts within the first second, keys progress evenly (round-robin, not one key's
-// backlog first), and with concurrency_per_key = 1 each key runs in arrival order.
+// Issue 17, flow control on both backends, with a backlog run by three worker processes
+// on one queue. Per-key concurrency with fairness, from the handlers' own start and end
+// lines: never more than concurrency_per_key jobs of a key at once, every key starts
+// within the first second, keys progress evenly (round-robin, not one key's backlog
+// first), and with concurrency_per_key = 1 each key runs in arrival order. Priority:
+// jobs from a priority-2 source wait at most a tenth of what the backlog's jobs wait.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -21,10 +23,10 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-constexpr char kSecret[] = "key-concurrency-secret";
+constexpr char kSecret[] = "flow-control-secret";
 
-// Writes "start <key> <n> <epoch ms>" when a job begins and "end <key> <n> <ms>" when it
-// is done, under a lock, so the file's order is the order things happened in.
+// Writes "start <chat> <n> <epoch ms>" when a job begins and "end <chat> <n> <ms>" when
+// it is done, under a lock, so the file's order is the order things happened in.
 constexpr char kKeyBot[] = R"PY(
 import fcntl, json, sys, time
 path = sys.argv[1]
@@ -48,7 +50,7 @@ struct Event {
   int64_t at_ms = 0;
 };
 
-class KeyConcurrencyTest : public ::testing::TestWithParam<std::string> {
+class FlowControlTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     backend_ = std::make_unique<QueueBackend>(GetParam(), dir_);
@@ -57,7 +59,8 @@ class KeyConcurrencyTest : public ::testing::TestWithParam<std::string> {
     dir_.Write("hmac.secret", kSecret);
   }
 
-  std::string Config(int per_key) {
+  // `job_keys`: more lines of the [[jobs]] table.
+  std::string Config(const std::string& job_keys) {
     port_ = FreePort();
     return dir_.Write("firebreak.toml", R"(
 [server]
@@ -76,21 +79,37 @@ secret = { file = ")" + dir_.File("hmac.secret") + R"(" }
 dedupe = "/id"
 job = "reply"
 
+[[sources]]
+name = "vip"
+kind = "hmac"
+path = "/hooks/vip"
+secret = { file = ")" + dir_.File("hmac.secret") + R"(" }
+dedupe = "/id"
+job = "reply"
+priority = 2
+
 [[jobs]]
 type = "reply"
 handler = { command = ["/usr/bin/python3", ")" + dir_.File("bot.py") + R"(", ")" +
                                                  dir_.File("events.txt") + R"("] }
 concurrency = 8
-key = "/chat"
-concurrency_per_key = )" + std::to_string(per_key) + "\n");
+)" + job_keys + "\n");
   }
 
   // Runs three workers and an ingest process, and warms the workers' handler processes
   // up (python starting 24 times on 2 cores takes about a second, which is not what the
   // fairness check measures). Then, with the type paused, stores `per_key` jobs of each
   // of `keys` keys, one key's jobs after the other's (the order that starves later keys
-  // under plain FIFO), resumes, and waits until they have all ended (bounded).
-  void Run(const std::string& config, int keys, int per_key) {
+  // under plain FIFO), resumes, runs `meanwhile`, and waits until every job has ended
+  // (bounded). Returns when it resumed (epoch ms).
+  int64_t Run(const std::string& config, int keys, int per_key,
+              const std::function<int()>& meanwhile = [] { return 0; }) {
+    int64_t resumed_at = 0;
+    RunWith(config, keys, per_key, meanwhile, resumed_at);
+    return resumed_at;
+  }
+  void RunWith(const std::string& config, int keys, int per_key,
+               const std::function<int()>& meanwhile, int64_t& resumed_at) {
     FirebreakProcess ingest("ingest", config, dir_.File("ingest.log"), port_);
     ASSERT_TRUE(ingest.Start()) << ingest.Log();
     std::vector<std::unique_ptr<FirebreakProcess>> workers;
@@ -109,16 +128,20 @@ concurrency_per_key = )" + std::to_string(per_key) + "\n");
       }
     }
     ASSERT_EQ(RunFirebreak({"queue", "resume", "reply", "-c", config}).exit_code, 0);
-    const bool done = WaitFor([&] { return Ended(false) >= keys * per_key; }, seconds(90));
+    resumed_at = NowMs();
+    const int more = meanwhile();
+    const bool done =
+        WaitFor([&] { return Ended(false) >= keys * per_key + more; }, seconds(90));
     for (auto& w : workers) EXPECT_EQ(w->Terminate(), 0) << w->Log();
     EXPECT_EQ(ingest.Terminate(), 0) << ingest.Log();
-    ASSERT_TRUE(done) << "only " << Ended(false) << " of " << keys * per_key << " jobs ran";
+    ASSERT_TRUE(done) << "only " << Ended(false) << " jobs ran";
   }
 
-  void Send(const std::string& id, const std::string& chat, int n) {
+  void Send(const std::string& id, const std::string& chat, int n,
+            const std::string& path = "/hooks/chat") {
     const std::string body =
         R"({"id":")" + id + R"(","chat":")" + chat + R"(","n":)" + std::to_string(n) + "}";
-    Result<HttpResponse> res = PostHmacSigned(port_, "/hooks/chat", kSecret, body);
+    Result<HttpResponse> res = PostHmacSigned(port_, path, kSecret, body);
     ASSERT_TRUE(res.ok()) << res.status().ToString();
     ASSERT_EQ(res->status, 200) << res->body;
   }
@@ -163,10 +186,10 @@ concurrency_per_key = )" + std::to_string(per_key) + "\n");
   uint16_t port_ = 0;
 };
 
-TEST_P(KeyConcurrencyTest, TwoThousandJobsOverFiftyKeysOnThreeWorkersTwoPerKeyAndFair) {
+TEST_P(FlowControlTest, TwoThousandJobsOverFiftyKeysOnThreeWorkersTwoPerKeyAndFair) {
   constexpr int kKeys = 50;
   constexpr int kPerKey = 40;
-  const std::string config = Config(2);
+  const std::string config = Config("key = \"/chat\"\nconcurrency_per_key = 2");
   Run(config, kKeys, kPerKey);
   const std::vector<Event> events = Events();
 
@@ -216,10 +239,10 @@ TEST_P(KeyConcurrencyTest, TwoThousandJobsOverFiftyKeysOnThreeWorkersTwoPerKeyAn
   for (const auto& [job, count] : ends) EXPECT_EQ(count, 1) << job.first << " " << job.second;
 }
 
-TEST_P(KeyConcurrencyTest, OnePerKeyRunsEachKeyInArrivalOrder) {
+TEST_P(FlowControlTest, OnePerKeyRunsEachKeyInArrivalOrder) {
   constexpr int kKeys = 10;
   constexpr int kPerKey = 30;
-  const std::string config = Config(1);
+  const std::string config = Config("key = \"/chat\"");
   Run(config, kKeys, kPerKey);
   const std::vector<Event> events = Events();
   EXPECT_EQ(PeakPerKey(events), 1);
@@ -232,7 +255,47 @@ TEST_P(KeyConcurrencyTest, OnePerKeyRunsEachKeyInArrivalOrder) {
   EXPECT_EQ(next.size(), static_cast<size_t>(kKeys));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, KeyConcurrencyTest, ::testing::ValuesIn(AllBackends()),
+// A backlog of 1,000 jobs from the ordinary source; 300 ms after it starts draining, 20
+// jobs from the priority-2 source, one every 50 ms. Each job's wait: from when it was
+// sent (backlog jobs: from the resume, which is when they could first run) to its start.
+TEST_P(FlowControlTest, PriorityJobsWaitATenthOfWhatTheBacklogWaits) {
+  constexpr int kBacklog = 1000;
+  constexpr int kUrgent = 20;
+  const std::string config = Config("priority_step = \"1m\"");
+  std::map<int, int64_t> sent_at;
+  const int64_t resumed_at = Run(config, 1, kBacklog, [&] {
+    std::this_thread::sleep_for(milliseconds(300));
+    for (int n = 0; n < kUrgent; ++n) {
+      sent_at[n] = NowMs();
+      Send("vip-" + std::to_string(n), "vip", n, "/hooks/vip");
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return kUrgent;
+  });
+  double backlog_wait = 0;
+  double urgent_wait = 0;
+  int backlog_runs = 0;
+  int urgent_runs = 0;
+  for (const Event& e : Events()) {
+    if (!e.start) continue;
+    if (e.key == "vip") {
+      urgent_wait += static_cast<double>(e.at_ms - sent_at[e.n]);
+      ++urgent_runs;
+    } else {
+      backlog_wait += static_cast<double>(e.at_ms - resumed_at);
+      ++backlog_runs;
+    }
+  }
+  ASSERT_EQ(backlog_runs, kBacklog);
+  ASSERT_EQ(urgent_runs, kUrgent);
+  backlog_wait /= kBacklog;
+  urgent_wait /= kUrgent;
+  std::cout << "[ measured ] mean wait: backlog " << backlog_wait << " ms, priority 2 "
+            << urgent_wait << " ms\n";
+  EXPECT_LE(urgent_wait, backlog_wait / 10);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, FlowControlTest, ::testing::ValuesIn(AllBackends()),
                          BackendName);
 
 }  // namespace
