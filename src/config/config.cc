@@ -1232,6 +1232,7 @@ class ConfigParser {
     s.Duration("timeout", job.timeout);
     s.Int("max_attempts", job.max_attempts, 1);
     if (auto backoff = s.Table("backoff")) ParseBackoff(*backoff, job.backoff);
+    if (auto debounce = s.Table("debounce")) ParseDebounce(*debounce, job);
     // `ordering` predates `key`: FIFO per key, one at a time.
     std::string ordering;
     const bool has_ordering = s.String("ordering", ordering) && !ordering.empty();
@@ -1329,6 +1330,21 @@ class ConfigParser {
       return;
     }
     command = std::move(words);
+  }
+
+  void ParseDebounce(Section& s, JobConfig& job) {
+    if (s.String("key", job.debounce_key, Need::kRequired)) {
+      if (std::string problem = CheckJobKey(job.debounce_key); !problem.empty()) {
+        s.Fail("key", problem);
+      }
+    }
+    if (!s.Has("period")) {
+      s.Fail("period", "is required: how long a job waits for a later one of its key, e.g. \"2s\"");
+    } else if (s.Duration("period", job.debounce_period) &&
+               job.debounce_period > std::chrono::hours(1)) {
+      s.Fail("period", "must be at most 1h (a debounced job waits this long before it runs)");
+    }
+    s.RejectUnknownKeys();
   }
 
   void ParseBackoff(Section& s, BackoffPolicy& backoff) {

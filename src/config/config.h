@@ -233,6 +233,12 @@ struct JobConfig {
   std::string priority_from;
   // A job of priority p is claimed as if runnable p x this earlier.
   milliseconds priority_step{60'000};
+  // `debounce = { key, period }`: a job waits `period`; one that arrives meanwhile with
+  // the same value at `key` (a JSON pointer or search key name, like `key`) supersedes
+  // it (the waiting one is cancelled, "superseded by <id>"), so only the last of a burst
+  // runs. period 0 = off.
+  std::string debounce_key;
+  milliseconds debounce_period{0};
   std::string where;
 };
 

@@ -18,10 +18,12 @@ Egress::Egress(const Config& config, Metrics& metrics) : work_(boost::asio::make
   }
   if (shared) {
     // A store call that takes longer than this fails, and limits fall back to per
-    // process: a hung store must not hold calls up for the queue's full timeout.
+    // process: a hung store must not hold calls up for long. Not shorter than a second:
+    // a busy host (a deploy, a compile) can stall a healthy store's answer for hundreds
+    // of milliseconds, and every fallback lets the upstream see N times the limits.
     limits_ = std::make_unique<LimitRunner>(MakeLimitStore(
         config.queue, std::min<std::chrono::milliseconds>(config.queue.timeout,
-                                                          std::chrono::milliseconds(500))));
+                                                          std::chrono::milliseconds(1'000))));
   }
   for (const IntegrationConfig& integration : config.integrations) {
     integrations_.emplace(integration.name,

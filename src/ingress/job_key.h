@@ -13,9 +13,13 @@
 
 namespace firebreak {
 
-// The key of a job of type `job` with this payload and these search keys ("name:value"),
-// or "" when the type has no key or the job has no value there (it then runs unkeyed).
-// A payload that is not JSON has no key.
+// The value of `key` (a JSON pointer, or the name of one of the job's search keys,
+// "name:value") for a job with this payload and these search keys; "" when `key` is ""
+// or the job has no value there. A payload that is not JSON has none.
+std::string KeyValueOf(const std::string& key, std::string_view payload_json,
+                       const std::vector<std::string>& search_keys);
+
+// The flow key of a job of type `job` (its `key`), "" when it runs unkeyed.
 std::string JobKeyOf(const JobConfig& job, std::string_view payload_json,
                      const std::vector<std::string>& search_keys);
 
@@ -23,8 +27,10 @@ std::string JobKeyOf(const JobConfig& job, std::string_view payload_json,
 // 0..kMaxPriority), or `fallback` (its source's) when there is none.
 int JobPriorityOf(const JobConfig& config, std::string_view payload_json, int fallback);
 
-// Sets job.ordering_key, job.key_limit and (from priority_from) job.priority from its
-// type's config; job.priority is kept when the payload names none.
+// Sets job.ordering_key, job.key_limit, (from priority_from) job.priority and (debounce)
+// job.debounce_key from its type's config, and delays a debounced job's run_at to
+// enqueued_at + period: call it after the times are set. job.priority is kept when the
+// payload names none.
 void AssignJobKey(const JobConfig& config, NewJob& job);
 
 }  // namespace firebreak

@@ -264,11 +264,11 @@ asio::awaitable<EnqueueResult> IngressServer::Impl::StoreJob(const Route& route,
   job.search_keys = std::move(spec.search_keys);
   job.traceparent = traceparent;
   job.max_attempts = route.max_attempts;
+  job.enqueued_at_ms = now;
+  job.run_at_ms = now;
   // A payload without a value at the key is simply unkeyed.
   job.priority = source.priority;
   if (route.job != nullptr) AssignJobKey(*route.job, job);
-  job.enqueued_at_ms = now;
-  job.run_at_ms = now;
   std::string dedupe_key = job.dedupe_keys.empty() ? std::string() : job.dedupe_keys.front();
   const int64_t started_unix_ns = trace::Enabled() ? trace::NowUnixNs() : 0;
 

@@ -63,6 +63,9 @@ struct NewJob {
   std::string ordering_key;
   int key_limit = 1;  // concurrency_per_key; used only with an ordering_key
   int priority = 0;   // 0..kMaxPriority
+  // [[jobs]] debounce: storing this job cancels the waiting job of its type that holds
+  // the same debounce key ("superseded by <id>"); the caller delays run_at by the period.
+  std::string debounce_key;
   // What operators find the job by (Queue::ListJobs with JobFilter::key), each
   // "name:value" (e.g. "slack.user:U024BE7LH"); ingress fills them per source kind.
   // Backends add "trace:<trace id>", "parent:<parent_id>" and "replay_of:<replay_of>".

@@ -84,9 +84,9 @@ bool Scheduler::Enqueue(const Entry& entry, int64_t tick_ms) {
   job.traceparent = NewTraceparent();
   job.search_keys = {"schedule:" + schedule.name};
   job.max_attempts = entry.job.max_attempts;
-  AssignJobKey(entry.job, job);
   job.enqueued_at_ms = now_ms;
   job.run_at_ms = now_ms;
+  AssignJobKey(entry.job, job);
   auto done = std::make_shared<std::promise<EnqueueResult>>();
   std::future<EnqueueResult> result = done->get_future();
   queue_.Enqueue(std::move(job), [done](EnqueueResult r) { done->set_value(std::move(r)); });

@@ -6,6 +6,8 @@
 // jobs from a priority-2 source wait at most a tenth of what the backlog's jobs wait.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -293,6 +295,49 @@ TEST_P(FlowControlTest, PriorityJobsWaitATenthOfWhatTheBacklogWaits) {
   std::cout << "[ measured ] mean wait: backlog " << backlog_wait << " ms, priority 2 "
             << urgent_wait << " ms\n";
   EXPECT_LE(urgent_wait, backlog_wait / 10);
+}
+
+// Debounce: 5 chats send a burst of 10 events each within 1 s (one every 100 ms per
+// chat); with period 2s only each chat's last event runs, 2 s after it was sent, and the
+// other 45 are recorded as cancelled, superseded by the next one.
+TEST_P(FlowControlTest, DebounceRunsOnlyTheLastEventOfEachBurst) {
+  constexpr int kChats = 5;
+  constexpr int kBurst = 10;
+  const std::string config = Config("debounce = { key = \"/chat\", period = \"2s\" }");
+  std::map<std::string, int64_t> last_sent;
+  Run(config, 0, 0, [&] {
+    for (int n = 0; n < kBurst; ++n) {
+      for (int c = 0; c < kChats; ++c) {
+        const std::string chat = "d" + std::to_string(c);
+        last_sent[chat] = NowMs();
+        Send(chat + "-" + std::to_string(n), chat, n);
+      }
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    // Time for a wrongly kept earlier event to run too, before the workers stop.
+    std::this_thread::sleep_for(milliseconds(3'000));
+    return kChats;
+  });
+  std::map<std::string, std::vector<Event>> runs;
+  for (const Event& e : Events()) {
+    if (e.start) runs[e.key].push_back(e);
+  }
+  ASSERT_EQ(runs.size(), static_cast<size_t>(kChats));
+  for (const auto& [chat, starts] : runs) {
+    ASSERT_EQ(starts.size(), 1u) << chat << " ran " << starts.size() << " times";
+    EXPECT_EQ(starts[0].n, kBurst - 1) << chat << " did not run its last event";
+    EXPECT_GE(starts[0].at_ms - last_sent[chat], 1'900) << chat << " ran before its period";
+    EXPECT_LT(starts[0].at_ms - last_sent[chat], 3'000) << chat;
+  }
+  CommandResult cancelled = RunFirebreak(
+      {"jobs", "list", "--state", "cancelled", "--limit", "100", "--json", "-c", config});
+  ASSERT_EQ(cancelled.exit_code, 0) << cancelled.out;
+  nlohmann::json page = nlohmann::json::parse(cancelled.out, nullptr, false);
+  ASSERT_TRUE(page.is_object()) << cancelled.out;
+  EXPECT_EQ(page["items"].size(), static_cast<size_t>(kChats * (kBurst - 1)));
+  for (const auto& job : page["items"]) {
+    EXPECT_EQ(job.value("last_error", "").rfind("superseded by ", 0), 0u) << job.dump();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, FlowControlTest, ::testing::ValuesIn(AllBackends()),

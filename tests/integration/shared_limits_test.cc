@@ -178,7 +178,7 @@ TEST_P(SharedLimitsTest, RateLimitFiftyPerSecondHoldsAcrossFourWorkers) {
   std::cout << GetParam() << ": " << at.size() << " requests from " << workers.size()
             << " workers over " << Seconds(at.back() - at.front())
             << " s; most in any 1-s window: " << most << " (rate_limit 50/s)\n";
-  EXPECT_LE(most, 51u);
+  EXPECT_LE(most, 51u) << Logs();  // a "shared limits unavailable" line explains a miss
   EXPECT_GE(most, 45u);  // the limit is reached, not starved
   EXPECT_EQ(workers.size(), 4u);
   EXPECT_EQ(Statuses()[429], 0);  // every call waited for its token within the timeout

@@ -881,6 +881,17 @@ TEST(ConfigTest, JobKeys) {
   ExpectError("[[sources]]\nname = \"gh\"\nkind = \"github\"\npath = \"/hooks/gh\"\n"
               "secret = { env = \"GH_SECRET\" }\njob = \"push\"\npriority = 4\n",
               7, "sources[0].priority", "must be between 0 and 3");
+  Result<Config> debounce =
+      Parse(std::string(kMinimal) + "debounce = { key = \"github.repo\", period = \"2s\" }\n");
+  ASSERT_TRUE(debounce.ok()) << debounce.status().ToString();
+  EXPECT_EQ(debounce->jobs[0].debounce_key, "github.repo");
+  EXPECT_EQ(debounce->jobs[0].debounce_period, milliseconds(2000));
+  ExpectError(std::string(kMinimal) + "debounce = { key = \"/chat\" }\n", 11,
+              "jobs[0].debounce.period", "is required");
+  ExpectError(std::string(kMinimal) + "debounce = { key = \"/chat\", period = \"2h\" }\n", 11,
+              "jobs[0].debounce.period", "at most 1h");
+  ExpectError(std::string(kMinimal) + "debounce = { period = \"1s\" }\n", 11,
+              "jobs[0].debounce.key", "");
   Result<Config> ordering = Parse(std::string(kMinimal) + "ordering = \"/ref\"\n");
   ASSERT_TRUE(ordering.ok()) << ordering.status().ToString();
   EXPECT_EQ(ordering->jobs[0].key, "/ref");

@@ -58,5 +58,24 @@ TEST(JobKeyTest, PriorityComesFromThePayloadOverTheSources) {
   EXPECT_EQ(assigned.priority, 3);
 }
 
+TEST(JobKeyTest, ADebouncedJobWaitsItsPeriod) {
+  JobConfig config = Keyed("");
+  config.debounce_key = "/chat";
+  config.debounce_period = std::chrono::milliseconds(2000);
+  NewJob job;
+  job.payload_json = R"({"chat":"c1"})";
+  job.enqueued_at_ms = 1'000'000;
+  job.run_at_ms = 1'000'000;
+  AssignJobKey(config, job);
+  EXPECT_EQ(job.debounce_key, "c1");
+  EXPECT_EQ(job.run_at_ms, 1'002'000);
+  NewJob keyless;  // no value at the key: neither debounced nor delayed
+  keyless.payload_json = "{}";
+  keyless.enqueued_at_ms = keyless.run_at_ms = 5;
+  AssignJobKey(config, keyless);
+  EXPECT_EQ(keyless.debounce_key, "");
+  EXPECT_EQ(keyless.run_at_ms, 5);
+}
+
 }  // namespace
 }  // namespace firebreak

@@ -676,6 +676,42 @@ TEST_P(QueueContractTest, PriorityGoesFirstWithoutStarvingLowerLevels) {
   EXPECT_EQ(stored->priority, 2);
 }
 
+// Debounce: a job stored with a debounce key cancels the job of its type still waiting
+// under that key ("superseded by <id>"); one already running is left alone.
+TEST_P(QueueContractTest, DebounceSupersedesTheJobWaitingUnderItsKey) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  auto enqueue = [&](int n, const std::string& debounce_key, const std::string& type = "t") {
+    NewJob job = MakeJob(JobId(n), type);
+    job.debounce_key = debounce_key;
+    job.run_at_ms = clock_.NowMs() + 2000;  // what AssignJobKey makes of period = 2s
+    ASSERT_EQ(EnqueueSync(*queue, job).outcome, EnqueueOutcome::kAccepted);
+  };
+  enqueue(1, "chat-1");
+  clock_.Advance(milliseconds(100));
+  enqueue(2, "chat-1");
+  enqueue(3, "chat-2");
+  enqueue(4, "chat-1", "u");  // debounce keys are per type
+  Result<Job> first = queue->GetJob(JobId(1));
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->state, JobState::kCancelled);
+  EXPECT_EQ(first->last_error, "superseded by " + JobId(2));
+  EXPECT_EQ(DepthOf(*queue, "t").delayed, 2);
+  EXPECT_EQ(DepthOf(*queue, "t").cancelled, 1);
+  EXPECT_TRUE(ClaimOk(*queue, "t", 10).empty());
+  clock_.Advance(milliseconds(2000));
+  std::vector<Job> due = ClaimWithinSweep(*queue, "t", 10);
+  EXPECT_EQ(Ids(due), (std::vector<std::string>{JobId(2), JobId(3)}));
+  // Job 2 runs: a new event of its key waits its own period and leaves it running.
+  enqueue(5, "chat-1");
+  Result<Job> running = queue->GetJob(JobId(2));
+  ASSERT_TRUE(running.ok());
+  EXPECT_EQ(running->state, JobState::kInFlight);
+  Result<Job> other_type = queue->GetJob(JobId(4));
+  ASSERT_TRUE(other_type.ok());
+  EXPECT_EQ(other_type->state, JobState::kReady);
+}
+
 TEST_P(QueueContractTest, ReleaseReturnsTheJobWithoutSpendingTheAttempt) {
   auto queue = Open();
   ASSERT_NE(queue, nullptr);

@@ -353,6 +353,8 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
           JoinSearchKeys(IndexedSearchKeys(job)),
           std::to_string(std::max(1, job.key_limit)),
           std::to_string(std::clamp(job.priority, 0, kMaxPriority)),
+          job.debounce_key,
+          PrunesPayloadFirst() ? "1" : "0",
           ""};
       int keys = 0;
       for (const std::string& key : job.dedupe_keys) {
@@ -360,7 +362,7 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
         args.push_back(key);
         ++keys;
       }
-      args[18] = std::to_string(keys);
+      args[20] = std::to_string(keys);
       AppendScript(session_, redis::Script::kEnqueue, std::move(args));
     } else if (auto* c = std::get_if<ClaimOp>(&op)) {
       bool valid = true;
@@ -410,7 +412,8 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
                        job.payload_json, job.headers_json, job.traceparent, job.parent_id,
                        job.replay_of, JoinSearchKeys(IndexedSearchKeys(job)),
                        std::to_string(std::max(1, job.key_limit)),
-                       std::to_string(std::clamp(job.priority, 0, kMaxPriority)), ""});
+                       std::to_string(std::clamp(job.priority, 0, kMaxPriority)),
+                       job.debounce_key, ""});
           size_t count_at = args.size() - 1;
           int keys = 0;
           for (const std::string& key : job.dedupe_keys) {

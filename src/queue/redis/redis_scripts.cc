@@ -136,11 +136,36 @@ local function dedupe_holder(keys)
   return nil
 end
 
--- Stores a new job and its dedupe keys (the caller checked both). True when it is
--- runnable now.
+-- Cancels job `id` if it waits (ready, delayed or parked), with `reason` as its last
+-- error unless ''. Returns 'ok', 'notfound', or the search-index state it is in.
+local function cancel_waiting(id, now, finpay, reason)
+  local jk = P .. 'job:' .. id
+  local f = redis.call('HMGET', jk, 'ix', 'state', 'type', 'ordering_key')
+  if not f[1] then return 'notfound' end
+  if f[1] ~= 'ready' then return f[1] end
+  if f[2] == 'parked' then
+    redis.call('HINCRBY', P .. 'parked', f[3], -1)
+  else
+    redis.call('ZREM', ready_key(f[3], job_priority(jk)), id)
+  end
+  leave_order(id, f[3], f[4] or '', now)
+  if reason ~= '' then redis.call('HSET', jk, 'last_error', reason) end
+  finish_job(jk, id, f[3], 'cancelled', now, finpay)
+  return 'ok'
+end
+
+-- Stores a new job and its dedupe keys (the caller checked both). A job with a debounce
+-- key supersedes the one still waiting under it. True when it is runnable now.
 local function store_job(now, ttl, id, typ, source, okey, max_attempts, enqueued_at, run_at,
                          payload, headers, traceparent, parent_id, replay_of, search_keys, keys,
-                         limit, priority)
+                         limit, priority, dkey, finpay)
+  if dkey and dkey ~= '' then
+    local dk = P .. 'debounce:' .. typ .. ':' .. dkey
+    local holder = redis.call('GET', dk)
+    if holder then cancel_waiting(holder, now, finpay, 'superseded by ' .. id) end
+    -- Kept while its job may wait: a day bounds every delay a debounce adds (1 h).
+    redis.call('SET', dk, id, 'PX', 86400000)
+  end
   local jk = P .. 'job:' .. id
   local seq = I(redis.call('INCR', P .. 'seq'))
   redis.call('HSET', jk, 'type', typ, 'source', source,
@@ -233,7 +258,7 @@ end
 constexpr char kEnqueue[] = R"lua(
 local now = tonumber(ARGV[1])
 local keys = {}
-for i = 1, tonumber(ARGV[19]) do keys[i] = ARGV[19 + i] end
+for i = 1, tonumber(ARGV[21]) do keys[i] = ARGV[21 + i] end
 local holder = dedupe_holder(keys)
 if holder then return {'dup', holder} end
 local max_depth = tonumber(ARGV[2])
@@ -243,7 +268,7 @@ if redis.call('EXISTS', P .. 'job:' .. id) == 1 then return {'exists', id} end
 tally(now, typ, 1, 0, 0)
 if store_job(now, ARGV[3], id, typ, ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]),
              ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], keys, ARGV[17],
-             ARGV[18]) then
+             ARGV[18], ARGV[19], ARGV[20]) then
   -- Wake idle workers only when this is the one runnable job of its type: a worker
   -- claims again for as long as its claims come back non-empty, so later jobs are
   -- found without a message per enqueue (which would cost Redis one write per worker).
@@ -323,24 +348,24 @@ if disposition == 'succeeded' then
     delete_job(id)
   end
   -- The outbox: follow-up jobs (a handler's actions) are stored in this same script.
-  -- ARGV[11] dedupe ttl, ARGV[12] count, then per job 15 fields, a key count and the keys.
+  -- ARGV[11] dedupe ttl, ARGV[12] count, then per job 16 fields, a key count and the keys.
   local woke = false
   local pos = 13
   for _ = 1, tonumber(ARGV[12] or '0') do
     local keys = {}
-    for k = 1, tonumber(ARGV[pos + 15]) do keys[k] = ARGV[pos + 15 + k] end
+    for k = 1, tonumber(ARGV[pos + 16]) do keys[k] = ARGV[pos + 16 + k] end
     local fid, ftyp = ARGV[pos], ARGV[pos + 1]
     if not dedupe_holder(keys) and redis.call('EXISTS', P .. 'job:' .. fid) == 0 then
       tally(now, ftyp, 1, 0, 0)
       if store_job(now, ARGV[11], fid, ftyp, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4],
                    ARGV[pos + 5], tonumber(ARGV[pos + 6]), ARGV[pos + 7], ARGV[pos + 8],
                    ARGV[pos + 9], ARGV[pos + 10], ARGV[pos + 11], ARGV[pos + 12], keys,
-                   ARGV[pos + 13], ARGV[pos + 14]) then
+                   ARGV[pos + 13], ARGV[pos + 14], ARGV[pos + 15], ARGV[9]) then
         redis.call('PUBLISH', P .. 'wake', ftyp)
         woke = true
       end
     end
-    pos = pos + 16 + #keys
+    pos = pos + 17 + #keys
   end
   if woke then return 'woke' end
   return 'ok'
@@ -608,19 +633,7 @@ return 'ok'
 
 // now id finpay -> 'ok' | 'notfound' | the state it is in
 constexpr char kCancel[] = R"lua(
-local now, id = tonumber(ARGV[1]), ARGV[2]
-local jk = P .. 'job:' .. id
-local f = redis.call('HMGET', jk, 'ix', 'state', 'type', 'ordering_key')
-if not f[1] then return 'notfound' end
-if f[1] ~= 'ready' then return f[1] end
-if f[2] == 'parked' then
-  redis.call('HINCRBY', P .. 'parked', f[3], -1)
-else
-  redis.call('ZREM', ready_key(f[3], job_priority(jk)), id)
-end
-leave_order(id, f[3], f[4] or '', now)
-finish_job(jk, id, f[3], 'cancelled', now, ARGV[3])
-return 'ok'
+return cancel_waiting(ARGV[2], tonumber(ARGV[1]), ARGV[3], '')
 )lua";
 
 // type 1|0

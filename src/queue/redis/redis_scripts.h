@@ -16,7 +16,8 @@ inline constexpr char kWakeChannel[] = "fb:wake";
 enum class Script {
   kEnqueue,      // now max_depth dedupe_ttl_ms id type source ordering_key max_attempts
                  // enqueued_at run_at payload headers traceparent parent_id replay_of
-                 // search_keys('\n'-joined) key_limit priority n_keys key...
+                 // search_keys('\n'-joined) key_limit priority debounce_key finpay
+                 // n_keys key...
                  //   -> {"ok","1"|"0" (runnable now)} | {"dup",holder} | {"full",""}
                  //      | {"exists",id}
   kClaim,        // now n (type limit lease_ms priority_step_ms)*n -> flat {id attempt type

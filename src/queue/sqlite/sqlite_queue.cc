@@ -172,7 +172,9 @@ CREATE TABLE IF NOT EXISTS audit (
 // the line (success, death, cancel) unparks the next. Waiting rows are indexed by
 // (type, parked, priority, run_at) instead of (type, run_at): a claim reads only unparked
 // ones, so a key with 10,000 waiting jobs costs it nothing, and the oldest of each
-// priority level is one seek (ClaimSql). Also each job's priority. Rows that
+// priority level is one seek (ClaimSql). Also each job's priority, and `debounce`: the
+// job that last stored each debounce key (type "\n" key), which a later one supersedes
+// while it still waits. Rows that
 // version 4 held back by the ordering rule (an older or in-flight job of their key) are
 // parked here, so the line starts out as the rule had it.
 constexpr char kSchemaV5[] = R"sql(
@@ -188,6 +190,7 @@ CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (type, parked, priority, run_at)
   WHERE state = 0;
 CREATE INDEX IF NOT EXISTS jobs_key_line ON jobs (type, ordering_key, parked, seq)
   WHERE ordering_key != '' AND state IN (0, 1);
+CREATE TABLE IF NOT EXISTS debounce (key TEXT PRIMARY KEY, job_id TEXT NOT NULL) WITHOUT ROWID;
 )sql";
 
 constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
@@ -466,8 +469,17 @@ Status SqliteQueue::Init() {
        "ORDER BY dead_at, seq LIMIT ?2"},
       {&write_.run_now, "UPDATE jobs SET run_at = ?2 WHERE id = ?1 AND state = 0 AND run_at > ?2"},
       {&write_.cancel_job,
-       "UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0 "
-       "RETURNING type, ordering_key, parked"},
+       "UPDATE jobs SET state = 4, finished_at = ?2, "
+       "last_error = CASE WHEN ?3 = '' THEN last_error ELSE ?3 END "
+       "WHERE id = ?1 AND state = 0 RETURNING type, ordering_key, parked"},
+      {&write_.find_debounce, "SELECT job_id FROM debounce WHERE key = ?1"},
+      {&write_.upsert_debounce,
+       "INSERT INTO debounce (key, job_id) VALUES (?1, ?2) "
+       "ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id"},
+      // Entries whose job no longer waits (ran, or was cancelled) hold nothing back.
+      {&write_.prune_debounce,
+       "DELETE FROM debounce WHERE key IN (SELECT d.key FROM debounce AS d LEFT JOIN jobs AS j "
+       "ON j.id = d.job_id WHERE j.state IS NULL OR j.state != 0 LIMIT ?1)"},
       {&write_.pause, "INSERT OR IGNORE INTO paused (type) VALUES (?1)"},
       {&write_.resume, "DELETE FROM paused WHERE type = ?1"},
       {&write_.insert_audit,
@@ -881,6 +893,11 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
     next_lease_expiry_ms_ = any ? next.Int(0) : std::numeric_limits<int64_t>::max();
   }
 
+  {
+    sqlite::Query prune_debounce(write_.prune_debounce);
+    prune_debounce.Bind(1, kPruneChunk);
+    if (Status s = prune_debounce.Run(); !s.ok()) return s;
+  }
   sqlite::Query prune(write_.prune_dedupe_keys);
   prune.Bind(1, now_ms).Bind(2, kPruneChunk);
   if (Status s = prune.Run(); !s.ok()) return s;
@@ -998,6 +1015,19 @@ Status SqliteQueue::InsertJob(NewJob& job, int64_t now_ms, bool check_depth,
   const std::string& first_key = job.dedupe_keys.empty() ? no_key : job.dedupe_keys.front();
   const std::vector<std::string> search_keys = IndexedSearchKeys(job);
   const std::string joined_keys = JoinSearchKeys(search_keys);
+  // Debounce: the job waiting under the same key is superseded by this one.
+  std::string debounce_key;
+  if (!job.debounce_key.empty()) {
+    debounce_key = job.type + "\n" + job.debounce_key;
+    sqlite::Query find(write_.find_debounce);
+    find.Bind(1, debounce_key);
+    Result<bool> row = find.Next();
+    if (!row.ok()) return row.status();
+    if (*row) {
+      Result<bool> cancelled = CancelWaiting(find.Text(0), now_ms, "superseded by " + job.id);
+      if (!cancelled.ok()) return cancelled.status();
+    }
+  }
   // Behind key_limit jobs of its key, a job waits parked until one of them leaves.
   const int64_t key_limit = std::max(1, job.key_limit);
   bool parked = false;
@@ -1040,6 +1070,11 @@ Status SqliteQueue::InsertJob(NewJob& job, int64_t now_ms, bool check_depth,
     sqlite::Query add_key(write_.insert_key);
     add_key.Bind(1, key).Bind(2, seq);
     if (Status s = add_key.Run(); !s.ok()) return s;
+  }
+  if (!debounce_key.empty()) {
+    sqlite::Query hold(write_.upsert_debounce);
+    hold.Bind(1, debounce_key).Bind(2, job.id);
+    if (Status s = hold.Run(); !s.ok()) return s;
   }
   const int64_t expires_at = now_ms + dedupe_ttl_ms_;
   for (const std::string& key : job.dedupe_keys) {
@@ -1596,24 +1631,30 @@ Status SqliteQueue::RunNow(const std::string& id) {
   return committed.ok() ? outcome : committed;
 }
 
+Result<bool> SqliteQueue::CancelWaiting(const std::string& id, int64_t now_ms,
+                                        const std::string& reason) {
+  sqlite::Query cancel(write_.cancel_job);
+  cancel.Bind(1, id).Bind(2, now_ms).Bind(3, reason);
+  Result<bool> row = cancel.Next();
+  if (!row.ok()) return row.status();
+  if (!*row) return false;
+  CountState(cancel.Text(0), kStateCancelled, 1);
+  if (Status s = LeaveKeyLine(cancel.Text(0), cancel.Text(1), cancel.Int(2) != 0, now_ms);
+      !s.ok()) {
+    return s;
+  }
+  --depth_;
+  return true;
+}
+
 Status SqliteQueue::Cancel(const std::string& id) {
   Status outcome;
   Status committed = RunAdminWrite([&](int64_t now_ms) -> Status {
-    {
-      sqlite::Query cancel(write_.cancel_job);
-      cancel.Bind(1, id).Bind(2, now_ms);
-      Result<bool> row = cancel.Next();
-      if (!row.ok()) return row.status();
-      if (*row) {
-        CountState(cancel.Text(0), kStateCancelled, 1);
-        if (Status s = LeaveKeyLine(cancel.Text(0), cancel.Text(1), cancel.Int(2) != 0, now_ms);
-            !s.ok()) {
-          return s;
-        }
-        --depth_;
-        outcome = Status::Ok();
-        return Status::Ok();
-      }
+    Result<bool> cancelled = CancelWaiting(id, now_ms, "");
+    if (!cancelled.ok()) return cancelled.status();
+    if (*cancelled) {
+      outcome = Status::Ok();
+      return Status::Ok();
     }
     sqlite::Query select(write_.select_job);
     select.Bind(1, id);

@@ -177,6 +177,9 @@ class SqliteQueue final : public Queue {
     sqlite::Statement prune_throughput;
     sqlite::Statement probe;
     sqlite::Statement count_key_line;
+    sqlite::Statement find_debounce;
+    sqlite::Statement upsert_debounce;
+    sqlite::Statement prune_debounce;
     sqlite::Statement promote_key_line;
   };
   struct ReadStatements {
@@ -231,6 +234,9 @@ class SqliteQueue final : public Queue {
   Status ApplyClaim(ClaimOp& op, int64_t now_ms);
   Status ApplyFinish(FinishOp& op, int64_t now_ms);
   Status InsertAttempt(const std::string& job_id, const AttemptRecord& record);
+  // Cancels job `id` if it is waiting (ready, delayed or parked), with `reason` as its
+  // last error unless empty; false when it is not waiting (or missing).
+  Result<bool> CancelWaiting(const std::string& id, int64_t now_ms, const std::string& reason);
   // Unparked jobs in the line of `type` and `key`, counted up to `limit`.
   Result<int64_t> KeyLineLength(const std::string& type, const std::string& key, int64_t limit);
   // A job of `key` (parked or not) left its key's line: the next parked one moves up.
