@@ -120,8 +120,8 @@ void ActionHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, Handl
   attempt->timer.async_wait([this, weak, timeout](const boost::system::error_code& ec) {
     std::shared_ptr<Attempt> running = weak.lock();
     if (ec || !running || running->finished) return;
-    Finish(running,
-           {HandlerResult::Kind::kTimedOut, "timed out after " + FormatDuration(timeout), {}, {}, {}, {}});
+    std::string error = "timed out after " + FormatDuration(timeout);
+    Finish(running, {HandlerResult::Kind::kTimedOut, std::move(error), {}, {}, {}, {}});
   });
   boost::asio::io_context& io = io_;
   egress_.Call(integration_, std::move(call), [this, weak, &io](egress::EgressResult result) {

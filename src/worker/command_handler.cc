@@ -444,7 +444,8 @@ CommandHandler::~CommandHandler() {
     proc->job_timer.cancel();
     proc->aux_timer.cancel();
     if (proc->job) {
-      Answer(std::move(proc->job->done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}, {}});
+      Answer(std::move(proc->job->done),
+             {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}, {}});
       proc->job.reset();
     }
   }

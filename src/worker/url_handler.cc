@@ -120,7 +120,8 @@ UrlHandler::UrlHandler(const JobConfig& job, boost::asio::io_context& io, const 
 UrlHandler::~UrlHandler() {
   client_.reset();  // aborts every transfer; its callbacks are not called
   for (auto& [id, attempt] : running_) {
-    Answer(std::move(attempt.done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}, {}});
+    Answer(std::move(attempt.done),
+           {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}, {}});
   }
 }
 

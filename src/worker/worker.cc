@@ -146,8 +146,8 @@ class Worker::Impl {
     // jobs form (so concurrency and max_in_flight count batch runs).
     int in_flight = 0;
     // Batched types only (config->batch.enabled()):
-    std::unique_ptr<BatchFormer> former;               // claimed jobs waiting for a run
-    std::unique_ptr<asio::steady_timer> batch_timer;   // the oldest held job's wait
+    std::unique_ptr<BatchFormer> former;              // claimed jobs waiting for a run
+    std::unique_ptr<asio::steady_timer> batch_timer;  // the oldest held job's wait
     int running_batches = 0;
     Histogram* batch_size = nullptr;
   };
@@ -229,8 +229,7 @@ class Worker::Impl {
         // Held jobs are leased from their claim: the batch's wait comes first.
         lease += state.config->batch.wait;
         BatchClaim claim = PlanBatchClaim(state.config->batch, state.config->concurrency,
-                                          state.running_batches, state.former->held(),
-                                          free_total);
+                                          state.running_batches, state.former->held(), free_total);
         take = claim.jobs;
         free_total -= claim.new_runs;
       } else {

@@ -43,7 +43,7 @@ for line in sys.stdin:
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         f.write("batch %d %d %d %s\n" % (len(ids), now, jobs[0]["attempt"], " ".join(ids)))
-    time.sleep(0.05)
+    time.sleep(30 if any(j["payload"].get("slow") for j in jobs) else 0.05)
     print(json.dumps({"id": env["id"], "ok": True}), flush=True)
 )PY";
 
@@ -100,9 +100,11 @@ class BatchTest : public ::testing::TestWithParam<std::string> {
 
   // A source "chat" → job type "store" with `batch_and_handler` (its batch and handler
   // keys).
-  std::string Config(const std::string& batch_and_handler, const std::string& name = "firebreak") {
+  std::string Config(const std::string& batch_and_handler, const std::string& name = "firebreak",
+                     const std::string& limits = "timeout = \"10s\"\nmax_attempts = 3\n") {
     return dir_.Write(name + ".toml", R"([server]
-listen = "127.0.0.1:)" + std::to_string(port_) + R"("
+listen = "127.0.0.1:)" + std::to_string(port_) +
+                                          R"("
 threads = 2
 )" + backend_->QueueToml("durability = \"process\"\n") +
                                           R"(
@@ -114,15 +116,14 @@ shutdown_grace = "5s"
 name = "chat"
 kind = "hmac"
 path = "/hooks/chat"
-secret = { file = ")" + dir_.File("hmac.secret") + R"(" }
+secret = { file = ")" + dir_.File("hmac.secret") +
+                                          R"(" }
 dedupe = "/id"
 job = "store"
 
 [[jobs]]
 type = "store"
-timeout = "10s"
-max_attempts = 3
-)" + batch_and_handler + "\n");
+)" + limits + batch_and_handler + "\n");
   }
 
   std::string CommandHandler() const {
@@ -165,8 +166,7 @@ TEST_P(BatchTest, FiveHundredEventsOnTwoWorkersRunInFullBatchesEachJobOnce) {
   for (std::thread& sender : senders) sender.join();
   ASSERT_EQ(QueuedJobs(config, "store"), kEvents);
   ASSERT_EQ(RunFirebreak({"queue", "resume", "store", "-c", config}).exit_code, 0);
-  const bool done =
-      WaitFor([&] { return JobsRun(dir_.File("runs.txt")) >= kEvents; }, seconds(30));
+  const bool done = WaitFor([&] { return JobsRun(dir_.File("runs.txt")) >= kEvents; }, seconds(30));
   std::this_thread::sleep_for(milliseconds(300));  // a duplicate run would show by now
   for (auto& w : workers) EXPECT_EQ(w->Terminate(), 0) << w->Log();
   EXPECT_EQ(ingest.Terminate(), 0) << ingest.Log();
@@ -231,8 +231,8 @@ TEST_P(BatchTest, UrlHandlerResultsFailOneJobAndFinishTheRest) {
     if (envelope.is_object() && envelope["batch"].is_array()) {
       for (const auto& job : envelope["batch"]) {
         if (job["payload"].value("bad", false)) {
-          results.push_back({{"id", job["id"]}, {"ok", false}, {"error", "bad item"},
-                             {"retry", false}});
+          results.push_back(
+              {{"id", job["id"]}, {"ok", false}, {"error", "bad item"}, {"retry", false}});
         }
       }
     }
@@ -304,6 +304,41 @@ TEST_P(BatchTest, ShutdownReleasesHeldJobsAtOnceWithTheirAttemptUnspent) {
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].size, 3);
   EXPECT_EQ(runs[0].attempt, 1);  // the release did not spend the claimed attempt
+}
+
+TEST_P(BatchTest, ATimeoutKillsTheRunAndEveryJobOfItTimesOut) {
+  const std::string config = Config("batch = { max = 10, wait = \"200ms\" }\n" + CommandHandler(),
+                                    "firebreak", "timeout = \"700ms\"\nmax_attempts = 1\n");
+  FirebreakProcess process("run", config, dir_.File("run.log"), port_);
+  ASSERT_TRUE(process.Start()) << process.Log();
+  Send("s1", ",\"slow\":true");
+  Send("s2");
+  Send("s3");
+  std::string scrape;
+  const bool done = WaitFor(
+      [&] {
+        scrape = ScrapeMetrics(port_);
+        return MetricValue(scrape, "firebreak_jobs_total",
+                           {"job_type=\"store\"", "outcome=\"dead_lettered\""}) == 3;
+      },
+      seconds(10));
+  EXPECT_TRUE(done) << scrape << process.Log();
+  EXPECT_EQ(
+      MetricValue(scrape, "firebreak_jobs_total", {"job_type=\"store\"", "outcome=\"timed_out\""}),
+      3);
+  EXPECT_EQ(
+      MetricValue(scrape, "firebreak_jobs_total", {"job_type=\"store\"", "outcome=\"succeeded\""}),
+      0);
+  EXPECT_EQ(MetricValue(scrape, "firebreak_job_batch_size_count", {"job_type=\"store\""}), 1);
+  EXPECT_EQ(process.Terminate(), 0) << process.Log();
+  CommandResult dead = RunFirebreak({"dlq", "list", "-c", config});
+  EXPECT_EQ(dead.exit_code, 0) << dead.out;
+  size_t timed_out = 0;
+  for (size_t at = dead.out.find("timed out after"); at != std::string::npos;
+       at = dead.out.find("timed out after", at + 1)) {
+    ++timed_out;
+  }
+  EXPECT_EQ(timed_out, 3u) << dead.out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BatchTest, ::testing::ValuesIn(AllBackends()), BackendName);

@@ -1,6 +1,8 @@
 // Batching (issue 17): the pure parts — what a batched type claims, when a batch is due,
 // the batch envelope, how a batch answer splits into per-job outcomes — and the
 // `batch` config key.
+#include "worker/batch.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -10,7 +12,6 @@
 
 #include "config/config.h"
 #include "worker/answer.h"
-#include "worker/batch.h"
 
 namespace firebreak {
 namespace {
@@ -123,8 +124,8 @@ TEST(BatchFormerTest, AfterAFullBatchTheNextOldestSetsTheDeadline) {
 
 TEST(BatchEnvelopeTest, SplicesTheJobEnvelopesInOrder) {
   std::string envelope =
-      BuildBatchEnvelope("j1", "chat.\"store\"", {R"({"id":"j1","payload":{"n":1}})",
-                                                   R"({"id":"j2","payload":{"n":2}})"});
+      BuildBatchEnvelope("j1", "chat.\"store\"",
+                         {R"({"id":"j1","payload":{"n":1}})", R"({"id":"j2","payload":{"n":2}})"});
   EXPECT_EQ(envelope.find('\n'), std::string::npos);
   nlohmann::json parsed = nlohmann::json::parse(envelope);
   EXPECT_EQ(parsed["id"], "j1");
@@ -177,12 +178,12 @@ TEST(SplitBatchAnswerTest, TimeoutAppliesToEveryJobEvenWithResults) {
 }
 
 TEST(SplitBatchAnswerTest, ResultsOverrideTheAnswerPerJob) {
-  Result<std::vector<HandlerResult>> split = SplitBatchAnswer(
-      Answer(R"({"id":"j1","ok":true,"results":[
+  Result<std::vector<HandlerResult>> split =
+      SplitBatchAnswer(Answer(R"({"id":"j1","ok":true,"results":[
         {"id":"j2","ok":false,"error":"bad item","retry":false},
         {"id":"j3","ok":true,"actions":[{"integration":"x","path":"/a"}],
          "enqueue":[{"type":"t"}]}]})"),
-      kIds);
+                       kIds);
   ASSERT_TRUE(split.ok()) << split.status().ToString();
   EXPECT_EQ((*split)[0].kind, Kind::kOk);  // not listed: the answer's own outcome
   EXPECT_TRUE((*split)[0].actions_json.empty());
