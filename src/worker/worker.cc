@@ -276,6 +276,9 @@ class Worker::Impl {
       StartAttempt(std::move(job));
     }
     for (TypeState* state : batched) DispatchDueBatches(*state);
+    // A claim that was in flight when shutdown began: what it brought back for a batch
+    // goes straight back too.
+    if (stopping_ && !batched.empty()) ReleaseHeld();
     if (!claimed->empty() || claim_again_) TryClaim();
   }
 
