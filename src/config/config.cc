@@ -1268,8 +1268,28 @@ class ConfigParser {
         s.Fail("concurrency_per_key", "needs key (the JSON pointer or search key it counts by)");
       }
     }
+    if (auto batch = s.Table("batch")) ParseBatch(*batch, job.batch);
     s.RejectUnknownKeys();
     config_.jobs.push_back(std::move(job));
+  }
+
+  // batch = { max = 50, wait = "1s" }: max is required, wait defaults to 1s. Held jobs
+  // are in flight (leased) while their batch fills, so wait stays short.
+  void ParseBatch(Section& s, BatchConfig& batch) {
+    int max = 0;
+    if (s.Int("max", max, 1, BatchConfig::kMaxJobs)) {
+      batch.max = max;
+    } else if (!s.Has("max")) {
+      s.FailMissing("max", " (the most jobs per handler run, 1.." +
+                               std::to_string(BatchConfig::kMaxJobs) + ")");
+    }
+    if (s.Duration("wait", batch.wait) && batch.wait > BatchConfig::kMaxWait) {
+      s.Fail("wait", "must be at most " + FormatDuration(BatchConfig::kMaxWait) +
+                         ": claimed jobs wait in the worker's memory while a batch fills, "
+                         "and a crashed worker's jobs come back only after their lease "
+                         "(wait + timeout + 5s)");
+    }
+    s.RejectUnknownKeys();
   }
 
   void ParseHandler(Section& s, HandlerConfig& handler) {

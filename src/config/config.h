@@ -216,10 +216,22 @@ struct HandlerConfig {
   std::string ca_file;
 };
 
+// batch = { max = 50, wait = "1s" } (issue 17): the handler gets up to `max` jobs of the
+// type in one run, gathered for at most `wait` after the first of them was claimed.
+struct BatchConfig {
+  static constexpr int kMaxJobs = 1000;
+  static constexpr milliseconds kMaxWait{60'000};
+  int max = 0;               // 0 = not batched; else 1..kMaxJobs jobs per run
+  milliseconds wait{1'000};  // 1ms..kMaxWait
+
+  bool enabled() const { return max > 0; }
+};
+
 struct JobConfig {
   std::string type;
   HandlerConfig handler;
-  int concurrency = 20;           // max in flight of this type, per worker process
+  // Max in flight of this type, per worker process; with `batch`, concurrent batch runs.
+  int concurrency = 20;
   milliseconds timeout{30'000};   // hard: the attempt is killed/cancelled then
   int max_attempts = 5;           // then → dead-letter queue
   BackoffPolicy backoff;          // base 250ms, factor 4, max 5m, full jitter
@@ -228,6 +240,7 @@ struct JobConfig {
   // same with concurrency_per_key = 1. Jobs without a value at the key have no key.
   std::string key;
   int concurrency_per_key = 1;  // jobs of one key runnable or in flight at once
+  BatchConfig batch;            // off unless batch.max > 0
   // A JSON pointer to the job's priority in its payload (an integer; above kMaxPriority
   // counts as kMaxPriority), over its source's `priority`; "" = the source's.
   std::string priority_from;

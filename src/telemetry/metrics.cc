@@ -21,6 +21,9 @@ std::vector<double> JobBuckets() {
           2.5,   5,      10,    20,   30,    60,   120, 300};
 }
 
+// Jobs per batch run: batch.max is 1..1000.
+std::vector<double> BatchSizeBuckets() { return {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}; }
+
 }  // namespace
 
 Metrics::Metrics()
@@ -46,6 +49,8 @@ Metrics::Metrics()
       job_duration_("firebreak_job_duration_seconds", "Handler time per attempt.", JobBuckets()),
       job_wait_("firebreak_job_wait_seconds",
                 "Time from enqueue (or scheduled run) to the attempt's start.", JobBuckets()),
+      job_batch_size_("firebreak_job_batch_size", "Jobs per handler run of a batched job type.",
+                      BatchSizeBuckets()),
       integration_requests_(prometheus::BuildCounter()
                                 .Name("firebreak_integration_requests_total")
                                 .Help("Outbound calls to integrations by outcome: each attempt "
@@ -140,6 +145,10 @@ JobTypeMetrics& Metrics::RegisterJobType(const std::string& job_type) {
   return m;
 }
 
+Histogram& Metrics::RegisterBatchSize(const std::string& job_type) {
+  return job_batch_size_.Add({{"job_type", job_type}});
+}
+
 IntegrationMetrics& Metrics::RegisterIntegration(const std::string& integration) {
   auto [it, inserted] = integrations_.try_emplace(integration);
   if (!inserted) return it->second;
@@ -172,7 +181,7 @@ std::string Metrics::Serialize() const {
   std::ostringstream out;
   std::vector<prometheus::MetricFamily> families = registry_->Collect();
   for (const HistogramFamily* h :
-       {&ingress_duration_, &job_duration_, &job_wait_, &integration_duration_}) {
+       {&ingress_duration_, &job_duration_, &job_wait_, &job_batch_size_, &integration_duration_}) {
     families.push_back(h->Collect());
   }
   serializer.Serialize(out, families);

@@ -69,6 +69,8 @@ class Metrics {
   SourceMetrics& RegisterSource(const std::string& source);
   JobTypeMetrics& RegisterJobType(const std::string& job_type);
   IntegrationMetrics& RegisterIntegration(const std::string& integration);
+  // firebreak_job_batch_size{job_type}: jobs per handler run of a batched type.
+  Histogram& RegisterBatchSize(const std::string& job_type);
   // What was registered under that name, for read-outs (the admin API); nullptr when
   // nothing was. Thread-safe with the hot path, not with Register* (start-up only).
   const SourceMetrics* FindSource(const std::string& source) const;
@@ -94,6 +96,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& jobs_;
   HistogramFamily job_duration_;
   HistogramFamily job_wait_;
+  HistogramFamily job_batch_size_;
   prometheus::Family<prometheus::Counter>& integration_requests_;
   HistogramFamily integration_duration_;
   prometheus::Family<prometheus::Gauge>& breaker_state_;

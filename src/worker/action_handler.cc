@@ -71,7 +71,7 @@ ActionHandler::~ActionHandler() {
     attempt->finished = true;
     attempt->timer.cancel();
     boost::asio::post(io_, [done = std::move(attempt->done)] {
-      done({HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}});
+      done({HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}, {}});
     });
   }
 }
@@ -91,7 +91,7 @@ void ActionHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, Handl
   attempt->done = std::move(done);
   running_.insert(attempt);
   if (shutting_down_) {
-    Finish(attempt, {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}, {}});
+    Finish(attempt, {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}, {}, {}});
     return;
   }
   nlohmann::json envelope = nlohmann::json::parse(job.envelope_json, nullptr, false);
@@ -100,7 +100,7 @@ void ActionHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, Handl
           ? ParseActionPayload(envelope["payload"].dump())
           : Result<Action>(InvalidArgument("not an action envelope"));
   if (!action.ok()) {
-    Finish(attempt, {HandlerResult::Kind::kRejected, action.status().message(), {}, {}, {}});
+    Finish(attempt, {HandlerResult::Kind::kRejected, action.status().message(), {}, {}, {}, {}});
     return;
   }
   egress::EgressCall call;
@@ -120,8 +120,8 @@ void ActionHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, Handl
   attempt->timer.async_wait([this, weak, timeout](const boost::system::error_code& ec) {
     std::shared_ptr<Attempt> running = weak.lock();
     if (ec || !running || running->finished) return;
-    Finish(running,
-           {HandlerResult::Kind::kTimedOut, "timed out after " + FormatDuration(timeout), {}, {}, {}});
+    std::string error = "timed out after " + FormatDuration(timeout);
+    Finish(running, {HandlerResult::Kind::kTimedOut, std::move(error), {}, {}, {}, {}});
   });
   boost::asio::io_context& io = io_;
   egress_.Call(integration_, std::move(call), [this, weak, &io](egress::EgressResult result) {

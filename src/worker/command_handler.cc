@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <simdjson.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -41,7 +40,6 @@ constexpr int64_t kStderrBudgetLines = 200;       // logged per attempt
 // Lines up to this long are their own repeat key; longer ones are keyed by a hash, so
 // the logger's repeat table stays small.
 constexpr size_t kMaxVerbatimRepeatKey = 256;
-constexpr size_t kMaxErrorText = 1000;  // the attempt record keeps short errors
 constexpr milliseconds kRetireGrace{1000};
 constexpr milliseconds kStderrLinger{1000};  // a crash's traceback trails its exit
 // Without a pidfd (Linux < 5.3), a handler's exit is looked for this often.
@@ -52,20 +50,6 @@ constexpr milliseconds kExitPollInterval{50};
 // answer written just before is still read (only a process that escaped the group
 // kill can hold it open longer).
 constexpr milliseconds kExitingGrace{200};
-constexpr double kMaxRetryAfterSeconds = 365.0 * 24 * 3600;
-
-std::string TruncateUtf8(std::string_view text, size_t max_bytes) {
-  if (text.size() <= max_bytes) return std::string(text);
-  size_t cut = max_bytes;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return std::string(text.substr(0, cut)) + "...";
-}
-
-std::string Quote(std::string_view text) {
-  std::string out;
-  AppendJsonString(out, TruncateUtf8(text, 80));
-  return out;
-}
 
 std::string DescribeWaitStatus(std::optional<int> status) {
   if (!status) return "ended (exit status unknown)";
@@ -197,75 +181,6 @@ void CloseFd(int& fd) {
   if (fd >= 0) close(fd);
   fd = -1;
 }
-
-// Looks up `key`; null counts as absent.
-bool FindField(const simdjson::dom::object& object, std::string_view key,
-               simdjson::dom::element& out) {
-  if (object.at_key(key).get(out) != simdjson::SUCCESS) return false;
-  return !out.is_null();
-}
-
-}  // namespace
-
-Result<HandlerResult> ParseCommandAnswer(std::string_view line, std::string_view job_id) {
-  thread_local simdjson::dom::parser parser;
-  simdjson::dom::element document;
-  if (parser.parse(line.data(), line.size()).get(document) != simdjson::SUCCESS) {
-    return InvalidArgument("answer line is not JSON: " + Quote(line));
-  }
-  simdjson::dom::object answer;
-  if (document.get_object().get(answer) != simdjson::SUCCESS) {
-    return InvalidArgument("answer line is not a JSON object: " + Quote(line));
-  }
-  simdjson::dom::element field;
-  std::string_view id;
-  if (!FindField(answer, "id", field) || field.get_string().get(id) != simdjson::SUCCESS) {
-    return InvalidArgument("answer has no string \"id\"");
-  }
-  if (id != job_id) {
-    return InvalidArgument("answer id " + Quote(id) + " is not the running job's " + Quote(job_id));
-  }
-  bool ok = false;
-  if (!FindField(answer, "ok", field) || field.get_bool().get(ok) != simdjson::SUCCESS) {
-    return InvalidArgument("answer has no boolean \"ok\"");
-  }
-
-  HandlerResult result;
-  if (ok) {
-    if (FindField(answer, "actions", field)) {
-      if (!field.is_array()) return InvalidArgument("answer \"actions\" is not an array");
-      result.actions_json = simdjson::minify(field);
-    }
-    if (FindField(answer, "enqueue", field)) {
-      if (!field.is_array()) return InvalidArgument("answer \"enqueue\" is not an array");
-      result.enqueue_json = simdjson::minify(field);
-    }
-    return result;
-  }
-
-  std::string_view error_text;
-  if (!FindField(answer, "error", field) ||
-      field.get_string().get(error_text) != simdjson::SUCCESS || error_text.empty()) {
-    error_text = "handler reported failure";
-  }
-  result.error = TruncateUtf8(error_text, kMaxErrorText);
-  bool retry = true;
-  if (FindField(answer, "retry", field) && field.get_bool().get(retry) != simdjson::SUCCESS) {
-    return InvalidArgument("answer \"retry\" is not a boolean");
-  }
-  result.kind = retry ? HandlerResult::Kind::kFailed : HandlerResult::Kind::kRejected;
-  if (FindField(answer, "retry_after", field)) {
-    double seconds = 0;
-    if (field.get_double().get(seconds) != simdjson::SUCCESS || !(seconds >= 0)) {
-      return InvalidArgument("answer \"retry_after\" is not a number of seconds >= 0");
-    }
-    seconds = std::min(seconds, kMaxRetryAfterSeconds);
-    result.retry_after = milliseconds(std::llround(seconds * 1000));
-  }
-  return result;
-}
-
-namespace {
 
 // One handler process's stderr, split into "handler stderr" log lines and held to a
 // volume the log can take (the header gives the rules). Lines are attributed to the
@@ -529,18 +444,19 @@ CommandHandler::~CommandHandler() {
     proc->job_timer.cancel();
     proc->aux_timer.cancel();
     if (proc->job) {
-      Answer(std::move(proc->job->done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}});
+      Answer(std::move(proc->job->done),
+             {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}, {}});
       proc->job.reset();
     }
   }
   for (PendingRun& run : waiting_) {
-    Answer(std::move(run.done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}});
+    Answer(std::move(run.done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}, {}});
   }
 }
 
 void CommandHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) {
   if (shutting_down_) {
-    Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}, {}});
+    Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}, {}, {}});
     return;
   }
   waiting_.push_back({std::move(job.id), std::move(job.envelope_json), timeout, std::move(done),
@@ -596,7 +512,7 @@ void CommandHandler::Dispatch() {
                                                        {"error", spawned.status().message()},
                                                        {"trace_id", run.trace_id}});
         Answer(std::move(run.done),
-               {HandlerResult::Kind::kFailed, spawned.status().message(), {}, {}, {}});
+               {HandlerResult::Kind::kFailed, spawned.status().message(), {}, {}, {}, {}});
         continue;
       }
       idle = std::move(spawned).value();
@@ -806,7 +722,7 @@ void CommandHandler::OnAnswerLine(const std::shared_ptr<Process>& proc, std::str
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;  // blank line
   if (!proc->job) {
     Kill(proc, HandlerResult::Kind::kFailed,
-         "protocol error: output while no job was running: " + Quote(line));
+         "protocol error: output while no job was running: " + QuoteForError(line));
     return;
   }
   Result<HandlerResult> answer = ParseCommandAnswer(line, proc->job->job_id);
@@ -937,7 +853,7 @@ void CommandHandler::OnReaped(const std::shared_ptr<Process>& proc, std::optiona
                                                      {"pid", pid},
                                                      {"error", text},
                                                      {"trace_id", run.trace_id}});
-    Answer(std::move(run.done), {kind, TruncateUtf8(text, kMaxErrorText), {}, {}, {}});
+    Answer(std::move(run.done), {kind, TruncateUtf8(text, kMaxAnswerErrorBytes), {}, {}, {}, {}});
     proc->stderr_log.ReportDropped();
   } else if (killed_by_us) {
     log::Warn("handler process killed", {{"job_type", job_type_}, {"pid", pid}, {"error", error}});

@@ -56,14 +56,10 @@
 
 #include "common/status.h"
 #include "config/config.h"
+#include "worker/answer.h"
 #include "worker/handler.h"
 
 namespace firebreak {
-
-// The parsed answer line of a command handler (exposed for tests). A well-formed
-// answer with a mismatched id, a non-boolean "ok", a non-array "actions" or no JSON
-// object at all is an error (a protocol violation: the caller kills the process).
-Result<HandlerResult> ParseCommandAnswer(std::string_view line, std::string_view job_id);
 
 // How a handler process's exit is noticed.
 enum class ExitWatch {

@@ -28,6 +28,9 @@ struct HandlerResult {
   std::optional<std::chrono::milliseconds> retry_after;  // handler's Retry-After, if any
   std::string actions_json;  // the answer's "actions" array as JSON text, "" if none
   std::string enqueue_json;  // the answer's "enqueue" array as JSON text, "" if none
+  // A batch answer's "results" (worker/batch.h) as JSON text, "" if none. Taken as it
+  // is (any JSON type); only batch runs read it, and SplitBatchAnswer checks it.
+  std::string results_json;
 };
 
 using HandlerCallback = std::function<void(HandlerResult)>;

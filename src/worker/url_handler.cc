@@ -29,16 +29,24 @@ constexpr const char* kUserAgent = "firebreak/" FIREBREAK_VERSION;
 constexpr const char* kUserAgent = "firebreak";
 #endif
 
-// The body's `name` array ("actions", "enqueue") as compact JSON, or "" when there is
-// none: any other body of a 2xx answer is fine too.
-std::string ArrayFromBody(std::string_view body, std::string_view name) {
-  if (body.empty()) return "";
+// A 2xx body may carry "actions" and "enqueue" arrays (anything else there is ignored:
+// any other body is fine too), and for a batch run "results", kept as given (the worker
+// checks it: worker/answer.h).
+void ReadSuccessBody(std::string_view body, HandlerResult& result) {
+  if (body.empty()) return;
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element document;
-  if (parser.parse(body.data(), body.size()).get(document) != simdjson::SUCCESS) return "";
-  simdjson::dom::element array;
-  if (document.at_key(name).get(array) != simdjson::SUCCESS || !array.is_array()) return "";
-  return simdjson::minify(array);
+  if (parser.parse(body.data(), body.size()).get(document) != simdjson::SUCCESS) return;
+  simdjson::dom::element value;
+  if (document.at_key("actions").get(value) == simdjson::SUCCESS && value.is_array()) {
+    result.actions_json = simdjson::minify(value);
+  }
+  if (document.at_key("enqueue").get(value) == simdjson::SUCCESS && value.is_array()) {
+    result.enqueue_json = simdjson::minify(value);
+  }
+  if (document.at_key("results").get(value) == simdjson::SUCCESS && !value.is_null()) {
+    result.results_json = simdjson::minify(value);
+  }
 }
 
 // Header values must not carry control characters (no header injection).
@@ -112,13 +120,14 @@ UrlHandler::UrlHandler(const JobConfig& job, boost::asio::io_context& io, const 
 UrlHandler::~UrlHandler() {
   client_.reset();  // aborts every transfer; its callbacks are not called
   for (auto& [id, attempt] : running_) {
-    Answer(std::move(attempt.done), {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}});
+    Answer(std::move(attempt.done),
+           {HandlerResult::Kind::kFailed, "handler stopped", {}, {}, {}, {}});
   }
 }
 
 void UrlHandler::Run(HandlerJob job, std::chrono::milliseconds timeout, HandlerCallback done) {
   if (shutting_down_) {
-    Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}, {}});
+    Answer(std::move(done), {HandlerResult::Kind::kFailed, "handler is shut down", {}, {}, {}, {}});
     return;
   }
   egress::ClientRequest request;
@@ -172,13 +181,13 @@ HandlerResult UrlHandler::ResultOf(const egress::ClientResponse& response,
   using Kind = HandlerResult::Kind;
   switch (response.outcome.kind) {
     case egress::AttemptOutcome::Kind::kTimeout:
-      return {Kind::kTimedOut, "timed out after " + FormatDuration(timeout), {}, {}, {}};
+      return {Kind::kTimedOut, "timed out after " + FormatDuration(timeout), {}, {}, {}, {}};
     case egress::AttemptOutcome::Kind::kConnectFailed:
     case egress::AttemptOutcome::Kind::kConnectionError:
       if (response.body_too_large) {
-        return {Kind::kFailed, "response body larger than 1 MiB", {}, {}, {}};
+        return {Kind::kFailed, "response body larger than 1 MiB", {}, {}, {}, {}};
       }
-      return {Kind::kFailed, response.error, {}, {}, {}};
+      return {Kind::kFailed, response.error, {}, {}, {}, {}};
     case egress::AttemptOutcome::Kind::kResponse:
       break;
   }
@@ -186,8 +195,7 @@ HandlerResult UrlHandler::ResultOf(const egress::ClientResponse& response,
   HandlerResult result;
   std::string status_text = "HTTP " + std::to_string(status);
   if (status >= 200 && status < 300) {
-    result.actions_json = ArrayFromBody(response.body, "actions");
-    result.enqueue_json = ArrayFromBody(response.body, "enqueue");
+    ReadSuccessBody(response.body, result);
   } else if (status == 408 || status == 429 || (status >= 500 && status < 600)) {
     result.kind = Kind::kFailed;
     result.error = std::move(status_text);

@@ -31,7 +31,8 @@ namespace firebreak {
 // offers it (ALPN), so concurrent attempts may share one connection. The whole attempt,
 // connect and TLS handshake included, is bounded by its timeout.
 //
-// Outcomes: 2xx → kOk (a {"actions":[...]} body fills actions_json); 408, 429, 5xx →
+// Outcomes: 2xx → kOk (a body's "actions", "enqueue" and a batch's "results" fill
+// actions_json, enqueue_json and results_json); 408, 429, 5xx →
 // kFailed with Retry-After (delta-seconds or HTTP-date); other 4xx → kRejected; other
 // statuses (1xx, 3xx: redirects are not followed), connection, TLS and protocol errors,
 // bodies over 1 MiB → kFailed; the timeout → kTimedOut (the transfer is aborted and its

@@ -11,12 +11,15 @@
 #include <thread>
 
 #include "common/crypto.h"
+#include "common/json_string.h"
 #include "common/units.h"
 #include "egress/egress.h"
 #include "telemetry/log.h"
 #include "telemetry/tracing.h"
 #include "worker/action_handler.h"
 #include "worker/actions.h"
+#include "worker/answer.h"
+#include "worker/batch.h"
 #include "worker/envelope.h"
 #include "worker/handler.h"
 #include "worker/running_jobs.h"
@@ -66,6 +69,11 @@ class Worker::Impl {
       state.config = &job;
       state.handler = std::move(handler).value();
       state.metrics = &metrics_.RegisterJobType(job.type);
+      if (job.batch.enabled()) {
+        state.former = std::make_unique<BatchFormer>(job.batch);
+        state.batch_timer = std::make_unique<asio::steady_timer>(io_);
+        state.batch_size = &metrics_.RegisterBatchSize(job.type);
+      }
     }
     // Every integration's actions are jobs of their own type, run through its egress.
     for (const IntegrationConfig& integration : config_.integrations) {
@@ -98,6 +106,7 @@ class Worker::Impl {
       stopping_ = true;
       poll_timer_.cancel();
       log::Info("worker stopping", {{"in_flight", in_flight_total_}});
+      ReleaseHeld();
     });
     auto deadline = std::chrono::steady_clock::now() + grace;
     while (busy_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -133,7 +142,14 @@ class Worker::Impl {
     const JobConfig* config = nullptr;
     std::unique_ptr<Handler> handler;
     JobTypeMetrics* metrics = nullptr;
+    // Attempts running; for a batched type, runs: started ones plus the ones its held
+    // jobs form (so concurrency and max_in_flight count batch runs).
     int in_flight = 0;
+    // Batched types only (config->batch.enabled()):
+    std::unique_ptr<BatchFormer> former;              // claimed jobs waiting for a run
+    std::unique_ptr<asio::steady_timer> batch_timer;  // the oldest held job's wait
+    int running_batches = 0;
+    Histogram* batch_size = nullptr;
   };
 
   struct Attempt {
@@ -145,6 +161,7 @@ class Worker::Impl {
     // The context the job was stored with (the ingress span, or the job that created
     // it); job.traceparent is this attempt's own span, which the handler continues.
     std::string parent_traceparent;
+    std::string batch_id;   // the batch run's id (its first job's) when batched
     bool released = false;  // put back by shutdown; the handler's answer is ignored
   };
 
@@ -163,6 +180,7 @@ class Worker::Impl {
     span.Set("firebreak.attempt", static_cast<int64_t>(job.attempt));
     span.Set("firebreak.max_attempts", static_cast<int64_t>(job.max_attempts));
     span.Set("firebreak.outcome", outcome);
+    if (!attempt.batch_id.empty()) span.Set("firebreak.batch_id", attempt.batch_id);
     if (!error.empty()) {
       span.error = outcome != "deferred";
       span.status_message = error;
@@ -205,11 +223,21 @@ class Worker::Impl {
     for (size_t i = 0; i < n && free_total > 0; ++i, ++it) {
       if (it == types_.end()) it = types_.begin();
       TypeState& state = it->second;
-      int take = std::min(state.config->concurrency - state.in_flight, free_total);
+      std::chrono::milliseconds lease = state.config->timeout + kLeaseGrace;
+      int take = 0;
+      if (state.former) {
+        // Held jobs are leased from their claim: the batch's wait comes first.
+        lease += state.config->batch.wait;
+        BatchClaim claim = PlanBatchClaim(state.config->batch, state.config->concurrency,
+                                          state.running_batches, state.former->held(), free_total);
+        take = claim.jobs;
+        free_total -= claim.new_runs;
+      } else {
+        take = std::min(state.config->concurrency - state.in_flight, free_total);
+        free_total -= std::max(take, 0);
+      }
       if (take <= 0) continue;
-      slots.push_back({it->first, take, (state.config->timeout + kLeaseGrace).count(),
-                       state.config->priority_step.count()});
-      free_total -= take;
+      slots.push_back({it->first, take, lease.count(), state.config->priority_step.count()});
     }
     if (slots.empty()) return;
     claiming_ = true;
@@ -233,8 +261,109 @@ class Worker::Impl {
       log::Info("claims work again", {{"failed_polls", claim_failures_}});
       claim_failures_ = 0;
     }
-    for (Job& job : *claimed) StartAttempt(std::move(job));
+    std::vector<TypeState*> batched;
+    const auto now = std::chrono::steady_clock::now();
+    for (Job& job : *claimed) {
+      auto found = types_.find(job.type);
+      if (found != types_.end() && found->second.former) {
+        TypeState* type = &found->second;
+        if (std::find(batched.begin(), batched.end(), type) == batched.end()) {
+          batched.push_back(type);
+        }
+        type->former->Add(std::move(job), now);
+        continue;
+      }
+      StartAttempt(std::move(job));
+    }
+    for (TypeState* state : batched) DispatchDueBatches(*state);
+    // A claim that was in flight when shutdown began: what it brought back for a batch
+    // goes straight back too.
+    if (stopping_ && !batched.empty()) ReleaseHeld();
     if (!claimed->empty() || claim_again_) TryClaim();
+  }
+
+  // Starts every run a batched type's held jobs make up now, then sets its timer for
+  // the next one that a wait will end.
+  void DispatchDueBatches(TypeState& type) {
+    if (stopping_) return;
+    const auto now = std::chrono::steady_clock::now();
+    while (type.running_batches < type.config->concurrency) {
+      std::vector<Job> jobs = type.former->TakeDue(now);
+      if (jobs.empty()) break;
+      StartBatch(type, std::move(jobs));
+    }
+    SyncBatchRuns(type);
+    std::optional<BatchFormer::TimePoint> deadline = type.former->Deadline();
+    // With every run busy the next one to end dispatches (PlanBatchClaim keeps that rare).
+    if (!deadline || type.running_batches >= type.config->concurrency) {
+      type.batch_timer->cancel();
+      return;
+    }
+    type.batch_timer->expires_at(*deadline);
+    type.batch_timer->async_wait([this, &type](boost::system::error_code ec) {
+      if (!ec) DispatchDueBatches(type);
+    });
+  }
+
+  // A batched type's in_flight is its runs: started plus forming.
+  void SyncBatchRuns(TypeState& type) {
+    int runs = type.running_batches + FormingRuns(type.config->batch, type.former->held());
+    in_flight_total_ += runs - type.in_flight;
+    type.in_flight = runs;
+  }
+
+  void StartBatch(TypeState& type, std::vector<Job> jobs) {
+    std::vector<std::shared_ptr<Attempt>> attempts;
+    std::vector<std::string> envelopes;
+    attempts.reserve(jobs.size());
+    envelopes.reserve(jobs.size());
+    const std::string batch_id = jobs.front().id;
+    for (Job& job : jobs) {
+      std::shared_ptr<Attempt> attempt = BeginAttempt(type, std::move(job));
+      attempt->batch_id = batch_id;
+      envelopes.push_back(BuildEnvelope(attempt->job));
+      attempts.push_back(std::move(attempt));
+    }
+    ++type.running_batches;
+    type.batch_size->Observe(static_cast<double>(attempts.size()));
+    log::Debug("batch started", {{"batch_id", batch_id},
+                                 {"job_type", type.config->type},
+                                 {"jobs", static_cast<int64_t>(attempts.size())}});
+    const std::string traceparent = attempts.front()->job.traceparent;
+    type.handler->Run(
+        {batch_id, traceparent, BuildBatchEnvelope(batch_id, type.config->type, envelopes)},
+        type.config->timeout, [this, &type, attempts = std::move(attempts)](HandlerResult result) {
+          OnBatchDone(type, attempts, std::move(result));
+        });
+  }
+
+  void OnBatchDone(TypeState& type, const std::vector<std::shared_ptr<Attempt>>& attempts,
+                   HandlerResult result) {
+    --type.running_batches;
+    SyncBatchRuns(type);
+    std::vector<std::string> job_ids;
+    job_ids.reserve(attempts.size());
+    for (const auto& attempt : attempts) job_ids.push_back(attempt->job.id);
+    Result<std::vector<HandlerResult>> outcomes = SplitBatchAnswer(result, job_ids);
+    if (!outcomes.ok()) {
+      // A malformed answer fails every job of the run (each retries or dead-letters
+      // on its own attempts): none is taken as done on a guess.
+      log::Warn("invalid batch answer; every job of the batch failed",
+                {{"batch_id", attempts.front()->batch_id},
+                 {"job_type", type.config->type},
+                 {"jobs", static_cast<int64_t>(attempts.size())},
+                 {"error", outcomes.status().message()}});
+      HandlerResult failed;
+      failed.kind = HandlerResult::Kind::kFailed;
+      failed.error = TruncateUtf8("invalid batch answer: " + outcomes.status().message(),
+                                  kMaxAnswerErrorBytes);
+      outcomes = std::vector<HandlerResult>(attempts.size(), failed);
+    }
+    for (size_t i = 0; i < attempts.size(); ++i) {
+      FinishAttempt(attempts[i], std::move((*outcomes)[i]));
+    }
+    DispatchDueBatches(type);
+    TryClaim();
   }
 
   void StartAttempt(Job job) {
@@ -245,8 +374,20 @@ class Worker::Impl {
                                                       {"trace_id", TraceIdOf(job.traceparent)}});
       return;
     }
+    ++found->second.in_flight;
+    ++in_flight_total_;
+    std::shared_ptr<Attempt> attempt = BeginAttempt(found->second, std::move(job));
+    const Job& j = attempt->job;
+    attempt->type->handler->Run(
+        {j.id, j.traceparent, BuildEnvelope(j)}, attempt->type->config->timeout,
+        [this, attempt](HandlerResult result) { OnAttemptDone(attempt, std::move(result)); });
+  }
+
+  // The attempt's bookkeeping before its handler runs: wait metric, its own span
+  // context, running_ (which shutdown releases from) and busy_.
+  std::shared_ptr<Attempt> BeginAttempt(TypeState& type, Job job) {
     auto attempt = std::make_shared<Attempt>();
-    attempt->type = &found->second;
+    attempt->type = &type;
     attempt->started = std::chrono::steady_clock::now();
     attempt->started_at_ms = clock_.NowMs();
     int64_t due_ms = std::max(job.run_at_ms, job.enqueued_at_ms);
@@ -256,8 +397,6 @@ class Worker::Impl {
     attempt->parent_traceparent = std::move(job.traceparent);
     job.traceparent = ChildTraceparent(attempt->parent_traceparent);
     attempt->job = std::move(job);
-    ++attempt->type->in_flight;
-    ++in_flight_total_;
     ++busy_;
     running_.emplace(attempt->job.id, attempt);
     const Job& j = attempt->job;
@@ -268,21 +407,22 @@ class Worker::Impl {
                                {"dedupe_key", j.dedupe_key},
                                {"attempt", j.attempt},
                                {"trace_id", TraceIdOf(j.traceparent)}});
-    attempt->type->handler->Run(
-        {j.id, j.traceparent, BuildEnvelope(j)}, attempt->type->config->timeout,
-        [this, attempt](HandlerResult result) { OnAttemptDone(attempt, std::move(result)); });
+    return attempt;
   }
 
   void OnAttemptDone(const std::shared_ptr<Attempt>& attempt, HandlerResult result) {
-    TypeState& type = *attempt->type;
-    --type.in_flight;
+    --attempt->type->in_flight;
     --in_flight_total_;
+    FinishAttempt(attempt, std::move(result));
+    TryClaim();
+  }
+
+  // Records one attempt's outcome (of its own run, or its share of a batch run's).
+  void FinishAttempt(const std::shared_ptr<Attempt>& attempt, HandlerResult result) {
+    TypeState& type = *attempt->type;
     running_.erase(attempt->job.id);
     if (context_.running != nullptr) context_.running->Remove(attempt->job.id);
-    if (attempt->released) {  // already back in the queue; busy_ was settled then
-      TryClaim();
-      return;
-    }
+    if (attempt->released) return;  // already back in the queue; busy_ was settled then
     const Job& job = attempt->job;
     auto elapsed = std::chrono::steady_clock::now() - attempt->started;
     int64_t duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
@@ -397,7 +537,30 @@ class Worker::Impl {
     }
     RecordAttemptSpan(*attempt, span_outcome, result.error);
     RecordFinish(std::move(finish), /*release=*/false, std::move(trace_id));
-    TryClaim();
+  }
+
+  // Shutdown: jobs held for a batch go back to the queue at once (not after their
+  // lease), without spending the attempt they were claimed with and without a record.
+  void ReleaseHeld() {
+    for (auto& [name, type] : types_) {
+      if (!type.former) continue;
+      type.batch_timer->cancel();
+      std::vector<Job> held = type.former->TakeAll();
+      SyncBatchRuns(type);
+      for (const Job& job : held) {
+        JobFinish finish;
+        finish.job_id = job.id;
+        finish.attempt = job.attempt;
+        finish.disposition = Disposition::kRelease;
+        finish.run_at_ms = clock_.NowMs();
+        finish.keep_record = false;
+        RecordFinish(std::move(finish), /*release=*/true, TraceIdOf(job.traceparent));
+      }
+      if (!held.empty()) {
+        log::Info("jobs held for a batch back to the queue",
+                  {{"job_type", name}, {"jobs", static_cast<int64_t>(held.size())}});
+      }
+    }
   }
 
   // Puts every attempt still running back in the queue (shutdown grace is over).
