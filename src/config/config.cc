@@ -1233,6 +1233,7 @@ class ConfigParser {
     s.Int("max_attempts", job.max_attempts, 1);
     if (auto backoff = s.Table("backoff")) ParseBackoff(*backoff, job.backoff);
     if (auto debounce = s.Table("debounce")) ParseDebounce(*debounce, job);
+    s.Bool("paused", job.paused);
     // `ordering` predates `key`: FIFO per key, one at a time.
     std::string ordering;
     const bool has_ordering = s.String("ordering", ordering) && !ordering.empty();

@@ -252,6 +252,10 @@ struct JobConfig {
   // runs. period 0 = off.
   std::string debounce_key;
   milliseconds debounce_period{0};
+  // `paused = true`: workers do not claim this type (Queue::SetPaused, shared by every
+  // process). Applied at start when true, and on a reload (SIGHUP) when it changed;
+  // a start with false does not resume a type an operator paused.
+  bool paused = false;
   std::string where;
 };
 

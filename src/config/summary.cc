@@ -98,6 +98,10 @@ void AppendJob(std::string& out, const JobConfig& job) {
   if (!job.key.empty()) {
     out += ", key " + job.key + " (" + std::to_string(job.concurrency_per_key) + " per key)";
   }
+  if (job.debounce_period.count() > 0) {
+    out += ", debounce " + job.debounce_key + " " + FormatDuration(job.debounce_period);
+  }
+  if (job.paused) out += ", paused";
   if (job.batch.enabled()) {
     out += ", batch max " + std::to_string(job.batch.max) + " wait " +
            FormatDuration(job.batch.wait) + " (concurrency = batch runs)";

@@ -892,6 +892,10 @@ TEST(ConfigTest, JobKeys) {
               "jobs[0].debounce.period", "at most 1h");
   ExpectError(std::string(kMinimal) + "debounce = { period = \"1s\" }\n", 11,
               "jobs[0].debounce.key", "");
+  Result<Config> paused = Parse(std::string(kMinimal) + "paused = true\n");
+  ASSERT_TRUE(paused.ok()) << paused.status().ToString();
+  EXPECT_TRUE(paused->jobs[0].paused);
+  ExpectError(std::string(kMinimal) + "paused = \"yes\"\n", 11, "jobs[0].paused", "");
   Result<Config> ordering = Parse(std::string(kMinimal) + "ordering = \"/ref\"\n");
   ASSERT_TRUE(ordering.ok()) << ordering.status().ToString();
   EXPECT_EQ(ordering->jobs[0].key, "/ref");
