@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -194,18 +195,32 @@ TEST_P(SharedLimitsTest, KillNineOfAWorkerFreesItsPermitsWithinTheLease) {
   ASSERT_TRUE(WaitFor([&] { return upstream.in_flight() >= 40; }, std::chrono::seconds(10)))
       << Logs();
   std::this_thread::sleep_for(milliseconds(500));
+  // The victim: the worker with the most calls at the upstream now (each is in flight
+  // for `delay` from its arrival), so it surely dies holding permits; permits move
+  // between workers all the time, and one may hold none at a given moment.
+  std::map<std::string, int> holding;
+  const auto looked_at = Clock::now();
+  for (const UpstreamRequest& req : upstream.Requests()) {
+    if (req.at > looked_at - delay) ++holding[req.Header("x-test-worker")];
+  }
+  std::string victim = "0";
+  for (const auto& [worker, calls] : holding) {
+    if (calls > holding[victim]) victim = worker;
+  }
+  ASSERT_GE(holding[victim], 1);
   const auto killed_at = Clock::now();
-  Worker(0).Kill9();
-  // What the survivors hold at the upstream over time: each request is in flight for
-  // `delay` from its arrival. The first moment they hold 40 again is when the dead
-  // worker's leases were given to them.
+  Worker(std::stoi(victim)).Kill9();
+  // What the survivors hold at the upstream over time. The first moment they hold 40
+  // again is when the dead worker's leases were given to them.
   std::optional<double> recovered;
   const auto deadline = killed_at + lease + std::chrono::seconds(3);
   while (!recovered && Clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(100));
     std::vector<Clock::time_point> survivors;
     for (const UpstreamRequest& req : upstream.Requests()) {
-      if (req.Header("x-test-worker") != "0" && req.at >= killed_at - delay) survivors.push_back(req.at);
+      if (req.Header("x-test-worker") != victim && req.at >= killed_at - delay) {
+        survivors.push_back(req.at);
+      }
     }
     std::sort(survivors.begin(), survivors.end());
     for (size_t i = 0, j = 0; i < survivors.size(); ++i) {
@@ -216,11 +231,13 @@ TEST_P(SharedLimitsTest, KillNineOfAWorkerFreesItsPermitsWithinTheLease) {
       }
     }
   }
-  std::cout << GetParam() << ": after kill -9 of a worker holding permits, the other three "
-            << "held all 40 again after "
+  std::cout << GetParam() << ": after kill -9 of a worker holding " << holding[victim]
+            << " permits, the other three held all 40 again after "
             << (recovered ? std::to_string(*recovered) + " s" : "never") << " (lease 2 s)\n";
   ASSERT_TRUE(recovered.has_value()) << Logs();
-  EXPECT_LE(*recovered, 2.0 + 0.5);  // within the lease plus polling and a round trip
+  // Within the lease, plus polling and round trips (1.7 s measured; the margin is for the
+  // sanitizer build on a busy machine).
+  EXPECT_LE(*recovered, 2.0 + 1.0);
   EXPECT_GE(*recovered, 0.8);        // not at once: the dead worker's leases were held
   EXPECT_LE(upstream.peak_in_flight(), 40);
 }
