@@ -1,13 +1,36 @@
 #include "ingress/job_key.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "ingress/json_body.h"
 
 namespace firebreak {
+namespace {
 
-std::string KeyValueOf(const std::string& key, std::string_view payload_json,
-                       const std::vector<std::string>& search_keys) {
+// A job's payload, parsed at most once however many of key, priority_from and debounce
+// read it: at ingress it is a second parse of every keyed webhook's body already.
+class LazyPayload {
+ public:
+  explicit LazyPayload(std::string_view json) : json_(json) {}
+  // Null when the payload is not JSON.
+  const JsonBody* Get() {
+    if (!parsed_) {
+      parsed_ = true;
+      Result<JsonBody> body = ParseJsonBody(json_);
+      if (body.ok()) body_.emplace(*body);
+    }
+    return body_ ? &*body_ : nullptr;
+  }
+
+ private:
+  std::string_view json_;
+  bool parsed_ = false;
+  std::optional<JsonBody> body_;
+};
+
+std::string ValueAt(const std::string& key, LazyPayload& payload,
+                    const std::vector<std::string>& search_keys) {
   if (key.empty()) return "";
   if (key.front() != '/') {
     // A search key's name: its "name:value" entry, if the source found one.
@@ -19,10 +42,29 @@ std::string KeyValueOf(const std::string& key, std::string_view payload_json,
     }
     return "";
   }
-  Result<JsonBody> payload = ParseJsonBody(payload_json);
-  if (!payload.ok()) return "";
-  Result<std::string> value = payload->KeyTextAt(key);
+  const JsonBody* body = payload.Get();
+  if (body == nullptr) return "";
+  Result<std::string> value = body->KeyTextAt(key);
   return value.ok() ? std::move(value).value() : std::string();
+}
+
+int PriorityAt(const std::string& pointer, LazyPayload& payload, int fallback) {
+  if (pointer.empty()) return fallback;
+  const JsonBody* body = payload.Get();
+  if (body == nullptr) return fallback;
+  simdjson::dom::element value;
+  if (body->root().at_pointer(pointer).get(value) != simdjson::SUCCESS) return fallback;
+  int64_t level = 0;
+  if (value.get(level) != simdjson::SUCCESS) return fallback;
+  return static_cast<int>(std::clamp<int64_t>(level, 0, kMaxPriority));
+}
+
+}  // namespace
+
+std::string KeyValueOf(const std::string& key, std::string_view payload_json,
+                       const std::vector<std::string>& search_keys) {
+  LazyPayload payload(payload_json);
+  return ValueAt(key, payload, search_keys);
 }
 
 std::string JobKeyOf(const JobConfig& job, std::string_view payload_json,
@@ -31,24 +73,17 @@ std::string JobKeyOf(const JobConfig& job, std::string_view payload_json,
 }
 
 int JobPriorityOf(const JobConfig& config, std::string_view payload_json, int fallback) {
-  if (config.priority_from.empty()) return fallback;
-  Result<JsonBody> payload = ParseJsonBody(payload_json);
-  if (!payload.ok()) return fallback;
-  simdjson::dom::element value;
-  if (payload->root().at_pointer(config.priority_from).get(value) != simdjson::SUCCESS) {
-    return fallback;
-  }
-  int64_t level = 0;
-  if (value.get(level) != simdjson::SUCCESS) return fallback;
-  return static_cast<int>(std::clamp<int64_t>(level, 0, kMaxPriority));
+  LazyPayload payload(payload_json);
+  return PriorityAt(config.priority_from, payload, fallback);
 }
 
 void AssignJobKey(const JobConfig& config, NewJob& job) {
-  job.ordering_key = JobKeyOf(config, job.payload_json, job.search_keys);
+  LazyPayload payload(job.payload_json);
+  job.ordering_key = ValueAt(config.key, payload, job.search_keys);
   job.key_limit = config.concurrency_per_key;
-  job.priority = JobPriorityOf(config, job.payload_json, job.priority);
+  job.priority = PriorityAt(config.priority_from, payload, job.priority);
   if (config.debounce_period.count() > 0) {
-    job.debounce_key = KeyValueOf(config.debounce_key, job.payload_json, job.search_keys);
+    job.debounce_key = ValueAt(config.debounce_key, payload, job.search_keys);
     if (!job.debounce_key.empty()) {
       job.run_at_ms = std::max(job.run_at_ms, job.enqueued_at_ms + config.debounce_period.count());
     }
