@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/crypto.h"
 #include "config/config.h"
 #include "queue/sqlite/sqlite_queue.h"
 
@@ -34,7 +35,7 @@ class BenchDir {
   std::string path_;
 };
 
-NewJob BenchJob(int64_t n, bool scattered_keys = true) {
+NewJob BenchJob(int64_t n, bool scattered_keys = true, bool search_keys = false) {
   NewJob job;
   job.id = "bench-" + std::to_string(n);
   job.type = "bench.event";
@@ -48,6 +49,14 @@ NewJob BenchJob(int64_t n, bool scattered_keys = true) {
   job.payload_json = R"({"event":{"type":"message","text":")" + std::string(400, 'x') + R"("}})";
   job.headers_json = R"({"x-github-event":"push"})";
   job.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  if (search_keys) {
+    // What a Slack event carries: one team, a few channels, many users, and a trace id
+    // of its own, made as ingress makes one for every request.
+    const uint64_t mix = static_cast<uint64_t>(n) * 0x9E3779B97F4A7C15u;
+    job.search_keys = {"slack.team:T0001", "slack.channel:C" + std::to_string(mix % 50),
+                       "slack.user:U" + std::to_string((mix >> 8) % 1000)};
+    job.traceparent = NewTraceparent();
+  }
   return job;
 }
 
@@ -61,12 +70,13 @@ std::unique_ptr<SqliteQueue> OpenBenchQueue(const BenchDir& dir, Durability dura
 }
 
 // Submits `count` jobs numbered from `first` and waits for all their callbacks.
-bool EnqueueBurst(Queue& queue, int64_t first, int64_t count, bool scattered_keys = true) {
+bool EnqueueBurst(Queue& queue, int64_t first, int64_t count, bool scattered_keys = true,
+                  bool search_keys = false) {
   std::atomic<int64_t> remaining{count};
   std::atomic<bool> all_accepted{true};
   std::promise<void> done;
   for (int64_t i = 0; i < count; ++i) {
-    queue.Enqueue(BenchJob(first + i, scattered_keys), [&](EnqueueResult result) {
+    queue.Enqueue(BenchJob(first + i, scattered_keys, search_keys), [&](EnqueueResult result) {
       if (!result.status.ok() || result.outcome != EnqueueOutcome::kAccepted) {
         all_accepted = false;
       }
@@ -81,6 +91,7 @@ void BM_EnqueueBurst(benchmark::State& state) {
   const auto durability = state.range(0) == 0 ? Durability::kFsync : Durability::kProcess;
   const int64_t burst = state.range(1);
   const bool scattered_keys = state.range(2) != 0;
+  const bool search_keys = state.range(3) != 0;
   BenchDir dir;
   std::unique_ptr<SqliteQueue> queue = OpenBenchQueue(dir, durability);
   if (!queue) {
@@ -89,7 +100,7 @@ void BM_EnqueueBurst(benchmark::State& state) {
   }
   int64_t next = 0;
   for (auto _ : state) {
-    if (!EnqueueBurst(*queue, next, burst, scattered_keys)) {
+    if (!EnqueueBurst(*queue, next, burst, scattered_keys, search_keys)) {
       state.SkipWithError("an enqueue was not accepted");
       break;
     }
@@ -102,17 +113,21 @@ void BM_EnqueueBurst(benchmark::State& state) {
                          static_cast<double>(std::max<int64_t>(1, queue->CommittedBatches())));
 }
 // normal: 0 = synchronous FULL ("fsync"), 1 = NORMAL ("process"); burst: jobs submitted
-// before waiting; scattered: 1 = random-order dedupe keys, 0 = sequential ones.
+// before waiting; scattered: 1 = random-order dedupe keys, 0 = sequential ones; keys: 1 =
+// with a Slack event's search keys and a trace id per job (issue 15), 0 = none.
 BENCHMARK(BM_EnqueueBurst)
-    ->ArgNames({"normal", "burst", "scattered"})
-    ->Args({0, 1, 1})
-    ->Args({0, 64, 1})
-    ->Args({0, 5000, 1})
-    ->Args({0, 5000, 0})
-    ->Args({1, 1, 1})
-    ->Args({1, 64, 1})
-    ->Args({1, 5000, 1})
-    ->Args({1, 5000, 0})
+    ->ArgNames({"normal", "burst", "scattered", "keys"})
+    ->Args({0, 1, 1, 0})
+    ->Args({0, 64, 1, 0})
+    ->Args({0, 64, 1, 1})
+    ->Args({0, 5000, 1, 0})
+    ->Args({0, 5000, 1, 1})
+    ->Args({0, 5000, 0, 0})
+    ->Args({1, 1, 1, 0})
+    ->Args({1, 64, 1, 0})
+    ->Args({1, 5000, 1, 0})
+    ->Args({1, 5000, 1, 1})
+    ->Args({1, 5000, 0, 0})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -40,7 +40,8 @@ std::optional<std::string> Base64Decode(std::string_view text);
 // chars), so they sort by creation time.
 std::string NewJobId(int64_t now_ms);
 
-// W3C trace context. A fresh "00-<trace>-<span>-01".
+// W3C trace context. A fresh "00-<trace>-<span>-01"; the trace id begins with the time in
+// ms, so trace ids sort by when they were made (the rest is random).
 std::string NewTraceparent();
 // The traceparent of a child span: the same trace id and flags, a fresh span id. A
 // malformed parent gives a fresh trace.
