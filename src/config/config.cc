@@ -1269,9 +1269,46 @@ class ConfigParser {
         s.Fail("concurrency_per_key", "needs key (the JSON pointer or search key it counts by)");
       }
     }
+    if (auto throttle = s.Table("throttle")) {
+      ParseThrottle(*throttle, job);
+      if (job.throttle_per_key > 0 && job.key.empty()) {
+        s.Fail("throttle", "per_key needs key (the JSON pointer or search key it counts by)");
+      }
+    }
     if (auto batch = s.Table("batch")) ParseBatch(*batch, job.batch);
     s.RejectUnknownKeys();
     config_.jobs.push_back(std::move(job));
+  }
+
+  // throttle = { per_key = "5/10s" }: "<count>/<period>", the period a duration ("10s",
+  // "500ms") or a bare unit ("s", "m", "h": one of it).
+  void ParseThrottle(Section& s, JobConfig& job) {
+    if (s.String("per_key", job.throttle_rate, Need::kRequired)) ParseThrottleRate(s, job);
+    s.RejectUnknownKeys();
+  }
+  void ParseThrottleRate(Section& s, JobConfig& job) {
+    const std::string& rate = job.throttle_rate;
+    const size_t slash = rate.find('/');
+    int count = 0;
+    std::optional<milliseconds> period;
+    if (slash != std::string::npos && slash > 0) {
+      auto [end, error] = std::from_chars(rate.data(), rate.data() + slash, count);
+      if (error != std::errc() || end != rate.data() + slash) count = 0;
+      std::string unit = rate.substr(slash + 1);
+      if (unit == "s" || unit == "m" || unit == "h") unit.insert(0, "1");
+      period = ParseDuration(unit);
+    }
+    if (count <= 0 || !period || period->count() <= 0) {
+      s.Fail("per_key", "bad throttle " + Quote(rate) +
+                            " (use runs per period, e.g. \"5/10s\", \"1/s\", \"100/m\")");
+    } else if (*period > std::chrono::hours(24)) {
+      s.Fail("per_key", "the period must be at most 24h, got " + FormatDuration(*period));
+    } else if (count > 10'000) {
+      s.Fail("per_key", "at most 10000 runs per period, got " + std::to_string(count));
+    } else {
+      job.throttle_per_key = count;
+      job.throttle_period = *period;
+    }
   }
 
   // batch = { max = 50, wait = "1s" }: max is required, wait defaults to 1s. Held jobs

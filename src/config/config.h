@@ -252,6 +252,12 @@ struct JobConfig {
   // runs. period 0 = off.
   std::string debounce_key;
   milliseconds debounce_period{0};
+  // `throttle = { per_key = "5/10s" }`: at most throttle_per_key runs of one key's jobs
+  // start in any throttle_period (attempts, retries included), across all processes.
+  // Needs `key`; 0 = off. Jobs over it wait, none are dropped.
+  int throttle_per_key = 0;
+  milliseconds throttle_period{0};
+  std::string throttle_rate;  // as written, for messages
   // `paused = true`: workers do not claim this type (Queue::SetPaused, shared by every
   // process). Applied at start when true, and on a reload (SIGHUP) when it changed;
   // a start with false does not resume a type an operator paused.

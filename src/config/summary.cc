@@ -98,6 +98,10 @@ void AppendJob(std::string& out, const JobConfig& job) {
   if (!job.key.empty()) {
     out += ", key " + job.key + " (" + std::to_string(job.concurrency_per_key) + " per key)";
   }
+  if (job.throttle_per_key > 0) {
+    out += ", throttle " + std::to_string(job.throttle_per_key) + " per key per " +
+           FormatDuration(job.throttle_period);
+  }
   if (job.debounce_period.count() > 0) {
     out += ", debounce " + job.debounce_key + " " + FormatDuration(job.debounce_period);
   }

@@ -40,6 +40,11 @@ struct ClaimSlots {
   int64_t lease_ms = 0;
   // How much earlier each priority level counts as runnable (job.h kMaxPriority).
   int64_t priority_step_ms = 60'000;
+  // Throttle per ordering key (0 = none): at most throttle_limit claims of one key's jobs
+  // in any throttle_period_ms, counted across every process on the store. A job over it
+  // is not claimed; it waits again, runnable when its key may start one more.
+  int throttle_limit = 0;
+  int64_t throttle_period_ms = 0;
 };
 
 enum class Disposition {
@@ -199,7 +204,9 @@ class Queue {
   // lease of slots[i].lease_ms. A job with an ordering_key is runnable only while fewer
   // than its key_limit older jobs of the same type and key are waiting or in flight; one
   // that becomes runnable when another of its key leaves counts as runnable from then
-  // (so keys take turns).
+  // (so keys take turns). With a throttle, a keyed job whose key started throttle_limit
+  // jobs in the last throttle_period_ms gets run_at = when the oldest of those starts
+  // leaves the window, and is not claimed now.
   virtual void Claim(std::vector<ClaimSlots> slots, ClaimCallback done) = 0;
 
   // Records the outcome of a claimed attempt. If the job no longer holds that attempt

@@ -237,7 +237,8 @@ class Worker::Impl {
         free_total -= std::max(take, 0);
       }
       if (take <= 0) continue;
-      slots.push_back({it->first, take, lease.count(), state.config->priority_step.count()});
+      slots.push_back({it->first, take, lease.count(), state.config->priority_step.count(),
+                       state.config->throttle_per_key, state.config->throttle_period.count()});
     }
     if (slots.empty()) return;
     claiming_ = true;

@@ -2,7 +2,8 @@
 // on one queue. Per-key concurrency with fairness, from the handlers' own start and end
 // lines: never more than concurrency_per_key jobs of a key at once, every key starts
 // within the first second, keys progress evenly (round-robin, not one key's backlog
-// first), and with concurrency_per_key = 1 each key runs in arrival order. Priority:
+// first), and with concurrency_per_key = 1 each key runs in arrival order. Throttle:
+// at most N starts of a key per period. Priority:
 // jobs from a priority-2 source wait at most a tenth of what the backlog's jobs wait.
 #include <gtest/gtest.h>
 
@@ -255,6 +256,42 @@ TEST_P(FlowControlTest, OnePerKeyRunsEachKeyInArrivalOrder) {
     next[e.key] = e.n + 1;
   }
   EXPECT_EQ(next.size(), static_cast<size_t>(kKeys));
+}
+
+// Throttle: 3 starts per chat per second across the three workers, with room for 4 at
+// once (so the throttle, not the line, is what holds them). 6 chats x 9 jobs: each chat
+// runs in three waves a second apart, and no 4 starts of a chat fall within one second
+// (less the handler's own start-up jitter, which the store's claim times do not have).
+TEST_P(FlowControlTest, ThrottleStartsAtMostThreeJobsOfAChatPerSecond) {
+  constexpr int kKeys = 6;
+  constexpr int kPerKey = 9;
+  const std::string config =
+      Config("key = \"/chat\"\nconcurrency_per_key = 4\nthrottle = { per_key = \"3/1s\" }");
+  Run(config, kKeys, kPerKey);
+  std::map<std::string, std::vector<int64_t>> starts;
+  int ends = 0;
+  for (const Event& e : Events()) {
+    if (e.start) {
+      starts[e.key].push_back(e.at_ms);
+    } else {
+      ++ends;
+    }
+  }
+  EXPECT_EQ(ends, kKeys * kPerKey);
+  ASSERT_EQ(starts.size(), static_cast<size_t>(kKeys));
+  int64_t tightest = INT64_MAX;  // the shortest span of 4 consecutive starts of a chat
+  int64_t longest = 0;           // a chat's first to last start
+  for (auto& [chat, at] : starts) {
+    ASSERT_EQ(at.size(), static_cast<size_t>(kPerKey)) << chat;
+    std::sort(at.begin(), at.end());
+    for (size_t i = 0; i + 3 < at.size(); ++i) tightest = std::min(tightest, at[i + 3] - at[i]);
+    longest = std::max(longest, at.back() - at.front());
+  }
+  std::cout << "[ measured ] 4 starts of one chat spanned at least " << tightest
+            << " ms; a chat's 9 starts took at most " << longest << " ms\n";
+  EXPECT_GE(tightest, 850) << "more than 3 starts of a chat within a second";
+  EXPECT_GE(longest, 1'850);  // three waves: the third a full 2 s after the first
+  EXPECT_LT(longest, 3'500);  // ...and not held back longer than the throttle needs
 }
 
 // A backlog of 1,000 jobs from the ordinary source; 300 ms after it starts draining, 20

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "config/webhook_presets.h"
 
@@ -892,6 +894,27 @@ TEST(ConfigTest, JobKeys) {
               "jobs[0].debounce.period", "at most 1h");
   ExpectError(std::string(kMinimal) + "debounce = { period = \"1s\" }\n", 11,
               "jobs[0].debounce.key", "");
+  // throttle = { per_key = "<runs>/<period>" }, on a keyed job.
+  for (const auto& [rate, runs, period_ms] :
+       std::vector<std::tuple<std::string, int, int64_t>>{
+           {"5/10s", 5, 10'000}, {"1/s", 1, 1000}, {"100/m", 100, 60'000}, {"3/500ms", 3, 500}}) {
+    Result<Config> throttle = Parse(std::string(kMinimal) + "key = \"/chat\"\nthrottle = { per_key = \"" +
+                                    rate + "\" }\n");
+    ASSERT_TRUE(throttle.ok()) << rate << ": " << throttle.status().ToString();
+    EXPECT_EQ(throttle->jobs[0].throttle_per_key, runs) << rate;
+    EXPECT_EQ(throttle->jobs[0].throttle_period, milliseconds(period_ms)) << rate;
+  }
+  ExpectError(std::string(kMinimal) + "throttle = { per_key = \"5/10s\" }\n", 11,
+              "jobs[0].throttle", "per_key needs key");
+  for (const char* bad : {"5", "/10s", "0/s", "five/s", "5/10", "5/0s", "5/10y", "-1/s"}) {
+    ExpectError(std::string(kMinimal) + "key = \"/chat\"\nthrottle = { per_key = \"" + bad +
+                    "\" }\n",
+                12, "jobs[0].throttle.per_key", "bad throttle");
+  }
+  ExpectError(std::string(kMinimal) + "key = \"/chat\"\nthrottle = { per_key = \"1/2d\" }\n", 12,
+              "jobs[0].throttle.per_key", "");
+  ExpectError(std::string(kMinimal) + "key = \"/chat\"\nthrottle = { rate = \"1/s\" }\n", 12,
+              "jobs[0].throttle.per_key", "required key is missing");
   Result<Config> paused = Parse(std::string(kMinimal) + "paused = true\n");
   ASSERT_TRUE(paused.ok()) << paused.status().ToString();
   EXPECT_TRUE(paused->jobs[0].paused);

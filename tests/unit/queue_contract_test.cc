@@ -636,6 +636,55 @@ TEST_P(QueueContractTest, KeysWithABacklogTakeTurnsWithOtherKeys) {
                                              JobId(4)}));
 }
 
+// Throttle per key: at most 2 starts of a key in any 1 s. A job over it is not claimed
+// and waits until the oldest of those starts leaves the window; other keys and unkeyed
+// jobs are not held back, and every start counts (a retry too).
+TEST_P(QueueContractTest, ThrottleStartsAtMostNOfAKeyPerPeriod) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  for (int n = 1; n <= 6; ++n) {
+    ASSERT_EQ(EnqueueSync(*queue, KeyedJob(n, "A", 10)).outcome, EnqueueOutcome::kAccepted);
+  }
+  ASSERT_EQ(EnqueueSync(*queue, KeyedJob(7, "B", 10)).outcome, EnqueueOutcome::kAccepted);
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(8), "t")).outcome, EnqueueOutcome::kAccepted);
+  auto claim = [&](int limit) {
+    ClaimSlots slot{"t", limit, 30'000};
+    slot.throttle_limit = 2;
+    slot.throttle_period_ms = 1000;
+    Result<std::vector<Job>> jobs = ClaimSync(*queue, {slot});
+    EXPECT_TRUE(jobs.ok()) << jobs.status().ToString();
+    return jobs.ok() ? *jobs : std::vector<Job>{};
+  };
+  const int64_t t0 = clock_.NowMs();
+  std::vector<Job> first = claim(10);
+  EXPECT_EQ(Ids(first), (std::vector<std::string>{JobId(1), JobId(2), JobId(7), JobId(8)}));
+  // The rest of A waits for room, not lost: delayed until t0 + 1 s.
+  EXPECT_EQ(DepthOf(*queue, "t").delayed, 4);
+  Result<Job> waiting = queue->GetJob(JobId(3));
+  ASSERT_TRUE(waiting.ok());
+  EXPECT_EQ(waiting->state, JobState::kReady);
+  EXPECT_EQ(waiting->run_at_ms, t0 + 1000);
+  EXPECT_TRUE(claim(10).empty());
+  clock_.Advance(milliseconds(400));
+  // A retry of A1 is a start too: it waits behind the window like the others.
+  ASSERT_EQ(first.size(), 4u);
+  ASSERT_TRUE(
+      FinishSync(*queue, Finished(first[0], Disposition::kRetry, clock_.NowMs(), "busy")).ok());
+  EXPECT_TRUE(claim(10).empty());
+  clock_.Advance(milliseconds(599));
+  EXPECT_TRUE(claim(10).empty());
+  clock_.Advance(milliseconds(1));  // t0 + 1 s: both starts of t0 have left the window
+  std::vector<Job> second = claim(10);
+  EXPECT_EQ(second.size(), 2u);
+  for (const Job& job : second) EXPECT_EQ(job.ordering_key, "A");
+  EXPECT_TRUE(claim(10).empty());
+  clock_.Advance(milliseconds(1000));
+  EXPECT_EQ(claim(10).size(), 2u);
+  clock_.Advance(milliseconds(1000));
+  EXPECT_EQ(claim(10).size(), 1u);  // all six of A started, two per second at most
+  EXPECT_EQ(DepthOf(*queue, "t").ready + DepthOf(*queue, "t").delayed, 0);
+}
+
 // Priority: a job of priority p counts as runnable p x priority_step (60 s here) earlier.
 // Higher levels go first; a lower job that has waited longer than that still goes first
 // (no starvation); a delayed job is not claimed early, whatever its level.

@@ -321,9 +321,10 @@ PRAGMA user_version = 1;
   auto queue = Open();
   ASSERT_NE(queue, nullptr);
   EXPECT_EQ(QueryInt(config_.path, "PRAGMA user_version"), kSqliteQueueSchemaVersion);
-  EXPECT_EQ(kSqliteQueueSchemaVersion, 5);
+  EXPECT_EQ(kSqliteQueueSchemaVersion, 6);
   EXPECT_GE(QueryInt(config_.path, "SELECT COUNT(*) FROM probe"), 0);  // the tables exist
   EXPECT_GE(QueryInt(config_.path, "SELECT COUNT(*) FROM job_keys"), 0);
+  EXPECT_GE(QueryInt(config_.path, "SELECT COUNT(*) FROM key_starts"), 0);
   EXPECT_EQ(DepthOf(*queue, "test.event").ready, 3);
   // The second job of key K waited behind the first under version 1's ordering rule; the
   // migration parks it, so it still runs only after the first has finished.

@@ -373,7 +373,9 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
         if (slot.limit <= 0) continue;
         args.insert(args.end(), {slot.type, std::to_string(slot.limit),
                                  std::to_string(slot.lease_ms),
-                                 std::to_string(slot.priority_step_ms)});
+                                 std::to_string(slot.priority_step_ms),
+                                 std::to_string(slot.throttle_limit),
+                                 std::to_string(slot.throttle_period_ms)});
         ++slots;
       }
       if (!valid || slots == 0) continue;

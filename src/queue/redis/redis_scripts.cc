@@ -284,18 +284,61 @@ constexpr char kClaim[] = R"lua(
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local out = {}
+
+-- Moves job `id` (waiting in ready set `rk`) in flight for `lease` ms; appends it to out.
+local function claim_job(id, rk, typ, lease)
+  redis.call('ZREM', rk, id)
+  local jk = P .. 'job:' .. id
+  if redis.call('EXISTS', jk) == 0 then return end
+  local lease_until = now + lease
+  local attempt = redis.call('HINCRBY', jk, 'attempt', 1)
+  redis.call('HSET', jk, 'state', 'in_flight', 'lease_until', I(lease_until), 'claimed_at', I(now))
+  redis.call('ZADD', P .. 'inflight:' .. typ, I(lease_until), id)
+  index_state(jk, id, 'in_flight')
+  local f = redis.call('HMGET', jk, 'type', 'source', 'dedupe_key', 'payload', 'headers',
+    'traceparent', 'ordering_key', 'max_attempts', 'enqueued_at', 'run_at')
+  out[#out + 1] = id
+  out[#out + 1] = I(attempt)
+  for i = 1, 10 do out[#out + 1] = f[i] or '' end
+end
+
+-- Throttle per key: fb:thr:<type>:<key> lists the key's latest `tlimit` starts, newest
+-- first. Returns nil when the key has room (and counts this start), else the time it
+-- has room again: when its tlimit-th newest start leaves the window of `tperiod` ms.
+local function throttled(typ, id, tlimit, tperiod)
+  local okey = redis.call('HGET', P .. 'job:' .. id, 'ordering_key') or ''
+  if okey == '' then return nil end
+  local tk = P .. 'thr:' .. typ .. ':' .. okey
+  local nth = tonumber(redis.call('LINDEX', tk, tlimit - 1) or '')
+  if nth and nth > now - tperiod then return nth + tperiod end
+  redis.call('LPUSH', tk, I(now))
+  redis.call('LTRIM', tk, 0, tlimit - 1)
+  redis.call('PEXPIRE', tk, tperiod)
+  return nil
+end
+
 for s = 0, n - 1 do
-  local typ = ARGV[3 + 4 * s]
-  local limit = tonumber(ARGV[4 + 4 * s])
-  local lease = tonumber(ARGV[5 + 4 * s])
-  local step = tonumber(ARGV[6 + 4 * s])
-  if limit > 0 and redis.call('SISMEMBER', P .. 'paused', typ) == 0 then
-    -- The oldest runnable of each priority level; of those, the `limit` that sort first
+  local typ = ARGV[3 + 6 * s]
+  local limit = tonumber(ARGV[4 + 6 * s])
+  local lease = tonumber(ARGV[5 + 6 * s])
+  local step = tonumber(ARGV[6 + 6 * s])
+  local tlimit = tonumber(ARGV[7 + 6 * s])
+  local tperiod = tonumber(ARGV[8 + 6 * s])
+  local throttle = tlimit > 0 and tperiod > 0
+  local taken = 0
+  -- With a throttle a round may defer jobs; the next round then sees the ones behind
+  -- them (a few rounds bound one claim's work).
+  local rounds = throttle and 4 or 1
+  if limit > 0 and redis.call('SISMEMBER', P .. 'paused', typ) == 1 then rounds = 0 end
+  for _ = 1, rounds do
+    local want = limit - taken
+    if want <= 0 then break end
+    -- The oldest runnable of each priority level; of those, the `want` that sort first
     -- by run_at - priority x step (ties: higher level, then older).
     local picks = {}
     for p = MAX_PRIORITY, 0, -1 do
       local rk = ready_key(typ, p)
-      local got = redis.call('ZRANGEBYSCORE', rk, '-inf', I(now), 'WITHSCORES', 'LIMIT', 0, limit)
+      local got = redis.call('ZRANGEBYSCORE', rk, '-inf', I(now), 'WITHSCORES', 'LIMIT', 0, want)
       for i = 1, #got, 2 do
         picks[#picks + 1] = {got[i], rk, tonumber(got[i + 1]) - p * step, #picks}
       end
@@ -304,24 +347,20 @@ for s = 0, n - 1 do
       if a[3] ~= b[3] then return a[3] < b[3] end
       return a[4] < b[4]
     end)
-    for k = 1, math.min(limit, #picks) do
+    local deferred = false
+    for k = 1, math.min(want, #picks) do
       local id, rk = picks[k][1], picks[k][2]
-      redis.call('ZREM', rk, id)
-      local jk = P .. 'job:' .. id
-      if redis.call('EXISTS', jk) == 1 then
-        local lease_until = now + lease
-        local attempt = redis.call('HINCRBY', jk, 'attempt', 1)
-        redis.call('HSET', jk, 'state', 'in_flight', 'lease_until', I(lease_until),
-          'claimed_at', I(now))
-        redis.call('ZADD', P .. 'inflight:' .. typ, I(lease_until), id)
-        index_state(jk, id, 'in_flight')
-        local f = redis.call('HMGET', jk, 'type', 'source', 'dedupe_key', 'payload', 'headers',
-          'traceparent', 'ordering_key', 'max_attempts', 'enqueued_at', 'run_at')
-        out[#out + 1] = id
-        out[#out + 1] = I(attempt)
-        for i = 1, 10 do out[#out + 1] = f[i] or '' end
+      local room_at = throttle and throttled(typ, id, tlimit, tperiod)
+      if room_at then
+        redis.call('ZADD', rk, I(room_at), id)
+        redis.call('HSET', P .. 'job:' .. id, 'run_at', I(room_at))
+        deferred = true
+      else
+        claim_job(id, rk, typ, lease)
+        taken = taken + 1
       end
     end
+    if not deferred then break end
   end
 end
 return out

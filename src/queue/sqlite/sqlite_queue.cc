@@ -193,7 +193,21 @@ CREATE INDEX IF NOT EXISTS jobs_key_line ON jobs (type, ordering_key, parked, se
 CREATE TABLE IF NOT EXISTS debounce (key TEXT PRIMARY KEY, job_id TEXT NOT NULL) WITHOUT ROWID;
 )sql";
 
-constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
+// Version 6 (issue 17): throttle per key. When each key (type "\n" key) started a job,
+// kept until `expires_at` (start + the throttle's period): a key has room while fewer
+// than the limit of its starts are newer than now - period.
+constexpr char kSchemaV6[] = R"sql(
+CREATE TABLE IF NOT EXISTS key_starts (
+  key TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS key_starts_by_key ON key_starts (key, at);
+CREATE INDEX IF NOT EXISTS key_starts_expiry ON key_starts (expires_at);
+)sql";
+
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3,
+                                       kSchemaV4, kSchemaV5, kSchemaV6};
 static_assert(std::size(kMigrations) == kSqliteQueueSchemaVersion);
 
 // The job columns every reader selects, in the order RowToJob expects.
@@ -249,25 +263,38 @@ Job RowToJob(const sqlite::Query& row) {
   return job;
 }
 
-// The claim: the oldest runnable unparked jobs of each priority level (one index seek
-// each), of which the `limit` that sort first by run_at - priority x step (?5), then seq.
-// ?1 now, ?2 lease until, ?3 type, ?4 limit.
+// The next jobs to claim: the oldest runnable unparked jobs of each priority level (one
+// index seek each), of which the `limit` that sort first by run_at - priority x step
+// (?5), then seq: their seq, and with `with_key` their ordering_key (which the index does
+// not cover). ?1 now, ?3 type, ?4 limit.
+std::string NextToClaimSql(bool with_key) {
+  const std::string key = with_key ? "ordering_key, " : "";
+  std::string levels;
+  for (int p = kMaxPriority; p >= 0; --p) {
+    const std::string level = std::to_string(p);
+    if (!levels.empty()) levels += " UNION ALL ";
+    levels += "SELECT seq, " + key + "run_at - " + level + " * ?5 AS k FROM (SELECT seq, " +
+              key + "run_at FROM jobs INDEXED BY jobs_waiting WHERE state = 0 AND type = ?3 "
+              "AND parked = 0 AND priority = " + level + " AND run_at <= ?1 "
+              "ORDER BY run_at, seq LIMIT ?4)";
+  }
+  return "SELECT seq" + (with_key ? ", ordering_key" : std::string()) + " FROM (" + levels + ") "
+         // A paused type is not claimed at all.
+         "WHERE NOT EXISTS (SELECT 1 FROM paused WHERE paused.type = ?3) "
+         "ORDER BY k, seq LIMIT ?4";
+}
+
+// The claim in one statement. ?2 lease until.
 const std::string& ClaimSql() {
-  static const std::string sql = [] {
-    std::string levels;
-    for (int p = kMaxPriority; p >= 0; --p) {
-      const std::string level = std::to_string(p);
-      if (!levels.empty()) levels += " UNION ALL ";
-      levels += "SELECT seq, run_at - " + level + " * ?5 AS k FROM (SELECT seq, run_at FROM jobs "
-                "INDEXED BY jobs_waiting WHERE state = 0 AND type = ?3 AND parked = 0 AND "
-                "priority = " + level + " AND run_at <= ?1 ORDER BY run_at, seq LIMIT ?4)";
-    }
-    return "UPDATE jobs SET state = 1, attempt = attempt + 1, claimed_at = ?1, lease_until = ?2 "
-           "WHERE seq IN (SELECT seq FROM (" + levels + ") "
-           // A paused type is not claimed at all.
-           "WHERE NOT EXISTS (SELECT 1 FROM paused WHERE paused.type = ?3) "
-           "ORDER BY k, seq LIMIT ?4) RETURNING " FIREBREAK_JOB_COLUMNS ", seq";
-  }();
+  static const std::string sql =
+      "UPDATE jobs SET state = 1, attempt = attempt + 1, claimed_at = ?1, lease_until = ?2 "
+      "WHERE seq IN (" + NextToClaimSql(false) + ") RETURNING " FIREBREAK_JOB_COLUMNS ", seq";
+  return sql;
+}
+
+// With a throttle each job is looked at before it is claimed (ApplyThrottledClaim).
+const std::string& ThrottledCandidatesSql() {
+  static const std::string sql = NextToClaimSql(true);
   return sql;
 }
 
@@ -432,6 +459,19 @@ Status SqliteQueue::Init() {
       {&write_.delete_job_by_seq, "DELETE FROM jobs WHERE seq = ?1"},
       {&write_.select_job, "SELECT " FIREBREAK_JOB_COLUMNS ", seq FROM jobs WHERE id = ?1"},
       {&write_.claim, ClaimSql().c_str()},
+      {&write_.throttled_candidates, ThrottledCandidatesSql().c_str()},
+      {&write_.claim_one,
+       "UPDATE jobs SET state = 1, attempt = attempt + 1, claimed_at = ?1, lease_until = ?2 "
+       "WHERE seq = ?3 AND state = 0 RETURNING " FIREBREAK_JOB_COLUMNS ", seq"},
+      {&write_.defer_job, "UPDATE jobs SET run_at = ?2 WHERE seq = ?1 AND state = 0"},
+      // The start that must leave the window before the key has room: the limit-th
+      // newest (?3 = limit - 1) of those after ?2 = now - period.
+      {&write_.nth_recent_start,
+       "SELECT at FROM key_starts WHERE key = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3"},
+      {&write_.record_start, "INSERT INTO key_starts (key, at, expires_at) VALUES (?1, ?2, ?3)"},
+      {&write_.prune_starts,
+       "DELETE FROM key_starts WHERE rowid IN (SELECT rowid FROM key_starts WHERE "
+       "expires_at <= ?1 LIMIT ?2)"},
       // The outcome statements return the job's type: a row means the attempt was the
       // job's (the finish is not stale), and Throughput counts it under that type.
       {&write_.delete_job,
@@ -898,6 +938,12 @@ Status SqliteQueue::Sweep(int64_t now_ms) {
     prune_debounce.Bind(1, kPruneChunk);
     if (Status s = prune_debounce.Run(); !s.ok()) return s;
   }
+  {
+    sqlite::Query prune_starts(write_.prune_starts);
+    prune_starts.Bind(1, now_ms).Bind(2, kPruneChunk);
+    if (Status s = prune_starts.Run(); !s.ok()) return s;
+    if (prune_starts.Changes() >= kPruneChunk) more_to_sweep_ = true;
+  }
   sqlite::Query prune(write_.prune_dedupe_keys);
   prune.Bind(1, now_ms).Bind(2, kPruneChunk);
   if (Status s = prune.Run(); !s.ok()) return s;
@@ -1103,7 +1149,9 @@ Status SqliteQueue::ApplyClaim(ClaimOp& op, int64_t now_ms) {
   for (const ClaimSlots& slot : op.slots) {
     if (slot.limit == 0) continue;
     std::vector<std::pair<int64_t, Job>> claimed;  // (seq, job)
-    {
+    if (slot.throttle_limit > 0 && slot.throttle_period_ms > 0) {
+      if (Status s = ApplyThrottledClaim(slot, now_ms, claimed); !s.ok()) return s;
+    } else {
       sqlite::Query claim(write_.claim);
       claim.Bind(1, now_ms)
           .Bind(2, now_ms + slot.lease_ms)
@@ -1128,6 +1176,61 @@ Status SqliteQueue::ApplyClaim(ClaimOp& op, int64_t now_ms) {
       next_lease_expiry_ms_ = std::min(next_lease_expiry_ms_, now_ms + slot.lease_ms);
     }
     for (auto& [seq, job] : claimed) op.jobs.push_back(std::move(job));
+  }
+  return Status::Ok();
+}
+
+Status SqliteQueue::ApplyThrottledClaim(const ClaimSlots& slot, int64_t now_ms,
+                                        std::vector<std::pair<int64_t, Job>>& claimed) {
+  // A round looks at as many jobs as are still wanted and claims or defers each. A
+  // deferred job no longer counts as runnable, so the next round sees jobs behind it;
+  // a few rounds bound the work of one claim when many keys are out of room.
+  constexpr int kRounds = 4;
+  const auto wanted = static_cast<size_t>(slot.limit);
+  for (int round = 0; round < kRounds && claimed.size() < wanted; ++round) {
+    std::vector<std::pair<int64_t, std::string>> next;  // (seq, ordering key)
+    {
+      sqlite::Query candidates(write_.throttled_candidates);
+      candidates.Bind(1, now_ms)
+          .Bind(3, slot.type)
+          .Bind(4, static_cast<int64_t>(wanted - claimed.size()))
+          .Bind(5, slot.priority_step_ms);
+      for (;;) {
+        Result<bool> row = candidates.Next();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        next.emplace_back(candidates.Int(0), candidates.Text(1));
+      }
+    }
+    bool deferred = false;
+    for (const auto& [seq, key] : next) {
+      if (!key.empty()) {
+        const std::string line = slot.type + "\n" + key;
+        sqlite::Query nth(write_.nth_recent_start);
+        nth.Bind(1, line)
+            .Bind(2, now_ms - slot.throttle_period_ms)
+            .Bind(3, static_cast<int64_t>(slot.throttle_limit - 1));
+        Result<bool> full = nth.Next();
+        if (!full.ok()) return full.status();
+        if (*full) {
+          // Runnable again when the oldest start counted against it leaves the window.
+          sqlite::Query defer(write_.defer_job);
+          defer.Bind(1, seq).Bind(2, nth.Int(0) + slot.throttle_period_ms);
+          if (Status s = defer.Run(); !s.ok()) return s;
+          deferred = true;
+          continue;
+        }
+        sqlite::Query start(write_.record_start);
+        start.Bind(1, line).Bind(2, now_ms).Bind(3, now_ms + slot.throttle_period_ms);
+        if (Status s = start.Run(); !s.ok()) return s;
+      }
+      sqlite::Query claim(write_.claim_one);
+      claim.Bind(1, now_ms).Bind(2, now_ms + slot.lease_ms).Bind(3, seq);
+      Result<bool> row = claim.Next();
+      if (!row.ok()) return row.status();
+      if (*row) claimed.emplace_back(claim.Int(kJobColumnCount), RowToJob(claim));
+    }
+    if (!deferred) break;
   }
   return Status::Ok();
 }

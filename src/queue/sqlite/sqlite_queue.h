@@ -59,7 +59,7 @@ struct SqliteQueueOptions {
 // The schema version this build writes (PRAGMA user_version).
 // 1: jobs, dedupe keys, attempts. 2: + per-minute throughput counts. 3: + the health probe row.
 // 4: + finished jobs kept as history, search keys, pauses, the audit log.
-inline constexpr int kSqliteQueueSchemaVersion = 5;
+inline constexpr int kSqliteQueueSchemaVersion = 6;
 
 class SqliteQueue final : public Queue {
  public:
@@ -181,6 +181,12 @@ class SqliteQueue final : public Queue {
     sqlite::Statement upsert_debounce;
     sqlite::Statement prune_debounce;
     sqlite::Statement promote_key_line;
+    sqlite::Statement throttled_candidates;
+    sqlite::Statement claim_one;
+    sqlite::Statement defer_job;
+    sqlite::Statement nth_recent_start;
+    sqlite::Statement record_start;
+    sqlite::Statement prune_starts;
   };
   struct ReadStatements {
     sqlite::Statement begin;
@@ -232,6 +238,10 @@ class SqliteQueue final : public Queue {
   // The dedupe check and insert of ApplyEnqueue; `check_depth` applies max_depth.
   Status InsertJob(NewJob& job, int64_t now_ms, bool check_depth, EnqueueResult& result);
   Status ApplyClaim(ClaimOp& op, int64_t now_ms);
+  // ApplyClaim for a slot with a throttle: job by job, each keyed one only while its key
+  // has room in the window; the rest are deferred to when it has. Appends (seq, job).
+  Status ApplyThrottledClaim(const ClaimSlots& slot, int64_t now_ms,
+                             std::vector<std::pair<int64_t, Job>>& claimed);
   Status ApplyFinish(FinishOp& op, int64_t now_ms);
   Status InsertAttempt(const std::string& job_id, const AttemptRecord& record);
   // Cancels job `id` if it is waiting (ready, delayed or parked), with `reason` as its
