@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/allocator.h"
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "config/config.h"
@@ -175,4 +176,12 @@ BENCHMARK(BM_ClaimFinish)->Unit(benchmark::kMicrosecond)->UseRealTime();
 }  // namespace
 }  // namespace firebreak
 
-BENCHMARK_MAIN();
+// BENCHMARK_MAIN, with the binary's malloc settings.
+int main(int argc, char** argv) {
+  firebreak::TuneAllocator();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -106,15 +106,26 @@ inline void RunIngestDrain(benchmark::State& state, const std::string& backend, 
   }
   static std::atomic<int64_t> next{0};
   int64_t processed = 0;
+  std::chrono::nanoseconds enqueue_time{0};
+  std::chrono::nanoseconds drain_time{0};
   for (auto _ : state) {
     const int64_t first = next.fetch_add(burst);
+    const auto t0 = std::chrono::steady_clock::now();
     if (!EnqueueAll(*queue, first, burst, make)) {
       state.SkipWithError("an enqueue was not accepted");
       break;
     }
+    const auto t1 = std::chrono::steady_clock::now();
     processed += DrainAll(*queue, type, slots);
+    enqueue_time += t1 - t0;
+    drain_time += std::chrono::steady_clock::now() - t1;
   }
   queue->Close();
+  // The two halves apart, in µs per job: storing, and claiming + finishing.
+  const double jobs = static_cast<double>(std::max<int64_t>(1, processed));
+  state.counters["enqueue_us"] =
+      std::chrono::duration<double, std::micro>(enqueue_time).count() / jobs;
+  state.counters["drain_us"] = std::chrono::duration<double, std::micro>(drain_time).count() / jobs;
   if (processed != static_cast<int64_t>(state.iterations()) * burst) {
     state.SkipWithError("not every job was drained");
   }
