@@ -1229,6 +1229,7 @@ class ConfigParser {
     }
     if (auto handler = s.Table("handler", Need::kRequired)) ParseHandler(*handler, job.handler);
     s.Int("concurrency", job.concurrency, 1);
+    s.Int("global_concurrency", job.global_concurrency, 1);
     s.Duration("timeout", job.timeout);
     s.Int("max_attempts", job.max_attempts, 1);
     if (auto backoff = s.Table("backoff")) ParseBackoff(*backoff, job.backoff);

@@ -232,6 +232,10 @@ struct JobConfig {
   HandlerConfig handler;
   // Max in flight of this type, per worker process; with `batch`, concurrent batch runs.
   int concurrency = 20;
+  // Max in flight of this type over every worker process on the queue (0 = no cap): a
+  // shared cap held in the store, so 4 workers with concurrency 20 and global_concurrency
+  // 10 run 10 at once, not 80. A killed worker's jobs count until their lease expires.
+  int global_concurrency = 0;
   milliseconds timeout{30'000};   // hard: the attempt is killed/cancelled then
   int max_attempts = 5;           // then → dead-letter queue
   BackoffPolicy backoff;          // base 250ms, factor 4, max 5m, full jitter

@@ -98,6 +98,9 @@ void AppendJob(std::string& out, const JobConfig& job) {
   if (!job.key.empty()) {
     out += ", key " + job.key + " (" + std::to_string(job.concurrency_per_key) + " per key)";
   }
+  if (job.global_concurrency > 0) {
+    out += ", global_concurrency " + std::to_string(job.global_concurrency);
+  }
   if (job.throttle_per_key > 0) {
     out += ", throttle " + std::to_string(job.throttle_per_key) + " per key per " +
            FormatDuration(job.throttle_period);

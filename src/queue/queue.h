@@ -45,6 +45,9 @@ struct ClaimSlots {
   // is not claimed; it waits again, runnable when its key may start one more.
   int throttle_limit = 0;
   int64_t throttle_period_ms = 0;
+  // Cap on this type's jobs in flight over every process (0 = none): the claim takes at
+  // most global_limit minus those in flight now (expired leases count until swept).
+  int global_limit = 0;
 };
 
 enum class Disposition {

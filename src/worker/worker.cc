@@ -238,7 +238,8 @@ class Worker::Impl {
       }
       if (take <= 0) continue;
       slots.push_back({it->first, take, lease.count(), state.config->priority_step.count(),
-                       state.config->throttle_per_key, state.config->throttle_period.count()});
+                       state.config->throttle_per_key, state.config->throttle_period.count(),
+                       state.config->global_concurrency});
     }
     if (slots.empty()) return;
     claiming_ = true;

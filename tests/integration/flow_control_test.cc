@@ -3,7 +3,8 @@
 // lines: never more than concurrency_per_key jobs of a key at once, every key starts
 // within the first second, keys progress evenly (round-robin, not one key's backlog
 // first), and with concurrency_per_key = 1 each key runs in arrival order. Throttle:
-// at most N starts of a key per period. Priority:
+// at most N starts of a key per period. global_concurrency: a cap over all workers.
+// Priority:
 // jobs from a priority-2 source wait at most a tenth of what the backlog's jobs wait.
 #include <gtest/gtest.h>
 
@@ -256,6 +257,26 @@ TEST_P(FlowControlTest, OnePerKeyRunsEachKeyInArrivalOrder) {
     next[e.key] = e.n + 1;
   }
   EXPECT_EQ(next.size(), static_cast<size_t>(kKeys));
+}
+
+// global_concurrency = 5 over three workers of concurrency 8: never more than 5 jobs of
+// the type run at once in all of them together (from the handlers' own lines), and the
+// cap is used (the peak is 5, not less).
+TEST_P(FlowControlTest, GlobalConcurrencyCapsTheTypeOverAllWorkers) {
+  const std::string config = Config("global_concurrency = 5");
+  Run(config, 10, 12);
+  const std::vector<Event> events = Events();
+  int running = 0;
+  int peak = 0;
+  int ends = 0;
+  for (const Event& e : events) {
+    running += e.start ? 1 : -1;
+    peak = std::max(peak, running);
+    ends += e.start ? 0 : 1;
+  }
+  EXPECT_EQ(ends, 120);
+  EXPECT_EQ(peak, 5) << "jobs of the type running at once over 3 workers x 8 slots";
+  std::cout << "[ measured ] peak in flight over 3 workers (24 slots): " << peak << "\n";
 }
 
 // Throttle: 3 starts per chat per second across the three workers, with room for 4 at

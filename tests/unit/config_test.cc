@@ -894,6 +894,12 @@ TEST(ConfigTest, JobKeys) {
               "jobs[0].debounce.period", "at most 1h");
   ExpectError(std::string(kMinimal) + "debounce = { period = \"1s\" }\n", 11,
               "jobs[0].debounce.key", "");
+  Result<Config> global = Parse(std::string(kMinimal) + "global_concurrency = 10\n");
+  ASSERT_TRUE(global.ok()) << global.status().ToString();
+  EXPECT_EQ(global->jobs[0].global_concurrency, 10);
+  EXPECT_EQ(Parse(kMinimal)->jobs[0].global_concurrency, 0);  // no cap unless asked
+  ExpectError(std::string(kMinimal) + "global_concurrency = 0\n", 11,
+              "jobs[0].global_concurrency", "must be at least 1");
   // throttle = { per_key = "<runs>/<period>" }, on a keyed job.
   for (const auto& [rate, runs, period_ms] :
        std::vector<std::tuple<std::string, int, int64_t>>{

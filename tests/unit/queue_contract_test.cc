@@ -685,6 +685,44 @@ TEST_P(QueueContractTest, ThrottleStartsAtMostNOfAKeyPerPeriod) {
   EXPECT_EQ(DepthOf(*queue, "t").ready + DepthOf(*queue, "t").delayed, 0);
 }
 
+// global_concurrency: a claim takes at most the cap minus the type's jobs in flight in
+// the store (whoever claimed them); other types are not counted; an expired lease counts
+// until the sweep takes the job back.
+TEST_P(QueueContractTest, GlobalLimitCapsJobsInFlightOverEveryClaimer) {
+  auto queue = Open();
+  ASSERT_NE(queue, nullptr);
+  for (int n = 1; n <= 6; ++n) {
+    ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(n), "t")).outcome, EnqueueOutcome::kAccepted);
+  }
+  ASSERT_EQ(EnqueueSync(*queue, MakeJob(JobId(7), "other")).outcome, EnqueueOutcome::kAccepted);
+  auto claim = [&](const std::string& type, int limit, int64_t lease_ms = 30'000) {
+    ClaimSlots slot{type, limit, lease_ms};
+    slot.global_limit = 3;
+    Result<std::vector<Job>> jobs = ClaimSync(*queue, {slot});
+    EXPECT_TRUE(jobs.ok()) << jobs.status().ToString();
+    return jobs.ok() ? *jobs : std::vector<Job>{};
+  };
+  std::vector<Job> first = claim("t", 2, 1000);  // a worker with 2 free slots
+  EXPECT_EQ(first.size(), 2u);
+  EXPECT_EQ(claim("t", 10).size(), 1u);  // another with 10: room for one more
+  EXPECT_TRUE(claim("t", 10).empty());
+  EXPECT_EQ(claim("other", 10).size(), 1u);  // its own cap
+  ASSERT_EQ(first.size(), 2u);
+  ASSERT_TRUE(FinishSync(*queue, Finished(first[0], Disposition::kSucceeded)).ok());
+  EXPECT_EQ(claim("t", 10).size(), 1u);
+  EXPECT_TRUE(claim("t", 10).empty());
+  // first[1]'s claimer died: its lease runs out and the sweep puts it back, which frees
+  // room for exactly one.
+  clock_.Advance(milliseconds(1001));
+  std::vector<Job> after;
+  WaitUntil([&] {
+    after = claim("t", 10);
+    return !after.empty();
+  });
+  EXPECT_EQ(after.size(), 1u);
+  EXPECT_TRUE(claim("t", 10).empty());
+}
+
 // Priority: a job of priority p counts as runnable p x priority_step (60 s here) earlier.
 // Higher levels go first; a lower job that has waited longer than that still goes first
 // (no starvation); a delayed job is not claimed early, whatever its level.

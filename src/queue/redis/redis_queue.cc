@@ -375,7 +375,8 @@ void RedisQueue::RunBatch(std::vector<Op>& batch, bool sweep, bool probe) {
                                  std::to_string(slot.lease_ms),
                                  std::to_string(slot.priority_step_ms),
                                  std::to_string(slot.throttle_limit),
-                                 std::to_string(slot.throttle_period_ms)});
+                                 std::to_string(slot.throttle_period_ms),
+                                 std::to_string(slot.global_limit)});
         ++slots;
       }
       if (!valid || slots == 0) continue;

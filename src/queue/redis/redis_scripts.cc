@@ -318,12 +318,18 @@ local function throttled(typ, id, tlimit, tperiod)
 end
 
 for s = 0, n - 1 do
-  local typ = ARGV[3 + 6 * s]
-  local limit = tonumber(ARGV[4 + 6 * s])
-  local lease = tonumber(ARGV[5 + 6 * s])
-  local step = tonumber(ARGV[6 + 6 * s])
-  local tlimit = tonumber(ARGV[7 + 6 * s])
-  local tperiod = tonumber(ARGV[8 + 6 * s])
+  local typ = ARGV[3 + 7 * s]
+  local limit = tonumber(ARGV[4 + 7 * s])
+  local lease = tonumber(ARGV[5 + 7 * s])
+  local step = tonumber(ARGV[6 + 7 * s])
+  local tlimit = tonumber(ARGV[7 + 7 * s])
+  local tperiod = tonumber(ARGV[8 + 7 * s])
+  local glimit = tonumber(ARGV[9 + 7 * s])
+  -- global_concurrency: room left under the cap over every process (expired leases
+  -- count until the sweep takes them back).
+  if glimit > 0 then
+    limit = math.min(limit, glimit - redis.call('ZCARD', P .. 'inflight:' .. typ))
+  end
   local throttle = tlimit > 0 and tperiod > 0
   local taken = 0
   -- With a throttle a round may defer jobs; the next round then sees the ones behind

@@ -21,7 +21,7 @@ enum class Script {
                  //   -> {"ok","1"|"0" (runnable now)} | {"dup",holder} | {"full",""}
                  //      | {"exists",id}
   kClaim,        // now n (type limit lease_ms priority_step_ms throttle_limit
-                 //   throttle_period_ms)*n -> flat {id attempt type
+                 //   throttle_period_ms global_limit)*n -> flat {id attempt type
                  //   source dedupe_key
                  //   payload headers traceparent ordering_key max_attempts enqueued_at run_at}*
   kFinish,       // now id attempt disposition run_at record_json busy_ms keep finpay

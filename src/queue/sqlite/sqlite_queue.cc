@@ -469,6 +469,10 @@ Status SqliteQueue::Init() {
       {&write_.nth_recent_start,
        "SELECT at FROM key_starts WHERE key = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 OFFSET ?3"},
       {&write_.record_start, "INSERT INTO key_starts (key, at, expires_at) VALUES (?1, ?2, ?3)"},
+      // Reads every in-flight job's index entry (lease_until leads): bounded by what all
+      // workers run at once.
+      {&write_.count_in_flight,
+       "SELECT COUNT(*) FROM jobs INDEXED BY jobs_in_flight WHERE state = 1 AND type = ?1"},
       {&write_.prune_starts,
        "DELETE FROM key_starts WHERE rowid IN (SELECT rowid FROM key_starts WHERE "
        "expires_at <= ?1 LIMIT ?2)"},
@@ -1146,7 +1150,15 @@ Status SqliteQueue::ApplyClaim(ClaimOp& op, int64_t now_ms) {
       return Status::Ok();
     }
   }
-  for (const ClaimSlots& slot : op.slots) {
+  for (ClaimSlots slot : op.slots) {
+    if (slot.global_limit > 0) {
+      sqlite::Query count(write_.count_in_flight);
+      count.Bind(1, slot.type);
+      Result<bool> row = count.Next();
+      if (!row.ok()) return row.status();
+      const int64_t room = slot.global_limit - (*row ? count.Int(0) : 0);
+      slot.limit = static_cast<int>(std::clamp<int64_t>(room, 0, slot.limit));
+    }
     if (slot.limit == 0) continue;
     std::vector<std::pair<int64_t, Job>> claimed;  // (seq, job)
     if (slot.throttle_limit > 0 && slot.throttle_period_ms > 0) {

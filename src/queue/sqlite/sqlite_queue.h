@@ -187,6 +187,7 @@ class SqliteQueue final : public Queue {
     sqlite::Statement nth_recent_start;
     sqlite::Statement record_start;
     sqlite::Statement prune_starts;
+    sqlite::Statement count_in_flight;
   };
   struct ReadStatements {
     sqlite::Statement begin;
