@@ -9,17 +9,30 @@ function latency(p50, p99) {
   return h('span', { class: 'num' }, `${secs(p50)} / ${secs(p99)}`);
 }
 
+// Where the cap, rate limit and breaker are counted: over every process on the store
+// ("shared", with this process's share), or per process; "shared_degraded" is the
+// per-process fallback while the store does not answer (docs/egress.md).
+function limitsNote(i) {
+  if (!i.limits) return null;
+  if (i.limits === 'shared') return h('div', { class: 'muted small', title: 'Counted over every worker process on the queue\'s store' }, `shared · ${num(i.in_flight_process)} here`);
+  if (i.limits === 'shared_degraded') return h('div', { class: 'small', title: 'The store did not answer: each process counts on its own until it does' }, h('span', { class: 'badge b-half' }, 'per process: store unreachable'));
+  return h('div', { class: 'muted small', title: 'Counted by each worker process on its own' }, 'per process');
+}
+
 export async function renderIntegrations(ctx, root) {
   const r = await ctx.api('api/v1/integrations');
   root.append(head('Integrations', 'Outbound calls: breaker, limits and latency over the window'),
     r.items.length ? table([
       { label: 'Integration', cell: (i) => h('div', null, h('strong', null, i.name), h('div', { class: 'muted small mono' }, i.base_url)) },
       { label: 'Breaker', cell: (i) => (i.breaker ? h('div', null, badge(i.breaker.state), h('div', { class: 'muted small', title: i.breaker.since }, `since ${ago(i.breaker.since)}`)) : badge('not live', 'b-unknown')) },
-      { label: 'Failure rate', cell: (i) => (i.breaker ? h('div', { class: 'barline' }, bar(i.breaker.failure_rate / (i.breaker.opens_at_failure_rate || 1), { label: `${pct(i.breaker.failure_rate, 1)} of ${pct(i.breaker.opens_at_failure_rate)}` }), h('span', { class: 'num' }, pct(i.breaker.failure_rate, 1))) : '—') },
+      { label: 'Failure rate', cell: (i) => (i.breaker ? h('div', null,
+        h('div', { class: 'barline' }, bar(i.breaker.failure_rate / (i.breaker.opens_at_failure_rate || 1), { label: `${pct(i.breaker.failure_rate, 1)} of ${pct(i.breaker.opens_at_failure_rate)}` }), h('span', { class: 'num' }, pct(i.breaker.failure_rate, 1))),
+        h('div', { class: 'muted small' }, `of ${num(i.breaker.calls_in_window)} calls in the window`)) : '—') },
       { label: 'Opens at', cell: (i) => (i.breaker ? h('span', { class: 'small' }, `${pct(i.breaker.opens_at_failure_rate)} of ≥${num(i.breaker.min_calls)} calls / ${secs(i.breaker.window_seconds)}`) : '—') },
-      { label: 'Calls in window', num: true, cell: (i) => (i.breaker ? num(i.breaker.calls_in_window) : '—') },
       { label: 'Rate limit', cell: (i) => (i.rate_limit ? `${i.rate_limit.rate} (burst ${num(i.rate_limit.burst)}, ${i.rate_limit.tokens === null ? '—' : num(i.rate_limit.tokens, 1)} left)` : h('span', { class: 'muted' }, 'none')) },
-      { label: 'In flight', cell: (i) => h('div', { class: 'barline' }, bar(i.in_flight === null ? 0 : i.in_flight / (i.max_concurrency || 1)), h('span', { class: 'num' }, `${i.in_flight === null ? '—' : num(i.in_flight)} / ${num(i.max_concurrency)}`)) },
+      { label: 'In flight', cell: (i) => h('div', null,
+        h('div', { class: 'barline' }, bar(i.in_flight === null ? 0 : i.in_flight / (i.max_concurrency || 1)), h('span', { class: 'num' }, `${i.in_flight === null ? '—' : num(i.in_flight)} / ${num(i.max_concurrency)}`)),
+        limitsNote(i)) },
       { label: 'Queued', num: true, cell: (i) => `${i.queued === null ? '—' : num(i.queued)} / ${num(i.max_queue)}` },
       { label: 'Calls', num: true, cell: (i) => rate(i.calls_per_s) },
       { label: 'p50 / p99', num: true, cell: (i) => latency(i.latency_p50_seconds, i.latency_p99_seconds) },
