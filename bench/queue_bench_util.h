@@ -57,14 +57,17 @@ inline bool EnqueueAll(Queue& queue, int64_t first, int64_t count,
 }
 
 // Claims `slots` jobs of `type` at a time and succeeds each, until a claim comes back
-// empty; returns how many ran.
-inline int64_t DrainAll(Queue& queue, const std::string& type, int slots) {
+// empty; returns how many ran. Adds the time spent waiting for claims to *claim_time.
+inline int64_t DrainAll(Queue& queue, const std::string& type, int slots,
+                        std::chrono::nanoseconds* claim_time = nullptr) {
   int64_t total = 0;
   for (;;) {
     std::promise<Result<std::vector<Job>>> claimed;
+    const auto asked = std::chrono::steady_clock::now();
     queue.Claim({{type, slots, 60'000}},
                 [&](Result<std::vector<Job>> jobs) { claimed.set_value(std::move(jobs)); });
     Result<std::vector<Job>> jobs = claimed.get_future().get();
+    if (claim_time != nullptr) *claim_time += std::chrono::steady_clock::now() - asked;
     if (!jobs.ok() || jobs->empty()) return total;
     std::atomic<int64_t> remaining{static_cast<int64_t>(jobs->size())};
     std::promise<void> done;
@@ -108,6 +111,7 @@ inline void RunIngestDrain(benchmark::State& state, const std::string& backend, 
   int64_t processed = 0;
   std::chrono::nanoseconds enqueue_time{0};
   std::chrono::nanoseconds drain_time{0};
+  std::chrono::nanoseconds claim_time{0};
   for (auto _ : state) {
     const int64_t first = next.fetch_add(burst);
     const auto t0 = std::chrono::steady_clock::now();
@@ -116,16 +120,18 @@ inline void RunIngestDrain(benchmark::State& state, const std::string& backend, 
       break;
     }
     const auto t1 = std::chrono::steady_clock::now();
-    processed += DrainAll(*queue, type, slots);
+    processed += DrainAll(*queue, type, slots, &claim_time);
     enqueue_time += t1 - t0;
     drain_time += std::chrono::steady_clock::now() - t1;
   }
   queue->Close();
-  // The two halves apart, in µs per job: storing, and claiming + finishing.
+  // The two halves apart, in µs per job: storing, and claiming + finishing (of which
+  // claiming alone).
   const double jobs = static_cast<double>(std::max<int64_t>(1, processed));
   state.counters["enqueue_us"] =
       std::chrono::duration<double, std::micro>(enqueue_time).count() / jobs;
   state.counters["drain_us"] = std::chrono::duration<double, std::micro>(drain_time).count() / jobs;
+  state.counters["claim_us"] = std::chrono::duration<double, std::micro>(claim_time).count() / jobs;
   if (processed != static_cast<int64_t>(state.iterations()) * burst) {
     state.SkipWithError("not every job was drained");
   }

@@ -195,8 +195,15 @@ CREATE TABLE IF NOT EXISTS debounce (key TEXT PRIMARY KEY, job_id TEXT NOT NULL)
 
 // Version 6 (issue 17): throttle per key. When each key (type "\n" key) started a job,
 // kept until `expires_at` (start + the throttle's period): a key has room while fewer
-// than the limit of its starts are newer than now - period.
+// than the limit of its starts are newer than now - period. Also the key line's index
+// now selects its rows by `finished_at = 0` (not finished, not dead: every way out of
+// states 0 and 1 sets it) instead of by state, so a claim (state 0 -> 1) no longer
+// re-files the job's entry in it; dead jobs from before version 4 get their finished_at.
 constexpr char kSchemaV6[] = R"sql(
+UPDATE jobs SET finished_at = dead_at WHERE state = 2 AND finished_at = 0;
+DROP INDEX IF EXISTS jobs_key_line;
+CREATE INDEX IF NOT EXISTS jobs_key_line ON jobs (type, ordering_key, parked, seq)
+  WHERE ordering_key != '' AND finished_at = 0;
 CREATE TABLE IF NOT EXISTS key_starts (
   key TEXT NOT NULL,
   at INTEGER NOT NULL,
@@ -550,14 +557,14 @@ Status SqliteQueue::Init() {
       // A key's line (kSchemaV5): its unparked jobs, counted up to the limit that matters.
       {&write_.count_key_line,
        "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE type = ?1 AND ordering_key = ?2 "
-       "AND ordering_key != '' AND state IN (0, 1) AND parked = 0 LIMIT ?3)"},
+       "AND ordering_key != '' AND finished_at = 0 AND parked = 0 LIMIT ?3)"},
       // The oldest parked job of a key joins the line. It sorts as runnable from now (not
       // from when it arrived), behind every job that was runnable before it: a key with a
       // long backlog takes its turn after the keys already waiting.
       {&write_.promote_key_line,
        "UPDATE jobs SET parked = 0, run_at = MAX(run_at, ?3) WHERE seq = (SELECT seq FROM "
        "jobs WHERE type = ?1 AND ordering_key = ?2 AND ordering_key != '' "
-       "AND state IN (0, 1) AND parked = 1 ORDER BY seq LIMIT 1) RETURNING run_at"},
+       "AND finished_at = 0 AND parked = 1 ORDER BY seq LIMIT 1) RETURNING run_at"},
       {&write_.purge_job,
        "DELETE FROM jobs WHERE id = ?1 AND state = 2 RETURNING id, seq, search_keys"},
       {&write_.purge_chunk,
