@@ -1,6 +1,7 @@
 #include "egress/http_client.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -257,6 +258,23 @@ void HttpClient::Complete(std::unique_ptr<Transfer> transfer, int curl_code) {
   done(std::move(answer));
 }
 
+namespace {
+
+// curl closes a connection in the middle of a request when the attempt times out or the
+// call is cancelled. A graceful close would still send what the kernel had queued: after
+// a network stall, a request the caller gave up on (and whose concurrency permit another
+// call now holds) could reach the upstream seconds later. SO_LINGER 0 makes the close an
+// abort (RST) that drops it. Idle pooled connections lose nothing by it.
+int AbortOnClose(void*, curl_socket_t fd, curlsocktype purpose) {
+  if (purpose == CURLSOCKTYPE_IPCXN) {
+    const linger abort_on_close{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+  }
+  return CURL_SOCKOPT_OK;
+}
+
+}  // namespace
+
 uint64_t HttpClient::Send(ClientRequest request, Callback done) {
   auto transfer = std::make_unique<Transfer>();
   Transfer& t = *transfer;
@@ -278,6 +296,7 @@ uint64_t HttpClient::Send(ClientRequest request, Callback done) {
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, &AbortOnClose);
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.error);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::OnHeader);
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);

@@ -24,6 +24,77 @@ everysec` (survives kill -9 of firebreak or Redis; a power loss can lose the las
 second). This test kills redis-server, not the machine, so both must show lost = 0.
 `--appendfsync no` runs Redis without AOF: the run must then FAIL (lost jobs, lost
 dedupe keys, a durability warning), which shows that the checks can see a loss.
+
+Flow control and shared limits (issue 17)
+-----------------------------------------
+Every chaos.event job is keyed: `key = "/key"`, `concurrency_per_key = 2`; senders put
+one of 20 keys in each payload, skewed (k00 7 %, k01 5 %, the rest evenly) so that
+keys hit their limit often without the busiest falling behind for good. 40 % of the
+events also call the integration "chaos-upstream" through their worker's sidecar
+(enough to keep its cap busy); it has `max_concurrency = 6`,
+`limits = "shared"`, `shared_lease = "2s"`, `timeout = "2s"` and no retries
+(`retry.attempts = 1`). The upstream is a small HTTP server of this test in the root
+namespace, on the bridge address; it works 20-40 ms per request and counts the
+requests it is working on (a counter under a lock; the count goes up once a request
+has been read and down before its answer is written, so each counted interval lies
+inside the caller's lease). The handler records the start and end of every run
+(handler.py; one O_APPEND write each, wall clock, host, worker pid).
+
+Check 1, per-key concurrency: at no moment do runs of more than 2 distinct jobs of one
+key overlap, counting every run except these, which the design allows to overlap
+(at-least-once: a job whose worker is gone is delivered again when its lease, the job
+timeout + 5 s, runs out):
+  - a run whose worker was kill -9'd (or crashed) before the run recorded its end,
+    whether or not it recorded one. The kill takes the handler along
+    (PR_SET_PDEATHSIG; checked here: "handlers that outlived their worker" must be
+    none), but a handler can still write its end in the instant between its worker's
+    death (which breaks its sidecar connection) and its own SIGKILL;
+  - a run on the partitioned worker host that overlaps its 30 s without network.
+A run that never recorded an end although its worker lived (its handler was killed at
+the job timeout; a handler process that takes seconds to start on a loaded machine
+does that) counts as running until its worker logged "handler process ended during a
+job" for that handler process (at the latest start + job timeout). Runs are counted
+per distinct job: two runs of one job at once are the at-least-once case above, not a
+second job of the key; two such runs that are both counted (healthy workers) fail the
+test on their own ("one job ran twice at once"), as that can only be a lease bug.
+
+Check 2, shared cap: at no moment does the upstream work on more than 6 requests,
+counting every request except
+  - those sent by a worker process while it counted the integration's limits per
+    process. The sidecar falls back to per-process limits when a limit-store call fails
+    or takes longer than min(queue.timeout, 1 s): warning "shared limits unavailable",
+    then, after at least 2 s of fallback, the first successful poll (every 250 ms) logs
+    "shared limits restored". That is by design (docs/egress.md, "When the store
+    fails"; it cannot be configured away) and happens here during the Redis restart
+    (every worker) and to the partitioned worker; meanwhile up to 3 x 6 calls may reach
+    the upstream. Left out: a request that arrived from a worker host between that
+    process's "unavailable" and its "restored" (or its end) + 2.1 s, as a call started
+    during the fallback holds no lease and makes one attempt, which reaches the
+    upstream within the integration's 2 s timeout (the partitioned host's connection
+    attempts can arrive late, after its link is up again). Requests that arrived
+    before a fallback began are still counted;
+  - abandoned requests: the caller had closed the connection by the time the upstream
+    was done with the request (checked with a peek for EOF/reset just before the
+    count goes down). A caller that waits for its answer never closes; one that gave
+    up did: curl at the integration timeout (the call then releases its permit) or the
+    kernel at a kill -9 (the permit stays taken until the lease runs out). The
+    partition shows why this is needed: requests a cut-off worker wrote into a
+    keep-alive connection are retransmitted by the kernel when the link comes back,
+    seconds after curl gave up on them and closed the socket (a graceful close: the
+    unsent data still goes out), so the upstream works on them while their permits
+    are someone else's. With `--backend sqlite` the partitioned worker still reaches
+    the limit store, keeps counting shared, and this pushed the upstream to 7-8.
+Everything else holds a lease, and the checked rule is "the upstream's peak of
+requests arriving from live lease holders <= 6". Leases of a killed worker stay taken
+for up to 2 s, while its requests at the upstream end within 40 ms, so a kill -9 needs
+no allowance beyond the above. A Redis restart forgets the leases (they are not
+written to the AOF), but every worker falls back while Redis is down (3 s) and only
+counts shared again after Redis is back, when calls that hold old leases are long over.
+The report prints the raw peak (every request) next to the checked one.
+
+`--misconfigure-flow` runs with `concurrency_per_key = 4` and `limits = "process"`
+while checking 2 and 6: the run must then FAIL both checks, which shows they can see a
+broken limit.
 """
 import argparse
 import atexit
@@ -32,6 +103,7 @@ import hashlib
 import hmac
 import heapq
 import http.client
+import http.server
 import json
 import os
 import random
@@ -44,6 +116,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PREFIX = "fbchaos"  # netns "fbchaos-PID-host", temp dirs /tmp/fbchaos-PID-*
@@ -56,10 +129,26 @@ EVENT_TYPE = "chaos.event"
 DOOMED_TYPE = "chaos.doomed"
 DOOMED_MAX_ATTEMPTS = 3
 EVENT_MAX_ATTEMPTS = 10
+EVENT_CONCURRENCY = 12  # handler processes of chaos.event per worker
+JOB_TIMEOUT_S = 5
 SECRET = "chaos-test-secret"
+# Flow control and shared limits (see the docstring).
+KEYS = 20
+KEY_LIMIT = 2          # concurrency_per_key of chaos.event
+HOT_KEYS = [("k00", 0.07), ("k01", 0.05)]  # the rest share the remaining traffic evenly
+CALL_RATIO = 0.4       # events that call the integration
+INTEGRATION = "chaos-upstream"
+SHARED_CAP = 6         # max_concurrency, limits = "shared"
+SHARED_LEASE = "2s"
+INTEGRATION_TIMEOUT_S = 2
+UPSTREAM_WORK_S = (0.020, 0.040)
+# A call started during a process's fallback reaches the upstream within the
+# integration timeout (one attempt); 0.1 s for the log's millisecond timestamps.
+FALLBACK_MARGIN_S = INTEGRATION_TIMEOUT_S + 0.1
 
 EXIT_PASS, EXIT_FAIL, EXIT_SETUP = 0, 1, 2
 _T0 = time.monotonic()
+_T0_WALL = time.time()
 
 
 class SetupError(Exception):
@@ -249,6 +338,101 @@ def free_port(address):
         return s.getsockname()[1]
 
 
+def peer_closed(sock):
+    """True if the client closed (or reset) the connection: it no longer waits for the
+    answer. A caller waiting for its answer never closes; curl closes at its timeout and
+    the kernel at a kill -9."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+class Upstream:
+    """The integration's upstream: an HTTP server on the bridge address (worker hosts reach
+    it over their veth; a partitioned host cannot). Each POST is worked on for 20-40 ms.
+
+    `in_flight` counts the requests being worked on: up once the request has been read
+    (so its sender holds a lease, or is in fallback), down *before* the answer is
+    written (the sender releases its lease only after reading the answer), each under
+    one lock with a sequence number, so the checker can replay the exact order. `peak`
+    is the highest count seen, whatever the sender's state."""
+
+    def __init__(self, bind):
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+        self.seq = 0
+        # (seq at arrival, seq at end, arrival wall time, end, client ip, abandoned)
+        self.records = []
+        upstream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as curl's pool expects
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                arrived_seq, arrived = upstream.enter()
+                abandoned = True
+                try:
+                    time.sleep(random.uniform(*UPSTREAM_WORK_S))
+                    abandoned = peer_closed(self.connection)
+                finally:
+                    upstream.leave(arrived_seq, arrived, self.client_address[0], abandoned)
+                body = b'{"ok":true}'
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the caller was killed or cut off meanwhile
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+            def handle_error(self, request, client_address):
+                pass  # connection resets from killed callers
+
+        self.server = Server((bind, 0), Handler)
+        self.address = bind
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
+                                       name="upstream")
+
+    def start(self):
+        self.thread.start()
+
+    def enter(self):
+        with self.lock:
+            self.seq += 1
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            return self.seq, time.time()
+
+    def leave(self, arrived_seq, arrived, client, abandoned):
+        with self.lock:
+            self.seq += 1
+            self.in_flight -= 1
+            self.records.append((arrived_seq, self.seq, arrived, time.time(), client,
+                                 abandoned))
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def url(self):
+        return f"http://{self.address}:{self.port}"
+
+
 class FirebreakProcess:
     """One `firebreak ingest|worker` on one host; restartable, logs one file per incarnation."""
 
@@ -262,6 +446,9 @@ class FirebreakProcess:
         self.expected_down = False
         self.unexpected_exits = []
         self.start_failures = 0
+        # One entry per incarnation: {"incarnation", "pid", "start", "end", "how"} (wall
+        # times; how: None while running, "killed", "stopped", "exited").
+        self.history = []
 
     @property
     def name(self):
@@ -275,8 +462,18 @@ class FirebreakProcess:
         with open(self.log_path(), "wb") as out:
             self.popen = subprocess.Popen(
                 child_argv([self.binary, self.host.role, "-c", self.config], self.host.netns),
+                # The sidecar's default sqlite store is var/firebreak.db, relative: keep it
+                # in the temp dir, not in the caller's working tree.
+                cwd=os.path.dirname(self.logdir),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         self.expected_down = False
+        self.history.append({"incarnation": self.incarnation, "pid": self.popen.pid,
+                             "start": time.time(), "end": None, "how": None})
+
+    def _ended(self, how):
+        if self.history and self.history[-1]["end"] is None:
+            self.history[-1]["end"] = time.time()
+            self.history[-1]["how"] = how
 
     def alive(self):
         return self.popen is not None and self.popen.poll() is None
@@ -284,6 +481,7 @@ class FirebreakProcess:
     def kill9(self):
         self.expected_down = True
         if self.alive():
+            self._ended("killed")  # before the signal: a run that ends later outlived it
             self.popen.kill()
         if self.popen:
             self.popen.wait()
@@ -295,6 +493,7 @@ class FirebreakProcess:
         if not self.alive():
             return None
         self.popen.terminate()
+        self._ended("stopped")
         try:
             return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -312,6 +511,7 @@ class FirebreakProcess:
         if self.expected_down or self.popen is None or self.popen.poll() is None:
             return False
         self.expected_down = True
+        self._ended("exited")
         if not self.started():
             self.start_failures += 1
             return True
@@ -337,7 +537,8 @@ def tail(path, lines=15):
     return "\n".join("   | " + line[:300] for line in text[-lines:])
 
 
-def write_config(path, listen, queue_lines, durability, secret_path, handler_cmd, log_level):
+def write_config(path, listen, queue_lines, durability, secret_path, handler_cmd, log_level,
+                 upstream_url, key_limit, limits):
     handler = json.dumps(handler_cmd)
     with open(path, "w") as f:
         f.write(f"""# chaos test, generated
@@ -352,8 +553,9 @@ max_depth = 10000000
 dedupe_ttl = "24h"
 
 [worker]
-max_in_flight = 16
+max_in_flight = 32
 shutdown_grace = "5s"
+sidecar = "127.0.0.1:0"
 
 [telemetry]
 log_format = "json"
@@ -382,9 +584,11 @@ job = "{DOOMED_TYPE}"
 [[jobs]]
 type = "{EVENT_TYPE}"
 handler = {{ command = {handler} }}
-concurrency = 4
-timeout = "5s"
+concurrency = {EVENT_CONCURRENCY}
+timeout = "{JOB_TIMEOUT_S}s"
 max_attempts = {EVENT_MAX_ATTEMPTS}
+key = "/key"
+concurrency_per_key = {key_limit}
 backoff = {{ base = "200ms", factor = 2, max = "2s", jitter = "full" }}
 
 [[jobs]]
@@ -394,11 +598,30 @@ concurrency = 2
 timeout = "5s"
 max_attempts = {DOOMED_MAX_ATTEMPTS}
 backoff = {{ base = "100ms", factor = 2, max = "500ms", jitter = "full" }}
+
+[[integrations]]
+name = "{INTEGRATION}"
+base_url = "{upstream_url}"
+timeout = "{INTEGRATION_TIMEOUT_S}s"
+max_concurrency = {SHARED_CAP}
+limits = "{limits}"
+shared_lease = "{SHARED_LEASE}"
+retry = {{ attempts = 1 }}
 """)
 
 
 # ---------------------------------------------------------------------------------------
 # Traffic
+
+
+def pick_key(rng):
+    """One of KEYS keys: the HOT_KEYS with their shares, the others evenly."""
+    r = rng.random()
+    for key, share in HOT_KEYS:
+        if r < share:
+            return key
+        r -= share
+    return f"k{rng.randrange(len(HOT_KEYS), KEYS):02d}"
 
 
 class Send:
@@ -491,7 +714,8 @@ class Traffic:
             body = json.dumps({"id": event_id, "doomed": True})
             return Send(event_id, "/hooks/doomed", body.encode(), False, target)
         fail_first = rng.random() < self.FAIL_FIRST_RATIO
-        body = json.dumps({"id": event_id, "fail_first": fail_first,
+        body = json.dumps({"id": event_id, "fail_first": fail_first, "key": pick_key(rng),
+                           "call": rng.random() < CALL_RATIO,
                            "text": f"chaos event {seq} from sender {thread_index}"}).encode()
         with self.lock:
             self.bodies[event_id] = body
@@ -608,8 +832,12 @@ class ChaosRun:
         os.makedirs(self.logdir)
         self.effects_path = os.path.join(self.workdir, "effects.log")
         self.attempts_path = os.path.join(self.workdir, "doomed-attempts.log")
+        self.runs_path = os.path.join(self.workdir, "runs.log")
         self.topology = None
         self.redis = None
+        self.upstream = None
+        self.partition_window = None  # (host name, link down, link up) in wall time
+        self.survivors = []  # (worker name, [pid cmdline]) still in its netns after kill -9
         self.processes = []
         self.traffic = None
         self.chaos_log = []
@@ -640,17 +868,24 @@ class ChaosRun:
         log(f"redis-server pid {self.redis.popen.pid} on {self.redis.url()} "
             f"(AOF appendfsync {appendfsync} for queue.durability = \"{self.args.durability}\")")
 
+        self.upstream = Upstream(self.topology.gateway)
+        self.upstream.start()
+        log(f"upstream of integration {INTEGRATION} on {self.upstream.url()} "
+            f"(max_concurrency {SHARED_CAP}, limits = \"{self.limits()}\", "
+            f"concurrency_per_key {self.key_limit()})")
+
         secret_path = os.path.join(self.workdir, "secret")
         with open(secret_path, "w") as f:
             f.write(SECRET)
-        handler_cmd = [sys.executable, os.path.join(HERE, "handler.py"), self.effects_path,
-                       self.attempts_path]
         for host in self.topology.hosts:
+            handler_cmd = [sys.executable, os.path.join(HERE, "handler.py"), self.effects_path,
+                           self.attempts_path, self.runs_path, host.name, INTEGRATION]
             config = os.path.join(self.workdir, f"{host.name}.toml")
             write_config(config, f"{host.address}:{INGRESS_PORT}", self.queue_lines(),
                          self.args.durability, secret_path, handler_cmd,
                          # ingress at debug: "webhook accepted" names every stored job
-                         "debug" if host.role == "ingest" else "info")
+                         "debug" if host.role == "ingest" else "info",
+                         self.upstream.url(), self.key_limit(), self.limits())
             self.processes.append(FirebreakProcess(self.binary, host, config, self.logdir))
         self.tools_config = self.processes[0].config  # same redis; used from the root netns
 
@@ -667,6 +902,13 @@ class ChaosRun:
                                      tail(proc.log_path()))
                 time.sleep(0.1)
         log("all hosts up: " + ", ".join(f"{p.name} pid {p.popen.pid}" for p in self.processes))
+
+    def key_limit(self):
+        """concurrency_per_key as configured (the check always holds it to KEY_LIMIT)."""
+        return 2 * KEY_LIMIT if self.args.misconfigure_flow else KEY_LIMIT
+
+    def limits(self):
+        return "process" if self.args.misconfigure_flow else "shared"
 
     def appendfsync(self):
         """The AOF setting that gives queue.durability its guarantee, unless overridden."""
@@ -754,6 +996,17 @@ class ChaosRun:
             victim.kill9()
             self.note(f"kill -9 {victim.name} (pid {victim.popen.pid})")
             schedule.append((elapsed + rng.uniform(2, 5), "start", victim))
+            if victim.host.role == "worker":
+                schedule.append((elapsed + 0.5, "survivors", victim))
+        elif action == "survivors":
+            # The worker is down (restarted 2-5 s after its kill): whatever still runs in
+            # its netns outlived it, i.e. a handler PR_SET_PDEATHSIG did not take along.
+            if not target.alive():
+                pids = sh("ip", "netns", "pids", target.host.netns, check=False).split()
+                if pids:
+                    found = [f"{pid} {read_cmdline(pid)}" for pid in pids]
+                    self.survivors.append((target.name, found))
+                    log(f"!! processes still in {target.name}'s netns after its kill -9: {found}")
         elif action == "start":
             if not target.alive():
                 target.start()
@@ -771,11 +1024,13 @@ class ChaosRun:
             self.note(f"redis-server restarted on the same port and dir "
                       f"(pid {self.redis.popen.pid})")
         elif action == "link_down":
+            self.partition_window = (target.name, time.time(), None)
             self.topology.set_link(target.host, up=False)
             self.partitioned = target
             self.note(f"network of {target.name} down ({target.host.veth})")
         elif action == "link_up":
             self.topology.set_link(target.host, up=True)
+            self.partition_window = (target.name, self.partition_window[1], time.time())
             self.partitioned = None
             self.note(f"network of {target.name} up again")
         schedule.sort(key=lambda item: item[0])
@@ -785,7 +1040,7 @@ class ChaosRun:
     def queue_stats(self):
         try:
             out = subprocess.run([self.binary, "queue", "stats", "-c", self.tools_config, "--json"],
-                                 capture_output=True, text=True, timeout=20)
+                                 capture_output=True, text=True, timeout=20, cwd=self.workdir)
         except subprocess.TimeoutExpired:
             return None, "queue stats timed out"
         if out.returncode != 0:
@@ -868,6 +1123,19 @@ class ChaosRun:
         doomed_not_dead = len(doomed_jobs) - doomed_row.get("dead", 0)
         unexpected_exits = [(p.name, inc, code) for p in self.processes
                             for inc, code in p.unexpected_exits]
+        runs = read_runs(self.runs_path)
+        flow = check_key_limit(runs, self.processes, self.partition_window, KEY_LIMIT,
+                               handler_ends(self.logdir))
+        call_ms = sorted(r["call_ms"] for r in runs
+                         if r["call_ms"] is not None and r["outcome"] == "ok")
+        windows = fallback_windows(self.logdir, self.processes)
+        cap = check_shared_cap(self.upstream, windows,
+                               {h.name: h.address for h in self.topology.hosts}, SHARED_CAP)
+        breaker_opened = count_in_logs(self.logdir, "circuit breaker opened")
+        with open(os.path.join(self.workdir, "flow.json"), "w") as f:  # for --keep
+            json.dump({"history": {p.name: p.history for p in self.processes},
+                       "partition": self.partition_window, "t0_wall": _T0_WALL,
+                       "upstream": self.upstream.records}, f)
 
         appendfsync = self.appendfsync()
         print(f"\n== chaos report: {self.args.backend} backend, "
@@ -889,8 +1157,44 @@ class ChaosRun:
                            f"{unexpected_dead} of {EVENT_TYPE}"),
             ("lost", len(lost_ids), "ACKed ids never handled"),
         ]
+        hot = ", ".join(f"{key} {flow['peak'].get(key, 0)}" for key, _ in HOT_KEYS)
+        lines += [
+            ("per-key max concurrency", flow["max"],
+             f"limit {KEY_LIMIT} (concurrency_per_key = {self.key_limit()} configured): most "
+             f"distinct jobs of one key running at once, counted runs; {hot}; "
+             f"{flow['keys_at_limit']} of {KEYS} keys reached {KEY_LIMIT}; "
+             f"all runs incl. excused: {flow['raw_max']}"),
+            ("shared cap peak", cap["peak"],
+             f"cap {SHARED_CAP} (limits = \"{self.limits()}\"): most upstream requests at once "
+             f"from lease holders; raw peak of all requests {cap['raw_peak']}"),
+        ]
         for name, value, note in lines:
             print(f"{name}: {value}" + (f"    # {note}" if note else ""))
+        ex = flow["excused"]
+        print(f"# keyed runs {flow['runs']}: counted {flow['counted']}, excused {sum(ex.values())} "
+              f"(worker killed before the run ended {ex['killed'] + ex['outlived']}, of them "
+              f"ended after the kill {ex['outlived']}; on the partitioned host during its "
+              f"partition {ex['partitioned']}); never ended on a live worker "
+              f"{flow['unended_live']}; outcomes {flow['outcomes']}")
+        print(f"# upstream requests {cap['requests']}, left out of the cap check: "
+              f"{cap['in_fallback']} that arrived during their sender's fallback + "
+              f"{FALLBACK_MARGIN_S:.1f} s (peak of those alone {cap['fallback_alone_peak']}), "
+              f"{cap['abandoned']} abandoned by their caller (peak with them "
+              f"{cap['peak_with_abandoned']}); still in progress at the check "
+              f"{cap['unfinished']}; 'circuit breaker opened' log lines {breaker_opened}")
+        spans = "; ".join(f"{host} " + ", ".join(
+            f"{start - _T0_WALL:.1f}-{end - _T0_WALL:.1f}s" for start, end in spans)
+            for host, spans in sorted(windows.items()))
+        if call_ms:
+            print(f"# integration calls through the sidecar that succeeded: {len(call_ms)}, "
+                  f"handler-side latency p50 {percentile(call_ms, 0.5):.0f} ms, p90 "
+                  f"{percentile(call_ms, 0.9):.0f} ms, p99 {percentile(call_ms, 0.99):.0f} ms, "
+                  f"max {call_ms[-1]:.0f} ms (upstream works {UPSTREAM_WORK_S[0] * 1000:.0f}-"
+                  f"{UPSTREAM_WORK_S[1] * 1000:.0f} ms)")
+        print(f"# shared-limits fallback windows (\"unavailable\" .. \"restored\"/end, run "
+              f"time): {spans or 'none'}")
+        print(f"# handlers that outlived their worker's kill -9: "
+              f"{self.survivors or 'none'}")
         print(f"# stored jobs seen in ingress logs {len(accepted_jobs)}, "
               f"never run: {len(stranded)}; "
               f"duplicates folded into a job that never ran: {len(dangling)}")
@@ -940,6 +1244,24 @@ class ChaosRun:
             failures.append(f"SIGTERM did not end processes with exit 0: {bad_stops}")
         if traffic.acked == 0:
             failures.append("nothing was ACKed")
+        if flow["over"]:
+            key, t, jobs = flow["over"][0]
+            failures.append(f"per-key limit {KEY_LIMIT} broken {len(flow['over'])} times, first "
+                            f"key {key} at {t - _T0_WALL:.3f}s: jobs {jobs}")
+        if flow["twice"]:
+            key, job, t = flow["twice"][0]
+            failures.append(f"{len(flow['twice'])} times one job ran twice at once on live "
+                            f"workers, first {job} (key {key}) at {t - _T0_WALL:.3f}s")
+        if cap["over"]:
+            t, now = cap["over"][0]
+            failures.append(f"shared cap {SHARED_CAP} exceeded by lease holders: "
+                            f"{len(cap['over'])} arrivals over it, peak {cap['peak']}, first "
+                            f"at {t - _T0_WALL:.3f}s ({now} at once)")
+        if self.survivors:
+            failures.append(f"handler processes outlived their worker's kill -9: "
+                            f"{self.survivors}")
+        if flow["runs"] == 0 or cap["requests"] == 0:
+            failures.append("no keyed runs or no upstream requests recorded")
         for failure in failures:
             print(f"FAIL: {failure}")
         print("PASS" if not failures else "FAILED", flush=True)
@@ -957,6 +1279,8 @@ class ChaosRun:
             proc.stop(timeout=8)
         if self.redis:
             self.redis.stop()
+        if self.upstream:
+            self.upstream.stop()
         if self.topology:
             self.topology.destroy()
         if self.keep:
@@ -1019,6 +1343,237 @@ def read_records(path):
     return records
 
 
+def read_cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()[:200]
+    except OSError:
+        return "?"
+
+
+def parse_log_ts(text):
+    """firebreak's "2026-12-05T05:42:30.367Z" as a Unix time."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
+# ---------------------------------------------------------------------------------------
+# Flow control and shared limits checks (rules in the module docstring)
+
+
+def read_runs(path):
+    """[{run, key, job, attempt, host, worker_pid, start, end (None: never ended), outcome,
+    call_ms (None: no call)}] from the handlers' S/E records."""
+    runs = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 8 and parts[0] == "S":
+                    _, run, key, job, attempt, host, worker_pid, t = parts
+                    runs[run] = {"run": run, "key": key, "job": job, "attempt": int(attempt),
+                                 "host": host, "worker_pid": int(worker_pid),
+                                 "start": float(t), "end": None, "outcome": None,
+                                 "call_ms": None}
+                elif len(parts) == 10 and parts[0] == "E" and parts[1] in runs:
+                    runs[parts[1]]["end"] = float(parts[7])
+                    runs[parts[1]]["outcome"] = parts[8]
+                    runs[parts[1]]["call_ms"] = None if parts[9] == "-" else float(parts[9])
+    except FileNotFoundError:
+        pass
+    return list(runs.values())
+
+
+def incarnation_of(proc, run):
+    """The incarnation of worker `proc` that ran `run`: by the handler's parent pid, else
+    the one running when the run started."""
+    for entry in proc.history:
+        if entry["pid"] == run["worker_pid"]:
+            return entry
+    for entry in proc.history:
+        if entry["start"] <= run["start"] and (entry["end"] is None or run["start"] < entry["end"]):
+            return entry
+    return None
+
+
+def handler_ends(logdir):
+    """handler pid -> [wall times] at which a worker logged "handler process ended during a
+    job" for it (killed at the job timeout, or exited): a run of that process that wrote
+    no end record was over by then."""
+    ends = {}
+    for name in os.listdir(logdir):
+        if not name.startswith("worker"):
+            continue
+        with open(os.path.join(logdir, name), errors="replace") as f:
+            for line in f:
+                if "handler process ended during a job" not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                    ends.setdefault(int(record["pid"]), []).append(parse_log_ts(record["ts"]))
+                except (ValueError, KeyError, TypeError):
+                    continue
+    return ends
+
+
+def check_key_limit(runs, processes, partition_window, limit, ended_at):
+    """Check 1. Returns a dict of numbers and the violations."""
+    by_name = {p.name: p for p in processes}
+    counted, excused = [], {"killed": 0, "outlived": 0, "partitioned": 0}
+    unended_live = 0
+    every = []  # all runs with an end, for the raw count
+    for run in runs:
+        entry = incarnation_of(by_name[run["host"]], run) if run["host"] in by_name else None
+        died_at = entry["end"] if entry and entry["how"] in ("killed", "exited") else None
+        ended = run["end"]
+        if ended is None:
+            # Over when its worker was killed, or when its worker logged the end of its
+            # process (killed at the job timeout; log times are cut to the millisecond:
+            # + 1 ms), which is before the job's slot was given back; at the latest start
+            # + job timeout. Never before its start (a run may start just after our kill
+            # was noted and before the signal landed).
+            pid = int(run["run"].split(".")[0])
+            candidates = [t + 0.001 for t in ended_at.get(pid, []) if t + 0.001 >= run["start"]]
+            if died_at is not None:
+                candidates.append(died_at)
+            ended = max(run["start"], min(candidates, default=run["start"] + JOB_TIMEOUT_S))
+        every.append(dict(run, end=ended))
+        if partition_window and run["host"] == partition_window[0]:
+            down, up = partition_window[1], partition_window[2] or float("inf")
+            if run["start"] <= up and ended >= down:
+                excused["partitioned"] += 1
+                continue
+        if run["end"] is None and died_at is not None:
+            excused["killed"] += 1
+            continue
+        if died_at is not None and run["end"] >= died_at:
+            excused["outlived"] += 1
+            continue
+        if run["end"] is None:
+            unended_live += 1
+        counted.append(dict(run, end=ended))
+
+    def sweep(selected, distinct):
+        """Per key: the most runs (or distinct jobs) at once, the moments above `limit`
+        and the starts of a job already running."""
+        events = []
+        for run in selected:
+            events.append((run["start"], 1, run))
+            events.append((run["end"], 0, run))  # ends first at equal times
+        events.sort(key=lambda e: (e[0], e[1]))
+        running, peak, over, twice = {}, {}, [], []
+        for t, is_start, run in events:
+            jobs = running.setdefault(run["key"], {})
+            if is_start:
+                if jobs.get(run["job"], 0) > 0:
+                    twice.append((run["key"], run["job"], t))
+                jobs[run["job"]] = jobs.get(run["job"], 0) + 1
+            else:
+                jobs[run["job"]] -= 1
+                if jobs[run["job"]] == 0:
+                    del jobs[run["job"]]
+            now = len(jobs) if distinct else sum(jobs.values())
+            peak[run["key"]] = max(peak.get(run["key"], 0), now)
+            if is_start and now > limit:
+                over.append((run["key"], t, sorted(jobs)))
+        return peak, over, twice
+
+    peak, over, twice = sweep(counted, distinct=True)
+    raw_peak, _, _ = sweep(every, distinct=False)
+    return {
+        "runs": len(runs), "counted": len(counted), "excused": excused,
+        "unended_live": unended_live, "peak": peak, "over": over, "twice": twice,
+        "max": max(peak.values(), default=0), "raw_max": max(raw_peak.values(), default=0),
+        "keys_at_limit": sum(1 for v in peak.values() if v >= limit),
+        "outcomes": count_by(runs, "outcome"),
+    }
+
+
+def percentile(sorted_values, q):
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+def count_by(items, field):
+    counts = {}
+    for item in items:
+        counts[item[field]] = counts.get(item[field], 0) + 1
+    return counts
+
+
+def fallback_windows(logdir, processes):
+    """host name -> [(start, end)] wall-time intervals in which that host's worker process
+    counted the integration's limits per process ("shared limits unavailable" until
+    "shared limits restored", or until the process ended)."""
+    windows = {}
+    for proc in processes:
+        if proc.host.role != "worker":
+            continue
+        for entry in proc.history:
+            path = os.path.join(proc.logdir, f"{proc.name}.{entry['incarnation']}.log")
+            opened = None
+            try:
+                with open(path, errors="replace") as f:
+                    for line in f:
+                        if "shared limits" not in line:
+                            continue
+                        try:
+                            record = json.loads(line)
+                        except ValueError:
+                            continue
+                        msg = record.get("msg", "")
+                        if msg.startswith("shared limits unavailable") and opened is None:
+                            opened = parse_log_ts(record["ts"])
+                        elif msg.startswith("shared limits restored") and opened is not None:
+                            windows.setdefault(proc.name, []).append(
+                                (opened, parse_log_ts(record["ts"])))
+                            opened = None
+            except OSError:
+                continue
+            if opened is not None:
+                windows.setdefault(proc.name, []).append(
+                    (opened, entry["end"] if entry["end"] is not None else float("inf")))
+    return windows
+
+
+def check_shared_cap(upstream, windows, address_of, cap):
+    """Check 2: replays the upstream's enter/leave order, leaving out requests that arrived
+    from a host inside one of its fallback windows (+ FALLBACK_MARGIN_S) and requests
+    whose caller had closed the connection before they were done (abandoned)."""
+    with upstream.lock:
+        records = list(upstream.records)
+        raw_peak = upstream.peak
+        in_flight_now = upstream.in_flight
+    host_of = {address: name for name, address in address_of.items()}
+    counted, in_fallback, abandoned = [], [], []
+    for record in records:
+        arrived, client, gone = record[2], record[4], record[5]
+        host = host_of.get(client, client)
+        if any(start <= arrived <= end + FALLBACK_MARGIN_S
+               for start, end in windows.get(host, [])):
+            in_fallback.append(record)
+        elif gone:
+            abandoned.append(record)
+        else:
+            counted.append(record)
+
+    def replay(selected):
+        """(peak, [(arrival, count) of each arrival above cap]) in enter/leave order."""
+        events = sorted([(r[0], 1, r[2]) for r in selected] + [(r[1], -1, r[2]) for r in selected])
+        now, peak, over = 0, 0, []
+        for _seq, delta, arrived in events:
+            now += delta
+            peak = max(peak, now)
+            if delta > 0 and now > cap:
+                over.append((arrived, now))
+        return peak, over
+
+    peak, over = replay(counted)
+    return {"requests": len(records), "in_fallback": len(in_fallback),
+            "abandoned": len(abandoned), "peak": peak, "over": over, "raw_peak": raw_peak,
+            "fallback_alone_peak": replay(in_fallback)[0],
+            "peak_with_abandoned": replay(counted + abandoned)[0],
+            "unfinished": in_flight_now}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin", required=True, help="release firebreak binary")
@@ -1035,6 +1590,10 @@ def main():
                         default="auto",
                         help="override Redis's AOF setting (\"no\" = no AOF: shows that the "
                              "checks catch what a Redis restart loses)")
+    parser.add_argument("--misconfigure-flow", action="store_true",
+                        help="configure concurrency_per_key = 4 and limits = \"process\" but "
+                             "check 2 and the shared cap: the run must FAIL (shows that the "
+                             "flow checks can see a broken limit)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (logs, effects, redis data)")
     args = parser.parse_args()

@@ -12,6 +12,10 @@
 #include <boost/beast/http.hpp>
 #include <thread>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 namespace firebreak::testing {
 
 namespace asio = boost::asio;
@@ -73,6 +77,11 @@ struct UpstreamServer::Impl {
         auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_read, kUseTuple);
         (void)wait_ec;
         owner.abandoned_.fetch_add(1);
+        char peek = 0;
+        if (::recv(socket.native_handle(), &peek, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+            errno == ECONNRESET) {
+          owner.aborted_.fetch_add(1);
+        }
         owner.in_flight_.fetch_sub(1);
         co_return;
       }
@@ -149,6 +158,7 @@ void UpstreamServer::ResetStats() {
   connections_ = 0;
   peak_in_flight_ = in_flight_.load();
   abandoned_ = 0;
+  aborted_ = 0;
 }
 
 }  // namespace firebreak::testing

@@ -57,6 +57,8 @@ class UpstreamServer {
   int peak_in_flight() const { return peak_in_flight_.load(); }
   // Requests answered with `hang` whose client closed the connection (gave up).
   int64_t abandoned() const { return abandoned_.load(); }
+  // ...of which the client aborted with a reset (RST), not a graceful close (FIN).
+  int64_t aborted() const { return aborted_.load(); }
   std::vector<UpstreamRequest> Requests() const;  // every request so far, in arrival order
   void ResetStats();
 
@@ -69,6 +71,7 @@ class UpstreamServer {
   std::atomic<int> in_flight_{0};
   std::atomic<int> peak_in_flight_{0};
   std::atomic<int64_t> abandoned_{0};
+  std::atomic<int64_t> aborted_{0};
   friend struct Impl;
 };
 
