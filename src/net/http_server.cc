@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <sys/socket.h>
@@ -65,7 +66,12 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
   asio::steady_timer pause(acceptor.get_executor());
   auto last_refusal_log = std::chrono::steady_clock::time_point{};
   while (!stopping) {
-    auto [ec, socket] = co_await acceptor.async_accept(kUseTuple);
+    // Each connection gets a strand of its own. Several threads run the io_context, and a
+    // beast stream's timeout fires as its own handler: without a strand it can run on one
+    // thread while the read it times out completes on another (the two race on the
+    // stream's state: a flood of connections timing out together crashed the server).
+    auto [ec, socket] =
+        co_await acceptor.async_accept(asio::make_strand(acceptor.get_executor()), kUseTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping) break;
       log::Warn("accept failed", {{"server", options.name}, {"error", ec.message()}});
@@ -90,7 +96,8 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
     }
     socket.set_option(tcp::no_delay(true), ec);
     ++open_connections;
-    asio::co_spawn(acceptor.get_executor(), Session(std::move(socket)),
+    const auto strand = socket.get_executor();
+    asio::co_spawn(strand, Session(tcp::socket(std::move(socket))),
                    [this](std::exception_ptr e) {
                      --open_connections;
                      if (!e) return;

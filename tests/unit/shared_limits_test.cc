@@ -5,6 +5,7 @@
 #include <hiredis/hiredis.h>
 
 #include <atomic>
+#include <cstdio>
 #include <thread>
 
 #include "config/config.h"
@@ -258,22 +259,40 @@ TEST(SharedEgressTest, TwoProcessesShareOneConcurrencyCap) {
   Egress b(config, metrics_b);
   a.Start();
   b.Start();
-  std::atomic<int> ok{0};
-  std::atomic<int> answered{0};
-  for (int i = 0; i < 60; ++i) {
-    EgressCall call;
-    call.target = "/x";
-    (i % 2 == 0 ? a : b).Call("api", std::move(call), [&](EgressResult result) {
-      if (result.kind == EgressResult::Kind::kResponse && result.status == 200) ++ok;
-      ++answered;
-    });
+  auto limits_of = [](Egress& egress) {
+    auto snapshots = egress.Snapshots();
+    return snapshots.has_value() ? snapshots->at(0).second.limits : std::string("none");
+  };
+  // A store call slower than a second makes a process count per process for a while,
+  // by design (docs/egress.md): on a machine loaded by the rest of the suite a WAL
+  // checkpoint's fsync can take that long. A round in which either process fell back
+  // proves nothing about sharing, so it is run again (at most 3 rounds); a round in
+  // which both stayed shared must hold the cap exactly.
+  int round = 0;
+  for (; round < 3; ++round) {
+    upstream.ResetStats();
+    std::atomic<int> ok{0};
+    std::atomic<int> answered{0};
+    for (int i = 0; i < 60; ++i) {
+      EgressCall call;
+      call.target = "/x";
+      (i % 2 == 0 ? a : b).Call("api", std::move(call), [&](EgressResult result) {
+        if (result.kind == EgressResult::Kind::kResponse && result.status == 200) ++ok;
+        ++answered;
+      });
+    }
+    for (int i = 0; i < 200 && answered.load() < 60; ++i) {
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    EXPECT_EQ(ok.load(), 60);
+    if (limits_of(a) == "shared" && limits_of(b) == "shared") break;
+    std::printf("round %d: a store call stalled and a process fell back; again\n", round);
+    for (int i = 0; i < 100 && (limits_of(a) != "shared" || limits_of(b) != "shared"); ++i) {
+      std::this_thread::sleep_for(milliseconds(100));
+    }
   }
-  for (int i = 0; i < 200 && answered.load() < 60; ++i) std::this_thread::sleep_for(milliseconds(50));
-  EXPECT_EQ(ok.load(), 60);
+  ASSERT_LT(round, 3) << "the shared store stalled in every round";
   EXPECT_EQ(upstream.peak_in_flight(), 6);  // 6 shared, not 6 each
-  auto snapshots = a.Snapshots();
-  ASSERT_TRUE(snapshots.has_value());
-  EXPECT_EQ(snapshots->at(0).second.limits, "shared");
   a.Stop();
   b.Stop();
 }
