@@ -39,6 +39,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 EVENTS=${EVENTS:-400000}      # distinct events per measured run (more requests replay them)
 DRAIN_MAX=${DRAIN_MAX:-30}    # seconds; a slower drain is cut and its rate marked "*"
 CONCURRENCY=${CONCURRENCY:-16}  # firebreak's no-op handler processes (as ingest_bench.sh)
+# rq's default worker forks a work horse per job; rq.worker.SimpleWorker runs them in-process.
+RQ_WORKER_CLASS=${RQ_WORKER_CLASS:-rq.worker.Worker}
 peers_dir=$PWD/bench/peers
 PY=/usr/bin/python3           # Debian's python3: FastAPI, uvicorn, rq come from apt
 CLK_TCK=$(getconf CLK_TCK)
@@ -182,7 +184,7 @@ start_worker() {
         > "$dir/worker.log" 2>&1 & ;;
     rq-*)
       (cd "$dir" && exec $PY -m rq.cli worker --url "redis://127.0.0.1:$redis_port/0" \
-        --path "$peers_dir" --logging_level WARNING default) > "$dir/worker.log" 2>&1 & ;;
+        --path "$peers_dir" --worker-class "$RQ_WORKER_CLASS" --logging_level WARNING default) > "$dir/worker.log" 2>&1 & ;;
     fb-*)
       "$BIN" worker -c "$dir/firebreak.toml" > "$dir/worker.log" 2>&1 & ;;
   esac
@@ -287,11 +289,15 @@ run_stack() {
   printf '%-18s round %s: %6s req/s p50 %6s p99 %7s ms non-2xx %s errors %s | %s jobs in %ss = %s jobs/s%s\n' \
     "$stack" "$round" "$rps" "$p50" "$p99" "$non2xx" "$errors" "$jobs" "$done_s" "$jobs_s" \
     "$([ "$partial" = 1 ] && echo " (cut at ${DRAIN_MAX}s)")"
+  if [ "$stack" != nginx ] && [ "$requests" -gt "$EVENTS" ]; then
+    echo "  note: $requests requests > EVENTS=$EVENTS: events were replayed (duplicates, no job)"
+  fi
   rm -rf "$dir/redis"
 }
 
 echo "== peers: $(nproc) cores; wrk -t1 -c$CONNECTIONS, ${WARMUP}s warm-up + ${DURATION}s;" \
   "$ROUNDS interleaved rounds; $($BIN version | head -1); node $(node --version);" \
+  "rq worker class $RQ_WORKER_CLASS;" \
   "$(redis-server --version | grep -o 'v=[0-9.]*')"
 read -r -a order <<<"$STACKS"
 for round in $(seq 1 "$ROUNDS"); do
