@@ -12,7 +12,10 @@ const { Queue } = require('bullmq');
 
 const secret = process.env.SLACK_SIGNING_SECRET;
 if (!secret) throw new Error('SLACK_SIGNING_SECRET is not set');
-const connection = new IORedis(process.env.REDIS_URL || 'redis://127.0.0.1:6379');
+// enableOfflineQueue: false, so a request fails at once while Redis is down (BullMQ's
+// "Failing fast when Redis is down", for REST APIs) and Slack retries it.
+const connection = new IORedis(process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+  { enableOfflineQueue: false });
 const queue = new Queue(process.env.QUEUE || 'slack', { connection });
 const DEDUPE_TTL_SECONDS = 24 * 3600;
 
@@ -33,7 +36,7 @@ const app = express();
 app.disable('x-powered-by');
 app.get('/healthz', (req, res) => res.send('ok'));
 // The raw body: the signature is over the exact bytes Slack sent.
-app.post('/hooks/slack', express.raw({ type: '*/*', limit: '1mb' }), async (req, res, next) => {
+app.post('/hooks/slack', express.raw({ type: '*/*', limit: '1mb' }), async (req, res) => {
   try {
     if (!validSignature(req)) return res.status(401).json({ ok: false, error: 'invalid signature' });
     let event;
@@ -50,7 +53,8 @@ app.post('/hooks/slack', express.raw({ type: '*/*', limit: '1mb' }), async (req,
     const job = await queue.add('slack.event', event);
     res.json({ ok: true, job: job.id });
   } catch (err) {
-    next(err);  // Express 5 answers 500
+    console.error(`enqueue failed: ${err.message}`);
+    res.status(503).set('Retry-After', '1').json({ ok: false, error: 'queue unavailable' });
   }
 });
 
