@@ -36,31 +36,19 @@ ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-10}      # measured seconds of wrk per stack and round
 WARMUP=${WARMUP:-2}           # seconds of wrk first, not counted (their jobs are drained)
 CONNECTIONS=${CONNECTIONS:-64}
-EVENTS=${EVENTS:-400000}      # distinct events per measured run (more requests replay them)
-DRAIN_MAX=${DRAIN_MAX:-30}    # seconds; a slower drain is cut and its rate marked "*"
+EVENTS=${EVENTS:-300000}      # distinct events per measured run (more requests replay them)
+DRAIN_MAX=${DRAIN_MAX:-20}    # seconds; a slower drain is cut and its rate marked "*"
 CONCURRENCY=${CONCURRENCY:-16}  # firebreak's no-op handler processes (as ingest_bench.sh)
 # rq's default worker forks a work horse per job; rq.worker.SimpleWorker runs them in-process.
 RQ_WORKER_CLASS=${RQ_WORKER_CLASS:-rq.worker.Worker}
 peers_dir=$PWD/bench/peers
+RESULTS=${RESULTS:-}           # also keep the per-run lines in this file ($0 --table FILE)
 PY=/usr/bin/python3           # Debian's python3: FastAPI, uvicorn, rq come from apt
 CLK_TCK=$(getconf CLK_TCK)
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 die() { echo "peers_bench: $*" >&2; exit 1; }
-for tool in wrk redis-server redis-cli node curl /usr/sbin/nginx; do
-  command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh bench)"
-done
-[ -x "$BIN" ] || die "$BIN not found (make build, or BIN=...)"
-[ -d bench/peers/node_modules/bullmq ] || die "bench/peers has no node_modules (scripts/install-deps.sh bench)"
-$PY -c 'import fastapi, uvicorn, rq, redis' 2>/dev/null ||
-  die "$PY lacks fastapi/uvicorn/rq/redis (scripts/install-deps.sh bench)"
-
-bench_workdir firebreak-peers
-printf 'bench-secret' > "$work/secret"
-write_noop_handler "$work/noop.py"
-: > "$work/runs.txt"
-
 # -- processes ---------------------------------------------------------------------
 # Stops one PID this script started and drops it from $pids.
 stop_pid() {
@@ -286,6 +274,7 @@ run_stack() {
   [ -z "$redis_pid" ] || stop_pid "$redis_pid"
   echo "$stack $round $rps $p50 $p99 $non2xx $errors $requests $srv_us $red_us $jobs $done_s" \
     "$jobs_s $partial $failed $wrk_us $wred_us $srv_hwm $wrk_hwm" >> "$work/runs.txt"
+  [ -z "$RESULTS" ] || cp "$work/runs.txt" "$RESULTS"
   printf '%-18s round %s: %6s req/s p50 %6s p99 %7s ms non-2xx %s errors %s | %s jobs in %ss = %s jobs/s%s\n' \
     "$stack" "$round" "$rps" "$p50" "$p99" "$non2xx" "$errors" "$jobs" "$done_s" "$jobs_s" \
     "$([ "$partial" = 1 ] && echo " (cut at ${DRAIN_MAX}s)")"
@@ -295,20 +284,9 @@ run_stack() {
   rm -rf "$dir/redis"
 }
 
-echo "== peers: $(nproc) cores; wrk -t1 -c$CONNECTIONS, ${WARMUP}s warm-up + ${DURATION}s;" \
-  "$ROUNDS interleaved rounds; $($BIN version | head -1); node $(node --version);" \
-  "rq worker class $RQ_WORKER_CLASS;" \
-  "$(redis-server --version | grep -o 'v=[0-9.]*')"
-read -r -a order <<<"$STACKS"
-for round in $(seq 1 "$ROUNDS"); do
-  if [ $((round % 2)) = 1 ]; then list=("${order[@]}"); else
-    list=(); for ((i = ${#order[@]} - 1; i >= 0; i--)); do list+=("${order[$i]}"); done
-  fi
-  for s in "${list[@]}"; do run_stack "$s" "$round"; done
-done
-
 # -- the table ------------------------------------------------------------------------
-python3 - "$work/runs.txt" "$DRAIN_MAX" <<'PY'
+print_table() {
+python3 - "$1" "$DRAIN_MAX" <<'PY'
 import sys
 from collections import defaultdict
 runs = defaultdict(list)
@@ -377,3 +355,35 @@ print("req/s, p50: mean over rounds; p99: the worst round; drain: the worker sta
 if failed:
     print("FAILED JOBS:", failed)
 PY
+}
+
+if [ "${1:-}" = --table ]; then  # the table again from a RESULTS file (of a cut run, too)
+  print_table "$2"
+  exit 0
+fi
+for tool in wrk redis-server redis-cli node curl /usr/sbin/nginx; do
+  command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh bench)"
+done
+[ -x "$BIN" ] || die "$BIN not found (make build, or BIN=...)"
+[ -d bench/peers/node_modules/bullmq ] || die "bench/peers has no node_modules (scripts/install-deps.sh bench)"
+$PY -c 'import fastapi, uvicorn, rq, redis' 2>/dev/null ||
+  die "$PY lacks fastapi/uvicorn/rq/redis (scripts/install-deps.sh bench)"
+
+bench_workdir firebreak-peers
+printf 'bench-secret' > "$work/secret"
+write_noop_handler "$work/noop.py"
+: > "$work/runs.txt"
+
+echo "== peers: $(nproc) cores; wrk -t1 -c$CONNECTIONS, ${WARMUP}s warm-up + ${DURATION}s;" \
+  "$ROUNDS interleaved rounds; $($BIN version | head -1); node $(node --version);" \
+  "rq worker class $RQ_WORKER_CLASS;" \
+  "$(redis-server --version | grep -o 'v=[0-9.]*')"
+read -r -a order <<<"$STACKS"
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) = 1 ]; then list=("${order[@]}"); else
+    list=(); for ((i = ${#order[@]} - 1; i >= 0; i--)); do list+=("${order[$i]}"); done
+  fi
+  for s in "${list[@]}"; do run_stack "$s" "$round"; done
+done
+
+print_table "$work/runs.txt"
