@@ -52,6 +52,7 @@ bench: build
 	@bench/sources_bench.sh
 	@bench/history_bench.sh
 	@bench/flow_bench.sh
+	@bench/peers_bench.sh
 
 # The web console at 1280x800, every page in light and dark, into docs/screenshots/.
 screenshots: build

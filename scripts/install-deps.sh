@@ -18,7 +18,9 @@ build_pkgs=(
 test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev prometheus
   openssl  # openssl: the CLI makes the test CAs of the TLS tests
   chromium)  # the web console's browser tests (tests/browser), driven by npm's playwright-core
-bench_pkgs=(wrk nginx-light linux-perf valgrind)
+bench_pkgs=(wrk nginx-light linux-perf valgrind
+  # bench/peers_bench.sh: FastAPI + uvicorn + rq, the Python stack a user would deploy instead
+  python3-fastapi python3-uvicorn python3-rq python3-redis)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in
@@ -40,11 +42,9 @@ for p in "${pkgs[@]}"; do
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
 
-# The browser tests' npm packages (playwright-core, pinned by tests/browser's lock file;
-# it drives Debian's chromium and never downloads a browser).
-install_browser_test_deps() {
-  [[ "$profile" != build ]] || return 0
-  local dir=tests/browser
+# npm ci in $1 when its lock file is newer than what is installed (idempotent).
+npm_ci() {
+  local dir=$1
   [[ -f "$dir/package-lock.json" ]] || return 0
   if [[ ! -f "$dir/node_modules/.package-lock.json" ||
         "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]]; then
@@ -54,8 +54,17 @@ install_browser_test_deps() {
   fi
 }
 
+# The browser tests' npm packages (playwright-core, pinned by tests/browser's lock file;
+# it drives Debian's chromium and never downloads a browser), and for `bench` the peer
+# stacks of bench/peers_bench.sh (Express, BullMQ, ioredis; pinned by bench/peers's).
+install_npm_deps() {
+  [[ "$profile" != build ]] || return 0
+  npm_ci tests/browser
+  [[ "$profile" != bench ]] || npm_ci bench/peers
+}
+
 if [[ ${#missing[@]} -eq 0 ]]; then
-  install_browser_test_deps
+  install_npm_deps
   exit 0
 fi
 
@@ -75,4 +84,4 @@ fi
 $SUDO apt-get update -qq
 # nginx's package tries to start a service; policy-rc.d keeps it from doing so without systemd.
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-install_browser_test_deps
+install_npm_deps
