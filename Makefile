@@ -17,29 +17,16 @@ build: deps
 run: build
 	@scripts/run-example.sh
 
-# Release build: unit + integration suites; then both again with ASan/UBSan (the
-# integration suite then drives the sanitized binary).
+# Release build and every suite; then the unit suite on an ASan/UBSan build and the
+# integration suite against its binary; then a smoke run of each fuzz target. The sanitized
+# build compiles during the release suites (scripts/test.sh says how and why).
 test:
 	@scripts/install-deps.sh test
-	@cmake --preset release >/dev/null
-	@cmake --build --preset release -j $(JOBS)
-	@ctest --test-dir build/release --output-on-failure -j $(JOBS) $(CTEST_ARGS)
-	@$(MAKE) --no-print-directory test-asan
-	@scripts/fuzz.sh 5    # smoke run of every fuzz target under ASan/UBSan
+	@JOBS=$(JOBS) CTEST_ARGS="$(CTEST_ARGS)" scripts/test.sh
 
-# The integration suite is the release one, driving the sanitized binary: it only talks
-# to firebreak over HTTP and processes, so compiling it again with ASan would buy nothing.
-# ASan keeps freed memory in a quarantine (256 MiB by default) to catch use-after-free;
-# it fills with every byte the server frees, so HostileTest's RSS bound (64 MiB) would
-# measure the quarantine rather than a leak: 16 MiB keeps the check meaningful.
 test-asan:
-	@cmake --preset release >/dev/null
-	@cmake --build --preset release -j $(JOBS) --target integration_tests
-	@cmake --preset asan >/dev/null
-	@cmake --build --preset asan -j $(JOBS) --target unit_tests firebreak
-	@ctest --test-dir build/asan --output-on-failure -j $(JOBS)
-	@FIREBREAK_BIN=$(CURDIR)/build/asan/firebreak ASAN_OPTIONS=quarantine_size_mb=16 \
-	  ctest --test-dir build/release -L integration --output-on-failure -j $(JOBS)
+	@scripts/install-deps.sh test
+	@JOBS=$(JOBS) scripts/test.sh asan
 
 bench: build
 	@scripts/install-deps.sh bench

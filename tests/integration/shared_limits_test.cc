@@ -179,7 +179,12 @@ TEST_P(SharedLimitsTest, RateLimitFiftyPerSecondHoldsAcrossFourWorkers) {
   std::cout << GetParam() << ": " << at.size() << " requests from " << workers.size()
             << " workers over " << Seconds(at.back() - at.front())
             << " s; most in any 1-s window: " << most << " (rate_limit 50/s)\n";
-  EXPECT_LE(most, 51u) << Logs();  // a "shared limits unavailable" line explains a miss
+  // The limiter spaces grants 20 ms apart; the upstream sees arrivals, each late by its
+  // worker's own timer and scheduling jitter on this loaded machine (ctest runs neighbours),
+  // which can pull a 51st-53rd into one second. The span is the jitter-free check: 250
+  // grants 20 ms apart take 4.98 s, where a limit kept per worker would take 1.25 s.
+  EXPECT_LE(most, 53u) << Logs();  // a "shared limits unavailable" line explains a miss
+  EXPECT_GE(Seconds(at.back() - at.front()), 4.9) << Logs();
   EXPECT_GE(most, 45u);  // the limit is reached, not starved
   EXPECT_EQ(workers.size(), 4u);
   EXPECT_EQ(Statuses()[429], 0);  // every call waited for its token within the timeout
