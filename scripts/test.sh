@@ -4,10 +4,12 @@
 # the fuzz targets. `scripts/test.sh asan` runs only the sanitizer part (`make test-asan`).
 # Each phase prints the seconds since the start; docs/build.md has the measured times.
 #
-# Most tests wait on processes, timers and sockets: four at a time on two cores, the
-# integration suite used 0.9 core on average (168 CPU-s in 182 s). So the suites run
-# TEST_JOBS (default two per core) tests at once. Eight at a time measured no faster (the
-# longest tests bound it) and failed latency checks. Compiling the sanitized build at
+# Most release-build tests wait on processes, timers and sockets: four at a time on two
+# cores, the integration suite used 0.9 core on average (168 CPU-s in 182 s). So the
+# release suites run TEST_JOBS (default two per core) tests at once; eight at a time
+# measured no faster (the longest tests bound it) and failed latency checks. Under ASan
+# the same suite at four used 1.65 cores, took longer (343 s) and failed five timing
+# checks: the sanitized suites run one per core (JOBS). Compiling the sanitized build at
 # nice 19 during the release suites was tried: it got ~1/5 of its work done there and
 # still pushed the console's render-time check over budget, so the phases run in turn.
 set -euo pipefail
@@ -32,12 +34,12 @@ build_sanitized() {
 # it fills with every byte the server frees, so HostileTest's RSS bound (64 MiB) would
 # measure the quarantine rather than a leak: 16 MiB keeps the check meaningful.
 test_sanitized() {
-  phase "unit suite, ASan/UBSan ($test_jobs at a time)"
-  ctest --test-dir build/asan --output-on-failure -j "$test_jobs"
-  phase "integration suite against the ASan/UBSan binary"
+  phase "unit suite, ASan/UBSan ($jobs at a time)"
+  ctest --test-dir build/asan --output-on-failure -j "$jobs"
+  phase "integration suite against the ASan/UBSan binary ($jobs at a time)"
   cmake --build --preset release -j "$jobs" --target integration_tests
   FIREBREAK_BIN=$PWD/build/asan/firebreak ASAN_OPTIONS=quarantine_size_mb=16 \
-    ctest --test-dir build/release -L integration --output-on-failure -j "$test_jobs"
+    ctest --test-dir build/release -L integration --output-on-failure -j "$jobs"
 }
 
 case "$what" in
