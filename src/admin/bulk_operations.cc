@@ -221,9 +221,11 @@ Result<OperationView> Operations::Start(BulkRequest request) {
 
 void Operations::Run(std::shared_ptr<Running> op) {
   BulkRequest request;
+  std::string id;
   {
     std::lock_guard lock(op->mu);
     request = op->view.request;
+    id = op->view.id;
   }
   BulkProgress progress;
   Status st = RunBulk(
@@ -233,16 +235,18 @@ void Operations::Run(std::shared_ptr<Running> op) {
         op->view.progress = p;
       },
       progress);
+  const std::string state = !st.ok() ? "failed" : op->cancel.load() ? "cancelled" : "succeeded";
+  // Audited before the view says it ended, so whoever sees it ended finds its entry.
+  if (!request.dry_run) AuditBulk(queue_, request, progress, state, id);
   OperationView view;
   {
     std::lock_guard lock(op->mu);
     op->view.progress = progress;
     op->view.finished_at_ms = clock_.NowMs();
-    op->view.state = !st.ok() ? "failed" : op->cancel.load() ? "cancelled" : "succeeded";
+    op->view.state = state;
     op->view.error = st.ok() ? "" : st.message();
     view = op->view;
   }
-  if (!request.dry_run) AuditBulk(queue_, request, progress, view.state, view.id);
   log::Info("bulk operation ended", {{"operation", view.id},
                                      {"action", BulkActionName(request.action)},
                                      {"state", view.state},
