@@ -1458,11 +1458,14 @@ def check_key_limit(runs, processes, partition_window, limit, ended_at):
         events = []
         for run in selected:
             events.append((run["start"], 1, run))
-            events.append((run["end"], 0, run))  # ends first at equal times
+            # Ends first at equal times, except a run's own end: one that ended in the
+            # millisecond it started is ended after its start.
+            events.append((run["end"], 0 if run["end"] > run["start"] else 2, run))
         events.sort(key=lambda e: (e[0], e[1]))
         running, peak, over, twice = {}, {}, [], []
-        for t, is_start, run in events:
+        for t, kind, run in events:
             jobs = running.setdefault(run["key"], {})
+            is_start = kind == 1
             if is_start:
                 if jobs.get(run["job"], 0) > 0:
                     twice.append((run["key"], run["job"], t))

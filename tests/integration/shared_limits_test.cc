@@ -66,28 +66,46 @@ class SharedLimitsTest : public ::testing::TestWithParam<std::string> {
   void Start(const UpstreamServer& upstream, const std::string& integration_keys) {
     ingest_port_ = FreePort();
     for (int i = -1; i < kWorkers; ++i) {
-      const uint16_t port = i < 0 ? ingest_port_ : FreePort();
-      const std::string name = i < 0 ? "ingest" : "worker" + std::to_string(i);
-      const std::string sidecar =
-          i < 0 ? "" : "127.0.0.1:" + std::to_string(sidecar_ports_[static_cast<size_t>(i)]);
-      std::string config = "[server]\nlisten = \"127.0.0.1:" + std::to_string(port) +
-                           "\"\nthreads = 1\n" +
-                           backend_->QueueToml("durability = \"process\"\n") +
-                           "[worker]\nsidecar = \"" + sidecar +
-                           "\"\nshutdown_grace = \"2s\"\nmax_in_flight = 64\n" +
-                           "[[sources]]\nname = \"events\"\nkind = \"hmac\"\npath = "
-                           "\"/hooks/events\"\nsecret = { file = \"" +
-                           dir_.File("secret") + "\" }\ndedupe = \"/id\"\njob = \"call\"\n" +
-                           "[[jobs]]\ntype = \"call\"\nhandler = { url = \"" + handler_->Url() +
-                           "/w" + std::to_string(std::max(i, 0)) +
-                           "\" }\nconcurrency = 20\ntimeout = \"30s\"\nmax_attempts = 1\n" +
-                           "[[integrations]]\nname = \"llm\"\nbase_url = \"" + upstream.Url() +
-                           "\"\nretry = { attempts = 1 }\n" + integration_keys;
-      const std::string path = dir_.Write(name + ".toml", config);
-      processes_.push_back(std::make_unique<FirebreakProcess>(
-          i < 0 ? "ingest" : "worker", path, dir_.File(name + ".log"), port));
-      ASSERT_TRUE(processes_.back()->Start()) << processes_.back()->Log();
+      // A port picked free can be taken by a neighbour test before firebreak binds it:
+      // then it is picked again (at most three tries).
+      for (int attempt = 1;; ++attempt) {
+        if (StartOne(i, upstream, integration_keys)) break;
+        const std::string log = processes_.back()->Log();
+        ASSERT_TRUE(attempt < 3 && log.find("Address already in use") != std::string::npos)
+            << log;
+        processes_.pop_back();
+        if (i < 0) {
+          ingest_port_ = FreePort();
+        } else {
+          sidecar_ports_[static_cast<size_t>(i)] = FreePort();
+        }
+      }
     }
+  }
+
+  // Writes process i's config (-1: the ingest) and starts it; false if it did not start.
+  bool StartOne(int i, const UpstreamServer& upstream, const std::string& integration_keys) {
+    const uint16_t port = i < 0 ? ingest_port_ : FreePort();
+    const std::string name = i < 0 ? "ingest" : "worker" + std::to_string(i);
+    const std::string sidecar =
+        i < 0 ? "" : "127.0.0.1:" + std::to_string(sidecar_ports_[static_cast<size_t>(i)]);
+    std::string config = "[server]\nlisten = \"127.0.0.1:" + std::to_string(port) +
+                         "\"\nthreads = 1\n" +
+                         backend_->QueueToml("durability = \"process\"\n") +
+                         "[worker]\nsidecar = \"" + sidecar +
+                         "\"\nshutdown_grace = \"2s\"\nmax_in_flight = 64\n" +
+                         "[[sources]]\nname = \"events\"\nkind = \"hmac\"\npath = "
+                         "\"/hooks/events\"\nsecret = { file = \"" +
+                         dir_.File("secret") + "\" }\ndedupe = \"/id\"\njob = \"call\"\n" +
+                         "[[jobs]]\ntype = \"call\"\nhandler = { url = \"" + handler_->Url() +
+                         "/w" + std::to_string(std::max(i, 0)) +
+                         "\" }\nconcurrency = 20\ntimeout = \"30s\"\nmax_attempts = 1\n" +
+                         "[[integrations]]\nname = \"llm\"\nbase_url = \"" + upstream.Url() +
+                         "\"\nretry = { attempts = 1 }\n" + integration_keys;
+    const std::string path = dir_.Write(name + ".toml", config);
+    processes_.push_back(std::make_unique<FirebreakProcess>(
+        i < 0 ? "ingest" : "worker", path, dir_.File(name + ".log"), port));
+    return processes_.back()->Start();
   }
 
   FirebreakProcess& Worker(int i) { return *processes_[static_cast<size_t>(i + 1)]; }
