@@ -18,8 +18,8 @@ run: build
 	@scripts/run-example.sh
 
 # Release build and every suite; then the unit suite on an ASan/UBSan build and the
-# integration suite against its binary; then a smoke run of each fuzz target. The sanitized
-# build compiles during the release suites (scripts/test.sh says how and why).
+# integration suite against its binary; then a smoke run of each fuzz target
+# (scripts/test.sh says how many tests run at once, and why).
 test:
 	@scripts/install-deps.sh test
 	@JOBS=$(JOBS) CTEST_ARGS="$(CTEST_ARGS)" scripts/test.sh

@@ -3,18 +3,13 @@
 # Usage: scripts/fuzz.sh SECONDS. New inputs are kept in build/fuzz/corpus/<target>
 # (seeded from fuzz/corpus/<target>); a crash leaves its input as build/fuzz/crash-*:
 # fix the bug, then add the input to fuzz/corpus/<target> as a regression seed.
-# SECONDS = 0 only builds them (scripts/test.sh builds them while other tests run).
+# SECONDS = 0 only builds them (scripts/test.sh builds them with the ASan/UBSan build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:?usage: scripts/fuzz.sh SECONDS}
 
-# Through ccache when it is there, as the main build (CMakeLists.txt says why).
-launcher=()
-if command -v ccache >/dev/null; then
-  launcher=("-DCMAKE_CXX_COMPILER_LAUNCHER=env;CCACHE_BASEDIR=$PWD;CCACHE_NOHASHDIR=1;ccache")
-fi
 cmake -S fuzz -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/fuzz -j "${JOBS:-$(nproc)}"
 [[ "$seconds" != 0 ]] || exit 0
 

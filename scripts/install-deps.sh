@@ -14,7 +14,7 @@ build_pkgs=(
   libcurl4-openssl-dev libhiredis-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
   libhowardhinnant-date-dev tzdata  # time zones of [[schedules]] (the system tz database)
   python3 curl ca-certificates
-  ccache  # keeps compiled objects across builds and clean clones (CMakeLists.txt, docs/build.md)
+  ccache  # keeps compiled objects across builds and clean clones (cmake/ccache.cmake)
 )
 test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev prometheus
   openssl  # openssl: the CLI makes the test CAs of the TLS tests
