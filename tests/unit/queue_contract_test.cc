@@ -47,6 +47,7 @@ constexpr milliseconds kCallbackBound{10'000};
 constexpr milliseconds kSweepBound{3'000};
 
 using queue_test::JobId;
+using queue_test::kBurstTimeout;
 using queue_test::MakeJob;
 using queue_test::TempDir;
 
@@ -143,12 +144,6 @@ TypeThroughput ThroughputOf(Queue& queue, const std::string& type, int64_t windo
   }
   return none;
 }
-
-// For tests that submit thousands of enqueues at once: the last waits for the whole
-// burst, and queue.timeout (2 s by default) refuses an enqueue the store has not taken
-// in time, as it would a webhook's. Under ASan with neighbour tests a burst of thousands
-// takes longer than that. Tests of the timeout itself set their own.
-constexpr milliseconds kBurstTimeout{30'000};
 
 // Polls `condition` every 10 ms until it holds or `timeout` (real time) has passed.
 bool WaitUntil(const std::function<bool()>& condition, milliseconds timeout = kSweepBound) {

@@ -32,6 +32,7 @@ namespace {
 using std::chrono::milliseconds;
 
 using queue_test::JobId;
+using queue_test::kBurstTimeout;
 using queue_test::MakeJob;
 using queue_test::TempDir;
 
@@ -85,12 +86,6 @@ TypeDepth DepthOf(Queue& queue, const std::string& type) {
   none.type = type;
   return none;
 }
-
-// For tests that submit thousands of enqueues at once: the last waits for the whole
-// burst, and queue.timeout (2 s by default) refuses an enqueue the writer has not taken
-// in time, as it would a webhook's. Under ASan with neighbour tests a burst of 10k takes
-// longer than that. Tests of the timeout itself set their own.
-constexpr std::chrono::milliseconds kBurstTimeout{30'000};
 
 class SqliteQueueTest : public ::testing::Test {
  protected:
