@@ -33,13 +33,21 @@ build_sanitized() {
 # ASan keeps freed memory in a quarantine (256 MiB by default) to catch use-after-free;
 # it fills with every byte the server frees, so HostileTest's RSS bound (64 MiB) would
 # measure the quarantine rather than a leak: 16 MiB keeps the check meaningful.
+#
+# The tests labelled "waiting" (cmake/test_properties.cmake) spend their minute asleep on
+# a schedule's ticks: they take no "cpu" slot of the resource spec below, so they run
+# beside the $jobs tests that do instead of holding two of them idle.
 test_sanitized() {
-  phase "unit suite, ASan/UBSan ($jobs at a time)"
+  phase "unit suite as gtest shards, then chaos_short, ASan/UBSan ($jobs at a time)"
   ctest --test-dir build/asan --output-on-failure -j "$jobs"
-  phase "integration suite against the ASan/UBSan binary ($jobs at a time)"
+  phase "integration suite against the ASan/UBSan binary ($jobs at a time, waiting tests beside)"
   cmake --build --preset release -j "$jobs" --target integration_tests
+  local spec=build/release/cpu-slots.json
+  printf '{"version":{"major":1,"minor":0},"local":[{"cpu":[{"id":"0","slots":%d}]}]}\n' \
+    "$jobs" >"$spec"
   FIREBREAK_BIN=$PWD/build/asan/firebreak ASAN_OPTIONS=quarantine_size_mb=16 \
-    ctest --test-dir build/release -L integration --output-on-failure -j "$jobs"
+    ctest --test-dir build/release -L integration --output-on-failure -j "$((jobs * 4))" \
+    --resource-spec-file "$PWD/$spec"
 }
 
 case "$what" in
@@ -57,8 +65,9 @@ phase "release build"
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs"
 
+# chaos_short runs once, in the sanitized phase: the same faults, and ASan watching.
 phase "release suites ($test_jobs at a time)"
-ctest --test-dir build/release --output-on-failure -j "$test_jobs" "${ctest_args[@]}"
+ctest --test-dir build/release --output-on-failure -j "$test_jobs" -LE chaos "${ctest_args[@]}"
 
 phase "ASan/UBSan build"
 build_sanitized
