@@ -32,7 +32,10 @@ build_sanitized() {
 # build of it runs against the sanitized binary: compiling it again with ASan buys nothing.
 # ASan keeps freed memory in a quarantine (256 MiB by default) to catch use-after-free;
 # it fills with every byte the server frees, so HostileTest's RSS bound (64 MiB) would
-# measure the quarantine rather than a leak: 16 MiB keeps the check meaningful.
+# measure the quarantine rather than a leak: 16 MiB keeps the check meaningful. The
+# sanitized binary answers 2-3x slower, so latency bounds (a health probe's p99 under
+# 10 ms while a store hangs) stretch by FIREBREAK_TEST_LATENCY_SCALE: a probe that waited
+# on the hung store would still take seconds.
 #
 # The tests labelled "waiting" (cmake/test_properties.cmake) spend their minute asleep on
 # a schedule's ticks: they take no "cpu" slot of the resource spec below, so they run
@@ -46,6 +49,7 @@ test_sanitized() {
   printf '{"version":{"major":1,"minor":0},"local":[{"cpu":[{"id":"0","slots":%d}]}]}\n' \
     "$jobs" >"$spec"
   FIREBREAK_BIN=$PWD/build/asan/firebreak ASAN_OPTIONS=quarantine_size_mb=16 \
+    FIREBREAK_TEST_LATENCY_SCALE=3 \
     ctest --test-dir build/release -L integration --output-on-failure -j "$((jobs * 4))" \
     --resource-spec-file "$PWD/$spec"
 }

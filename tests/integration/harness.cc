@@ -44,6 +44,12 @@ std::string FirebreakBin() {
   return bin ? bin : FIREBREAK_DEFAULT_BIN;
 }
 
+double LatencyScale() {
+  const char* scale = std::getenv("FIREBREAK_TEST_LATENCY_SCALE");
+  const double value = scale ? std::atof(scale) : 1.0;
+  return value >= 1.0 ? value : 1.0;
+}
+
 std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
   for (size_t pos = text.find(from); pos != std::string::npos;
        pos = text.find(from, pos + to.size())) {

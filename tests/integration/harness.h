@@ -31,6 +31,10 @@ class TempDir {
 };
 
 std::string FirebreakBin();
+// How many times slower than the release build the binary under test may answer, for
+// latency bounds (not for correctness): FIREBREAK_TEST_LATENCY_SCALE, which
+// scripts/test.sh sets for the ASan/UBSan binary; 1 when unset.
+double LatencyScale();
 // `text` with every `from` replaced by `to` (for adapting shipped example configs).
 std::string ReplaceAll(std::string text, const std::string& from, const std::string& to);
 std::string SourceDir();  // the repository root (examples/, bench/)
