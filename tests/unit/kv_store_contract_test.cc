@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "config/config.h"
@@ -151,6 +152,40 @@ INSTANTIATE_TEST_SUITE_P(Backends, KvStoreContractTest,
                          [](const ::testing::TestParamInfo<std::string>& param) {
                            return param.param;
                          });
+
+// Workers started together on one SQLite file take the write lock in turn for their
+// schema checks; one waited past store.timeout (2 s) under load and exited at start.
+// Opening now waits out a longer lock; a call still gives up at store.timeout.
+TEST(KvStoreSqliteTest, OpeningWaitsOutAnotherProcessesWriteLockLongerThanTheCallTimeout) {
+  queue_test::TempDir dir;
+  Config config;
+  config.queue.path = dir.path() + "/firebreak.db";
+  config.store.timeout = milliseconds(300);
+  {
+    auto first = OpenStateStore(config, SystemClock::Instance());  // creates the file
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+  }
+  const std::string marker = dir.path() + "/locked";
+  pid_t locker = testing::Spawn(
+      {"/usr/bin/python3", "-c",
+       "import sqlite3, sys, time\n"
+       "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+       "c.execute('BEGIN IMMEDIATE')\n"
+       "open(sys.argv[2], 'w').write('1')\n"
+       "time.sleep(1.5)\n"
+       "c.execute('COMMIT')\n",
+       config.queue.path, marker},
+      dir.path() + "/locker.log", "");
+  ASSERT_GT(locker, 0);
+  for (int i = 0; i < 500 && !std::filesystem::exists(marker); ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(std::filesystem::exists(marker));
+  auto opened = OpenSessionStore(config, SystemClock::Instance());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_TRUE(testing::WaitExit(locker, std::chrono::seconds(10)));
+  EXPECT_TRUE((*opened)->Put("k", "v", "text/plain", {}).ok());
+}
 
 TEST(KvStorePostgresTest, MigratesOnceAndRefusesANewerSchema) {
   testing::PostgresServer postgres;

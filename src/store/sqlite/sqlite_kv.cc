@@ -1,11 +1,15 @@
 #include "store/sqlite/sqlite_kv.h"
 
+#include <sqlite3.h>
+
+#include <algorithm>
 #include <filesystem>
 
 namespace firebreak {
 namespace {
 
 constexpr int64_t kPruneChunk = 500;
+constexpr std::chrono::milliseconds kOpenBusyTimeout{30'000};
 constexpr int64_t kPruneEveryMs = 60'000;
 
 // The queue keeps its schema version in PRAGMA user_version; the store's tables are
@@ -50,7 +54,11 @@ Status SqliteKvStore::Init() {
     std::filesystem::create_directories(parent, ec);
     if (ec) return Unavailable("cannot create directory " + parent.string() + ": " + ec.message());
   }
-  Result<std::unique_ptr<sqlite::Connection>> db = sqlite::Connection::Open(path_, static_cast<int>(timeout_.count()));
+  // Opening waits longer for the write lock than a call does: processes started
+  // together (three workers on one file) take it in turn for their schema checks, and
+  // under load a turn outlasted store.timeout (2 s), so a worker exited at start.
+  Result<std::unique_ptr<sqlite::Connection>> db =
+      sqlite::Connection::Open(path_, static_cast<int>(std::max(timeout_, kOpenBusyTimeout).count()));
   if (!db.ok()) return db.status();
   db_ = std::move(*db);
   Result<std::string> mode = db_->QueryText("PRAGMA journal_mode = WAL");
@@ -61,6 +69,7 @@ Status SqliteKvStore::Init() {
     (void)ignored;
     return s;
   }
+  sqlite3_busy_timeout(db_->get(), static_cast<int>(timeout_.count()));  // a call's bound
   const std::string live = kLive;
   struct Prepared {
     sqlite::Statement* target;
