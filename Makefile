@@ -40,6 +40,7 @@ bench: build
 	@bench/history_bench.sh
 	@bench/flow_bench.sh
 	@bench/peers_bench.sh
+	@bench/sdk_bench.sh
 
 # The web console at 1280x800, every page in light and dark, into docs/screenshots/.
 screenshots: build

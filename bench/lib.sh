@@ -65,7 +65,19 @@ PY
 }
 
 # A no-op NDJSON command handler (DESIGN §5): answers ok for every job, at once.
+# BENCH_HANDLER=sdk writes the same no-op with the Python SDK (sdk/python) instead.
 write_noop_handler() {
+  if [ "${BENCH_HANDLER:-raw}" = sdk ]; then
+    cat > "$1" <<PY
+import sys
+sys.path.insert(0, "$PWD/sdk/python")
+from firebreak import Bot
+bot = Bot()
+bot.on("*", lambda ctx: None)
+bot.run()
+PY
+    return
+  fi
   cat > "$1" <<'PY'
 import sys
 w = sys.stdout.write

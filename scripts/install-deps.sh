@@ -18,6 +18,7 @@ build_pkgs=(
 )
 test_pkgs=(sqlite3 procps redis-server postgresql iproute2 clang libclang-rt-14-dev prometheus
   openssl  # openssl: the CLI makes the test CAs of the TLS tests
+  python3-jsonschema  # the handler protocol's JSON Schemas (schemas/), checked by the SDK tests
   chromium)  # the web console's browser tests (tests/browser), driven by npm's playwright-core
 bench_pkgs=(wrk nginx-light linux-perf valgrind
   # bench/peers_bench.sh: FastAPI + uvicorn + rq, the Python stack a user would deploy instead

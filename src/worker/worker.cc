@@ -151,6 +151,7 @@ class Worker::Impl {
     int running_batches = 0;
     Histogram* batch_size = nullptr;
   };
+  static int64_t TimeoutMs(const TypeState& type) { return type.config->timeout.count(); }
 
   struct Attempt {
     Job job;
@@ -323,7 +324,7 @@ class Worker::Impl {
     for (Job& job : jobs) {
       std::shared_ptr<Attempt> attempt = BeginAttempt(type, std::move(job));
       attempt->batch_id = batch_id;
-      envelopes.push_back(BuildEnvelope(attempt->job));
+      envelopes.push_back(BuildEnvelope(attempt->job, attempt->started_at_ms + TimeoutMs(type)));
       attempts.push_back(std::move(attempt));
     }
     ++type.running_batches;
@@ -381,7 +382,8 @@ class Worker::Impl {
     std::shared_ptr<Attempt> attempt = BeginAttempt(found->second, std::move(job));
     const Job& j = attempt->job;
     attempt->type->handler->Run(
-        {j.id, j.traceparent, BuildEnvelope(j)}, attempt->type->config->timeout,
+        {j.id, j.traceparent, BuildEnvelope(j, attempt->started_at_ms + TimeoutMs(*attempt->type))},
+        attempt->type->config->timeout,
         [this, attempt](HandlerResult result) { OnAttemptDone(attempt, std::move(result)); });
   }
 

@@ -44,6 +44,25 @@ std::string FirebreakBin() {
   return bin ? bin : FIREBREAK_DEFAULT_BIN;
 }
 
+std::string SchemaErrors(const std::string& schema, const std::string& path) {
+  static constexpr char kValidate[] = R"PY(
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+validator = jsonschema.Draft202012Validator(schema)
+bad = 0
+for n, line in enumerate(open(sys.argv[2]), 1):
+    for error in validator.iter_errors(json.loads(line)):
+        bad += 1
+        print(f"line {n}: {error.json_path}: {error.message}")
+sys.exit(1 if bad else 0)
+)PY";
+  const std::string report = path + ".schema-report";
+  int status = RunToCompletion(
+      {"/usr/bin/python3", "-c", kValidate, SourceDir() + "/schemas/" + schema + ".schema.json", path},
+      report, "", std::chrono::milliseconds(30'000));
+  return status == 0 ? "" : "exit " + std::to_string(status) + ": " + ReadFile(report);
+}
+
 double LatencyScale() {
   const char* scale = std::getenv("FIREBREAK_TEST_LATENCY_SCALE");
   const double value = scale ? std::atof(scale) : 1.0;

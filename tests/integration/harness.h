@@ -40,6 +40,10 @@ std::string ReplaceAll(std::string text, const std::string& from, const std::str
 std::string SourceDir();  // the repository root (examples/, bench/)
 std::string ReadFile(const std::string& path);
 std::vector<std::string> ReadLines(const std::string& path);
+// Checks every line of the NDJSON file `path` against schemas/<schema>.schema.json (the
+// handler protocol's, which the SDKs' tests check too) with python3-jsonschema: "" when
+// all are valid, else the validator's report.
+std::string SchemaErrors(const std::string& schema, const std::string& path);
 uint16_t FreePort();
 
 struct CommandResult {

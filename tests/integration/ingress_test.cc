@@ -142,6 +142,9 @@ TEST_P(IngressTest, SignedSlackAndHmacEventsReachTheHandlerAsEnvelopes) {
   EXPECT_EQ(slack["max_attempts"], 5);
   EXPECT_EQ(slack["id"].get<std::string>().size(), 26u);
   EXPECT_EQ(slack["enqueued_at"].get<std::string>().back(), 'Z');
+  // The attempt's deadline: its start plus the type's timeout (30 s by default).
+  EXPECT_GT(slack["deadline"].get<std::string>(), slack["enqueued_at"].get<std::string>());
+  EXPECT_EQ(SchemaErrors("envelope", dir_.File("seen.ndjson")), "");
   EXPECT_EQ(slack["traceparent"].get<std::string>().substr(0, 35),
             "00-4bf92f3577b34da6a3ce929d0e0e4736");
   EXPECT_TRUE(slack["headers"].is_object());

@@ -330,8 +330,9 @@ TEST(EnvelopeTest, CarriesTheAttemptsTraceparentNotThePlatformHeader) {
   job.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
   job.headers_json = R"({"traceparent":"00-11111111111111111111111111111111-2222222222222222-01"})";
   job.payload_json = "{}";
-  auto envelope = nlohmann::json::parse(BuildEnvelope(job));
+  auto envelope = nlohmann::json::parse(BuildEnvelope(job, 1'700'000'010'000));
   EXPECT_EQ(envelope.at("traceparent"), job.traceparent);
+  EXPECT_EQ(envelope.at("deadline"), "2023-11-14T22:13:30.000Z");
   EXPECT_EQ(envelope.at("headers").at("traceparent"),
             "00-11111111111111111111111111111111-2222222222222222-01");
 }

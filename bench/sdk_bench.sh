@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The handler SDKs' cost per job (issue 19: "the SDK is not the bottleneck of the drain").
+#  1. Per process, no firebreak: ENVELOPES Slack-event envelopes piped into one handler
+#     process, answers to /dev/null, ROUNDS interleaved rounds; jobs/s of
+#       raw   bench/lib.sh's no-op (finds the id by string search: the floor)
+#       json  json.loads + json.dumps per line, what a hand-written handler does
+#       sdk   the Python SDK's Bot with a no-op handler (envelope, context, answer)
+#  2. Through firebreak: bench/peers_bench.sh's drain (firebreak worker, CONCURRENCY
+#     no-op handler processes, SQLite `process`) with the raw and with the SDK handler.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-build/release/firebreak}
+ENVELOPES=${ENVELOPES:-100000}
+ROUNDS=${ROUNDS:-3}
+PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_workdir sdk-bench
+
+"$PY" - "$work/envelopes.ndjson" "$ENVELOPES" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for n in range(int(sys.argv[2])):
+        f.write(json.dumps({
+            "id": "01JD5Q3W8Z6V2X4K7N9P%06d" % n, "type": "slack.event", "source": "slack",
+            "dedupe_key": "slack:Ev%08d" % n, "attempt": 1, "max_attempts": 5,
+            "enqueued_at": "2026-11-27T20:00:00.000Z", "deadline": "2026-11-27T20:00:30.000Z",
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "headers": {"x-slack-retry-num": "0"},
+            "payload": {"type": "event_callback", "team_id": "T0001", "event_id": "Ev%08d" % n,
+                        "event": {"type": "message", "user": "U%04d" % (n % 5000),
+                                  "channel": "C%02d" % (n % 97), "ts": "1700000000.%06d" % n,
+                                  "text": "message %d from the bench" % n}}},
+            separators=(",", ":")) + "\n")
+PY
+write_noop_handler "$work/raw.py"
+BENCH_HANDLER=sdk write_noop_handler "$work/sdk.py"
+cat > "$work/json.py" <<'PY'
+import json, sys
+for line in sys.stdin:
+    sys.stdout.write(json.dumps({"id": json.loads(line)["id"], "ok": True}) + "\n")
+    sys.stdout.flush()
+PY
+
+echo "== handler SDKs, per process: $ENVELOPES envelopes ($(du -k "$work/envelopes.ndjson" | cut -f1) KiB), $ROUNDS rounds"
+declare -A total
+for round in $(seq 1 "$ROUNDS"); do
+  for h in raw json sdk; do
+    start=$(date +%s%N)
+    "$PY" "$work/$h.py" < "$work/envelopes.ndjson" > "$work/out.ndjson"
+    end=$(date +%s%N)
+    answers=$(wc -l < "$work/out.ndjson")
+    [ "$answers" = "$ENVELOPES" ] || { echo "sdk_bench: $h answered $answers of $ENVELOPES" >&2; exit 1; }
+    rate=$((ENVELOPES * 1000000000 / (end - start)))
+    total[$h]=$(( ${total[$h]:-0} + rate ))
+    echo "round $round: $h $rate jobs/s"
+  done
+done
+for h in raw json sdk; do echo "mean $h $(( total[$h] / ROUNDS )) jobs/s"; done
+echo "sdk / raw: $(python3 -c "print(f'{${total[sdk]}/${total[raw]}:.2f}')")x;" \
+  "sdk / json: $(python3 -c "print(f'{${total[sdk]}/${total[json]}:.2f}')")x"
+
+echo "== through firebreak (bench/peers_bench.sh drain, SQLite process): raw, then SDK handler"
+for h in raw sdk; do
+  BENCH_HANDLER=$h STACKS=fb-sqlite-process ROUNDS=1 DURATION=${DURATION:-5} BIN=$BIN \
+    bench/peers_bench.sh 2>&1 | grep -E "^\| firebreak" | sed "s/^/$h handler: /"
+done
