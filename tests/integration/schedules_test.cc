@@ -104,20 +104,29 @@ catch_up = "1m"
     return out;
   }
 
+  // Epoch ms: the stop of every worker began and ended (the workers stop one after the
+  // other, and one still running ticks on: under ASan the three took over 2 s), and the
+  // restart began.
+  struct Outage {
+    int64_t stop_began = 0;
+    int64_t stop_ended = 0;
+    int64_t restarted_at = 0;
+  };
   // Runs 3 workers for `first_ms`, stops them all for 5 s, runs them again for 4 s.
-  // Returns {stop began, restart began} (epoch ms).
-  std::pair<int64_t, int64_t> RunWithOutage(const std::string& missed, int64_t first_ms) {
+  Outage RunWithOutage(const std::string& missed, int64_t first_ms) {
     const std::string config = Config(missed);
     StartWorkers(config);
     std::this_thread::sleep_for(milliseconds(first_ms));
-    const int64_t stopped_at = NowMs();
+    Outage outage;
+    outage.stop_began = NowMs();
     StopWorkers();
+    outage.stop_ended = NowMs();
     std::this_thread::sleep_for(seconds(5));
-    const int64_t restarted_at = NowMs();
+    outage.restarted_at = NowMs();
     StartWorkers(config);
     std::this_thread::sleep_for(seconds(4));
     StopWorkers();
-    return {stopped_at, restarted_at};
+    return outage;
   }
 
   TempDir dir_;
@@ -128,7 +137,8 @@ catch_up = "1m"
 
 TEST_P(ScheduleTest, ThreeWorkersRunEveryTickOnceForAMinuteAndOnlyTheNewestMissedTick) {
   const int64_t started_at = NowMs();
-  auto [stopped_at, restarted_at] = RunWithOutage("last", 60'000);
+  const Outage outage = RunWithOutage("last", 60'000);
+  const int64_t stopped_at = outage.stop_began, restarted_at = outage.restarted_at;
   std::set<int> pids;
   std::map<int64_t, int> ticks = Ticks(&pids);
   ASSERT_FALSE(ticks.empty()) << Logs();
@@ -148,7 +158,7 @@ TEST_P(ScheduleTest, ThreeWorkersRunEveryTickOnceForAMinuteAndOnlyTheNewestMisse
   EXPECT_GE(in_first_minute, 58);
   EXPECT_LE(in_first_minute, 62);
   // The outage: nothing ran for the ticks before the restart's own second...
-  for (int64_t t = (stopped_at / 1000 + 2) * 1000; t < restarted_at - 1000; t += 1000) {
+  for (int64_t t = (outage.stop_ended / 1000 + 2) * 1000; t < restarted_at - 1000; t += 1000) {
     EXPECT_EQ(ticks.count(t), 0u) << "missed tick " << t << " ran under \"last\"";
   }
   // ...the newest missed one (the restart's second) did, and the schedule went on.
@@ -161,7 +171,8 @@ TEST_P(ScheduleTest, ThreeWorkersRunEveryTickOnceForAMinuteAndOnlyTheNewestMisse
 }
 
 TEST_P(ScheduleTest, UnderPolicyAllEveryTickMissedInTheOutageRunsOnce) {
-  auto [stopped_at, restarted_at] = RunWithOutage("all", 6'000);
+  const Outage outage = RunWithOutage("all", 6'000);
+  const int64_t stopped_at = outage.stop_began, restarted_at = outage.restarted_at;
   std::map<int64_t, int> ticks = Ticks();
   ASSERT_FALSE(ticks.empty()) << Logs();
   for (const auto& [tick, runs] : ticks) EXPECT_EQ(runs, 1) << "tick " << tick;
