@@ -3,7 +3,7 @@
 #  1. Per process, no firebreak: ENVELOPES Slack-event envelopes piped into one handler
 #     process, answers to /dev/null, ROUNDS interleaved rounds; jobs/s of
 #       raw   bench/lib.sh's no-op (finds the id by string search: the floor)
-#       json  json.loads + json.dumps per line, what a hand-written handler does
+#       plain json.loads + json.dumps per line, what a hand-written handler does
 #       sdk   the Python SDK's Bot with a no-op handler (envelope, context, answer)
 #  2. Through firebreak: bench/peers_bench.sh's drain (firebreak worker, CONCURRENCY
 #     no-op handler processes, SQLite `process`) with the raw and with the SDK handler.
@@ -35,7 +35,7 @@ with open(sys.argv[1], "w") as f:
 PY
 write_noop_handler "$work/raw.py"
 BENCH_HANDLER=sdk write_noop_handler "$work/sdk.py"
-cat > "$work/json.py" <<'PY'
+cat > "$work/plain.py" <<'PY'
 import json, sys
 for line in sys.stdin:
     sys.stdout.write(json.dumps({"id": json.loads(line)["id"], "ok": True}) + "\n")
@@ -45,7 +45,7 @@ PY
 echo "== handler SDKs, per process: $ENVELOPES envelopes ($(du -k "$work/envelopes.ndjson" | cut -f1) KiB), $ROUNDS rounds"
 declare -A total
 for round in $(seq 1 "$ROUNDS"); do
-  for h in raw json sdk; do
+  for h in raw plain sdk; do
     start=$(date +%s%N)
     "$PY" "$work/$h.py" < "$work/envelopes.ndjson" > "$work/out.ndjson"
     end=$(date +%s%N)
@@ -56,9 +56,9 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "round $round: $h $rate jobs/s"
   done
 done
-for h in raw json sdk; do echo "mean $h $(( total[$h] / ROUNDS )) jobs/s"; done
+for h in raw plain sdk; do echo "mean $h $(( total[$h] / ROUNDS )) jobs/s"; done
 echo "sdk / raw: $(python3 -c "print(f'{${total[sdk]}/${total[raw]}:.2f}')")x;" \
-  "sdk / json: $(python3 -c "print(f'{${total[sdk]}/${total[json]}:.2f}')")x"
+  "sdk / plain: $(python3 -c "print(f'{${total[sdk]}/${total[plain]}:.2f}')")x"
 
 echo "== through firebreak (bench/peers_bench.sh drain, SQLite process): raw, then SDK handler"
 for h in raw sdk; do

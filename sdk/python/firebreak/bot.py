@@ -10,9 +10,7 @@
 import json
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from . import errors
 from .context import Context
@@ -106,6 +104,9 @@ class Bot:
                 if line.strip():
                     answer(line)
             return
+        # Imported here: a command handler process starts with every job's pool slot,
+        # and these modules cost it 20-40 ms of start-up it mostly does not need.
+        from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             for line in stdin:
                 if line.strip():
@@ -115,6 +116,7 @@ class Bot:
     def serve(self, port: int, host: str = "127.0.0.1", ready: Optional[Callable[[int], None]] = None):
         """An HTTP server for a `url` handler; blocks. Returns the server if `ready` is
         given (called with the bound port, e.g. when port is 0) after it stops."""
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         bot = self
 
         class Request(BaseHTTPRequestHandler):

@@ -1,5 +1,4 @@
 """The job envelope (schemas/envelope.schema.json), typed."""
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
@@ -9,21 +8,34 @@ def parse_timestamp(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
-@dataclass
 class Envelope:
-    id: str
-    type: str
-    source: str = ""
-    dedupe_key: str = ""
-    attempt: int = 1
-    max_attempts: int = 1
-    enqueued_at: str = ""
-    deadline: Optional[str] = None  # when the attempt's timeout kills it
-    traceparent: str = ""
-    ordering_key: Optional[str] = None
-    headers: Dict[str, str] = field(default_factory=dict)
-    payload: Any = None
-    raw: Dict[str, Any] = field(default_factory=dict, repr=False)  # as received
+    """One job's envelope; `raw` is the object as received (fields this version does not
+    know included)."""
+
+    __slots__ = ("id", "type", "source", "dedupe_key", "attempt", "max_attempts", "enqueued_at",
+                 "deadline", "traceparent", "ordering_key", "headers", "payload", "raw")
+
+    def __init__(self, id: str, type: str, source: str = "", dedupe_key: str = "",
+                 attempt: int = 1, max_attempts: int = 1, enqueued_at: str = "",
+                 deadline: Optional[str] = None, traceparent: str = "",
+                 ordering_key: Optional[str] = None, headers: Optional[Dict[str, str]] = None,
+                 payload: Any = None, raw: Optional[Dict[str, Any]] = None):
+        self.id = id
+        self.type = type
+        self.source = source
+        self.dedupe_key = dedupe_key
+        self.attempt = attempt
+        self.max_attempts = max_attempts
+        self.enqueued_at = enqueued_at
+        self.deadline = deadline  # when the attempt's timeout kills it
+        self.traceparent = traceparent
+        self.ordering_key = ordering_key
+        self.headers = headers if headers is not None else {}
+        self.payload = payload
+        self.raw = raw if raw is not None else {}
+
+    def __repr__(self) -> str:
+        return f"Envelope(id={self.id!r}, type={self.type!r}, attempt={self.attempt})"
 
     @classmethod
     def from_json(cls, obj: Dict[str, Any]) -> "Envelope":

@@ -3,7 +3,6 @@
 One keep-alive connection per thread. firebreak's own refusals become exceptions
 (errors.py); an upstream's answer, whatever its status, is returned as a Response.
 """
-import http.client
 import json as jsonlib
 import os
 import threading
@@ -89,9 +88,12 @@ class Sidecar:
         self._port = parsed.port or 80
         self._local = threading.local()
 
-    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+    def _connection(self, timeout: float):
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            # Imported on the first call: http.client pulls in ssl and email (~20 ms),
+            # which a handler that never calls the sidecar need not pay at start-up.
+            import http.client
             conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
             self._local.conn = conn
         conn.timeout = timeout
@@ -112,6 +114,7 @@ class Sidecar:
                 data = res.read()
                 return res.status, {k.lower(): v for k, v in res.getheaders()}, data
             except Exception as exc:
+                import http.client
                 conn.close()
                 self._local.conn = None
                 # Sent again only when a kept-alive connection turned out closed (the
