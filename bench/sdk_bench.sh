@@ -5,6 +5,7 @@
 #       raw   bench/lib.sh's no-op (finds the id by string search: the floor)
 #       plain json.loads + json.dumps per line, what a hand-written handler does
 #       sdk   the Python SDK's Bot with a no-op handler (envelope, context, answer)
+#       sdk-node  the TypeScript SDK's Bot (node, one job at a time, as firebreak sends them)
 #  2. Through firebreak: bench/peers_bench.sh's drain (firebreak worker, CONCURRENCY
 #     no-op handler processes, SQLite `process`) with the raw and with the SDK handler.
 set -euo pipefail
@@ -16,6 +17,7 @@ PY=/usr/bin/python3
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 bench_workdir sdk-bench
+(cd sdk/typescript && node_modules/.bin/tsc -p .)  # dist/ (scripts/install-deps.sh ran npm ci)
 
 "$PY" - "$work/envelopes.ndjson" "$ENVELOPES" <<'PY'
 import json, sys
@@ -35,6 +37,10 @@ with open(sys.argv[1], "w") as f:
 PY
 write_noop_handler "$work/raw.py"
 BENCH_HANDLER=sdk write_noop_handler "$work/sdk.py"
+cat > "$work/sdk.mjs" <<JS
+import { Bot } from '$PWD/sdk/typescript/dist/index.js';
+await new Bot().on('*', () => {}).run({ concurrency: 1 });
+JS
 cat > "$work/plain.py" <<'PY'
 import json, sys
 for line in sys.stdin:
@@ -45,9 +51,13 @@ PY
 echo "== handler SDKs, per process: $ENVELOPES envelopes ($(du -k "$work/envelopes.ndjson" | cut -f1) KiB), $ROUNDS rounds"
 declare -A total
 for round in $(seq 1 "$ROUNDS"); do
-  for h in raw plain sdk; do
+  for h in raw plain sdk sdk-node; do
     start=$(date +%s%N)
-    "$PY" "$work/$h.py" < "$work/envelopes.ndjson" > "$work/out.ndjson"
+    if [ "$h" = sdk-node ]; then
+      node "$work/sdk.mjs" < "$work/envelopes.ndjson" > "$work/out.ndjson"
+    else
+      "$PY" "$work/$h.py" < "$work/envelopes.ndjson" > "$work/out.ndjson"
+    fi
     end=$(date +%s%N)
     answers=$(wc -l < "$work/out.ndjson")
     [ "$answers" = "$ENVELOPES" ] || { echo "sdk_bench: $h answered $answers of $ENVELOPES" >&2; exit 1; }
@@ -56,7 +66,7 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "round $round: $h $rate jobs/s"
   done
 done
-for h in raw plain sdk; do echo "mean $h $(( total[$h] / ROUNDS )) jobs/s"; done
+for h in raw plain sdk sdk-node; do echo "mean $h $(( total[$h] / ROUNDS )) jobs/s"; done
 echo "sdk / raw: $(python3 -c "print(f'{${total[sdk]}/${total[raw]}:.2f}')")x;" \
   "sdk / plain: $(python3 -c "print(f'{${total[sdk]}/${total[plain]}:.2f}')")x"
 

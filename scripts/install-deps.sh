@@ -62,6 +62,7 @@ npm_ci() {
 install_npm_deps() {
   [[ "$profile" != build ]] || return 0
   npm_ci tests/browser
+  npm_ci sdk/typescript  # the TypeScript SDK's compiler (typescript, @types/node)
   [[ "$profile" != bench ]] || npm_ci bench/peers
 }
 

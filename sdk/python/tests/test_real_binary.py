@@ -115,31 +115,12 @@ class RealBinaryTest(unittest.TestCase):
         with open(os.path.join(self.dir, "secret"), "w") as f:
             f.write(SECRET)
         config = os.path.join(self.dir, "firebreak.toml")
+        with open(os.path.join(REPO, "sdk", "testdata", "firebreak.toml.in")) as f:
+            template = f.read()
         with open(config, "w") as f:
-            f.write(f'''
-[server]
-listen = "127.0.0.1:{port}"
-[queue]
-path = "{self.dir}/queue.db"
-[worker]
-sidecar = "127.0.0.1:0"
-[[sources]]
-name = "slack"
-kind = "slack"
-path = "/hooks/slack"
-secret = {{ file = "{self.dir}/secret" }}
-job = "slack.event"
-[[jobs]]
-type = "slack.event"
-handler = {{ command = ["/usr/bin/python3", "{bot}"] }}
-concurrency = 2
-timeout = "10s"
-[[integrations]]
-name = "slack-api"
-base_url = "{self.slack.url}"
-auth = {{ bearer = {{ env = "SLACK_BOT_TOKEN" }} }}
-timeout = "5s"
-''')
+            f.write(template.replace("@PORT@", str(port)).replace("@DIR@", self.dir)
+                    .replace("@HANDLER@", json.dumps(["/usr/bin/python3", bot]))
+                    .replace("@SLACK_URL@", self.slack.url))
         env = dict(os.environ, SLACK_BOT_TOKEN="xoxb-test", PYTHONPATH=SDK_DIR,
                    ENVELOPES=os.path.join(self.dir, "envelopes.ndjson"))
         self.log = open(os.path.join(self.dir, "firebreak.log"), "w")
