@@ -97,6 +97,66 @@ TEST(ExamplesTest, SlackBotRepliesInTheThreadThroughSlackApiAndRemembersTheConve
   EXPECT_EQ(process.Terminate(), 0);
 }
 
+// Discord's flow (discord.com/developers/docs/interactions/receiving-and-responding):
+// PING answered {"type":1}; a slash command answered {"type":5} ("thinking…") at once;
+// then the bot edits that response through the interaction webhook, once, even when
+// Discord delivers the interaction twice.
+TEST(ExamplesTest, DiscordBotDefersASlashCommandAndFollowsUpThroughTheInteractionWebhook) {
+  TempDir dir;
+  UpstreamServer discord([](const UpstreamRequest&) {
+    return UpstreamReply{200, {}, R"({"id":"1187","content":"edited"})"};
+  });
+  const uint16_t port = FreePort();
+  const std::string config =
+      AdaptExample("discord-bot", dir, port, {{"https://discord.com", discord.Url()}});
+  const std::string seed =
+      ReadFile(SourceDir() + "/examples/discord-bot/dev-secrets/discord-signing-key");
+  FirebreakProcess process("run", config, dir.File("log.txt"), port);
+  ASSERT_TRUE(process.Start()) << process.Log();
+  auto send = [&](const std::string& body) {
+    const std::string ts = std::to_string(NowSeconds());
+    HttpRequest req;
+    req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/discord";
+    req.body = body;
+    req.headers = {{"X-Signature-Ed25519", Ed25519SignHex(seed, ts + body)},
+                   {"X-Signature-Timestamp", ts},
+                   {"Content-Type", "application/json"}};
+    return HttpCall(req);
+  };
+
+  auto ping = send(R"({"id":"900","application_id":"APP1","type":1,"token":"t0","version":1})");
+  ASSERT_TRUE(ping.ok() && ping->status == 200) << process.Log();
+  EXPECT_EQ(nlohmann::json::parse(ping->body)["type"], 1);
+  const std::string command = R"({"id":"901","application_id":"APP1","type":2,"token":"tok-901",)"
+                              R"("version":1,"channel_id":"C9","data":{"id":"cmd","name":"ask",)"
+                              R"("type":1,"options":[{"name":"question","type":3,"value":"why?"}]},)"
+                              R"("member":{"user":{"id":"U5","username":"ada"}}})";
+  auto deferred = send(command);
+  ASSERT_TRUE(deferred.ok() && deferred->status == 200) << process.Log();
+  EXPECT_EQ(nlohmann::json::parse(deferred->body)["type"], 5);
+  auto again = send(command);  // Discord delivering the same interaction twice
+  ASSERT_TRUE(again.ok() && again->status == 200);
+
+  const std::string webhook = "/api/v10/webhooks/APP1/tok-901/messages/@original";
+  auto edits = [&] {
+    std::vector<UpstreamRequest> out;
+    for (const UpstreamRequest& req : discord.Requests()) {
+      if (req.target == webhook) out.push_back(req);
+    }
+    return out;
+  };
+  ASSERT_TRUE(WaitFor([&] { return !edits().empty(); }, milliseconds(20'000))) << process.Log();
+  std::this_thread::sleep_for(milliseconds(500));
+  ASSERT_EQ(edits().size(), 1u) << "one follow-up per interaction";
+  const UpstreamRequest edit = edits().front();
+  EXPECT_EQ(edit.method, "PATCH");
+  EXPECT_FALSE(edit.Header("idempotency-key").empty());
+  nlohmann::json body = nlohmann::json::parse(edit.body);
+  EXPECT_EQ(body["content"], "ada asked: 'why?'. (The answer would come from your model here.)");
+  EXPECT_EQ(discord.Requests().size(), 1u) << "nothing for the PING";
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
 TEST(ExamplesTest, LlmBotCapsModelCallsAtFortyAndRetriesOnTheSchedule) {
   TempDir dir;
   std::mutex mu;

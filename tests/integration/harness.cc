@@ -202,18 +202,62 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
   return condition();
 }
 
+std::string Hex(const unsigned char* data, size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < size; ++i) {
+    out.push_back(kHex[data[i] >> 4]);
+    out.push_back(kHex[data[i] & 15]);
+  }
+  return out;
+}
+
 std::string HmacSha256Hex(const std::string& key, const std::string& data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &len);
-  static constexpr char kHex[] = "0123456789abcdef";
+  return Hex(digest, len);
+}
+
+namespace {
+
+std::string Unhex(const std::string& hex) {
   std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 15]);
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
   }
   return out;
+}
+
+EVP_PKEY* Ed25519Key(const std::string& seed_hex) {
+  std::string seed = Unhex(seed_hex);
+  return EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()), seed.size());
+}
+
+}  // namespace
+
+std::string Ed25519PublicHex(const std::string& seed_hex) {
+  EVP_PKEY* key = Ed25519Key(seed_hex);
+  unsigned char pub[32];
+  size_t len = sizeof pub;
+  EVP_PKEY_get_raw_public_key(key, pub, &len);
+  EVP_PKEY_free(key);
+  return Hex(pub, len);
+}
+
+std::string Ed25519SignHex(const std::string& seed_hex, const std::string& message) {
+  EVP_PKEY* key = Ed25519Key(seed_hex);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  unsigned char sig[64];
+  size_t len = sizeof sig;
+  EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key);
+  EVP_DigestSign(ctx, sig, &len, reinterpret_cast<const unsigned char*>(message.data()),
+                 message.size());
+  EVP_MD_CTX_free(ctx);
+  EVP_PKEY_free(key);
+  return Hex(sig, len);
 }
 
 Result<HttpResponse> PostHmacSigned(uint16_t port, const std::string& path,

@@ -81,7 +81,12 @@ std::vector<std::pair<std::string, std::string>> SlackHeaders(const std::string&
                                                               const std::string& body,
                                                               int64_t timestamp,
                                                               const std::string& content_type);
+std::string Hex(const unsigned char* data, size_t size);  // lower-case
 std::string HmacSha256Hex(const std::string& key, const std::string& data);
+// Ed25519 from a hex private seed (32 bytes): the public key, and a signature of
+// `message`, both hex (Discord signs timestamp + body this way).
+std::string Ed25519PublicHex(const std::string& seed_hex);
+std::string Ed25519SignHex(const std::string& seed_hex, const std::string& message);
 // POSTs a JSON `body` to 127.0.0.1:port`path` signed for an hmac source with the
 // default header (X-Signature, no prefix, sha256).
 Result<HttpResponse> PostHmacSigned(uint16_t port, const std::string& path,

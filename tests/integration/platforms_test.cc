@@ -28,54 +28,6 @@ constexpr char kHmacSecret[] = "hmac-secret-platforms";
 constexpr char kDiscordSeed[] = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb";
 constexpr char kOtherSeed[] = "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7";
 
-std::string Hex(const unsigned char* data, size_t size) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < size; ++i) {
-    out += kDigits[data[i] >> 4];
-    out += kDigits[data[i] & 15];
-  }
-  return out;
-}
-
-std::string Unhex(const std::string& hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
-  }
-  return out;
-}
-
-EVP_PKEY* Ed25519Key(const std::string& seed_hex) {
-  std::string seed = Unhex(seed_hex);
-  return EVP_PKEY_new_raw_private_key(
-      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()), seed.size());
-}
-
-std::string Ed25519PublicHex(const std::string& seed_hex) {
-  EVP_PKEY* key = Ed25519Key(seed_hex);
-  unsigned char pub[32];
-  size_t len = sizeof pub;
-  EVP_PKEY_get_raw_public_key(key, pub, &len);
-  EVP_PKEY_free(key);
-  return Hex(pub, len);
-}
-
-// Discord: Ed25519 over timestamp + body, hex (discord.com/developers/docs/interactions/
-// overview#setting-up-an-endpoint-validating-security-request-headers).
-std::string Ed25519SignHex(const std::string& seed_hex, const std::string& message) {
-  EVP_PKEY* key = Ed25519Key(seed_hex);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  unsigned char sig[64];
-  size_t len = sizeof sig;
-  EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key);
-  EVP_DigestSign(ctx, sig, &len, reinterpret_cast<const unsigned char*>(message.data()),
-                 message.size());
-  EVP_MD_CTX_free(ctx);
-  EVP_PKEY_free(key);
-  return Hex(sig, len);
-}
-
 // One platform: how to sign a body (with the right or a wrong secret), and a body
 // with a fresh event id.
 struct Platform {
