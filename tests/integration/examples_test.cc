@@ -157,6 +157,67 @@ TEST(ExamplesTest, DiscordBotDefersASlashCommandAndFollowsUpThroughTheInteractio
   EXPECT_EQ(process.Terminate(), 0);
 }
 
+// GitHub's webhook shape (docs.github.com/en/webhooks): X-Hub-Signature-256 over the body,
+// X-GitHub-Event and X-GitHub-Delivery headers. A new issue gets one label through the REST
+// API (POST /repos/{owner}/{repo}/issues/{number}/labels), a redelivery none more, a
+// closed issue none; the TypeScript bot's token stays with firebreak.
+TEST(ExamplesTest, GithubBotLabelsEachNewIssueOnceThroughTheRestApi) {
+  TempDir dir;
+  UpstreamServer github([](const UpstreamRequest&) {
+    return UpstreamReply{200, {}, R"([{"id":208045946,"name":"bug"}])"};
+  });
+  setenv("GITHUB_TOKEN", "ghp_example_test", 1);
+  const uint16_t port = FreePort();
+  const std::string config =
+      AdaptExample("github-bot", dir, port, {{"https://api.github.com", github.Url()}});
+  const std::string secret =
+      ReadFile(SourceDir() + "/examples/github-bot/dev-secrets/github-webhook-secret");
+  FirebreakProcess process("run", config, dir.File("log.txt"), port);
+  ASSERT_TRUE(process.Start()) << process.Log();
+  auto deliver = [&](const std::string& event, const std::string& delivery, const std::string& body) {
+    HttpRequest req;
+    req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/github";
+    req.body = body;
+    req.headers = {{"X-Hub-Signature-256", "sha256=" + HmacSha256Hex(secret, body)},
+                   {"X-GitHub-Event", event},
+                   {"X-GitHub-Delivery", delivery},
+                   {"Content-Type", "application/json"}};
+    auto res = HttpCall(req);
+    return res.ok() ? res->status : 0;
+  };
+  auto issue = [](const std::string& action, int number, const std::string& title) {
+    return nlohmann::json{{"action", action},
+                          {"issue", {{"number", number}, {"title", title}, {"body", "steps: ..."}}},
+                          {"repository", {{"full_name", "acme/widgets"}}}}
+        .dump();
+  };
+  EXPECT_EQ(deliver("ping", "d-0", R"({"zen":"Keep it logically awesome.","hook_id":1})"), 200);
+  EXPECT_EQ(deliver("issues", "d-1", issue("opened", 7, "Crash on start")), 200);
+  EXPECT_EQ(deliver("issues", "d-1", issue("opened", 7, "Crash on start")), 200);  // redelivery
+  EXPECT_EQ(deliver("issues", "d-2", issue("opened", 8, "Add dark mode")), 200);
+  EXPECT_EQ(deliver("issues", "d-3", issue("closed", 7, "Crash on start")), 200);
+
+  auto labels = [&] {
+    std::map<std::string, nlohmann::json> out;
+    for (const UpstreamRequest& req : github.Requests()) out[req.target] = nlohmann::json::parse(req.body);
+    return out;
+  };
+  ASSERT_TRUE(WaitFor([&] { return labels().size() >= 2; }, milliseconds(20'000))) << process.Log();
+  EXPECT_TRUE(WaitFor([&] { return QueuedJobs(config) == 0; }, milliseconds(10'000)));
+  std::this_thread::sleep_for(milliseconds(300));
+  ASSERT_EQ(github.Requests().size(), 2u) << "one label call per new issue, none for the rest";
+  EXPECT_EQ(labels()["/repos/acme/widgets/issues/7/labels"], nlohmann::json::parse(R"({"labels":["bug"]})"));
+  EXPECT_EQ(labels()["/repos/acme/widgets/issues/8/labels"], nlohmann::json::parse(R"({"labels":["triage"]})"));
+  for (const UpstreamRequest& req : github.Requests()) {
+    EXPECT_EQ(req.method, "POST");
+    EXPECT_EQ(req.Header("authorization"), "Bearer ghp_example_test");
+    EXPECT_EQ(req.Header("x-github-api-version"), "2022-11-28");
+    EXPECT_FALSE(req.Header("idempotency-key").empty());
+  }
+  EXPECT_EQ(process.Log().find("ghp_example_test"), std::string::npos);
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
 TEST(ExamplesTest, LlmBotCapsModelCallsAtFortyAndRetriesOnTheSchedule) {
   TempDir dir;
   std::mutex mu;
