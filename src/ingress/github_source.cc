@@ -152,16 +152,27 @@ Result<SignedRequest> GithubSource::Sign(const SourceConfig& config, std::string
   std::string hex = key->Hex({body});
   if (hex.empty()) return Internal("HMAC computation failed");
 
-  // GitHub's ping is the only event whose payload carries "zen".
-  bool is_ping = false;
+  // The event GitHub would name, from the payload's top-level members: "zen" only in a
+  // ping, "issue" in issues (with "comment": issue_comment), "pull_request" in
+  // pull_request; anything else is sent as a push.
+  std::string event = "push";
   if (Result<JsonBody> parsed = ParseJsonBody(body); parsed.ok() && parsed->IsObject()) {
-    is_ping = parsed->root().at_key("zen").error() == simdjson::SUCCESS;
+    auto has = [&](const char* member) {
+      return parsed->root().at_key(member).error() == simdjson::SUCCESS;
+    };
+    if (has("zen")) {
+      event = "ping";
+    } else if (has("issue")) {
+      event = has("comment") ? "issue_comment" : "issues";
+    } else if (has("pull_request")) {
+      event = "pull_request";
+    }
   }
 
   SignedRequest signed_request;
   signed_request.headers.emplace_back(std::string(kSignatureHeader),
                                       std::string(kSignaturePrefix) + hex);
-  signed_request.headers.emplace_back(std::string(kEventHeader), is_ping ? "ping" : "push");
+  signed_request.headers.emplace_back(std::string(kEventHeader), event);
   signed_request.headers.emplace_back(std::string(kDeliveryHeader), RandomDeliveryGuid());
   signed_request.content_type = "application/json";
   return signed_request;

@@ -371,6 +371,18 @@ TEST(GithubSourceTest, SignRoundTrips) {
   Result<SignedRequest> not_json = GithubSource::Sign(config, "zen");
   ASSERT_TRUE(not_json.ok());
   EXPECT_EQ(not_json->headers[1].second, "push");
+
+  // Issues, their comments and pull requests are named as GitHub names them.
+  const std::pair<const char*, const char*> named[] = {
+      {R"({"action":"opened","issue":{"number":1}})", "issues"},
+      {R"({"action":"created","issue":{"number":1},"comment":{"id":2}})", "issue_comment"},
+      {R"({"action":"opened","pull_request":{"number":3}})", "pull_request"},
+  };
+  for (const auto& [payload, event] : named) {
+    Result<SignedRequest> sent = GithubSource::Sign(config, payload);
+    ASSERT_TRUE(sent.ok());
+    EXPECT_EQ(sent->headers[1].second, event) << payload;
+  }
 }
 
 TEST(GithubSourceTest, InvalidConfigIsRejected) {
