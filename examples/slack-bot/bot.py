@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""slack-bot: answers every message in its thread, and remembers the conversation.
+"""slack-bot: answers every message in its thread, and remembers the conversation;
+answers slash commands in the channel through their response_url.
 
 Written with the Python SDK (sdk/python). The bot
   - keeps a per-user conversation in the sidecar's session store (expires after 30 min),
@@ -12,16 +13,31 @@ the sidecar's Retry-After.
 """
 import os
 import sys
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sdk", "python"))
-from firebreak import Bot  # noqa: E402 (the in-repo SDK; `pip install sdk/python` elsewhere)
+from firebreak import Bot, Reject  # noqa: E402 (the in-repo SDK; `pip install sdk/python` elsewhere)
 
 bot = Bot()
+
+
+def slash_command(ctx, payload):
+    """A slash command (/echo hi): answered in the channel through its response_url,
+    which Slack accepts for 30 minutes, via the slack-hooks integration."""
+    response_url = urllib.parse.urlsplit(payload.get("response_url", ""))
+    if response_url.scheme != "https" or response_url.netloc != "hooks.slack.com":
+        raise Reject(f"unexpected response_url {payload.get('response_url')!r}")
+    ctx.action("slack-hooks", "POST", response_url.path, json={
+        "response_type": "in_channel",
+        "text": f"<@{payload.get('user_id')}> ran {payload.get('command')} {payload.get('text', '')!r}",
+    })
 
 
 @bot.on("slack.event")
 def reply(ctx):
     payload = ctx.payload or {}
+    if "command" in payload:
+        return slash_command(ctx, payload)
     event = payload.get("event") or {}
     if event.get("type") != "message" or event.get("bot_id") or event.get("subtype"):
         return  # not a user's message: nothing to do

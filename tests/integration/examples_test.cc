@@ -70,10 +70,22 @@ TEST(ExamplesTest, SlackBotRepliesInTheThreadThroughSlackApiAndRemembersTheConve
   });
   setenv("SLACK_BOT_TOKEN", "xoxb-example-test", 1);
   uint16_t port = FreePort();
-  std::string config = AdaptExample("slack-bot", dir, port, {{"https://slack.com", slack.Url()}});
+  std::string config = AdaptExample(
+      "slack-bot", dir, port,
+      {{"https://slack.com", slack.Url()}, {"https://hooks.slack.com", slack.Url()}});
   FirebreakProcess process("run", config, dir.File("log.txt"), port);
   ASSERT_TRUE(process.Start()) << process.Log();
 
+  // A slash command: form-encoded, answered in the channel through its response_url.
+  HttpRequest command;
+  command.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/slack";
+  command.body =
+      "token=x&team_id=T1&channel_id=C1&user_id=U7&command=%2Fecho&text=ping+me"
+      "&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1%2F1234%2Fabcd&trigger_id=13.4";
+  command.headers = SlackHeaders(kSigningSecret, command.body, NowSeconds(),
+                                 "application/x-www-form-urlencoded");
+  auto command_res = HttpCall(command);
+  ASSERT_TRUE(command_res.ok() && command_res->status == 200) << process.Log();
   ASSERT_EQ(SendSlackMessage(port, "Ev1", "U1", "hello")->status, 200);
   ASSERT_EQ(SendSlackMessage(port, "Ev2", "U1", "again")->status, 200);
   ASSERT_EQ(SendSlackMessage(port, "Ev1", "U1", "hello")->status, 200);  // a Slack retry
@@ -93,6 +105,22 @@ TEST(ExamplesTest, SlackBotRepliesInTheThreadThroughSlackApiAndRemembersTheConve
     EXPECT_FALSE(message["_idempotency_key"].get<std::string>().empty());
   }
   EXPECT_EQ(posted[0]["thread_ts"], "1700000000.1");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const UpstreamRequest& req : slack.Requests()) {
+          if (req.target == "/commands/T1/1234/abcd") return true;
+        }
+        return false;
+      },
+      milliseconds(20'000)))
+      << process.Log();
+  for (const UpstreamRequest& req : slack.Requests()) {
+    if (req.target != "/commands/T1/1234/abcd") continue;
+    nlohmann::json body = nlohmann::json::parse(req.body);
+    EXPECT_EQ(body["response_type"], "in_channel");
+    EXPECT_EQ(body["text"], "<@U7> ran /echo 'ping me'");
+    EXPECT_EQ(req.Header("authorization"), "") << "the response_url needs no token";
+  }
   EXPECT_EQ(process.Log().find("xoxb-example-test"), std::string::npos);
   EXPECT_EQ(process.Terminate(), 0);
 }
