@@ -168,7 +168,7 @@ bool FirebreakProcess::Start(std::chrono::seconds timeout) {
                req.url = "http://127.0.0.1:" + std::to_string(port_) + "/healthz";
                req.timeout = std::chrono::milliseconds(500);
                auto res = HttpCall(req);
-               return res.ok() && res->status == 200;
+               return res.ok() && res->status == 200 && ListensOn(pid_, port_);
              },
              timeout) &&
          pid_ > 0;

@@ -14,23 +14,80 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <vector>
 
 namespace firebreak::testing {
 
-uint16_t PickFreePort() {
+namespace {
+
+// The lowest port the kernel hands out for bind(0) and connect(); ports below it are
+// never given to another process behind our back.
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  int high = 0;
+  if (in >> low >> high && low > 11000) return low;
+  return 32768;
+}
+
+bool CanBind(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(port);
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+
+}  // namespace
+
+uint16_t PickFreePort() {
+  // Not bind(0): the kernel hands a port it just released to the next bind(0), so a
+  // process under test binding its own ephemeral port (a sidecar on ":0") could take
+  // the port chosen for its ingress. A random port below the ephemeral range is never
+  // handed out by the kernel; tests running in parallel pick apart by chance.
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+  std::uniform_int_distribution<int> pick(10000, EphemeralLow() - 1);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const auto port = static_cast<uint16_t>(pick(rng));
+    if (CanBind(port)) return port;
+  }
+  return 0;
+}
+
+bool ListensOn(pid_t pid, uint16_t port) {
+  // The socket inodes listening on the port, any address ...
+  std::vector<std::string> inodes;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream tcp(table);
+    std::string line;
+    std::getline(tcp, line);  // header
+    while (std::getline(tcp, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode;
+      const size_t colon = local.find(':');
+      if (state != "0A" || colon == std::string::npos) continue;  // 0A = LISTEN
+      if (std::stoul(local.substr(colon + 1), nullptr, 16) == port) inodes.push_back(inode);
+    }
+  }
+  // ... and whether one of them is an open file of `pid`.
+  std::error_code ec;
+  const auto fd_dir = std::filesystem::path("/proc") / std::to_string(pid) / "fd";
+  for (const auto& entry : std::filesystem::directory_iterator(fd_dir, ec)) {
+    const std::string target = std::filesystem::read_symlink(entry.path(), ec).string();
+    for (const auto& inode : inodes) {
+      if (target == "socket:[" + inode + "]") return true;
+    }
+  }
+  return false;
 }
 
 int SignalProcessTree(pid_t root, int sig) {

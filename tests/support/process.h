@@ -11,8 +11,13 @@
 
 namespace firebreak::testing {
 
-// A loopback TCP port nobody listens on right now.
+// A loopback TCP port nobody listens on right now, below the kernel's ephemeral range
+// (so no bind(0) or outgoing connection takes it before the test binds it).
 uint16_t PickFreePort();
+
+// Whether process `pid` holds a socket listening on TCP `port` (read from /proc): tells
+// our server from a neighbour's that answers on the same port.
+bool ListensOn(pid_t pid, uint16_t port);
 
 // Waits for `pid` (a child of ours) to exit; true if it did within `timeout`.
 bool WaitExit(pid_t pid, std::chrono::milliseconds timeout);
