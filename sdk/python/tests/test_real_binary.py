@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -51,9 +52,17 @@ bot.run()
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Below the kernel's ephemeral range (32768+): firebreak's own sidecar binds
+    # 127.0.0.1:0, and the kernel hands a port just released by bind(0) to the next one.
+    for _ in range(200):
+        port = random.randint(10000, 32767)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
 
 
 def slack_post(port, body):

@@ -39,10 +39,19 @@ bot.on('slack.event', async (ctx) => {
 await bot.run();
 `;
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
+// Below the kernel's ephemeral range (32768+): firebreak's own sidecar binds 127.0.0.1:0,
+// and the kernel hands a port just released by listen(0) to the next one.
+async function freePort() {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 10000 + Math.floor(Math.random() * 22768);
+    const free = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port');
 }
 
 async function waitFor(predicate, ms) {
