@@ -1536,6 +1536,7 @@ class ConfigParser {
     IntegrationAuth auth;
     bool has_bearer = s.Has("bearer");
     bool has_header = s.Has("header");
+    bool has_path = s.Has("path");
     std::optional<Secret> secret;
     if (has_bearer) {
       auth.kind = IntegrationAuth::Kind::kBearer;
@@ -1552,15 +1553,31 @@ class ConfigParser {
         header->RejectUnknownKeys();
       }
     }
+    if (has_path) {
+      auth.kind = IntegrationAuth::Kind::kPath;
+      if (auto path = s.Table("path")) {
+        // "/bot" or "" (the secret is the first path segment); never a query or fragment.
+        if (path->String("prefix", auth.path_prefix) && !auth.path_prefix.empty() &&
+            (auth.path_prefix.front() != '/' ||
+             auth.path_prefix.find_first_of("?# ") != std::string::npos)) {
+          path->Fail("prefix", "must start with '/' and hold no '?', '#' or space, got " +
+                                   Quote(auth.path_prefix));
+        }
+        secret = path->SecretRef("value", Need::kRequired);
+        path->RejectUnknownKeys();
+      }
+    }
     bool had_unknown_keys = s.RejectUnknownKeys();
-    if (!has_bearer && !has_header && had_unknown_keys) return std::nullopt;
-    if (has_bearer == has_header) {
+    const int kinds = int{has_bearer} + int{has_header} + int{has_path};
+    if (kinds == 0 && had_unknown_keys) return std::nullopt;
+    if (kinds != 1) {
       problems_.Add(s.source(), s.path(),
-                    std::string("auth must have exactly one of bearer or header") +
-                        (has_bearer ? ", not both"
-                                    : ": { bearer = { env = \"...\" } } or "
-                                      "{ header = { name = \"X-Api-Key\", "
-                                      "value = { env = \"...\" } } }"));
+                    std::string("auth must have exactly one of bearer, header or path") +
+                        (kinds > 1 ? ", not several"
+                                   : ": { bearer = { env = \"...\" } }, "
+                                     "{ header = { name = \"X-Api-Key\", "
+                                     "value = { env = \"...\" } } } or "
+                                     "{ path = { prefix = \"/bot\", value = { env = \"...\" } } }"));
       return std::nullopt;
     }
     if (!secret) return std::nullopt;

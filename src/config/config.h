@@ -274,10 +274,14 @@ struct IntegrationAuth {
   enum class Kind {
     kBearer,  // auth = { bearer = <secret> } → "Authorization: Bearer <value>"
     kHeader,  // auth = { header = { name = "X-Api-Key", value = <secret> } }
+    // auth = { path = { prefix = "/bot", value = <secret> } } → the URL's path starts with
+    // prefix + value, before the handler's path: Telegram's https://api.telegram.org/bot<token>/...
+    kPath,
   };
   Kind kind = Kind::kBearer;
   std::string header_name;  // kHeader only
   Secret secret;
+  std::string path_prefix;  // kPath only: before the secret ("/bot"); may be empty
 };
 
 struct IntegrationRetryConfig {

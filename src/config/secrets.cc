@@ -129,9 +129,11 @@ Status ResolveSecrets(Config& config) {
   for (size_t i = 0; i < config.integrations.size(); ++i) {
     IntegrationConfig& integration = config.integrations[i];
     if (!integration.auth) continue;
-    std::string path =
-        "integrations[" + std::to_string(i) + "].auth." +
-        (integration.auth->kind == IntegrationAuth::Kind::kBearer ? "bearer" : "header.value");
+    const IntegrationAuth::Kind kind = integration.auth->kind;
+    std::string path = "integrations[" + std::to_string(i) + "].auth." +
+                       (kind == IntegrationAuth::Kind::kBearer   ? "bearer"
+                        : kind == IntegrationAuth::Kind::kHeader ? "header.value"
+                                                                 : "path.value");
     if (Status status = Resolve(integration.auth->secret, path); !status.ok()) return status;
   }
   return Status::Ok();

@@ -122,8 +122,10 @@ void AppendIntegration(std::string& out, const IntegrationConfig& integration) {
     out += "none";
   } else if (integration.auth->kind == IntegrationAuth::Kind::kBearer) {
     out += "bearer " + integration.auth->secret.Describe();
-  } else {
+  } else if (integration.auth->kind == IntegrationAuth::Kind::kHeader) {
     out += "header " + integration.auth->header_name + " " + integration.auth->secret.Describe();
+  } else {
+    out += "path " + integration.auth->path_prefix + "<" + integration.auth->secret.Describe() + ">";
   }
   const IntegrationRetryConfig& retry = integration.retry;
   out += ", timeout " + FormatDuration(integration.timeout) + ", max_concurrency " +

@@ -109,11 +109,18 @@ Integration::Integration(const IntegrationConfig& config, boost::asio::io_contex
       metrics_(metrics),
       auth_header_name_(!config.auth                                          ? ""
                         : config.auth->kind == IntegrationAuth::Kind::kBearer ? "Authorization"
-                                                                              : config.auth->header_name),
+                        : config.auth->kind == IntegrationAuth::Kind::kHeader ? config.auth->header_name
+                                                                              : ""),
       auth_header_value_(!config.auth ? ""
                          : config.auth->kind == IntegrationAuth::Kind::kBearer
                              ? "Bearer " + config.auth->secret.value
                              : config.auth->secret.value),
+      url_base_(config.auth && config.auth->kind == IntegrationAuth::Kind::kPath
+                    ? config.base_url + config.auth->path_prefix + config.auth->secret.value
+                    : config.base_url),
+      url_shown_(config.auth && config.auth->kind == IntegrationAuth::Kind::kPath
+                     ? config.base_url + config.auth->path_prefix + "REDACTED"
+                     : config.base_url),
       breaker_(config.breaker),
       bulkhead_(config.max_concurrency, config.max_queue),
       breaker_since_ms_(SystemClock::Instance().NowMs()),
@@ -190,7 +197,7 @@ void Integration::Call(EgressCall call, Callback done) {
   if (!call.job_id.empty()) headers.emplace_back("X-Firebreak-Job-Id", call.job_id);
   if (!call.idempotency_key.empty()) headers.emplace_back("Idempotency-Key", call.idempotency_key);
   pending->replay_safe = ReplaySafe(call.method, idempotency_key);
-  pending->url = config_.base_url + call.target;
+  pending->url = url_base_ + call.target;
   pending->call = std::move(call);
 
   const int64_t now = NowUs();
@@ -582,13 +589,15 @@ void Integration::Finish(const std::shared_ptr<Pending>& call, EgressResult resu
 }
 
 void Integration::RecordSpan(const Pending& call, const EgressResult& result) const {
+  // Without the query (it may carry tokens), and without a secret in the path.
+  const std::string& target = call.call.target;
+  const std::string url = url_shown_ + target.substr(0, target.find('?'));
   trace::Span span = trace::Span::For(call.call.method + " " + config_.name,
                                       trace::SpanKind::kClient, call.call.traceparent,
                                       call.parent_traceparent, call.started_unix_ns);
   span.end_unix_ns = trace::NowUnixNs();
   span.Set("http.request.method", call.call.method);
-  // Without the query: it may carry tokens.
-  span.Set("url.full", std::string_view(call.url).substr(0, call.url.find('?')));
+  span.Set("url.full", url);
   span.Set("firebreak.integration", config_.name);
   span.Set("firebreak.outcome", EgressResultKindName(result.kind));
   span.Set("firebreak.attempts", static_cast<int64_t>(result.attempts));

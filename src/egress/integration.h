@@ -170,8 +170,12 @@ class Integration {
   boost::asio::io_context& io_;
   HttpClient& client_;
   IntegrationMetrics* const metrics_;
-  const std::string auth_header_name_;   // "" without auth
+  const std::string auth_header_name_;   // "" without auth, or with auth in the path
   const std::string auth_header_value_;  // never logged
+  // Every call's URL starts here: base_url, plus prefix and secret for `auth = { path }`
+  // (never logged); url_shown_ is the same with the secret redacted, for traces.
+  const std::string url_base_;
+  const std::string url_shown_;
 
   CircuitBreaker breaker_;
   Bulkhead bulkhead_;

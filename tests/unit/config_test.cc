@@ -950,7 +950,20 @@ TEST(ConfigErrorTest, IntegrationShape) {
               "integrations[0].auth.header.value", "not a literal");
   ExpectError(head + "auth = { header = { value = { env = \"K\" } } }\n", 4,
               "integrations[0].auth.header.name", "required key is missing");
-  ExpectError(head + "auth = {}\n", 4, "integrations[0].auth", "exactly one of bearer or header");
+  ExpectError(head + "auth = {}\n", 4, "integrations[0].auth",
+              "exactly one of bearer, header or path");
+  ExpectError(head + "auth = { bearer = { env = \"T\" }, path = { value = { env = \"T\" } } }\n",
+              4, "integrations[0].auth", "not several");
+  ExpectError(head + "auth = { path = { prefix = \"bot\", value = { env = \"T\" } } }\n", 4,
+              "integrations[0].auth.path.prefix", "must start with '/'");
+  ExpectError(head + "auth = { path = { prefix = \"/bot\" } }\n", 4,
+              "integrations[0].auth.path.value", "required key is missing");
+  auto telegram = Parse(head + "auth = { path = { prefix = \"/bot\", value = { env = \"TG\" } } }\n");
+  ASSERT_TRUE(telegram.ok()) << telegram.status().message();
+  const IntegrationAuth& auth = *telegram->integrations[0].auth;
+  EXPECT_EQ(auth.kind, IntegrationAuth::Kind::kPath);
+  EXPECT_EQ(auth.path_prefix, "/bot");
+  EXPECT_EQ(auth.secret.Describe(), "env TG");
   ExpectError(head + "breaker = { failure_rate = 1.5 }\n", 4,
               "integrations[0].breaker.failure_rate", "must be above 0");
   ExpectError(head + "rate_limit = { rate = \"50 per second\" }\n", 4,

@@ -105,7 +105,7 @@ TEST(EgressTest, ForwardsTheRequestWithInjectedAuthAndTraceHeaders) {
   });
   IntegrationConfig config = Api(upstream);
   config.base_url += "/prefix";
-  config.auth = IntegrationAuth{IntegrationAuth::Kind::kBearer, "", Secret{}};
+  config.auth = IntegrationAuth{IntegrationAuth::Kind::kBearer, "", Secret{}, ""};
   config.auth->secret.value = "s3cret-token";
   Fixture f(config);
 
@@ -151,7 +151,7 @@ TEST(EgressTest, ForwardsTheRequestWithInjectedAuthAndTraceHeaders) {
 TEST(EgressTest, HeaderAuthAndConnectionReuse) {
   UpstreamServer upstream;
   IntegrationConfig config = Api(upstream);
-  config.auth = IntegrationAuth{IntegrationAuth::Kind::kHeader, "X-Api-Key", Secret{}};
+  config.auth = IntegrationAuth{IntegrationAuth::Kind::kHeader, "X-Api-Key", Secret{}, ""};
   config.auth->secret.value = "k-123";
   Fixture f(config);
   for (int i = 0; i < 20; ++i) {
@@ -160,6 +160,24 @@ TEST(EgressTest, HeaderAuthAndConnectionReuse) {
   }
   EXPECT_EQ(upstream.Requests().back().Header("x-api-key"), "k-123");
   EXPECT_EQ(upstream.connections(), 1);  // one kept-alive connection for all 20 calls
+}
+
+// Telegram's Bot API takes its token in the path: https://api.telegram.org/bot<token>/getMe.
+TEST(EgressTest, PathAuthPutsTheSecretBeforeTheHandlersPathAndKeepsItsAuthorization) {
+  UpstreamServer upstream;
+  IntegrationConfig config = Api(upstream);
+  config.auth = IntegrationAuth{IntegrationAuth::Kind::kPath, "", Secret{}, "/bot"};
+  config.auth->secret.value = "123:ABC";
+  Fixture f(config);
+  EgressCall call = Get();
+  call.target = "/sendMessage?chat_id=7";
+  call.headers = {{"Authorization", "Basic from-the-handler"}};
+  EgressResult result = CallOnce(*f.egress, call);
+  ASSERT_EQ(result.status, 200) << result.error;
+  ASSERT_EQ(upstream.Requests().size(), 1u);
+  EXPECT_EQ(upstream.Requests()[0].target, "/bot123:ABC/sendMessage?chat_id=7");
+  // No credential header of firebreak's own, so the handler's is passed through.
+  EXPECT_EQ(upstream.Requests()[0].Header("authorization"), "Basic from-the-handler");
 }
 
 TEST(EgressTest, AHangingUpstreamTimesOutEveryAttemptAndTheConnectionIsClosed) {
