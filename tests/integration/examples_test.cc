@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "harness.h"
@@ -350,6 +351,151 @@ TEST(ExamplesTest, LlmBotCapsModelCallsAtFortyAndRetriesOnTheSchedule) {
   EXPECT_EQ(llm.Requests().front().Header("authorization"), "Bearer sk-example-test");
   std::cout << "llm upstream peak concurrency " << llm.peak_in_flight()
             << " for waves of 50 simultaneous messages (cap 40)\n";
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
+// WhatsApp Cloud API's webhooks (developers.facebook.com/docs/whatsapp/cloud-api/webhooks):
+// the GET subscription handshake, then POSTs signed with X-Hub-Signature-256 that batch
+// messages and statuses. Each message gets one reply, a contextual reply through
+// POST /v21.0/<phone_number_id>/messages (cloud-api/reference/messages), however often Meta
+// delivers it; statuses get none, and the access token stays with firebreak.
+TEST(ExamplesTest, WhatsappBotRepliesThroughTheCloudApiOncePerMessage) {
+  TempDir dir;
+  UpstreamServer graph([](const UpstreamRequest& req) {
+    // The Graph API's answer to a sent message.
+    nlohmann::json sent = nlohmann::json::parse(req.body, nullptr, false);
+    std::string to = sent.is_object() && sent.contains("to") ? sent["to"].get<std::string>() : "";
+    return UpstreamReply{200,
+                         {},
+                         nlohmann::json{{"messaging_product", "whatsapp"},
+                                        {"contacts", {{{"input", to}, {"wa_id", to}}}},
+                                        {"messages", {{{"id", "wamid.out-" + to}}}}}
+                             .dump()};
+  });
+  setenv("WHATSAPP_TOKEN", "EAAGexampleTestToken", 1);
+  const uint16_t port = FreePort();
+  const std::string config =
+      AdaptExample("whatsapp-bot", dir, port, {{"https://graph.facebook.com", graph.Url()}});
+  const std::string secret =
+      ReadFile(SourceDir() + "/examples/whatsapp-bot/dev-secrets/meta-app-secret");
+  const std::string verify_token =
+      ReadFile(SourceDir() + "/examples/whatsapp-bot/dev-secrets/meta-verify-token");
+  FirebreakProcess process("run", config, dir.File("log.txt"), port);
+  ASSERT_TRUE(process.Start()) << process.Log();
+  const std::string hook = "http://127.0.0.1:" + std::to_string(port) + "/hooks/whatsapp";
+
+  // The handshake Meta does when the Callback URL is saved: the challenge echoed as it came.
+  auto handshake = [&](const std::string& token) {
+    HttpRequest req;
+    req.method = "GET";
+    req.url = hook + "?hub.mode=subscribe&hub.verify_token=" + token + "&hub.challenge=1158201444";
+    return HttpCall(req);
+  };
+  auto verified = handshake(verify_token);
+  ASSERT_TRUE(verified.ok() && verified->status == 200) << process.Log();
+  EXPECT_EQ(verified->body, "1158201444");
+  EXPECT_EQ(handshake("not-the-token")->status, 403);
+
+  const std::string phone_number_id = "106540352242922";
+  const std::string ada = "15551234567", bo = "447700900123";
+  const std::string m1 = "wamid.HBgLMTU1NTEyMzQ1NjcVAgASGBQzRUIwMUQ3RjU2QjlBNjVCNDU4MQA=";
+  const std::string m2 = "wamid.HBgLMTU1NTEyMzQ1NjcVAgASGBQzRUIwQTBCMjE4QzY1QTg0OTlDNQA=";
+  const std::string m3 = "wamid.HBgMNDQ3NzAwOTAwMTIzFQIAEhgUM0VCMDlEMDU5RjM3QkIyQUE0NjYA";
+  const std::string now = std::to_string(NowSeconds());
+  auto text = [&](const std::string& id, const std::string& from, const std::string& body) {
+    return nlohmann::json{{"from", from},
+                          {"id", id},
+                          {"timestamp", now},
+                          {"type", "text"},
+                          {"text", {{"body", body}}}};
+  };
+  auto contact = [](const std::string& name, const std::string& wa_id) {
+    return nlohmann::json{{"profile", {{"name", name}}}, {"wa_id", wa_id}};
+  };
+  // A delivery as Meta sends it: one entry (the WhatsApp Business Account), one change.
+  auto delivery = [&](nlohmann::json value) {
+    value["messaging_product"] = "whatsapp";
+    value["metadata"] = {{"display_phone_number", "15550783881"},
+                         {"phone_number_id", phone_number_id}};
+    return nlohmann::json{
+        {"object", "whatsapp_business_account"},
+        {"entry",
+         {{{"id", "102290129340398"}, {"changes", {{{"value", value}, {"field", "messages"}}}}}}}}
+        .dump();
+  };
+  auto deliver = [&](const std::string& body, const std::string& signature = "") {
+    HttpRequest req;
+    req.url = hook;
+    req.body = body;
+    req.headers = {{"X-Hub-Signature-256",
+                    signature.empty() ? "sha256=" + HmacSha256Hex(secret, body) : signature},
+                   {"Content-Type", "application/json"}};
+    auto res = HttpCall(req);
+    return res.ok() ? res->status : 0;
+  };
+
+  const std::string first =
+      delivery({{"contacts", {contact("Ada", ada)}}, {"messages", {text(m1, ada, "hello")}}});
+  EXPECT_EQ(deliver(first), 200) << process.Log();
+  // Two messages in one delivery: Ada again, and Bo with a photo (not text).
+  nlohmann::json photo = {{"from", bo},
+                          {"id", m3},
+                          {"timestamp", now},
+                          {"type", "image"},
+                          {"image",
+                           {{"mime_type", "image/jpeg"},
+                            {"id", "1479537139650973"},
+                            {"sha256", "u8Wj0tNbQnCMbUFnx3GLyBR/qgvXhZ4xnuNRmZAHpyc="}}}};
+  EXPECT_EQ(deliver(delivery({{"contacts", {contact("Ada", ada), contact("Bo", bo)}},
+                              {"messages", {text(m2, ada, "how are you?"), photo}}})),
+            200);
+  EXPECT_EQ(deliver(first), 200);  // Meta retrying a delivery it saw no answer to
+  // Statuses of replies sent earlier: nothing to answer.
+  nlohmann::json conversation = {{"id", "c2b6f8e3d0a1"}, {"origin", {{"type", "service"}}}};
+  nlohmann::json pricing = {{"billable", false}, {"pricing_model", "PMP"}, {"category", "service"}};
+  EXPECT_EQ(deliver(delivery({{"statuses",
+                               {{{"id", "wamid.out-" + ada},
+                                 {"status", "delivered"},
+                                 {"timestamp", now},
+                                 {"recipient_id", ada},
+                                 {"conversation", conversation},
+                                 {"pricing", pricing}},
+                                {{"id", "wamid.out-" + ada},
+                                 {"status", "read"},
+                                 {"timestamp", now},
+                                 {"recipient_id", ada}}}}})),
+            200);
+  EXPECT_EQ(deliver(first, "sha256=" + std::string(64, '0')), 401) << "a forged signature";
+
+  ASSERT_TRUE(WaitFor([&] { return graph.Requests().size() >= 3; }, milliseconds(20'000)))
+      << process.Log();
+  EXPECT_TRUE(WaitFor([&] { return QueuedJobs(config) == 0; }, milliseconds(10'000)));
+  std::this_thread::sleep_for(milliseconds(300));
+  const std::vector<UpstreamRequest> sent = graph.Requests();
+  ASSERT_EQ(sent.size(), 3u) << "one reply per message: none twice, none for the statuses";
+  std::map<std::string, nlohmann::json> replies;  // by the message replied to
+  std::set<std::string> keys;
+  for (const UpstreamRequest& req : sent) {
+    EXPECT_EQ(req.method, "POST");
+    EXPECT_EQ(req.target, "/v21.0/" + phone_number_id + "/messages");
+    EXPECT_EQ(req.Header("authorization"), "Bearer EAAGexampleTestToken");
+    EXPECT_FALSE(req.Header("idempotency-key").empty());
+    keys.insert(req.Header("idempotency-key"));
+    nlohmann::json body = nlohmann::json::parse(req.body);
+    EXPECT_EQ(body["messaging_product"], "whatsapp");
+    EXPECT_EQ(body["recipient_type"], "individual");
+    EXPECT_EQ(body["type"], "text");
+    replies[body["context"]["message_id"].get<std::string>()] = body;
+  }
+  EXPECT_EQ(keys.size(), 3u);
+  ASSERT_EQ(replies.size(), 3u);
+  EXPECT_EQ(replies[m1]["to"], ada);
+  EXPECT_EQ(replies[m1]["text"]["body"], "Hi Ada, you said: hello\n(message 1 from you)");
+  EXPECT_EQ(replies[m2]["to"], ada);
+  EXPECT_EQ(replies[m2]["text"]["body"], "Hi Ada, you said: how are you?\n(message 2 from you)");
+  EXPECT_EQ(replies[m3]["to"], bo);
+  EXPECT_EQ(replies[m3]["text"]["body"], "Sorry, I only read text messages (got image).");
+  EXPECT_EQ(process.Log().find("EAAGexampleTestToken"), std::string::npos);
   EXPECT_EQ(process.Terminate(), 0);
 }
 
