@@ -98,8 +98,9 @@ Result<std::vector<NewJob>> BuildActionJobs(std::string_view actions_json, const
     if (!a.is_object()) return fail("not an object");
     json stored = json::object();
     for (const auto& [key, value] : a.items()) {
-      static const char* const kKnown[] = {"integration", "method", "path", "json",
-                                           "body",        "headers", "idempotency_key"};
+      static const char* const kKnown[] = {"integration", "method",          "path",
+                                           "json",        "body",            "headers",
+                                           "idempotency_key", "ordering_key"};
       if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
         return fail("unknown field \"" + key + "\"");
       }
@@ -143,6 +144,16 @@ Result<std::vector<NewJob>> BuildActionJobs(std::string_view actions_json, const
         return fail("idempotency_key must be 1-255 characters without control characters");
       }
     }
+    // Actions of one integration with the same ordering_key are sent one at a time, in the
+    // order they were stored (a chat's replies in the order its messages were handled).
+    std::string ordering_key;
+    if (a.contains("ordering_key")) {
+      if (!a["ordering_key"].is_string()) return fail("\"ordering_key\" is not a string");
+      ordering_key = a["ordering_key"];
+      if (ordering_key.empty() || ordering_key.size() > kMaxIdempotencyKey || HasControl(ordering_key)) {
+        return fail("ordering_key must be 1-255 characters without control characters");
+      }
+    }
     stored["integration"] = integration;
     stored["method"] = method;
     stored["path"] = path;
@@ -164,6 +175,8 @@ Result<std::vector<NewJob>> BuildActionJobs(std::string_view actions_json, const
     job.max_attempts = parent.max_attempts;
     job.enqueued_at_ms = now_ms;
     job.run_at_ms = now_ms;
+    job.ordering_key = std::move(ordering_key);
+    job.key_limit = 1;
     jobs.push_back(std::move(job));
   }
   return jobs;

@@ -244,9 +244,11 @@ class Context:
     # --- the answer ---------------------------------------------------------------------
     def action(self, integration: str, method: str, path: str, json: Any = None,
                body: Optional[str] = None, headers: Optional[Dict[str, str]] = None,
-               idempotency_key: Optional[str] = None) -> None:
+               idempotency_key: Optional[str] = None, ordering_key: Optional[str] = None) -> None:
         """An outbound call firebreak makes once the job succeeds (stored with the
-        success, sent once, retried on its own). Default key: <job id>:<index>."""
+        success, sent once, retried on its own). Default key: <job id>:<index>.
+        Actions of one integration with the same `ordering_key` (a chat id) are sent one
+        at a time, in the order they were stored."""
         action: Dict[str, Any] = {"integration": integration, "method": method.upper(), "path": path}
         if json is not None:
             action["json"] = json
@@ -256,6 +258,8 @@ class Context:
             action["headers"] = headers
         if idempotency_key is not None:
             action["idempotency_key"] = idempotency_key
+        if ordering_key is not None:
+            action["ordering_key"] = ordering_key
         self.actions.append(action)
 
     def enqueue(self, type: str, payload: Any = None, delay: Any = None,

@@ -63,14 +63,16 @@ class ProtocolTest(unittest.TestCase):
         def handle(ctx):
             self.assertEqual(ctx.payload["event"]["user"], "U1")
             self.assertEqual(ctx.envelope.trace_id, "0af7651916cd43dd8448eb211c80319c")
-            ctx.action("slack-api", "post", "/api/chat.postMessage", json={"channel": "C1", "text": "hi"})
+            ctx.action("slack-api", "post", "/api/chat.postMessage", json={"channel": "C1", "text": "hi"},
+                       ordering_key="C1")
             ctx.enqueue("slack.reminder", {"user": "U1"}, delay="10m", key="remind:U1")
 
         out = self.answer(envelope())
         self.assertEqual(out, {"id": "01JTEST", "ok": True,
                                "actions": [{"integration": "slack-api", "method": "POST",
                                             "path": "/api/chat.postMessage",
-                                            "json": {"channel": "C1", "text": "hi"}}],
+                                            "json": {"channel": "C1", "text": "hi"},
+                                            "ordering_key": "C1"}],
                                "enqueue": [{"type": "slack.reminder", "payload": {"user": "U1"},
                                             "delay": "10m", "key": "remind:U1"}]})
 

@@ -137,6 +137,7 @@ export interface Action {
   body?: string;
   headers?: Record<string, string>;
   idempotency_key?: string;
+  ordering_key?: string;
 }
 
 export interface EnqueuedJob {
@@ -204,14 +205,17 @@ export class Context<P = any> {
   state<T = unknown>(key: string): Store<T> { return new Store<T>(this, 'state', key); }
 
   /** An outbound call firebreak makes once the job succeeds (stored with the success,
-   *  sent once). Default idempotency key: <job id>:<index>. */
+   *  sent once). Default idempotency key: <job id>:<index>. Actions of one integration
+   *  with the same `orderingKey` (a chat id) are sent one at a time, in stored order. */
   action(integration: string, method: string, path: string,
-         options: { json?: unknown; body?: string; headers?: Record<string, string>; idempotencyKey?: string } = {}): void {
+         options: { json?: unknown; body?: string; headers?: Record<string, string>; idempotencyKey?: string;
+                    orderingKey?: string } = {}): void {
     const a: Action = { integration, method: method.toUpperCase(), path };
     if (options.json !== undefined) a.json = options.json;
     if (options.body !== undefined) a.body = options.body;
     if (options.headers) a.headers = options.headers;
     if (options.idempotencyKey !== undefined) a.idempotency_key = options.idempotencyKey;
+    if (options.orderingKey !== undefined) a.ordering_key = options.orderingKey;
     this.actions.push(a);
   }
 

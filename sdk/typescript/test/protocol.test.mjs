@@ -31,12 +31,12 @@ test('success carries actions and enqueued jobs', async () => {
   const bot = newBot().on('slack.event', (ctx) => {
     assert.equal(ctx.payload.event.user, 'U1');
     assert.equal(ctx.traceId, '0af7651916cd43dd8448eb211c80319c');
-    ctx.action('slack-api', 'post', '/api/chat.postMessage', { json: { channel: 'C1', text: 'hi' } });
+    ctx.action('slack-api', 'post', '/api/chat.postMessage', { json: { channel: 'C1', text: 'hi' }, orderingKey: 'C1' });
     ctx.enqueue('slack.reminder', { user: 'U1' }, { delay: '10m', key: 'remind:U1' });
   });
   assert.deepEqual(await answer(bot, envelope()), {
     id: '01JTEST', ok: true,
-    actions: [{ integration: 'slack-api', method: 'POST', path: '/api/chat.postMessage', json: { channel: 'C1', text: 'hi' } }],
+    actions: [{ integration: 'slack-api', method: 'POST', path: '/api/chat.postMessage', json: { channel: 'C1', text: 'hi' }, ordering_key: 'C1' }],
     enqueue: [{ type: 'slack.reminder', payload: { user: 'U1' }, delay: '10m', key: 'remind:U1' }],
   });
 });
