@@ -499,5 +499,94 @@ TEST(ExamplesTest, WhatsappBotRepliesThroughTheCloudApiOncePerMessage) {
   EXPECT_EQ(process.Terminate(), 0);
 }
 
+// Telegram's Bot API (core.telegram.org/bots/api): updates arrive with the setWebhook
+// secret token in X-Telegram-Bot-Api-Secret-Token; the bot (C++, sdk/cpp) answers with
+// sendMessage at https://api.telegram.org/bot<token>/sendMessage. One chat's updates run
+// one at a time in arrival order, and its replies go out one at a time in that order (the
+// actions' ordering_key), even when Telegram is slow to answer each.
+TEST(ExamplesTest, TelegramBotAnswersEachChatInOrderThroughSendMessage) {
+  TempDir dir;
+  UpstreamServer telegram([](const UpstreamRequest&) {
+    UpstreamReply reply{200, {}, R"({"ok":true,"result":{"message_id":1}})"};
+    reply.delay = milliseconds(150);
+    return reply;
+  });
+  setenv("TELEGRAM_BOT_TOKEN", "123456:ABC-example-test", 1);
+  const uint16_t port = FreePort();
+  const std::string config =
+      AdaptExample("telegram-bot", dir, port,
+                   {{"https://api.telegram.org", telegram.Url()},
+                    {"build/release/examples/telegram-bot", FIREBREAK_TELEGRAM_BOT}});
+  const std::string secret =
+      ReadFile(SourceDir() + "/examples/telegram-bot/dev-secrets/telegram-secret-token");
+  FirebreakProcess process("run", config, dir.File("log.txt"), port);
+  ASSERT_TRUE(process.Start()) << process.Log();
+  auto deliver = [&](const nlohmann::json& update, const std::string& token) {
+    HttpRequest req;
+    req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/telegram";
+    req.body = update.dump();
+    req.headers = {{"X-Telegram-Bot-Api-Secret-Token", token}, {"Content-Type", "application/json"}};
+    auto res = HttpCall(req);
+    return res.ok() ? res->status : 0;
+  };
+  int next_update = 500;
+  auto message = [&](int64_t chat, int message_id, const nlohmann::json& content) {
+    nlohmann::json m = {{"message_id", message_id},
+                        {"from", {{"id", 42}, {"is_bot", false}, {"first_name", "Ada"}}},
+                        {"chat", {{"id", chat}, {"type", chat < 0 ? "group" : "private"}}},
+                        {"date", NowSeconds()}};
+    m.update(content);
+    return nlohmann::json{{"update_id", next_update++}, {"message", m}};
+  };
+  auto sends = [&](int64_t chat) {
+    std::vector<nlohmann::json> out;
+    for (const UpstreamRequest& req : telegram.Requests()) {
+      nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+      if (body.is_object() && body["chat_id"] == chat) {
+        body["_target"] = req.target;
+        out.push_back(body);
+      }
+    }
+    return out;
+  };
+
+  // Chat 100: four messages back to back, and Telegram redelivering the first update.
+  const nlohmann::json first = message(100, 1, {{"text", "one"}});
+  ASSERT_EQ(deliver(first, secret), 200);
+  for (int i = 2; i <= 4; ++i) {
+    ASSERT_EQ(deliver(message(100, i, {{"text", "m" + std::to_string(i)}}), secret), 200);
+  }
+  ASSERT_EQ(deliver(first, secret), 200);
+  EXPECT_EQ(deliver(message(100, 9, {{"text", "forged"}}), "wrong-token"), 401);
+  ASSERT_TRUE(WaitFor([&] { return sends(100).size() >= 4; }, milliseconds(20'000))) << process.Log();
+  std::this_thread::sleep_for(milliseconds(500));
+  const std::vector<nlohmann::json> chat = sends(100);
+  ASSERT_EQ(chat.size(), 4u) << "one reply per update; the redelivery and the forgery none";
+  const char* const expected[] = {"#1 Ada: one", "#2 Ada: m2", "#3 Ada: m3", "#4 Ada: m4"};
+  for (size_t i = 0; i < chat.size(); ++i) {
+    EXPECT_EQ(chat[i]["text"], expected[i]) << "replies in the chat's order";
+    EXPECT_EQ(chat[i]["reply_parameters"]["message_id"], static_cast<int>(i) + 1);
+    EXPECT_EQ(chat[i]["_target"], "/bot123456:ABC-example-test/sendMessage");
+  }
+  EXPECT_EQ(telegram.peak_in_flight(), 1) << "a chat's replies go out one at a time";
+
+  // A group (negative id) with a photo, and an edit the bot does not handle.
+  ASSERT_EQ(deliver(message(-200, 1, {{"photo", {{{"file_id", "F1"}, {"width", 90}, {"height", 90}}}}}), secret), 200);
+  ASSERT_EQ(deliver(nlohmann::json{{"update_id", next_update++},
+                                   {"edited_message", message(-200, 1, {{"text", "x"}})["message"]}},
+                    secret),
+            200);
+  ASSERT_EQ(deliver(message(-200, 2, {{"text", "/start"}}), secret), 200);
+  ASSERT_TRUE(WaitFor([&] { return sends(-200).size() >= 2; }, milliseconds(20'000))) << process.Log();
+  EXPECT_TRUE(WaitFor([&] { return QueuedJobs(config) == 0; }, milliseconds(10'000)));
+  const std::vector<nlohmann::json> group = sends(-200);
+  ASSERT_EQ(group.size(), 2u);
+  EXPECT_EQ(group[0]["text"], "Sorry Ada, I only read text messages.");
+  EXPECT_EQ(group[1]["text"], "Hi Ada! Send me anything and I will count it.");
+  EXPECT_EQ(telegram.Requests().size(), 6u);
+  EXPECT_EQ(process.Log().find("ABC-example-test"), std::string::npos) << "the token stays secret";
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
 }  // namespace
 }  // namespace firebreak::testing
