@@ -152,8 +152,12 @@ const SpanView* Named(const std::vector<SpanView>& spans, const std::string& pre
 TEST_F(ObservabilityTest, OneWebhookIsOneTraceFromIngressThroughTheJobToTheIntegration) {
   UpstreamServer collector;  // the OTLP/HTTP receiver
   UpstreamServer api;        // the external API the handler calls
+  // Its key goes in the URL's path (as Telegram's does): the span must not show it.
+  setenv("FB_TRACE_TEST_PATH_KEY", "s3cret-in-path", 1);
   ASSERT_NO_FATAL_FAILURE(Start("[[integrations]]\nname = \"llm\"\nbase_url = \"" + api.Url() +
-                                "\"\n[telemetry]\nlog_level = \"debug\"\notlp_endpoint = \"" +
+                                "\"\nauth = { path = { prefix = \"/key-\", value = { env = "
+                                "\"FB_TRACE_TEST_PATH_KEY\" } } }"
+                                "\n[telemetry]\nlog_level = \"debug\"\notlp_endpoint = \"" +
                                 collector.Url() + "\"\nservice_name = \"trace-test\"\n"));
   const std::string platform_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
   const std::string platform_span = "00f067aa0ba902b7";
@@ -197,10 +201,16 @@ TEST_F(ObservabilityTest, OneWebhookIsOneTraceFromIngressThroughTheJobToTheInteg
   EXPECT_EQ(job.attributes.at("firebreak.outcome"), "succeeded");
   EXPECT_EQ(call.attributes.at("firebreak.integration"), "llm");
   EXPECT_EQ(call.attributes.at("http.response.status_code"), "200");
+  EXPECT_EQ(call.attributes.at("url.full"), api.Url() + "/key-REDACTED/v1/chat");
   // The upstream saw the same trace, with the integration call's span as its parent.
   auto seen = api.Requests();
   ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].target, "/key-s3cret-in-path/v1/chat");
   EXPECT_EQ(seen[0].Header("traceparent"), "00-" + platform_trace + "-" + call.span_id + "-01");
+  for (const UpstreamRequest& batch : collector.Requests()) {
+    EXPECT_EQ(batch.body.find("s3cret-in-path"), std::string::npos) << "no span holds the key";
+  }
+  EXPECT_EQ(process_->Log().find("s3cret-in-path"), std::string::npos);
   // The resource names the service.
   auto first = nlohmann::json::parse(collector.Requests().at(0).body);
   EXPECT_EQ(first["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"],
