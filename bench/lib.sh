@@ -88,6 +88,24 @@ for line in sys.stdin:
 PY
 }
 
+# The no-op handler's command, as TOML array items, for BENCH_HANDLER = raw or sdk
+# (Python, above), sdk-node (the TypeScript SDK's dist/) or sdk-cpp (the C++ SDK's
+# build/release/bench/sdk-noop-bot); writes what it needs next to $1 (no extension).
+noop_handler_command() {
+  case "${BENCH_HANDLER:-raw}" in
+    sdk-node)
+      cat > "$1.mjs" <<JS
+import { Bot } from '$PWD/sdk/typescript/dist/index.js';
+await new Bot().on('*', () => {}).run({ concurrency: 1 });
+JS
+      printf '"node", "%s"' "$1.mjs" ;;
+    sdk-cpp) printf '"%s"' "$PWD/build/release/bench/sdk-noop-bot" ;;
+    *)
+      write_noop_handler "$1.py"
+      printf '"%s", "%s"' "${PY:-/usr/bin/python3}" "$1.py" ;;
+  esac
+}
+
 # A redis-server of the bench's own on a free port (append-only, fsync every second, no
 # snapshots), its PID in $pids; exports FIREBREAK_BENCH_REDIS_URL for micro_bench.
 start_bench_redis() {

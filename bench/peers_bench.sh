@@ -121,7 +121,7 @@ secret = { file = "$work/secret" }
 job = "slack.event"
 [[jobs]]
 type = "slack.event"
-handler = { command = ["$PY", "$work/noop.py"] }
+handler = { command = [$handler_command] }
 concurrency = $CONCURRENCY
 timeout = "30s"
 TOML
@@ -371,7 +371,7 @@ $PY -c 'import fastapi, uvicorn, rq, redis' 2>/dev/null ||
 
 bench_workdir firebreak-peers
 printf 'bench-secret' > "$work/secret"
-write_noop_handler "$work/noop.py"
+handler_command=$(noop_handler_command "$work/noop")  # BENCH_HANDLER picks it (lib.sh)
 : > "$work/runs.txt"
 
 echo "== peers: $(nproc) cores; wrk -t1 -c$CONNECTIONS, ${WARMUP}s warm-up + ${DURATION}s;" \

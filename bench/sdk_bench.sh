@@ -6,8 +6,9 @@
 #       plain json.loads + json.dumps per line, what a hand-written handler does
 #       sdk   the Python SDK's Bot with a no-op handler (envelope, context, answer)
 #       sdk-node  the TypeScript SDK's Bot (node, one job at a time, as firebreak sends them)
+#       sdk-cpp   the C++ SDK's Bot (bench/sdk/noop_bot.cc, one job at a time)
 #  2. Through firebreak: bench/peers_bench.sh's drain (firebreak worker, CONCURRENCY
-#     no-op handler processes, SQLite `process`) with the raw and with the SDK handler.
+#     no-op handler processes, SQLite `process`) with each of those handlers but `plain`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/release/firebreak}
@@ -18,6 +19,7 @@ PY=/usr/bin/python3
 source bench/lib.sh
 bench_workdir sdk-bench
 (cd sdk/typescript && node_modules/.bin/tsc -p .)  # dist/ (scripts/install-deps.sh ran npm ci)
+cmake --build --preset release --target sdk_noop_bot >/dev/null
 
 "$PY" - "$work/envelopes.ndjson" "$ENVELOPES" <<'PY'
 import json, sys
@@ -37,10 +39,7 @@ with open(sys.argv[1], "w") as f:
 PY
 write_noop_handler "$work/raw.py"
 BENCH_HANDLER=sdk write_noop_handler "$work/sdk.py"
-cat > "$work/sdk.mjs" <<JS
-import { Bot } from '$PWD/sdk/typescript/dist/index.js';
-await new Bot().on('*', () => {}).run({ concurrency: 1 });
-JS
+BENCH_HANDLER=sdk-node noop_handler_command "$work/sdk" >/dev/null  # $work/sdk.mjs
 cat > "$work/plain.py" <<'PY'
 import json, sys
 for line in sys.stdin:
@@ -51,10 +50,12 @@ PY
 echo "== handler SDKs, per process: $ENVELOPES envelopes ($(du -k "$work/envelopes.ndjson" | cut -f1) KiB), $ROUNDS rounds"
 declare -A total
 for round in $(seq 1 "$ROUNDS"); do
-  for h in raw plain sdk sdk-node; do
+  for h in raw plain sdk sdk-node sdk-cpp; do
     start=$(date +%s%N)
     if [ "$h" = sdk-node ]; then
       node "$work/sdk.mjs" < "$work/envelopes.ndjson" > "$work/out.ndjson"
+    elif [ "$h" = sdk-cpp ]; then
+      build/release/bench/sdk-noop-bot < "$work/envelopes.ndjson" > "$work/out.ndjson" 2>/dev/null
     else
       "$PY" "$work/$h.py" < "$work/envelopes.ndjson" > "$work/out.ndjson"
     fi
@@ -66,12 +67,12 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "round $round: $h $rate jobs/s"
   done
 done
-for h in raw plain sdk sdk-node; do echo "mean $h $(( total[$h] / ROUNDS )) jobs/s"; done
+for h in raw plain sdk sdk-node sdk-cpp; do echo "mean $h $(( total[$h] / ROUNDS )) jobs/s"; done
 echo "sdk / raw: $(python3 -c "print(f'{${total[sdk]}/${total[raw]}:.2f}')")x;" \
   "sdk / plain: $(python3 -c "print(f'{${total[sdk]}/${total[plain]}:.2f}')")x"
 
-echo "== through firebreak (bench/peers_bench.sh drain, SQLite process): raw, then SDK handler"
-for h in raw sdk; do
+echo "== through firebreak (bench/peers_bench.sh drain, SQLite process): raw, then each SDK's handler"
+for h in raw sdk sdk-node sdk-cpp; do
   BENCH_HANDLER=$h STACKS=fb-sqlite-process ROUNDS=1 DURATION=${DURATION:-5} BIN=$BIN \
     bench/peers_bench.sh 2>&1 | grep -E "^\| firebreak" | sed "s/^/$h handler: /"
 done
