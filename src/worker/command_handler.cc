@@ -40,6 +40,25 @@ constexpr int64_t kStderrBudgetLines = 200;       // logged per attempt
 // Lines up to this long are their own repeat key; longer ones are keyed by a hash, so
 // the logger's repeat table stays small.
 constexpr size_t kMaxVerbatimRepeatKey = 256;
+
+// The level of a handler's stderr line: a JSON line's own "level" (the SDKs write
+// {"level":"warn",...}; "warning", "fatal" and "critical" too), else info. A string search,
+// not a parse: the line is logged as it came either way.
+log::Level StderrLineLevel(std::string_view line) {
+  if (line.empty() || line.front() != '{') return log::Level::kInfo;
+  size_t at = line.find("\"level\"");
+  if (at == std::string_view::npos) return log::Level::kInfo;
+  at = line.find_first_not_of(" \t", at + 7);
+  if (at == std::string_view::npos || line[at] != ':') return log::Level::kInfo;
+  at = line.find_first_not_of(" \t", at + 1);
+  if (at == std::string_view::npos || line[at] != '"') return log::Level::kInfo;
+  const std::string_view rest = line.substr(at + 1);
+  const std::string_view level = rest.substr(0, rest.find('"'));
+  if (level == "debug" || level == "trace") return log::Level::kDebug;
+  if (level == "warn" || level == "warning") return log::Level::kWarn;
+  if (level == "error" || level == "fatal" || level == "critical") return log::Level::kError;
+  return log::Level::kInfo;
+}
 constexpr milliseconds kRetireGrace{1000};
 constexpr milliseconds kStderrLinger{1000};  // a crash's traceback trails its exit
 // Without a pidfd (Linux < 5.3), a handler's exit is looked for this often.
@@ -295,7 +314,7 @@ class StderrLog {
           .append(std::to_string(line.size()));
     }
     if (truncated) {
-      log::WriteLimited(log::Level::kInfo, key, "handler stderr",
+      log::WriteLimited(StderrLineLevel(line), key, "handler stderr",
                         {{"job_id", job_id_},
                          {"job_type", job_type_},
                          {"pid", static_cast<int>(pid_)},
@@ -303,7 +322,7 @@ class StderrLog {
                          {"truncated", true},
                          {"trace_id", trace_id_}});
     } else {
-      log::WriteLimited(log::Level::kInfo, key, "handler stderr",
+      log::WriteLimited(StderrLineLevel(line), key, "handler stderr",
                         {{"job_id", job_id_},
                          {"job_type", job_type_},
                          {"pid", static_cast<int>(pid_)},

@@ -106,7 +106,8 @@ TEST(SdkCppTest, ABotWrittenWithTheSdkRepliesOncePerEventThroughTheSidecar) {
 
   EXPECT_EQ(ReadLines(dir.File("envelopes.ndjson")).size(), 2u);
   EXPECT_EQ(SchemaErrors("envelope", dir.File("envelopes.ndjson")), "");
-  // The SDK's log lines reach firebreak's log under their job, with the job's trace.
+  // The SDK's log lines reach firebreak's log under their job, with the job's trace, at
+  // their own level (its debug lines are below firebreak's log_level).
   int replies = 0;
   for (const std::string& line : ReadLines(dir.File("log.txt"))) {
     nlohmann::json entry = nlohmann::json::parse(line, nullptr, false);
@@ -115,6 +116,7 @@ TEST(SdkCppTest, ABotWrittenWithTheSdkRepliesOncePerEventThroughTheSidecar) {
     EXPECT_EQ(sdk["job_id"], entry["job_id"]);
     EXPECT_EQ(sdk["trace_id"], entry["trace_id"]);
     EXPECT_EQ(sdk["msg"], "replying");
+    EXPECT_EQ(entry["level"], "info");
     ++replies;
   }
   EXPECT_EQ(replies, 2);

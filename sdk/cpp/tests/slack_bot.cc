@@ -17,6 +17,7 @@ int main() {
     const std::string user_id = event["user"];
     auto user = ctx.integration("slack-api").get("/api/users.info", {{"user", user_id}});
     const std::string name = user.raise_for_status().json()["user"]["name"];
+    ctx.log.debug("looked up", {{"user", name}});  // under firebreak's log_level: not logged
     const std::string team = ctx.payload()["team_id"];
     firebreak::Json convo =
         ctx.session("slack:" + team + ":" + user_id)
