@@ -72,9 +72,18 @@ std::string ListenUrl(const std::string& listen) {
 
 int Send(const std::string& config_path, const std::string& source_name, const std::string& data,
          const std::string& url) {
-  auto config = LoadForCli(config_path);
+  // Only the source's own secrets: trying a bot by hand should not need its API tokens.
+  auto config = LoadForCli(config_path, /*resolve_secrets=*/false);
   if (!config) return kExitUsage;
-  const SourceConfig* source = config->FindSource(source_name);
+  SourceConfig* source = nullptr;
+  for (size_t i = 0; i < config->sources.size() && source == nullptr; ++i) {
+    if (config->sources[i].name != source_name) continue;
+    source = &config->sources[i];
+    if (Status st = ResolveSourceSecrets(*source, "sources[" + std::to_string(i) + "]"); !st.ok()) {
+      std::cerr << "config error: " << st.message() << "\n";
+      return kExitUsage;
+    }
+  }
   if (!source) {
     std::cerr << "no source named \"" << source_name << "\" in " << config_path << "\n";
     return kExitUsage;

@@ -386,6 +386,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path);
 // this build yet) are errors (kInvalidArgument) that name the secret's location, key
 // and reference, never a value. Stops at the first error; secrets before it stay filled.
 Status ResolveSecrets(Config& config);
+// Only one source's (`path` names it in errors, e.g. "sources[2]"): `firebreak send` signs
+// with them and needs none of the integrations' or admin tokens.
+Status ResolveSourceSecrets(SourceConfig& source, const std::string& path);
 
 // A readable multi-line summary for `firebreak check`: listen address, queue, stores,
 // every source (kind, path, job, secret reference), job (handler, concurrency, timeout,

@@ -77,6 +77,29 @@ std::string Secret::Describe() const {
   return "unknown";
 }
 
+Status ResolveSourceSecrets(SourceConfig& source, const std::string& path) {
+  if (source.secret) {
+    if (Status status = Resolve(*source.secret, path + ".secret"); !status.ok()) return status;
+  }
+  if (source.previous_secret) {
+    if (Status status = Resolve(*source.previous_secret, path + ".previous_secret");
+        !status.ok()) {
+      return status;
+    }
+  }
+  if (source.verify_token) {
+    if (Status status = Resolve(*source.verify_token, path + ".verify_token"); !status.ok()) {
+      return status;
+    }
+  }
+  if (source.signing_key) {
+    if (Status status = Resolve(*source.signing_key, path + ".signing_key"); !status.ok()) {
+      return status;
+    }
+  }
+  return Status::Ok();
+}
+
 Status ResolveSecrets(Config& config) {
   if (config.server.admin_token) {
     if (Status status = Resolve(*config.server.admin_token, "server.admin_token"); !status.ok()) {
@@ -104,27 +127,8 @@ Status ResolveSecrets(Config& config) {
     }
   }
   for (size_t i = 0; i < config.sources.size(); ++i) {
-    SourceConfig& source = config.sources[i];
-    std::string path = "sources[" + std::to_string(i) + "]";
-    if (source.secret) {
-      if (Status status = Resolve(*source.secret, path + ".secret"); !status.ok()) return status;
-    }
-    if (source.previous_secret) {
-      if (Status status = Resolve(*source.previous_secret, path + ".previous_secret");
-          !status.ok()) {
-        return status;
-      }
-    }
-    if (source.verify_token) {
-      if (Status status = Resolve(*source.verify_token, path + ".verify_token"); !status.ok()) {
-        return status;
-      }
-    }
-    if (source.signing_key) {
-      if (Status status = Resolve(*source.signing_key, path + ".signing_key"); !status.ok()) {
-        return status;
-      }
-    }
+    Status status = ResolveSourceSecrets(config.sources[i], "sources[" + std::to_string(i) + "]");
+    if (!status.ok()) return status;
   }
   for (size_t i = 0; i < config.integrations.size(); ++i) {
     IntegrationConfig& integration = config.integrations[i];

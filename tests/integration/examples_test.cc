@@ -585,6 +585,11 @@ TEST(ExamplesTest, TelegramBotAnswersEachChatInOrderThroughSendMessage) {
   EXPECT_EQ(group[1]["text"], "Hi Ada! Send me anything and I will count it.");
   EXPECT_EQ(telegram.Requests().size(), 6u);
   EXPECT_EQ(process.Log().find("ABC-example-test"), std::string::npos) << "the token stays secret";
+  // `firebreak send` signs with the source's secret alone: trying the bot needs no API token.
+  unsetenv("TELEGRAM_BOT_TOKEN");
+  CommandResult sent = RunFirebreak({"send", "-c", config, "--source", "telegram"});
+  EXPECT_EQ(sent.exit_code, 0) << sent.out;
+  EXPECT_NE(sent.out.find("-> 200"), std::string::npos) << sent.out;
   EXPECT_EQ(process.Terminate(), 0);
 }
 
