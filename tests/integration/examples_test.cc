@@ -45,11 +45,9 @@ Result<HttpResponse> SendSlackMessage(uint16_t port, const std::string& event_id
                            {"user", user},
                            {"text", text},
                            {"ts", "1700000000." + event_id.substr(2)}}}};
-  HttpRequest req;
-  req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/slack";
-  req.body = body.dump();
-  req.headers = SlackHeaders(kSigningSecret, req.body, NowSeconds(), "application/json");
-  return HttpCall(req);
+  const std::string text_body = body.dump();
+  return PostTo(port, "/hooks/slack", text_body,
+                SlackHeaders(kSigningSecret, text_body, NowSeconds(), "application/json"));
 }
 
 std::vector<nlohmann::json> PostedMessages(const UpstreamServer& slack) {
@@ -78,14 +76,12 @@ TEST(ExamplesTest, SlackBotRepliesInTheThreadThroughSlackApiAndRemembersTheConve
   ASSERT_TRUE(process.Start()) << process.Log();
 
   // A slash command: form-encoded, answered in the channel through its response_url.
-  HttpRequest command;
-  command.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/slack";
-  command.body =
+  const std::string command =
       "token=x&team_id=T1&channel_id=C1&user_id=U7&command=%2Fecho&text=ping+me"
       "&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1%2F1234%2Fabcd&trigger_id=13.4";
-  command.headers = SlackHeaders(kSigningSecret, command.body, NowSeconds(),
-                                 "application/x-www-form-urlencoded");
-  auto command_res = HttpCall(command);
+  auto command_res = PostTo(port, "/hooks/slack", command,
+                            SlackHeaders(kSigningSecret, command, NowSeconds(),
+                                         "application/x-www-form-urlencoded"));
   ASSERT_TRUE(command_res.ok() && command_res->status == 200) << process.Log();
   ASSERT_EQ(SendSlackMessage(port, "Ev1", "U1", "hello")->status, 200);
   ASSERT_EQ(SendSlackMessage(port, "Ev2", "U1", "again")->status, 200);
@@ -144,13 +140,9 @@ TEST(ExamplesTest, DiscordBotDefersASlashCommandAndFollowsUpThroughTheInteractio
   ASSERT_TRUE(process.Start()) << process.Log();
   auto send = [&](const std::string& body) {
     const std::string ts = std::to_string(NowSeconds());
-    HttpRequest req;
-    req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/discord";
-    req.body = body;
-    req.headers = {{"X-Signature-Ed25519", Ed25519SignHex(seed, ts + body)},
-                   {"X-Signature-Timestamp", ts},
-                   {"Content-Type", "application/json"}};
-    return HttpCall(req);
+    return PostTo(port, "/hooks/discord", body,
+                  {{"X-Signature-Ed25519", Ed25519SignHex(seed, ts + body)},
+                   {"X-Signature-Timestamp", ts}});
   };
 
   auto ping = send(R"({"id":"900","application_id":"APP1","type":1,"token":"t0","version":1})");
@@ -204,15 +196,10 @@ TEST(ExamplesTest, GithubBotLabelsEachNewIssueOnceThroughTheRestApi) {
   FirebreakProcess process("run", config, dir.File("log.txt"), port);
   ASSERT_TRUE(process.Start()) << process.Log();
   auto deliver = [&](const std::string& event, const std::string& delivery, const std::string& body) {
-    HttpRequest req;
-    req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/github";
-    req.body = body;
-    req.headers = {{"X-Hub-Signature-256", "sha256=" + HmacSha256Hex(secret, body)},
-                   {"X-GitHub-Event", event},
-                   {"X-GitHub-Delivery", delivery},
-                   {"Content-Type", "application/json"}};
-    auto res = HttpCall(req);
-    return res.ok() ? res->status : 0;
+    return PostStatus(port, "/hooks/github", body,
+                      {{"X-Hub-Signature-256", "sha256=" + HmacSha256Hex(secret, body)},
+                       {"X-GitHub-Event", event},
+                       {"X-GitHub-Delivery", delivery}});
   };
   auto issue = [](const std::string& action, int number, const std::string& title) {
     return nlohmann::json{{"action", action},
@@ -424,14 +411,9 @@ TEST(ExamplesTest, WhatsappBotRepliesThroughTheCloudApiOncePerMessage) {
         .dump();
   };
   auto deliver = [&](const std::string& body, const std::string& signature = "") {
-    HttpRequest req;
-    req.url = hook;
-    req.body = body;
-    req.headers = {{"X-Hub-Signature-256",
-                    signature.empty() ? "sha256=" + HmacSha256Hex(secret, body) : signature},
-                   {"Content-Type", "application/json"}};
-    auto res = HttpCall(req);
-    return res.ok() ? res->status : 0;
+    return PostStatus(port, "/hooks/whatsapp", body,
+                      {{"X-Hub-Signature-256",
+                        signature.empty() ? "sha256=" + HmacSha256Hex(secret, body) : signature}});
   };
 
   const std::string first =
@@ -522,12 +504,8 @@ TEST(ExamplesTest, TelegramBotAnswersEachChatInOrderThroughSendMessage) {
   FirebreakProcess process("run", config, dir.File("log.txt"), port);
   ASSERT_TRUE(process.Start()) << process.Log();
   auto deliver = [&](const nlohmann::json& update, const std::string& token) {
-    HttpRequest req;
-    req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/telegram";
-    req.body = update.dump();
-    req.headers = {{"X-Telegram-Bot-Api-Secret-Token", token}, {"Content-Type", "application/json"}};
-    auto res = HttpCall(req);
-    return res.ok() ? res->status : 0;
+    return PostStatus(port, "/hooks/telegram", update.dump(),
+                      {{"X-Telegram-Bot-Api-Secret-Token", token}});
   };
   int next_update = 500;
   auto message = [&](int64_t chat, int message_id, const nlohmann::json& content) {

@@ -6,11 +6,13 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <strings.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -260,14 +262,28 @@ std::string Ed25519SignHex(const std::string& seed_hex, const std::string& messa
   return Hex(sig, len);
 }
 
-Result<HttpResponse> PostHmacSigned(uint16_t port, const std::string& path,
-                                    const std::string& secret, const std::string& body) {
+Result<HttpResponse> PostTo(uint16_t port, const std::string& path, const std::string& body,
+                            std::vector<std::pair<std::string, std::string>> headers) {
   HttpRequest req;
   req.url = "http://127.0.0.1:" + std::to_string(port) + path;
-  req.headers = {{"X-Signature", HmacSha256Hex(secret, body)},
-                 {"Content-Type", "application/json"}};
+  const bool typed = std::any_of(headers.begin(), headers.end(), [](const auto& header) {
+    return strcasecmp(header.first.c_str(), "Content-Type") == 0;
+  });
+  if (!typed) headers.emplace_back("Content-Type", "application/json");
+  req.headers = std::move(headers);
   req.body = body;
   return HttpCall(req);
+}
+
+int PostStatus(uint16_t port, const std::string& path, const std::string& body,
+               std::vector<std::pair<std::string, std::string>> headers) {
+  auto res = PostTo(port, path, body, std::move(headers));
+  return res.ok() ? res->status : 0;
+}
+
+Result<HttpResponse> PostHmacSigned(uint16_t port, const std::string& path,
+                                    const std::string& secret, const std::string& body) {
+  return PostTo(port, path, body, {{"X-Signature", HmacSha256Hex(secret, body)}});
 }
 
 std::vector<std::pair<std::string, std::string>> SlackHeaders(const std::string& secret,

@@ -87,6 +87,13 @@ std::string HmacSha256Hex(const std::string& key, const std::string& data);
 // `message`, both hex (Discord signs timestamp + body this way).
 std::string Ed25519PublicHex(const std::string& seed_hex);
 std::string Ed25519SignHex(const std::string& seed_hex, const std::string& message);
+// POSTs `body` to 127.0.0.1:port`path` with `headers` (a platform's signature headers),
+// and Content-Type application/json unless they name one.
+Result<HttpResponse> PostTo(uint16_t port, const std::string& path, const std::string& body,
+                            std::vector<std::pair<std::string, std::string>> headers);
+// The same, answering only the status: 0 when there was no answer.
+int PostStatus(uint16_t port, const std::string& path, const std::string& body,
+               std::vector<std::pair<std::string, std::string>> headers);
 // POSTs a JSON `body` to 127.0.0.1:port`path` signed for an hmac source with the
 // default header (X-Signature, no prefix, sha256).
 Result<HttpResponse> PostHmacSigned(uint16_t port, const std::string& path,

@@ -73,12 +73,8 @@ TEST(SdkCppTest, ABotWrittenWithTheSdkRepliesOncePerEventThroughTheSidecar) {
   FirebreakProcess process("run", dir.Write("firebreak.toml", config), dir.File("log.txt"), port);
   ASSERT_TRUE(process.Start()) << process.Log();
   auto post = [&](const std::string& body) {
-    HttpRequest req;
-    req.url = "http://127.0.0.1:" + std::to_string(port) + "/hooks/slack";
-    req.body = body;
-    req.headers = SlackHeaders(kSecret, body, NowSeconds(), "application/json");
-    auto res = HttpCall(req);
-    return res.ok() ? res->status : 0;
+    return PostStatus(port, "/hooks/slack", body,
+                      SlackHeaders(kSecret, body, NowSeconds(), "application/json"));
   };
 
   const std::string first = SlackEvent("Ev0001", "hello");

@@ -27,6 +27,11 @@ std::string Encode(const std::string& text) {  // percent-encoding of a path seg
   return out;
 }
 
+std::string Upper(std::string text) {  // HTTP methods: "post" -> "POST"
+  for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return text;
+}
+
 std::mutex& StderrMutex() {
   static std::mutex mutex;
   return mutex;
@@ -135,9 +140,7 @@ Response Integration::request(const std::string& method, const std::string& path
     target += (i == 0 && target.find('?') == std::string::npos ? "?" : "&") +
               Encode(options.params[i].first) + "=" + Encode(options.params[i].second);
   }
-  std::string upper = method;
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  Response response = ctx_.call(upper, target, body, std::move(headers), options.timeout);
+  Response response = ctx_.call(Upper(method), target, body, std::move(headers), options.timeout);
   if (auto it = response.headers.find("x-firebreak-origin");
       it != response.headers.end() && it->second == "firebreak") {
     throw_sidecar_error(response);
@@ -280,9 +283,7 @@ Response Context::call(const std::string& method, const std::string& target,
 
 void Context::action(const std::string& integration, const std::string& method,
                      const std::string& path, Json json, const ActionOptions& options) {
-  std::string upper = method;
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  Json action = {{"integration", integration}, {"method", upper}, {"path", path}};
+  Json action = {{"integration", integration}, {"method", Upper(method)}, {"path", path}};
   if (!json.is_null()) action["json"] = std::move(json);
   if (options.body) action["body"] = *options.body;
   if (!options.headers.empty()) action["headers"] = options.headers;
