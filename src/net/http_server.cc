@@ -42,6 +42,7 @@ struct HttpServer::Impl {
         handle(std::move(h)),
         too_large(std::move(t)),
         io(std::max(1, options.threads)),
+        accept_strand(asio::make_strand(io)),
         acceptor(io) {}
 
   asio::awaitable<void> Accept();
@@ -53,6 +54,10 @@ struct HttpServer::Impl {
   const Handler handle;
   const TooLargeHook too_large;
   asio::io_context io;
+  // The accept loop and StopAccepting's close run here, one at a time: closing the
+  // acceptor on one io thread while the loop starts its next accept on another raced on
+  // the acceptor's reactor state (UBSan: a null descriptor_state in deregister_descriptor).
+  asio::strand<asio::io_context::executor_type> accept_strand;
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
@@ -242,7 +247,7 @@ Status HttpServer::Start() {
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Unavailable("cannot listen on " + options.listen + ": " + ec.message());
   port_ = acceptor.local_endpoint().port();
-  asio::co_spawn(impl_->io, impl_->Accept(), asio::detached);
+  asio::co_spawn(impl_->accept_strand, impl_->Accept(), asio::detached);
   for (int i = 0; i < std::max(1, options.threads); ++i) {
     impl_->threads.emplace_back([this] { impl_->io.run(); });
   }
@@ -251,7 +256,7 @@ Status HttpServer::Start() {
 
 void HttpServer::StopAccepting() {
   impl_->stopping = true;
-  asio::post(impl_->io, [this] {
+  asio::post(impl_->accept_strand, [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
   });
